@@ -1,0 +1,79 @@
+// Command defenderbot drives Microsoft Defender for Endpoint from Slack with
+// two-person approval, keeps Defender's indicators in sync with a STIX feed,
+// and runs every playbook action from the command line.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// cli is what every subcommand gets: its streams and environment, so that
+// tests can run subcommands in-process without touching the real ones.
+type cli struct {
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+// subcommand runs with the arguments after its name and returns the exit code.
+type subcommand struct {
+	summary string
+	run     func(ctx context.Context, c *cli, args []string) int
+}
+
+func subcommands() map[string]subcommand {
+	return map[string]subcommand{
+		"serve":           {"run the Slack bot and the IOC scheduler (production)", runServe},
+		"demo":            {"run the whole approval flow on loopback, no credentials needed", runDemo},
+		"action":          {"run one playbook action against Defender and print its output as JSON", runAction},
+		"push-iocs":       {"push IOCs from a STIX feed to Defender once", runPushIOCs},
+		"validate-config": {"check a configuration file and list every problem", runValidateConfig},
+		"emulator":        {"run the Defender API emulator standalone", runEmulator},
+		"audit":           {"print the audit trail as JSON lines", runAudit},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, c *cli, args []string) int {
+	cmds := subcommands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(c.stderr, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	sc, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(c.stderr, "defenderbot: unknown command %q\n\n", args[0])
+		usage(c.stderr, cmds)
+		return 2
+	}
+	return sc.run(ctx, c, args[1:])
+}
+
+func usage(w io.Writer, cmds map[string]subcommand) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "usage: defenderbot COMMAND [flags]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-16s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nEvery command takes --config FILE (or DEFENDERBOT_CONFIG); run 'defenderbot COMMAND -h' for its flags.")
+}
