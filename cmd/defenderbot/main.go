@@ -13,6 +13,9 @@ import (
 	"syscall"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 // cli is what every subcommand gets: its streams and environment, so that
 // tests can run subcommands in-process without touching the real ones.
 type cli struct {
@@ -36,6 +39,8 @@ func subcommands() map[string]subcommand {
 		"validate-config": {"check a configuration file and list every problem", runValidateConfig},
 		"emulator":        {"run the Defender API emulator standalone", runEmulator},
 		"audit":           {"print the audit trail as JSON lines", runAudit},
+		"healthcheck":     {"probe a running server's /healthz (container health check)", runHealthcheck},
+		"version":         {"print the version", runVersion},
 	}
 }
 
