@@ -1,0 +1,134 @@
+// Package config loads, overrides and validates defenderbot's configuration:
+// a YAML file, then DEFENDERBOT_* and the usual Azure/Slack environment
+// variables, then secrets read from files.
+package config
+
+import (
+	"time"
+)
+
+// Config is defenderbot's whole configuration. The yaml tags are the file's
+// keys; every key can also be set from the environment (see Load).
+type Config struct {
+	Listen    string `yaml:"listen"`
+	LogLevel  string `yaml:"log_level"`
+	LogFormat string `yaml:"log_format"`
+
+	Defender Defender `yaml:"defender"`
+	Slack    Slack    `yaml:"slack"`
+	Approval Approval `yaml:"approval"`
+	Store    Store    `yaml:"store"`
+	IOCs     IOCs     `yaml:"iocs"`
+}
+
+// Defender holds the Defender for Endpoint API and Azure AD app settings.
+type Defender struct {
+	BaseURL       string        `yaml:"base_url"`
+	TenantID      string        `yaml:"tenant_id"`
+	AppID         string        `yaml:"app_id"`
+	AppSecret     Secret        `yaml:"app_secret"`
+	AppSecretFile string        `yaml:"app_secret_file"`
+	AuthorityHost string        `yaml:"authority_host"`
+	Timeout       time.Duration `yaml:"timeout"`
+	PollInterval  time.Duration `yaml:"poll_interval"`
+	PollTimeout   time.Duration `yaml:"poll_timeout"`
+	MaxRetries    int           `yaml:"max_retries"`
+}
+
+// Slack holds the Slack app settings. With AppToken set the bot uses Socket
+// Mode and needs no signing secret.
+type Slack struct {
+	BotToken          Secret `yaml:"bot_token"`
+	BotTokenFile      string `yaml:"bot_token_file"`
+	SigningSecret     Secret `yaml:"signing_secret"`
+	SigningSecretFile string `yaml:"signing_secret_file"`
+	AppToken          Secret `yaml:"app_token"`
+	AppTokenFile      string `yaml:"app_token_file"`
+	APIURL            string `yaml:"api_url"`
+	ApprovalChannel   string `yaml:"approval_channel"`
+	Command           string `yaml:"command"`
+}
+
+// SocketMode reports whether the bot connects over Socket Mode.
+func (s Slack) SocketMode() bool { return s.AppToken != "" }
+
+// Approval holds the two-person approval rules.
+type Approval struct {
+	// Approvers are Slack user IDs (U…/W…) or user-group IDs (S…).
+	Approvers []string `yaml:"approvers"`
+	// Requesters may request actions; empty means anyone.
+	Requesters             []string      `yaml:"requesters"`
+	AllowSelfApproval      bool          `yaml:"allow_self_approval"`
+	RequiredApprovals      int           `yaml:"required_approvals"`
+	TTL                    time.Duration `yaml:"ttl"`
+	ActionsWithoutApproval []string      `yaml:"actions_without_approval"`
+}
+
+// Store selects the persistence backend.
+type Store struct {
+	Driver string `yaml:"driver"`
+	// DSN may hold a database password, so it is a Secret.
+	DSN     Secret `yaml:"dsn"`
+	DSNFile string `yaml:"dsn_file"`
+}
+
+// IOCs configures the scheduled STIX to Defender indicator sync.
+type IOCs struct {
+	Enabled           bool    `yaml:"enabled"`
+	STIXObjectsPath   string  `yaml:"stix_objects_path"`
+	Schedule          string  `yaml:"schedule"`
+	Action            string  `yaml:"action"`
+	Severity          string  `yaml:"severity"`
+	GenerateAlert     bool    `yaml:"generate_alert"`
+	SekoiaBaseURL     string  `yaml:"sekoia_base_url"`
+	Mode              string  `yaml:"mode"`
+	MaxDeleteFraction float64 `yaml:"max_delete_fraction"`
+	ReportChannel     string  `yaml:"report_channel"`
+}
+
+// Default values, also documented in config.example.yaml.
+const (
+	DefaultDefenderBaseURL = "https://api.securitycenter.microsoft.com"
+	DefaultAuthorityHost   = "https://login.microsoftonline.com"
+	DefaultSlackAPIURL     = "https://slack.com/api/"
+)
+
+// Default returns the configuration used when nothing is set.
+func Default() *Config {
+	return &Config{
+		Listen:    ":8080",
+		LogLevel:  "info",
+		LogFormat: "json",
+		Defender: Defender{
+			BaseURL:       DefaultDefenderBaseURL,
+			AuthorityHost: DefaultAuthorityHost,
+			Timeout:       30 * time.Second,
+			PollInterval:  15 * time.Second,
+			PollTimeout:   30 * time.Minute,
+			MaxRetries:    5,
+		},
+		Slack: Slack{
+			APIURL:  DefaultSlackAPIURL,
+			Command: "/defender",
+		},
+		Approval: Approval{
+			Approvers:              []string{},
+			Requesters:             []string{},
+			RequiredApprovals:      1,
+			TTL:                    time.Hour,
+			ActionsWithoutApproval: []string{"get-action"},
+		},
+		Store: Store{
+			Driver: "sqlite",
+			DSN:    "defenderbot.db",
+		},
+		IOCs: IOCs{
+			Schedule:          "@every 1h",
+			Action:            "Block",
+			Severity:          "Medium",
+			GenerateAlert:     true,
+			Mode:              "incremental",
+			MaxDeleteFraction: 0.2,
+		},
+	}
+}

@@ -1,0 +1,324 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts every per-key environment override:
+// DEFENDERBOT_<SECTION>_<KEY>, or DEFENDERBOT_<KEY> for top-level keys.
+const EnvPrefix = "DEFENDERBOT_"
+
+// usualEnv maps the conventional Azure and Slack variable names to config
+// keys. They are applied before the DEFENDERBOT_* names, so when both are set
+// the DEFENDERBOT_* form wins (it is the more specific one).
+var usualEnv = []struct{ name, key string }{
+	{"DEFENDER_BASE_URL", "defender.base_url"},
+	{"AZURE_TENANT_ID", "defender.tenant_id"},
+	{"AZURE_CLIENT_ID", "defender.app_id"},
+	{"AZURE_CLIENT_SECRET", "defender.app_secret"},
+	{"AZURE_CLIENT_SECRET_FILE", "defender.app_secret_file"},
+	{"AZURE_AUTHORITY_HOST", "defender.authority_host"},
+	{"SLACK_BOT_TOKEN", "slack.bot_token"},
+	{"SLACK_BOT_TOKEN_FILE", "slack.bot_token_file"},
+	{"SLACK_SIGNING_SECRET", "slack.signing_secret"},
+	{"SLACK_SIGNING_SECRET_FILE", "slack.signing_secret_file"},
+	{"SLACK_APP_TOKEN", "slack.app_token"},
+	{"SLACK_APP_TOKEN_FILE", "slack.app_token_file"},
+	{"SLACK_API_URL", "slack.api_url"},
+}
+
+// UsualEnv returns the conventional environment variable names Load honours,
+// mapped to the config key each sets.
+func UsualEnv() map[string]string {
+	m := make(map[string]string, len(usualEnv))
+	for _, u := range usualEnv {
+		m[u.name] = u.key
+	}
+	return m
+}
+
+// Load reads the YAML file at path (skipped when path is ""), on top of the
+// defaults, then applies environment overrides and reads secrets from
+// files. Unknown keys are errors naming the key and its line. Load does not
+// validate: call Validate with the purpose at hand. getenv may be nil.
+//
+// Order, later wins: defaults, file, usual variables (AZURE_CLIENT_ID...),
+// DEFENDERBOT_<SECTION>_<KEY>. A secret and its *_file form may not both be
+// set once all sources are merged.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: read %s: %w", path, err)
+		}
+		if err := decodeYAML(data, cfg); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	var problems []string
+	problems = append(problems, applyEnv(cfg, getenv)...)
+	problems = append(problems, readSecretFiles(cfg)...)
+	if len(problems) > 0 {
+		return nil, &ValidationError{Problems: problems}
+	}
+	cfg.normalize()
+	return cfg, nil
+}
+
+// Parse decodes YAML configuration on top of the defaults, without the
+// environment or secret files (useful to tests and tools).
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	if err := decodeYAML(data, cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg.normalize()
+	return cfg, nil
+}
+
+func decodeYAML(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // empty file: defaults
+		}
+		return err
+	}
+	// A second document is almost certainly a mistake (e.g. a stray "---").
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("more than one YAML document")
+	}
+	return nil
+}
+
+var (
+	secretType   = reflect.TypeFor[Secret]()
+	durationType = reflect.TypeFor[time.Duration]()
+)
+
+func yamlKey(f reflect.StructField) string {
+	tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if tag == "" {
+		return strings.ToLower(f.Name)
+	}
+	return tag
+}
+
+// Field is one leaf key of the configuration.
+type Field struct {
+	Key    string // dotted YAML key, e.g. "defender.poll_interval"
+	Env    string // its DEFENDERBOT_* variable
+	Secret bool
+	value  reflect.Value
+}
+
+// Fields lists every leaf key of cfg in declaration order.
+func Fields(cfg *Config) []Field {
+	var out []Field
+	var walk func(v reflect.Value, prefix string)
+	walk = func(v reflect.Value, prefix string) {
+		t := v.Type()
+		for i := range t.NumField() {
+			key := prefix + yamlKey(t.Field(i))
+			fv := v.Field(i)
+			if fv.Kind() == reflect.Struct {
+				walk(fv, key+".")
+				continue
+			}
+			out = append(out, Field{
+				Key:    key,
+				Env:    EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_")),
+				Secret: fv.Type() == secretType,
+				value:  fv,
+			})
+		}
+	}
+	walk(reflect.ValueOf(cfg).Elem(), "")
+	return out
+}
+
+func applyEnv(cfg *Config, getenv func(string) string) []string {
+	fields := Fields(cfg)
+	byKey := make(map[string]Field, len(fields))
+	for _, f := range fields {
+		byKey[f.Key] = f
+	}
+	var problems []string
+	set := func(name, raw string, f Field) {
+		if err := setField(f.value, raw); err != nil {
+			// Never echo a secret's value back.
+			if f.Secret {
+				problems = append(problems, fmt.Sprintf("%s: invalid value", name))
+			} else {
+				problems = append(problems, fmt.Sprintf("%s: %v", name, err))
+			}
+		}
+	}
+	for _, u := range usualEnv {
+		if raw, ok := lookup(getenv, u.name); ok {
+			set(u.name, raw, byKey[u.key])
+		}
+	}
+	for _, f := range fields {
+		if raw, ok := lookup(getenv, f.Env); ok {
+			set(f.Env, raw, f)
+		}
+	}
+	return problems
+}
+
+// lookup treats an empty variable as unset, like most twelve-factor tools:
+// an exported-but-empty variable should not wipe a file's value.
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func setField(v reflect.Value, raw string) error {
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(strings.TrimSpace(raw))
+		if err != nil {
+			return fmt.Errorf("invalid duration %q (use Go syntax such as 30s or 1h)", raw)
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(raw)
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(raw))
+		if err != nil {
+			return fmt.Errorf("invalid boolean %q (use true or false)", raw)
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Int:
+		n, err := strconv.Atoi(strings.TrimSpace(raw))
+		if err != nil {
+			return fmt.Errorf("invalid integer %q", raw)
+		}
+		v.SetInt(int64(n))
+	case v.Kind() == reflect.Float64:
+		x, err := strconv.ParseFloat(strings.TrimSpace(raw), 64)
+		if err != nil {
+			return fmt.Errorf("invalid number %q", raw)
+		}
+		v.SetFloat(x)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		list := []string{}
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				list = append(list, s)
+			}
+		}
+		v.Set(reflect.ValueOf(list))
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}
+
+// secretFile pairs each secret with the key naming a file that holds it.
+func secretFiles(cfg *Config) []struct {
+	key, fileKey string
+	secret       *Secret
+	file         string
+} {
+	return []struct {
+		key, fileKey string
+		secret       *Secret
+		file         string
+	}{
+		{"defender.app_secret", "defender.app_secret_file", &cfg.Defender.AppSecret, cfg.Defender.AppSecretFile},
+		{"slack.bot_token", "slack.bot_token_file", &cfg.Slack.BotToken, cfg.Slack.BotTokenFile},
+		{"slack.signing_secret", "slack.signing_secret_file", &cfg.Slack.SigningSecret, cfg.Slack.SigningSecretFile},
+		{"slack.app_token", "slack.app_token_file", &cfg.Slack.AppToken, cfg.Slack.AppTokenFile},
+		{"store.dsn", "store.dsn_file", &cfg.Store.DSN, cfg.Store.DSNFile},
+	}
+}
+
+func readSecretFiles(cfg *Config) []string {
+	var problems []string
+	for _, s := range secretFiles(cfg) {
+		if s.file == "" {
+			continue
+		}
+		// store.dsn has a default; only an explicit value conflicts.
+		if s.secret.IsSet() && !(s.key == "store.dsn" && *s.secret == Default().Store.DSN) {
+			problems = append(problems, fmt.Sprintf("%s and %s are both set: use only one", s.key, s.fileKey))
+			continue
+		}
+		data, err := os.ReadFile(s.file)
+		if err != nil {
+			// The path is not secret; the error from os names only the path.
+			problems = append(problems, fmt.Sprintf("%s: %v", s.fileKey, err))
+			continue
+		}
+		// Files written by editors and `echo` end with a newline that is
+		// never part of the secret.
+		val := strings.TrimRight(string(data), "\r\n")
+		if strings.TrimSpace(val) == "" {
+			problems = append(problems, fmt.Sprintf("%s: file %s is empty", s.fileKey, s.file))
+			continue
+		}
+		*s.secret = Secret(val)
+	}
+	return problems
+}
+
+// normalize canonicalises case-insensitive enums and trims stray spaces so
+// that validation and consumers see one spelling.
+func (c *Config) normalize() {
+	c.LogLevel = strings.ToLower(strings.TrimSpace(c.LogLevel))
+	c.LogFormat = strings.ToLower(strings.TrimSpace(c.LogFormat))
+	c.Defender.BaseURL = strings.TrimRight(strings.TrimSpace(c.Defender.BaseURL), "/")
+	c.Defender.AuthorityHost = strings.TrimRight(strings.TrimSpace(c.Defender.AuthorityHost), "/")
+	c.Defender.TenantID = strings.TrimSpace(c.Defender.TenantID)
+	c.Defender.AppID = strings.TrimSpace(c.Defender.AppID)
+	if u := strings.TrimSpace(c.Slack.APIURL); u != "" && !strings.HasSuffix(u, "/") {
+		// slack-go joins method names onto the URL and needs the slash.
+		c.Slack.APIURL = u + "/"
+	}
+	c.Store.Driver = strings.ToLower(strings.TrimSpace(c.Store.Driver))
+	c.IOCs.Mode = strings.ToLower(strings.TrimSpace(c.IOCs.Mode))
+	c.IOCs.Action = canonical(c.IOCs.Action, IndicatorActions)
+	c.IOCs.Severity = canonical(c.IOCs.Severity, Severities)
+	c.IOCs.SekoiaBaseURL = strings.TrimRight(strings.TrimSpace(c.IOCs.SekoiaBaseURL), "/")
+	for i, a := range c.Approval.ActionsWithoutApproval {
+		c.Approval.ActionsWithoutApproval[i] = strings.ToLower(strings.TrimSpace(a))
+	}
+	if c.Approval.Approvers == nil {
+		c.Approval.Approvers = []string{}
+	}
+	if c.Approval.Requesters == nil {
+		c.Approval.Requesters = []string{}
+	}
+	if c.Approval.ActionsWithoutApproval == nil {
+		c.Approval.ActionsWithoutApproval = []string{}
+	}
+}
+
+// canonical returns the allowed spelling matching s case-insensitively, or s.
+func canonical(s string, allowed []string) string {
+	s = strings.TrimSpace(s)
+	for _, a := range allowed {
+		if strings.EqualFold(a, s) {
+			return a
+		}
+	}
+	return s
+}

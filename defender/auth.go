@@ -1,0 +1,174 @@
+package defender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+)
+
+// TokenProvider supplies bearer tokens for the Defender API. The default
+// provider uses MSAL's client-credentials flow with its in-memory cache.
+type TokenProvider interface {
+	Token(ctx context.Context) (string, error)
+}
+
+// tokenRefresher is implemented by providers that can bypass their cache
+// after the API rejected a token (401: expired or revoked).
+type tokenRefresher interface {
+	refreshToken(ctx context.Context, stale string) (string, error)
+}
+
+// microsoftAuthorityHosts are the Microsoft Entra hosts MSAL knows; only for
+// these is instance discovery left on. Any other host (the emulator, a proxy)
+// would make MSAL ask login.microsoftonline.com about it.
+func microsoftAuthorityHost(host string) bool {
+	switch strings.ToLower(host) {
+	case "login.microsoftonline.com", "login.microsoft.com", "login.windows.net", "sts.windows.net",
+		"login.microsoftonline.us", "login-us.microsoftonline.com", "login.usgovcloudapi.net",
+		"login.partner.microsoftonline.cn", "login.chinacloudapi.cn", "login.microsoftonline.de",
+		"login.sovcloud-identity.fr", "login.sovcloud-identity.de", "login.sovcloud-identity.sg":
+		return true
+	}
+	return false
+}
+
+// msalProvider gets app tokens with MSAL for Go (apps/confidential).
+type msalProvider struct {
+	newClient func() (confidential.Client, error)
+	scopes    []string
+	secret    string // only to scrub it from error text
+	tenant    string
+
+	mu     sync.Mutex
+	client confidential.Client
+}
+
+func newMSALProvider(cfg Config, hc *http.Client) (*msalProvider, error) {
+	u, err := url.Parse(cfg.AuthorityHost)
+	if err != nil {
+		return nil, invalid("AuthorityHost", "is not a URL")
+	}
+	authority := strings.TrimSuffix(cfg.AuthorityHost, "/") + "/" + cfg.TenantID
+	opts := []confidential.Option{
+		confidential.WithHTTPClient(hc),
+		// Ignore MSAL_FORCE_REGION: a regional STS is an explicit deployment
+		// choice, and the variable must never redirect tests or the emulator.
+		confidential.WithAzureRegion("DisableMsalForceRegion"),
+	}
+	if !microsoftAuthorityHost(u.Host) {
+		opts = append(opts, confidential.WithInstanceDiscovery(false))
+	}
+	secret := cfg.ClientSecret
+	clientID := cfg.ClientID
+	p := &msalProvider{
+		scopes: []string{cfg.Scope},
+		secret: secret,
+		tenant: cfg.TenantID,
+		newClient: func() (confidential.Client, error) {
+			cred, err := confidential.NewCredFromSecret(secret)
+			if err != nil {
+				return confidential.Client{}, err
+			}
+			return confidential.New(authority, clientID, cred, opts...)
+		},
+	}
+	c, err := p.newClient()
+	if err != nil {
+		return nil, fmt.Errorf("defender: %w: MSAL client for tenant %s: %s", ErrInvalidArgument, cfg.TenantID, p.scrub(err))
+	}
+	p.client = c
+	return p, nil
+}
+
+// Token returns a cached token or fetches a new one.
+func (p *msalProvider) Token(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	c := p.client
+	p.mu.Unlock()
+	return p.acquire(ctx, c)
+}
+
+// refreshToken discards MSAL's cache (a new client has an empty one) unless
+// another goroutine already replaced the stale token.
+func (p *msalProvider) refreshToken(ctx context.Context, stale string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if tok, err := p.acquire(ctx, p.client); err == nil && tok != stale {
+		return tok, nil
+	}
+	c, err := p.newClient()
+	if err != nil {
+		return "", fmt.Errorf("defender: %w: %s", ErrAuthentication, p.scrub(err))
+	}
+	p.client = c
+	return p.acquire(ctx, c)
+}
+
+func (p *msalProvider) acquire(ctx context.Context, c confidential.Client) (string, error) {
+	res, err := c.AcquireTokenByCredential(ctx, p.scopes)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("defender: %w: token for tenant %s: %w", ErrAuthentication, p.tenant, ctx.Err())
+		}
+		// MSAL's error is not wrapped: its type carries the token request,
+		// whose body holds the client secret.
+		return "", fmt.Errorf("defender: %w: token for tenant %s: %s", ErrAuthentication, p.tenant, p.scrub(err))
+	}
+	if res.AccessToken == "" {
+		return "", fmt.Errorf("defender: %w: token for tenant %s: empty access token", ErrAuthentication, p.tenant)
+	}
+	return res.AccessToken, nil
+}
+
+// scrub renders err without the client secret, in case a server echoes it.
+func (p *msalProvider) scrub(err error) string {
+	s := err.Error()
+	if p.secret != "" {
+		s = strings.ReplaceAll(s, p.secret, "[REDACTED]")
+		if q := url.QueryEscape(p.secret); q != p.secret {
+			s = strings.ReplaceAll(s, q, "[REDACTED]")
+		}
+	}
+	return s
+}
+
+// CheckToken obtains a token (from cache or the authority). It is the
+// readiness probe for Defender credentials.
+func (c *Client) CheckToken(ctx context.Context) error {
+	_, err := c.token(ctx)
+	return err
+}
+
+// token asks the provider for a token, bounded by the per-attempt timeout.
+func (c *Client) token(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	tok, err := c.tokens.Token(ctx)
+	if err != nil {
+		if !errors.Is(err, ErrAuthentication) {
+			err = fmt.Errorf("defender: %w: %w", ErrAuthentication, err)
+		}
+		c.log.WarnContext(ctx, "defender token", "error", err)
+		return "", err
+	}
+	if tok == "" {
+		return "", fmt.Errorf("defender: %w: token provider returned an empty token", ErrAuthentication)
+	}
+	return tok, nil
+}
+
+// refresh forces a new token after a 401.
+func (c *Client) refresh(ctx context.Context, stale string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if r, ok := c.tokens.(tokenRefresher); ok {
+		return r.refreshToken(ctx, stale)
+	}
+	return c.tokens.Token(ctx)
+}

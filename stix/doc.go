@@ -1,0 +1,9 @@
+// Package stix reads STIX 2.1 feeds (bundles, arrays of objects, single objects or directories of
+// such files) one object at a time, and lexes and parses the whole STIX 2.1 patterning language into a
+// typed syntax tree.
+//
+// The parser follows the official ANTLR grammar (STIXPattern.g4) and adds the checks a consumer needs
+// to trust a pattern: literal types per operator, integer range, calendar-valid timestamps, duplicate
+// qualifiers, START before STOP and positive WITHIN/REPEATS values. It never panics and bounds nesting
+// depth so that a hostile feed cannot exhaust the stack.
+package stix

@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+)
+
+// Drivers accepted by Open.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// WithLogger sets the logger; the default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithClock sets the clock used for timestamps the caller left zero
+// (Request.CreatedAt, AuditEvent.At, IndicatorRecord.UpdatedAt, ...);
+// the default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
+
+// Open connects to the database, applies pending schema migrations and
+// returns a Store.
+//
+// driver is "sqlite" (dsn: a file path, "file:..." URI or ":memory:") or
+// "postgres" (dsn: a libpq URL or key=value string). For SQLite, Open adds
+// busy_timeout, WAL, foreign keys and immediate transactions unless the DSN
+// sets them, so that writers from several processes wait for each other
+// instead of failing.
+//
+// Times are stored in UTC, truncated to the microsecond: a value read back
+// equals the one written after t.UTC().Truncate(time.Microsecond).
+//
+// Errors never contain the DSN's password.
+func Open(ctx context.Context, driver, dsn string, opts ...Option) (Store, error) {
+	o := options{logger: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if strings.TrimSpace(dsn) == "" {
+		return nil, fmt.Errorf("open %s store: empty DSN", driver)
+	}
+	var (
+		d      *dialect
+		sqlDSN string
+		secret string
+	)
+	switch driver {
+	case DriverSQLite:
+		d = sqliteDialect
+		var err error
+		if sqlDSN, err = sqliteDSN(dsn); err != nil {
+			return nil, fmt.Errorf("open sqlite store: %w", err)
+		}
+	case DriverPostgres:
+		d = postgresDialect
+		sqlDSN = dsn
+		cfg, err := pgconn.ParseConfig(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres store: invalid DSN: %w",
+				redactErr(err, passwordOf(dsn)))
+		}
+		secret = cfg.Password
+	default:
+		return nil, fmt.Errorf("open store: unknown driver %q (want %q or %q)", driver, DriverSQLite, DriverPostgres)
+	}
+
+	db, err := sql.Open(d.driver, sqlDSN)
+	if err != nil {
+		return nil, fmt.Errorf("open %s store: %w", driver, redactErr(err, secret))
+	}
+	if d == sqliteDialect {
+		// One connection per Store: in-process writers queue in database/sql
+		// rather than spinning in SQLite's busy handler, and ":memory:" stays
+		// one database. Other processes are serialised by BEGIN IMMEDIATE.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+	}
+	if d == postgresDialect {
+		// Bounded so that bursts (e.g. many Slack clicks) queue here rather
+		// than exhaust the server's max_connections across replicas.
+		db.SetMaxOpenConns(16)
+		db.SetMaxIdleConns(4)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	s := &sqlStore{db: db, d: d, log: o.logger, now: o.now}
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open %s store %s: %w", driver, RedactDSN(dsn), redactErr(err, secret))
+	}
+	applied, err := s.migrate(ctx)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open %s store %s: %w", driver, RedactDSN(dsn), redactErr(err, secret))
+	}
+	o.logger.LogAttrs(ctx, slog.LevelInfo, "store opened",
+		slog.String("driver", driver), slog.String("dsn", RedactDSN(dsn)), slog.Int("migrations_applied", applied))
+	return s, nil
+}
+
+// sqliteDSN adds the pragmas the store relies on unless the DSN already sets them.
+func sqliteDSN(dsn string) (string, error) {
+	base, rawQuery, _ := strings.Cut(dsn, "?")
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", fmt.Errorf("invalid DSN query %q: %w", rawQuery, err)
+	}
+	has := func(pragma string) bool {
+		for _, p := range q["_pragma"] {
+			if strings.HasPrefix(strings.ToLower(strings.TrimSpace(p)), pragma) {
+				return true
+			}
+		}
+		return false
+	}
+	var add []string
+	if !has("busy_timeout") && q.Get("_busy_timeout") == "" && q.Get("_timeout") == "" {
+		add = append(add, "_pragma=busy_timeout(10000)")
+	}
+	if !has("foreign_keys") && q.Get("_foreign_keys") == "" && q.Get("_fk") == "" {
+		add = append(add, "_pragma=foreign_keys(1)")
+	}
+	memory := base == ":memory:" || strings.Contains(rawQuery, "mode=memory") || strings.Contains(rawQuery, "vfs=memdb")
+	if !memory && !has("journal_mode") && q.Get("_journal_mode") == "" && q.Get("_journal") == "" {
+		add = append(add, "_pragma=journal_mode(WAL)")
+		// WAL + NORMAL: no fsync per commit, never corrupt; a power cut may
+		// lose the last commits, not a process crash.
+		if !has("synchronous") && q.Get("_synchronous") == "" && q.Get("_sync") == "" {
+			add = append(add, "_pragma=synchronous(NORMAL)")
+		}
+	}
+	if q.Get("_txlock") == "" {
+		add = append(add, "_txlock=immediate")
+	}
+	if len(add) == 0 {
+		return dsn, nil
+	}
+	sep := "?"
+	if rawQuery != "" {
+		sep = "&"
+	} else if strings.HasSuffix(dsn, "?") {
+		sep = ""
+	}
+	return dsn + sep + strings.Join(add, "&"), nil
+}
+
+var (
+	kvPassword  = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)`)
+	urlUserinfo = regexp.MustCompile(`(://[^:/@?#\s]*):[^@/?#\s]*@`)
+)
+
+// RedactDSN hides the password of a DSN (user:pass@ and password=...) so the
+// result can be logged.
+func RedactDSN(dsn string) string {
+	out := urlUserinfo.ReplaceAllString(dsn, "${1}:xxxxx@")
+	return kvPassword.ReplaceAllString(out, "${1}xxxxx")
+}
+
+// passwordOf extracts the password from a DSN pgconn could not parse, best effort.
+func passwordOf(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			return p
+		}
+	}
+	if m := kvPassword.FindStringSubmatch(dsn); m != nil {
+		return strings.Trim(m[2], "'")
+	}
+	return ""
+}
+
+// redactErr hides secret in err's text while keeping errors.Is/As working.
+func redactErr(err error, secret string) error {
+	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	return &redactedError{err: err, secret: secret}
+}
+
+type redactedError struct {
+	err    error
+	secret string
+}
+
+func (e *redactedError) Error() string { return strings.ReplaceAll(e.err.Error(), e.secret, "xxxxx") }
+func (e *redactedError) Unwrap() error { return e.err }
