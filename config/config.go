@@ -4,6 +4,8 @@
 package config
 
 import (
+	"fmt"
+	"os"
 	"time"
 )
 
@@ -13,6 +15,9 @@ type Config struct {
 	Listen    string `yaml:"listen"`
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
+	// ReplicaID names this process in leases and logs when several replicas
+	// share a store; empty means "<hostname>-<pid>".
+	ReplicaID string `yaml:"replica_id"`
 
 	Defender Defender `yaml:"defender"`
 	Slack    Slack    `yaml:"slack"`
@@ -131,4 +136,17 @@ func Default() *Config {
 			MaxDeleteFraction: 0.2,
 		},
 	}
+}
+
+// Replica returns ReplicaID, or "<hostname>-<pid>" when it is empty, so that
+// leases taken by different processes never share an owner name.
+func (c *Config) Replica() string {
+	if c.ReplicaID != "" {
+		return c.ReplicaID
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "defenderbot"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

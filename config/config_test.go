@@ -458,3 +458,14 @@ func TestValidateScheduleAcceptsDescriptorsAndTZ(t *testing.T) {
 		assert.Error(t, config.ValidateSchedule(spec), spec)
 	}
 }
+
+func TestReplica(t *testing.T) {
+	cfg := config.Default()
+	cfg.ReplicaID = "pod-a"
+	assert.Equal(t, "pod-a", cfg.Replica())
+	cfg.ReplicaID = ""
+	got := cfg.Replica()
+	assert.Contains(t, got, "-")
+	assert.NotEqual(t, "pod-a", got)
+	assert.Equal(t, got, cfg.Replica(), "stable within one process")
+}

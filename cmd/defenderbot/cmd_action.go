@@ -1,12 +1,295 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/defenderbot/defenderbot/config"
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/playbook"
 )
 
-// runAction is not built yet.
-func runAction(_ context.Context, c *cli, _ []string) int {
-	fmt.Fprintln(c.stderr, "defenderbot: not implemented yet")
-	return 1
+var argHelp = map[string]string{
+	"alert_id":       "alert ID (comment-alert, update-alert)",
+	"comment":        "comment recorded with the action or on the alert",
+	"machine_id":     "machine ID (isolate, deisolate, restrict/unrestrict-code-execution, scan)",
+	"isolation_type": "Full (default), Selective or UnManagedDevice (isolate)",
+	"scan_type":      "Quick or Full (scan)",
+	"action_id":      "machine action ID (get-action, cancel-action)",
+	"status":         "New, InProgress or Resolved (update-alert)",
+	"classification": "TruePositive, InformationalExpectedActivity or FalsePositive (update-alert)",
+	"determination":  "determination matching the classification, e.g. Malware, NotMalicious, Other (update-alert)",
+	"owner":          "user the alert is assigned to (update-alert)",
+}
+
+// argFlags maps each seed argument to its CLI flag (underscores become dashes).
+func argFlag(arg string) string { return strings.ReplaceAll(arg, "_", "-") }
+
+// runAction runs one playbook action and prints its seed output fields as
+// one JSON object. Exit codes: 0 success, 1 failure (nothing on stdout,
+// except with --wait when the action ended in a status other than
+// Succeeded: the JSON is printed and the exit code is 1), 2 usage.
+func runAction(ctx context.Context, c *cli, args []string) int {
+	fs := newFlagSet(c, "action", "action NAME [flags]")
+	fs.Usage = func() { actionUsage(c.stderr, fs) }
+	cfgPath := configFlag(fs)
+	argsFile := fs.String("args", "", "JSON file holding the seed's argument object (flags override its values)")
+	raw := fs.Bool("raw", false, "print Microsoft's whole response body instead of the seed's output fields")
+	wait := fs.Bool("wait", false, "poll the machine action until it reaches a final status (or defender.poll_timeout)")
+	pollInterval := fs.Duration("poll-interval", 0, "with --wait, time between polls (default defender.poll_interval)")
+	pollTimeout := fs.Duration("poll-timeout", 0, "with --wait, how long to wait (default defender.poll_timeout)")
+	argVals := map[string]*string{}
+	for _, a := range playbook.ArgNames() {
+		argVals[a] = fs.String(argFlag(a), "", argHelp[a])
+	}
+
+	if len(args) == 0 {
+		fmt.Fprintln(c.stderr, "defenderbot action: missing action name")
+		actionUsage(c.stderr, fs)
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		actionUsage(c.stderr, fs)
+		return 0
+	}
+	if strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(c.stderr, "defenderbot action: the action name comes first: defenderbot action NAME [flags]")
+		actionUsage(c.stderr, fs)
+		return 2
+	}
+	name, ok := playbook.Lookup(args[0])
+	if !ok {
+		fmt.Fprintf(c.stderr, "defenderbot action: unknown action %q\n", args[0])
+		actionUsage(c.stderr, fs)
+		return 2
+	}
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "defenderbot action: unexpected argument %q (values go in flags, e.g. --comment \"...\")\n", fs.Arg(0))
+		return 2
+	}
+	if *wait && !name.ReturnsMachineAction() {
+		fmt.Fprintf(c.stderr, "defenderbot action: --wait applies to machine actions, not %s\n", name)
+		return 2
+	}
+	if *pollInterval < 0 || *pollTimeout < 0 {
+		fmt.Fprintln(c.stderr, "defenderbot action: --poll-interval and --poll-timeout must be positive")
+		return 2
+	}
+
+	var a playbook.Args
+	if *argsFile != "" {
+		var err error
+		if a, err = readArgsFile(*argsFile); err != nil {
+			fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
+			return 1
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		for arg, v := range argVals {
+			if f.Name == argFlag(arg) {
+				a.Set(arg, *v)
+			}
+		}
+	})
+	a, err := playbook.Normalize(name, a)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
+		return 1
+	}
+
+	cfg, err := loadConfig(c, *cfgPath)
+	if err == nil {
+		err = cfg.Validate(config.ForDefender)
+	}
+	if err != nil {
+		printConfigError(c.stderr, err)
+		return 1
+	}
+	logger := newLogger(c, cfg)
+	client, err := newDefenderClient(cfg, logger, cliDefenderOptions(c)...)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
+		return 1
+	}
+	runner := playbook.NewRunner(client)
+	res, err := runner.Run(ctx, name, a)
+	if err != nil {
+		printActionError(c.stderr, err)
+		return 1
+	}
+
+	code := 0
+	if *wait && !res.MachineAction.Status.Final() {
+		interval := cfg.Defender.PollInterval
+		if *pollInterval > 0 {
+			interval = *pollInterval
+		}
+		timeout := cfg.Defender.PollTimeout
+		if *pollTimeout > 0 {
+			timeout = *pollTimeout
+		}
+		id := res.MachineAction.ID
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		waited, werr := runner.Wait(wctx, name, id, interval)
+		cancel()
+		switch {
+		case werr != nil && waited == nil:
+			printActionError(c.stderr, werr)
+			return 1
+		case werr != nil:
+			fmt.Fprintf(c.stderr, "defenderbot: action %s is still %s after %s; check later with: defenderbot action get-action --action-id %s\n",
+				id, waited.MachineAction.Status, timeout, id)
+			code = 1
+		}
+		res = waited
+	}
+	if *wait && res.MachineAction.Status.Final() && res.MachineAction.Status != defender.StatusSucceeded {
+		fmt.Fprintf(c.stderr, "defenderbot: action %s ended %s\n", res.MachineAction.ID, res.MachineAction.Status)
+		code = 1
+	}
+
+	out, err := renderResult(name, res, *raw)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
+		return 1
+	}
+	if _, err := c.stdout.Write(out); err != nil {
+		return 1
+	}
+	return code
+}
+
+func actionUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintln(w, "usage: defenderbot action NAME [flags]")
+	fmt.Fprintln(w, "\nRuns one playbook action against Defender and prints the seed's output fields as one JSON object.")
+	fmt.Fprintln(w, "\nactions:")
+	for _, n := range playbook.Names() {
+		req := make([]string, 0, 4)
+		for _, a := range n.RequiredArgs() {
+			req = append(req, "--"+argFlag(a))
+		}
+		for _, a := range n.OptionalArgs() {
+			req = append(req, "[--"+argFlag(a)+"]")
+		}
+		fmt.Fprintf(w, "  %-26s %s: %s\n", n, n.Title(), strings.Join(req, " "))
+	}
+	fmt.Fprintln(w, "  (update-alert needs at least one of --status, --classification, --determination, --comment, --owner)")
+	fmt.Fprintln(w, "\nflags:")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// readArgsFile reads the seed's JSON argument object. Unknown keys and
+// non-string values are rejected: a misspelt key must not be ignored.
+func readArgsFile(path string) (playbook.Args, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return playbook.Args{}, fmt.Errorf("--args: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return playbook.Args{}, fmt.Errorf("--args %s: not a JSON object: %w", path, err)
+	}
+	strs := make(map[string]string, len(m))
+	for k, v := range m {
+		switch v := v.(type) {
+		case string:
+			strs[k] = v
+		case nil:
+		default:
+			return playbook.Args{}, fmt.Errorf("--args %s: %s must be a string", path, k)
+		}
+	}
+	a, err := playbook.ArgsFromMapStrict(strs)
+	if err != nil {
+		return playbook.Args{}, fmt.Errorf("--args %s: %w", path, err)
+	}
+	return a, nil
+}
+
+// renderResult returns one JSON object and a newline: the seed's fields in
+// the seed's order, or Microsoft's body with --raw.
+func renderResult(n playbook.Name, res *playbook.Result, raw bool) ([]byte, error) {
+	var buf bytes.Buffer
+	if raw {
+		if len(res.Raw) == 0 {
+			return nil, errors.New("the raw response from Defender is not available")
+		}
+		if err := json.Compact(&buf, res.Raw); err != nil {
+			return nil, fmt.Errorf("the raw response from Defender is not JSON: %w", err)
+		}
+		buf.WriteByte('\n')
+		return buf.Bytes(), nil
+	}
+	buf.WriteByte('{')
+	for i, k := range n.Outputs() {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		vb, err := json.Marshal(res.Output[k])
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(kb)
+		buf.WriteByte(':')
+		buf.Write(vb)
+	}
+	buf.WriteString("}\n")
+	return buf.Bytes(), nil
+}
+
+// printActionError prints Microsoft's code and message when Defender
+// answered, the error otherwise.
+func printActionError(w io.Writer, err error) {
+	var apiErr *defender.APIError
+	if errors.As(err, &apiErr) {
+		code := apiErr.Code
+		if code == "" {
+			code = "HTTP"
+		}
+		msg := apiErr.Message
+		if msg == "" {
+			msg = strings.ToLower(httpStatusText(apiErr.StatusCode))
+		}
+		fmt.Fprintf(w, "defenderbot: Defender error %s (%d): %s\n", code, apiErr.StatusCode, msg)
+		if apiErr.Code == defender.CodeActiveRequestAlreadyExists {
+			fmt.Fprintln(w, "defenderbot: an action of this kind is already pending on the machine: find it with the Defender portal or cancel it with `defenderbot action cancel-action`")
+		}
+		if apiErr.Target != "" {
+			fmt.Fprintf(w, "defenderbot: Microsoft correlation id (target): %s\n", apiErr.Target)
+		}
+		return
+	}
+	fmt.Fprintf(w, "defenderbot: %v\n", err)
+}
+
+// printConfigError prints each configuration problem on its own line.
+func printConfigError(w io.Writer, err error) {
+	var verr *config.ValidationError
+	if errors.As(err, &verr) {
+		for _, p := range verr.Problems {
+			fmt.Fprintf(w, "defenderbot: configuration: %s\n", p)
+		}
+		return
+	}
+	fmt.Fprintf(w, "defenderbot: %v\n", err)
+}
+
+func httpStatusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return t
+	}
+	return "error"
 }

@@ -2,11 +2,97 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"net"
+	"os"
+
+	"github.com/defenderbot/defenderbot/defender/defendertest"
 )
 
-// runEmulator is not built yet.
-func runEmulator(_ context.Context, c *cli, _ []string) int {
-	fmt.Fprintln(c.stderr, "defenderbot: not implemented yet")
-	return 1
+// runEmulator serves the Defender + Azure AD emulator with sample data until
+// ctx is done, and prints how to point defenderbot at it.
+func runEmulator(ctx context.Context, c *cli, args []string) int {
+	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	listen := fs.String("listen", "127.0.0.1:8443", "address to listen on (port 0 picks a free port)")
+	caOut := fs.String("ca-out", "", "write the emulator's self-signed CA certificate (PEM) to this file")
+	rateLimits := fs.Bool("rate-limits", true, "enforce Microsoft's per-API rate limits")
+	fs.Usage = func() {
+		fmt.Fprintln(c.stderr, "usage: defenderbot emulator [--listen HOST:PORT] [--ca-out FILE] [--rate-limits=false]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "defenderbot emulator: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot emulator: listen on %s: %v\n", *listen, err)
+		return 1
+	}
+	s := defendertest.New(defendertest.WithRateLimits(*rateLimits))
+	s.AddSampleData()
+	if err := s.Start(l); err != nil {
+		_ = l.Close()
+		fmt.Fprintf(c.stderr, "defenderbot emulator: %v\n", err)
+		return 1
+	}
+	defer s.Close()
+	if *caOut != "" {
+		if err := os.WriteFile(*caOut, s.CACertPEM(), 0o644); err != nil {
+			fmt.Fprintf(c.stderr, "defenderbot emulator: write CA certificate: %v\n", err)
+			return 1
+		}
+	}
+	printEmulatorBanner(c, s, *caOut)
+	<-ctx.Done()
+	fmt.Fprintln(c.stdout, "emulator stopped")
+	return 0
+}
+
+func printEmulatorBanner(c *cli, s *defendertest.Server, caOut string) {
+	w := c.stdout
+	fmt.Fprintf(w, "Defender emulator listening on %s\n", s.URL)
+	fmt.Fprintf(w, "  tenant id:     %s\n", defendertest.TenantID)
+	fmt.Fprintf(w, "  client id:     %s\n", defendertest.ClientID)
+	fmt.Fprintf(w, "  client secret: %s (the emulator's fixed test secret)\n", defendertest.ClientSecret)
+	if caOut != "" {
+		fmt.Fprintf(w, "  CA certificate written to %s\n", caOut)
+	} else {
+		fmt.Fprintln(w, "  CA certificate not written (use --ca-out FILE so clients can trust the emulator)")
+	}
+	fmt.Fprintln(w, "\nSample machines:")
+	for _, id := range []string{defendertest.SampleMachineID1, defendertest.SampleMachineID2, defendertest.SampleMachineID3} {
+		if m, ok := s.Machine(id); ok {
+			fmt.Fprintf(w, "  %s  %-32s %s\n", m.ID, m.ComputerDNSName, m.OSPlatform)
+		}
+	}
+	fmt.Fprintln(w, "Sample alerts:")
+	for _, id := range []string{defendertest.SampleAlertID1, defendertest.SampleAlertID2} {
+		if a, ok := s.Alert(id); ok {
+			fmt.Fprintf(w, "  %s  %s\n", a.ID, a.Title)
+		}
+	}
+	ca := caOut
+	if ca == "" {
+		ca = "<file given to --ca-out>"
+	}
+	fmt.Fprintln(w, "\nPoint defenderbot at it with:")
+	fmt.Fprintf(w, "  export DEFENDER_BASE_URL=%s\n", s.URL)
+	fmt.Fprintf(w, "  export AZURE_AUTHORITY_HOST=%s\n", s.URL)
+	fmt.Fprintf(w, "  export AZURE_TENANT_ID=%s\n", defendertest.TenantID)
+	fmt.Fprintf(w, "  export AZURE_CLIENT_ID=%s\n", defendertest.ClientID)
+	fmt.Fprintf(w, "  export AZURE_CLIENT_SECRET=%s\n", defendertest.ClientSecret)
+	fmt.Fprintf(w, "  export SSL_CERT_FILE=%s   # Go on Linux trusts the emulator's certificate through this\n", ca)
+	fmt.Fprintln(w, "\nPress Ctrl-C to stop.")
 }

@@ -2,11 +2,48 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/defenderbot/defenderbot/config"
 )
 
-// runValidateConfig is not built yet.
-func runValidateConfig(_ context.Context, c *cli, _ []string) int {
-	fmt.Fprintln(c.stderr, "defenderbot: not implemented yet")
-	return 1
+// runValidateConfig loads the configuration and prints every problem, one
+// per line (exit 1), or "configuration OK" (exit 0). Nothing secret is
+// printed: problems name keys, not values of secrets.
+func runValidateConfig(_ context.Context, c *cli, args []string) int {
+	fs := newFlagSet(c, "validate-config", "validate-config [--config FILE] [--for all|defender|serve]")
+	cfgPath := configFlag(fs)
+	forFlag := fs.String("for", "all", "what the configuration is for: all (everything), defender (action, push-iocs) or serve")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "defenderbot validate-config: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	purpose, err := config.ParsePurpose(*forFlag)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot validate-config: --for: %v\n", err)
+		return 2
+	}
+	cfg, err := loadConfig(c, *cfgPath)
+	if err == nil {
+		err = cfg.Validate(purpose)
+	}
+	if err != nil {
+		var verr *config.ValidationError
+		if errors.As(err, &verr) {
+			for _, p := range verr.Problems {
+				fmt.Fprintln(c.stdout, p)
+			}
+			fmt.Fprintf(c.stderr, "defenderbot: %d configuration problem(s) for %s\n", len(verr.Problems), purpose)
+			return 1
+		}
+		fmt.Fprintln(c.stdout, err)
+		return 1
+	}
+	fmt.Fprintln(c.stdout, "configuration OK")
+	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -22,6 +23,9 @@ type cli struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// httpClient, when set, is used for Defender and Azure AD calls (tests
+	// inject the emulator's TLS client here).
+	httpClient *http.Client
 }
 
 // subcommand runs with the arguments after its name and returns the exit code.

@@ -1,0 +1,314 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/store"
+)
+
+// requestTag marks a Defender comment with the request ID, so that after a
+// crash an "executing" request can be matched to the action it created
+// instead of being run a second time.
+func requestTag(id string) string { return "defenderbot request " + id }
+
+func taggedComment(comment, id string, approvers []string) string {
+	by := "no approval required"
+	if len(approvers) > 0 {
+		by = "approved by " + strings.Join(approvers, ", ")
+	}
+	return fmt.Sprintf("%s (%s, %s)", comment, requestTag(id), by)
+}
+
+func msgApproval(r *store.Request) []slack.MsgOption {
+	return []slack.MsgOption{slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(renderApproval(r)...)}
+}
+
+// runDirect runs an action that needs no approval (by default get-action).
+func (s *Service) runDirect(ctx context.Context, inv invocation, action string, params map[string]string) {
+	id := newID()
+	p := maps.Clone(params)
+	if c, ok := p["comment"]; ok {
+		p["comment"] = taggedComment(c, id, nil)
+	}
+	s.audit(ctx, inv.UserID, "call", id, map[string]any{"action": action, "params": p, "approval": "not required"})
+	res, err := s.deps.Defender.Run(ctx, action, p)
+	if err != nil {
+		msg := explainDefenderError(err, action)
+		s.audit(ctx, inv.UserID, "result", id, map[string]any{"action": action, "ok": false, "error": msg})
+		s.reply(ctx, inv, ":warning: "+escapeMrkdwn(msg))
+		return
+	}
+	s.audit(ctx, inv.UserID, "result", id, map[string]any{"action": action, "ok": true, "output": res.Output})
+	s.reply(ctx, inv, actionTitle(action), renderOutput(actionTitle(action), res.Output)...)
+}
+
+// execute claims an approved request (approved -> executing) and runs it.
+// The claim is a compare-and-set in the store, so at most one caller across
+// all replicas gets past it.
+func (s *Service) execute(ctx context.Context, r *store.Request) {
+	ok, err := s.deps.Store.Transition(ctx, r.ID, store.StateApproved, store.StateExecuting, s.now())
+	if err != nil {
+		s.log.ErrorContext(ctx, "claiming the request failed", "request", r.ID, "error", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	r.State = store.StateExecuting
+	s.updateApprovalMessage(ctx, r)
+
+	approvers := make([]string, len(r.Approvals))
+	for i, a := range r.Approvals {
+		approvers[i] = a.UserID
+	}
+	params := maps.Clone(r.Params)
+	if c, ok := params["comment"]; ok {
+		params["comment"] = taggedComment(c, r.ID, approvers)
+	}
+	s.audit(ctx, "system", "call", r.ID, map[string]any{"action": r.Action, "params": params, "approved_by": approvers})
+	res, err := s.deps.Defender.Run(ctx, r.Action, params)
+	if err != nil {
+		s.finish(ctx, r, store.StateFailed, explainDefenderError(err, r.Action))
+		return
+	}
+	if out, jerr := json.Marshal(res.Output); jerr == nil {
+		r.Result = string(out)
+	}
+	if ma := res.MachineAction; ma != nil {
+		s.accepted(ctx, r, ma)
+		return
+	}
+	s.audit(ctx, "system", "result", r.ID, map[string]any{"ok": true, "output": res.Output})
+	s.finish(ctx, r, store.StateSucceeded, "")
+}
+
+// accepted records the machine action Defender created and follows it up
+// unless it is already final.
+func (s *Service) accepted(ctx context.Context, r *store.Request, ma *defender.MachineAction) {
+	r.MachineActionID, r.MachineActionStatus = ma.ID, string(ma.Status)
+	s.audit(ctx, "system", "result", r.ID, map[string]any{"ok": true, "machine_action_id": ma.ID, "status": string(ma.Status)})
+	s.threadReply(ctx, r, renderStatusChange(ma))
+	if ma.Status.Final() {
+		state := store.StateSucceeded
+		msg := ""
+		if ma.Status != defender.StatusSucceeded {
+			state, msg = store.StateFailed, fmt.Sprintf("Defender reports the action as %s.", ma.Status)
+		}
+		s.finish(ctx, r, state, msg)
+		return
+	}
+	st := store.StateRunning
+	if err := s.deps.Store.UpdateRequest(ctx, r.ID, store.RequestUpdate{
+		State: &st, MachineActionID: &r.MachineActionID, MachineActionStatus: &r.MachineActionStatus, Result: &r.Result,
+	}, s.now()); err != nil {
+		s.log.ErrorContext(ctx, "recording the machine action failed", "request", r.ID, "error", err)
+	}
+	r.State = st
+	s.updateApprovalMessage(ctx, r)
+	s.dm(ctx, r.RequesterID, fmt.Sprintf(":arrows_counterclockwise: Your request `%s` (%s%s) was approved; Defender action `%s` is %s. I will tell you the outcome.",
+		r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r), escapeMrkdwn(ma.ID), escapeMrkdwn(string(ma.Status))))
+	s.startFollowUp(r.ID)
+}
+
+// finish records a final state, updates the approval message and tells the requester.
+func (s *Service) finish(ctx context.Context, r *store.Request, state store.RequestState, errMsg string) {
+	u := store.RequestUpdate{State: &state, Result: &r.Result}
+	if r.MachineActionID != "" {
+		u.MachineActionID, u.MachineActionStatus = &r.MachineActionID, &r.MachineActionStatus
+	}
+	if errMsg != "" {
+		u.Error = &errMsg
+	}
+	ctx = context.WithoutCancel(ctx) // the outcome must be recorded even during shutdown
+	if err := s.deps.Store.UpdateRequest(ctx, r.ID, u, s.now()); err != nil {
+		s.log.ErrorContext(ctx, "recording the outcome failed", "request", r.ID, "error", err)
+	}
+	r.State, r.Error = state, errMsg
+	if state == store.StateFailed {
+		s.audit(ctx, "system", "result", r.ID, map[string]any{"ok": false, "error": errMsg, "machine_action_id": r.MachineActionID})
+	}
+	s.updateApprovalMessage(ctx, r)
+	text := fmt.Sprintf(":white_check_mark: Your request `%s` (%s%s) succeeded.", r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r))
+	if state == store.StateFailed {
+		text = fmt.Sprintf(":warning: Your request `%s` (%s%s) failed: %s", r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r), escapeMrkdwn(errMsg))
+	}
+	s.dm(ctx, r.RequesterID, text)
+}
+
+// reconcile settles a request left "executing" by a crash: it looks for the
+// Defender action carrying the request's tag instead of calling again.
+func (s *Service) reconcile(ctx context.Context, r *store.Request) {
+	lease := "execute:" + r.ID
+	ok, err := s.deps.Store.AcquireLease(ctx, lease, s.cfg.ReplicaID, s.now(), 10*time.Minute)
+	if err != nil || !ok {
+		return
+	}
+	defer s.releaseLease(ctx, lease)
+	info := actionTable[r.Action]
+	machineID := r.Params["machine_id"]
+	if info.defenderType == "" || machineID == "" {
+		s.finish(ctx, r, store.StateFailed, "defenderbot stopped while calling Defender; the outcome is unknown. Check in the Defender portal before asking again.")
+		return
+	}
+	actions, err := s.deps.Defender.ListMachineActions(ctx, machineID, info.defenderType)
+	if err != nil {
+		s.log.WarnContext(ctx, "reconcile look-up failed; will retry", "request", r.ID, "error", err)
+		return
+	}
+	tag := requestTag(r.ID)
+	for i := range actions {
+		if strings.Contains(actions[i].RequestorComment, tag) {
+			s.audit(ctx, "system", "reconcile", r.ID, map[string]any{"machine_action_id": actions[i].ID})
+			s.accepted(ctx, r, &actions[i])
+			return
+		}
+	}
+	s.audit(ctx, "system", "reconcile", r.ID, map[string]any{"found": false})
+	s.finish(ctx, r, store.StateFailed, "defenderbot stopped while calling Defender and no matching action exists in Defender, so it most likely did not run. Request it again if still needed.")
+}
+
+func (s *Service) releaseLease(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.deps.Store.ReleaseLease(ctx, name, s.cfg.ReplicaID); err != nil {
+		s.log.WarnContext(ctx, "lease release failed", "lease", name, "error", err)
+	}
+}
+
+// startFollowUp polls a running request's machine action in the background
+// unless this replica already does.
+func (s *Service) startFollowUp(id string) {
+	s.mu.Lock()
+	if s.following[id] {
+		s.mu.Unlock()
+		return
+	}
+	s.following[id] = true
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.following, id)
+			s.mu.Unlock()
+		}()
+		s.followUp(s.followCtx, id)
+	}()
+}
+
+func (s *Service) leaseTTL() time.Duration { return max(3*s.cfg.PollInterval, 30*time.Second) }
+
+// followUp polls GetMachineAction until the action is final or PollTimeout,
+// posting each status change once in the approval thread. The lease
+// "followup:<id>" makes one replica poll; if it dies the lease expires and
+// another replica's periodic scan takes over.
+func (s *Service) followUp(ctx context.Context, id string) {
+	lease := "followup:" + id
+	ok, err := s.deps.Store.AcquireLease(ctx, lease, s.cfg.ReplicaID, s.now(), s.leaseTTL())
+	if err != nil || !ok {
+		return
+	}
+	defer s.releaseLease(ctx, lease)
+	r, err := s.deps.Store.GetRequest(ctx, id)
+	if err != nil || r.State != store.StateRunning || r.MachineActionID == "" {
+		return
+	}
+	deadline := s.now().Add(s.cfg.PollTimeout)
+	for {
+		if err := s.sleep(ctx, s.cfg.PollInterval); err != nil {
+			return
+		}
+		if ok, err := s.deps.Store.AcquireLease(ctx, lease, s.cfg.ReplicaID, s.now(), s.leaseTTL()); err != nil || !ok {
+			return // another replica took over
+		}
+		ma, err := s.deps.Defender.GetMachineAction(ctx, r.MachineActionID)
+		switch {
+		case err != nil && defender.IsNotFound(err):
+			s.finish(ctx, r, store.StateFailed, fmt.Sprintf("Defender no longer knows action %s.", r.MachineActionID))
+			return
+		case err != nil:
+			s.log.WarnContext(ctx, "follow-up poll failed", "request", id, "error", err)
+		default:
+			if string(ma.Status) != r.MachineActionStatus {
+				r.MachineActionStatus = string(ma.Status)
+				if err := s.deps.Store.UpdateRequest(ctx, id, store.RequestUpdate{MachineActionStatus: &r.MachineActionStatus}, s.now()); err != nil {
+					s.log.ErrorContext(ctx, "recording the status failed", "request", id, "error", err)
+				}
+				s.audit(ctx, "system", "status", id, map[string]any{"machine_action_id": ma.ID, "status": string(ma.Status)})
+				s.threadReply(ctx, r, renderStatusChange(ma))
+			}
+			if ma.Status.Final() {
+				if ma.Status == defender.StatusSucceeded {
+					s.audit(ctx, "system", "result", id, map[string]any{"ok": true, "status": string(ma.Status)})
+					s.finish(ctx, r, store.StateSucceeded, "")
+				} else {
+					s.finish(ctx, r, store.StateFailed, fmt.Sprintf("Defender reports the action as %s.", ma.Status))
+				}
+				return
+			}
+		}
+		if !s.now().Before(deadline) {
+			s.finish(ctx, r, store.StateFailed, fmt.Sprintf("Defender still reported %s after %s; defenderbot stopped following it. Check with `/defender action %s`.",
+				r.MachineActionStatus, s.cfg.PollTimeout, r.MachineActionID))
+			return
+		}
+	}
+}
+
+// resume picks up work a previous process (or a dead replica) left.
+func (s *Service) resume(ctx context.Context, startup bool) {
+	list := func(st store.RequestState) []*store.Request {
+		rs, err := s.deps.Store.ListRequests(ctx, store.RequestFilter{States: []store.RequestState{st}})
+		if err != nil {
+			s.log.ErrorContext(ctx, "listing requests failed", "state", st, "error", err)
+		}
+		return rs
+	}
+	for _, r := range list(store.StateApproved) {
+		s.execute(ctx, r)
+	}
+	for _, r := range list(store.StateExecuting) {
+		// Outside startup, a recent "executing" may be in flight on another replica.
+		if startup || s.now().Sub(r.UpdatedAt) > executingGrace {
+			s.reconcile(ctx, r)
+		}
+	}
+	for _, r := range list(store.StateRunning) {
+		s.startFollowUp(r.ID)
+	}
+}
+
+// executingGrace is how long a request may stay "executing" before another
+// replica assumes its executor died (well above one Defender call's retries).
+const executingGrace = 10 * time.Minute
+
+// Run resumes work left by a previous process (approved requests are
+// executed, executing ones reconciled, running ones followed up; pending
+// ones need nothing: their state is in the store) and then runs the expiry
+// sweep and the takeover scan every minute until ctx ends. Follow-ups stop
+// with it; their leases are released so another replica takes over.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.followCancel()
+	s.sweep(ctx)
+	s.resume(ctx, true)
+	t := time.NewTicker(s.sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.sweep(ctx)
+			s.resume(ctx, false)
+		}
+	}
+}

@@ -1,0 +1,544 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/stretchr/testify/require"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/store"
+)
+
+// memStore is an in-memory Store with the contract's atomic semantics.
+type memStore struct {
+	mu     sync.Mutex
+	reqs   map[string]*store.Request
+	leases map[string]lease
+	audit  []store.AuditEvent
+}
+
+type lease struct {
+	owner string
+	until time.Time
+}
+
+func newMemStore() *memStore {
+	return &memStore{reqs: map[string]*store.Request{}, leases: map[string]lease{}}
+}
+
+func cloneReq(r *store.Request) *store.Request {
+	c := *r
+	c.Params = maps.Clone(r.Params)
+	c.Approvals = slices.Clone(r.Approvals)
+	return &c
+}
+
+func (m *memStore) CreateRequest(_ context.Context, r *store.Request) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.reqs[r.ID]; ok {
+		return fmt.Errorf("duplicate id")
+	}
+	m.reqs[r.ID] = cloneReq(r)
+	return nil
+}
+
+func (m *memStore) GetRequest(_ context.Context, id string) (*store.Request, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.reqs[id]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return cloneReq(r), nil
+}
+
+func (m *memStore) ListRequests(_ context.Context, f store.RequestFilter) ([]*store.Request, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*store.Request
+	for _, r := range m.reqs {
+		if len(f.States) == 0 || slices.Contains(f.States, r.State) {
+			out = append(out, cloneReq(r))
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) SetApprovalMessage(_ context.Context, id, ch, ts string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.reqs[id]
+	if !ok {
+		return store.ErrNotFound
+	}
+	r.ApprovalChannel, r.ApprovalTS = ch, ts
+	return nil
+}
+
+func (m *memStore) AddApproval(_ context.Context, id, user string, at time.Time) (*store.Request, store.Decision, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.reqs[id]
+	if !ok {
+		return nil, store.Decision{}, store.ErrNotFound
+	}
+	if r.State != store.StatePending {
+		return nil, store.Decision{}, store.ErrNotPending
+	}
+	if !at.Before(r.ExpiresAt) {
+		r.State = store.StateExpired
+		return nil, store.Decision{}, store.ErrExpired
+	}
+	for _, a := range r.Approvals {
+		if a.UserID == user {
+			return nil, store.Decision{}, store.ErrAlreadyVoted
+		}
+	}
+	r.Approvals = append(r.Approvals, store.Approval{UserID: user, At: at})
+	dec := store.Decision{}
+	if len(r.Approvals) >= r.RequiredApprovals {
+		r.State = store.StateApproved
+		dec.Approved = true
+	}
+	r.UpdatedAt = at
+	return cloneReq(r), dec, nil
+}
+
+func (m *memStore) Reject(_ context.Context, id, user, reason string, at time.Time) (*store.Request, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.reqs[id]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	if r.State != store.StatePending {
+		return nil, store.ErrNotPending
+	}
+	if !at.Before(r.ExpiresAt) {
+		r.State = store.StateExpired
+		return nil, store.ErrExpired
+	}
+	r.State, r.RejectedBy, r.RejectReason, r.UpdatedAt = store.StateRejected, user, reason, at
+	return cloneReq(r), nil
+}
+
+func (m *memStore) Transition(_ context.Context, id string, from, to store.RequestState, at time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.reqs[id]
+	if !ok {
+		return false, store.ErrNotFound
+	}
+	if r.State != from {
+		return false, nil
+	}
+	r.State, r.UpdatedAt = to, at
+	return true, nil
+}
+
+func (m *memStore) UpdateRequest(_ context.Context, id string, u store.RequestUpdate, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.reqs[id]
+	if !ok {
+		return store.ErrNotFound
+	}
+	if u.State != nil {
+		r.State = *u.State
+	}
+	if u.MachineActionID != nil {
+		r.MachineActionID = *u.MachineActionID
+	}
+	if u.MachineActionStatus != nil {
+		r.MachineActionStatus = *u.MachineActionStatus
+	}
+	if u.Result != nil {
+		r.Result = *u.Result
+	}
+	if u.Error != nil {
+		r.Error = *u.Error
+	}
+	r.UpdatedAt = at
+	return nil
+}
+
+func (m *memStore) ExpirePending(_ context.Context, now time.Time) ([]*store.Request, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*store.Request
+	for _, r := range m.reqs {
+		if r.State == store.StatePending && r.ExpiresAt.Before(now) {
+			r.State = store.StateExpired
+			out = append(out, cloneReq(r))
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) AcquireLease(_ context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.leases[name]
+	if ok && l.owner != owner && now.Before(l.until) {
+		return false, nil
+	}
+	m.leases[name] = lease{owner: owner, until: now.Add(ttl)}
+	return true, nil
+}
+
+func (m *memStore) ReleaseLease(_ context.Context, name, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := m.leases[name]; ok && l.owner == owner {
+		delete(m.leases, name)
+	}
+	return nil
+}
+
+func (m *memStore) AppendAudit(_ context.Context, e store.AuditEvent) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.audit = append(m.audit, e)
+	return nil
+}
+
+func (m *memStore) auditKinds(requestID string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, e := range m.audit {
+		if requestID == "" || e.RequestID == requestID {
+			out = append(out, e.Kind)
+		}
+	}
+	return out
+}
+
+func (m *memStore) only(t *testing.T) *store.Request {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	require.Len(t, m.reqs, 1)
+	for _, r := range m.reqs {
+		return cloneReq(r)
+	}
+	return nil
+}
+
+// slackCall is one recorded Slack Web API call.
+type slackCall struct {
+	Method  string
+	Channel string
+	User    string
+	TS      string // chat.update target
+	Thread  string
+	Text    string
+	Blocks  string // the blocks' JSON
+	View    *slack.ModalViewRequest
+}
+
+// fakeSlack records calls; groups maps user-group IDs to members.
+type fakeSlack struct {
+	mu     sync.Mutex
+	calls  []slackCall
+	groups map[string][]string
+	n      int
+	// rateLimited makes the next n calls answer 429.
+	rateLimited int
+	groupCalls  int
+	client      *slack.Client
+}
+
+// newFakeSlack serves chat.* on loopback so that the messages are encoded by
+// slack-go exactly as Slack would receive them, and records them.
+func newFakeSlack(t *testing.T) *fakeSlack {
+	f := &fakeSlack{groups: map[string][]string{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		method := strings.TrimPrefix(r.URL.Path, "/")
+		c := slackCall{Method: method, Channel: r.Form.Get("channel"), User: r.Form.Get("user"), Thread: r.Form.Get("thread_ts"),
+			Text: r.Form.Get("text"), Blocks: r.Form.Get("blocks"), TS: r.Form.Get("ts")}
+		f.mu.Lock()
+		if method == "chat.postMessage" {
+			f.n++
+			c.TS = fmt.Sprintf("1700000000.%06d", f.n)
+		}
+		f.calls = append(f.calls, c)
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q,"message_ts":"1"}`, c.Channel, c.TS)
+	}))
+	t.Cleanup(srv.Close)
+	f.client = slack.New("xoxb-test", slack.OptionAPIURL(srv.URL+"/"))
+	return f
+}
+
+// limited consumes one injected 429.
+func (f *fakeSlack) limited() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rateLimited > 0 {
+		f.rateLimited--
+		return &slack.RateLimitedError{RetryAfter: time.Millisecond}
+	}
+	return nil
+}
+
+func (f *fakeSlack) record(c slackCall) error {
+	if err := f.limited(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, c)
+	return nil
+}
+
+func (f *fakeSlack) PostMessageContext(ctx context.Context, ch string, opts ...slack.MsgOption) (string, string, error) {
+	if err := f.limited(); err != nil {
+		return "", "", err
+	}
+	return f.client.PostMessageContext(ctx, ch, opts...)
+}
+
+func (f *fakeSlack) UpdateMessageContext(ctx context.Context, ch, ts string, opts ...slack.MsgOption) (string, string, string, error) {
+	if err := f.limited(); err != nil {
+		return "", "", "", err
+	}
+	return f.client.UpdateMessageContext(ctx, ch, ts, opts...)
+}
+
+func (f *fakeSlack) PostEphemeralContext(ctx context.Context, ch, user string, opts ...slack.MsgOption) (string, error) {
+	if err := f.limited(); err != nil {
+		return "", err
+	}
+	return f.client.PostEphemeralContext(ctx, ch, user, opts...)
+}
+
+func (f *fakeSlack) OpenViewContext(_ context.Context, trigger string, v slack.ModalViewRequest) (*slack.ViewResponse, error) {
+	return &slack.ViewResponse{}, f.record(slackCall{Method: "views.open", TS: trigger, View: &v})
+}
+
+func (f *fakeSlack) GetUserGroupMembersContext(_ context.Context, g string, _ ...slack.GetUserGroupMembersOption) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.groupCalls++
+	m, ok := f.groups[g]
+	if !ok {
+		return nil, fmt.Errorf("no_such_subteam")
+	}
+	return m, nil
+}
+
+func (f *fakeSlack) find(method string) []slackCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []slackCall
+	for _, c := range f.calls {
+		if c.Method == method {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (f *fakeSlack) ephemeralTo(user string) []string {
+	var out []string
+	for _, c := range f.find("chat.postEphemeral") {
+		if c.User == user {
+			out = append(out, c.Text)
+		}
+	}
+	return out
+}
+
+// fakeDefender is a scripted Defender.
+type fakeDefender struct {
+	mu       sync.Mutex
+	machines []defender.Machine
+	runs     []runCall
+	runErr   error
+	// statuses are returned by successive GetMachineAction calls.
+	statuses []defender.ActionStatus
+	polls    int
+	listed   []defender.MachineAction
+	listErr  error
+	// runStatus is the status of the action Run returns.
+	runStatus defender.ActionStatus
+}
+
+type runCall struct {
+	Action string
+	Params map[string]string
+}
+
+const machineID = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07"
+
+func newFakeDefender() *fakeDefender {
+	return &fakeDefender{
+		machines: []defender.Machine{
+			{ID: machineID, ComputerDNSName: "ws-001.contoso.com", HealthStatus: "Active", LastSeen: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)},
+			{ID: "2e5bc9d7e413ddd7902c2932e418702b84d0cc07", ComputerDNSName: "dup.contoso.com", HealthStatus: "Active", LastSeen: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)},
+			{ID: "3e5bc9d7e413ddd7902c2932e418702b84d0cc07", ComputerDNSName: "dup.contoso.com", HealthStatus: "Inactive", LastSeen: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)},
+		},
+		runStatus: defender.StatusPending,
+	}
+}
+
+func (d *fakeDefender) Run(_ context.Context, action string, params map[string]string) (*Result, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.runs = append(d.runs, runCall{action, maps.Clone(params)})
+	if d.runErr != nil {
+		return nil, d.runErr
+	}
+	if info := actionTable[action]; info.targetsMachine {
+		ma := &defender.MachineAction{ID: "ma-1", Type: info.defenderType, Status: d.runStatus, MachineID: params["machine_id"], RequestorComment: params["comment"]}
+		return &Result{Output: map[string]any{"id": ma.ID, "status": string(ma.Status)}, MachineAction: ma}, nil
+	}
+	return &Result{Output: map[string]any{"id": "x-1", "status": "Succeeded"}}, nil
+}
+
+func (d *fakeDefender) GetMachine(_ context.Context, id string) (*defender.Machine, error) {
+	for _, m := range d.machines {
+		if m.ID == id {
+			return &m, nil
+		}
+	}
+	return nil, &defender.APIError{StatusCode: 404, Code: "ResourceNotFound", Message: "Machine not found"}
+}
+
+func (d *fakeDefender) FindMachinesByName(_ context.Context, name string) ([]defender.Machine, error) {
+	var out []defender.Machine
+	for _, m := range d.machines {
+		if m.ComputerDNSName == name {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func (d *fakeDefender) GetMachineAction(_ context.Context, id string) (*defender.MachineAction, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := defender.StatusInProgress
+	if d.polls < len(d.statuses) {
+		st = d.statuses[d.polls]
+	} else if len(d.statuses) > 0 {
+		st = d.statuses[len(d.statuses)-1]
+	}
+	d.polls++
+	return &defender.MachineAction{ID: id, Type: "Isolate", Status: st}, nil
+}
+
+func (d *fakeDefender) ListMachineActions(_ context.Context, machineID, typ string) ([]defender.MachineAction, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.listed, d.listErr
+}
+
+func (d *fakeDefender) runCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.runs)
+}
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+type harness struct {
+	svc   *Service
+	store *memStore
+	slack *fakeSlack
+	def   *fakeDefender
+	clock *fakeClock
+}
+
+const (
+	analyst   = "UANALYST"
+	approver1 = "UAPPROVER1"
+	approver2 = "UAPPROVER2"
+	outsider  = "UOUTSIDER"
+	groupMem  = "UGROUPMEMBER"
+	approvals = "CAPPROVALS"
+)
+
+func newHarness(t *testing.T, mod func(*Config)) *harness {
+	t.Helper()
+	cfg := Config{
+		ApprovalChannel: approvals,
+		Approvers:       []string{approver1, approver2, "SSOCLEADS"},
+		PollInterval:    time.Second,
+		PollTimeout:     time.Hour,
+		ReplicaID:       "r1",
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	h := &harness{store: newMemStore(), slack: newFakeSlack(t), def: newFakeDefender(), clock: &fakeClock{t: t0}}
+	svc, err := New(cfg, Deps{Store: h.store, Slack: h.slack, Defender: h.def, Logger: slog.New(slog.DiscardHandler), Now: h.clock.Now})
+	require.NoError(t, err)
+	h.slack.groups["SSOCLEADS"] = []string{groupMem}
+	// Polls advance the fake clock instead of sleeping.
+	svc.sleep = func(ctx context.Context, d time.Duration) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h.clock.Advance(d)
+		return nil
+	}
+	h.svc = svc
+	t.Cleanup(func() { svc.followCancel(); svc.Wait() })
+	return h
+}
+
+func (h *harness) command(t *testing.T, user, text string) *slack.Msg {
+	t.Helper()
+	msg := h.svc.HandleCommand(context.Background(), slack.SlashCommand{UserID: user, UserName: user, ChannelID: "CSOC", Text: text, TriggerID: "trig"})
+	h.svc.Wait()
+	return msg
+}
+
+func (h *harness) click(t *testing.T, user, actionID, requestID string) {
+	t.Helper()
+	_, err := h.svc.HandleInteraction(context.Background(), blockAction(user, actionID, requestID))
+	require.NoError(t, err)
+	h.svc.Wait()
+}
+
+func blockAction(user, actionID, value string) slack.InteractionCallback {
+	cb := slack.InteractionCallback{Type: slack.InteractionTypeBlockActions, TriggerID: "trig2"}
+	cb.User.ID = user
+	cb.Channel.ID = approvals
+	cb.ActionCallback.BlockActions = []*slack.BlockAction{{ActionID: actionID, BlockID: blockDecision, Value: value}}
+	return cb
+}

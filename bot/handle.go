@@ -1,0 +1,199 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/slack-go/slack"
+)
+
+// HandleCommand answers a slash command. The returned message is the
+// immediate (ephemeral) HTTP response body; it makes no network call:
+// machine look-ups, posting and Defender calls run asynchronously and answer
+// through the command's response_url.
+func (s *Service) HandleCommand(ctx context.Context, cmd slack.SlashCommand) *slack.Msg {
+	command := s.cfg.Command
+	inv := invocation{UserID: cmd.UserID, UserName: cmd.UserName, ChannelID: cmd.ChannelID, ResponseURL: cmd.ResponseURL}
+	if cmd.UserID == "" {
+		return ephemeral("This command has no user; nothing was done.")
+	}
+	c, err := ParseCommand(cmd.Text)
+	if err != nil {
+		var pe *ParseError
+		if !errors.As(err, &pe) {
+			pe = &ParseError{Msg: err.Error()}
+		}
+		if pe.Missing && cmd.TriggerID != "" {
+			if view, ok := commandModal(pe.Verb, c, inv); ok {
+				s.goAsync("open modal", func(ctx context.Context) {
+					if err := withSlackRetry(ctx, func() error {
+						_, err := s.deps.Slack.OpenViewContext(ctx, cmd.TriggerID, view)
+						return err
+					}); err != nil {
+						s.log.ErrorContext(ctx, "views.open failed", "error", err)
+						s.reply(ctx, inv, ":warning: "+escapeMrkdwn(pe.Msg), renderParseError(command, pe)...)
+					}
+				})
+				return ephemeral("Opening a form to complete the request…")
+			}
+		}
+		return blocksMsg(pe.Msg, renderParseError(command, pe))
+	}
+	if c.Action == actHelp {
+		return blocksMsg("defenderbot help", renderHelp(command))
+	}
+	s.goAsync("command "+c.Action, func(ctx context.Context) { s.submit(ctx, inv, c) })
+	what := actionTitle(c.Action)
+	switch c.Action {
+	case actIOCSync:
+		what = "IOC sync"
+	case actIOCStatus:
+		what = "IOC sync status"
+	}
+	if c.Machine != "" {
+		what += " on " + c.Machine
+	}
+	return ephemeral(fmt.Sprintf("Working on it: %s…", escapeMrkdwn(what)))
+}
+
+// HandleInteraction handles a block_actions or view_submission callback. It
+// returns nil (an empty 200) or a *slack.ViewSubmissionResponse carrying
+// modal validation errors keyed by input block ID. Slow work runs async.
+func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCallback) (any, error) {
+	inv := invocation{UserID: cb.User.ID, UserName: cb.User.Name, ChannelID: cb.Channel.ID}
+	if inv.ChannelID == "" {
+		inv.ChannelID = cb.Container.ChannelID
+	}
+	if inv.UserID == "" {
+		return nil, errors.New("interaction without a user")
+	}
+	switch cb.Type {
+	case slack.InteractionTypeBlockActions:
+		for _, a := range cb.ActionCallback.BlockActions {
+			if a == nil {
+				continue
+			}
+			// Only the request ID is taken from the button: everything else is re-read.
+			id := a.Value
+			if !idRe.MatchString(id) {
+				continue
+			}
+			switch a.ActionID {
+			case actionApprove:
+				s.goAsync("approve", func(ctx context.Context) { s.approve(ctx, inv, id) })
+			case actionReject:
+				trigger := cb.TriggerID
+				s.goAsync("reject click", func(ctx context.Context) {
+					if !s.canOpenReject(ctx, inv, id) {
+						return
+					}
+					if err := withSlackRetry(ctx, func() error {
+						_, err := s.deps.Slack.OpenViewContext(ctx, trigger, rejectModal(id, inv.ChannelID))
+						return err
+					}); err != nil {
+						s.log.ErrorContext(ctx, "views.open (reject) failed", "error", err)
+						s.postEphemeral(ctx, inv, ":warning: Could not open the rejection form; click Reject again.")
+					}
+				})
+			}
+		}
+		return nil, nil
+	case slack.InteractionTypeViewSubmission:
+		switch cb.View.CallbackID {
+		case callbackReject:
+			return s.submitReject(cb, inv), nil
+		case callbackCmd:
+			return s.submitCommandModal(cb, inv), nil
+		}
+		return nil, nil
+	}
+	return nil, nil
+}
+
+func (s *Service) submitReject(cb slack.InteractionCallback, inv invocation) any {
+	var meta modalMeta
+	_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
+	if !idRe.MatchString(meta.RequestID) {
+		return slack.NewErrorsViewSubmissionResponse(map[string]string{blockReason: "This form is no longer valid; click Reject again."})
+	}
+	reason := strings.TrimSpace(inputValue(cb.View.State, blockReason))
+	switch {
+	case reason == "":
+		return slack.NewErrorsViewSubmissionResponse(map[string]string{blockReason: "Give a reason: the requester sees it."})
+	case len(reason) > maxCommentLen:
+		return slack.NewErrorsViewSubmissionResponse(map[string]string{blockReason: fmt.Sprintf("At most %d characters.", maxCommentLen)})
+	}
+	if meta.ChannelID != "" {
+		inv.ChannelID = meta.ChannelID
+	}
+	s.goAsync("reject", func(ctx context.Context) { s.reject(ctx, inv, meta.RequestID, reason) })
+	return nil
+}
+
+func (s *Service) submitCommandModal(cb slack.InteractionCallback, inv invocation) any {
+	var meta modalMeta
+	_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
+	action, ok := verbAction[meta.Verb]
+	if !ok || !knownAction(action) {
+		return slack.NewClearViewSubmissionResponse()
+	}
+	c := Command{Verb: meta.Verb, Action: action, Params: map[string]string{}}
+	for _, f := range modalFields[action] {
+		v := strings.TrimSpace(inputValue(cb.View.State, f))
+		if f == "machine" {
+			c.Machine = v
+		} else if v != "" {
+			c.Params[f] = v
+		}
+	}
+	if errs := validateParams(&c); len(errs) > 0 {
+		m := map[string]string{}
+		for _, e := range errs {
+			if _, dup := m[e.field]; !dup && hasField(action, e.field) {
+				m[e.field] = e.msg
+			}
+		}
+		if len(m) > 0 {
+			return slack.NewErrorsViewSubmissionResponse(m)
+		}
+	}
+	inv.ChannelID, inv.ResponseURL = meta.ChannelID, meta.ResponseURL
+	s.goAsync("modal "+action, func(ctx context.Context) { s.submit(ctx, inv, c) })
+	return nil
+}
+
+func hasField(action, f string) bool {
+	for _, x := range modalFields[action] {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// inputValue reads one input block's value (text or selected option).
+func inputValue(st *slack.ViewState, blockID string) string {
+	if st == nil {
+		return ""
+	}
+	for _, a := range st.Values[blockID] {
+		if a.SelectedOption.Value != "" {
+			return a.SelectedOption.Value
+		}
+		return a.Value
+	}
+	return ""
+}
+
+func ephemeral(text string) *slack.Msg {
+	return &slack.Msg{ResponseType: slack.ResponseTypeEphemeral, Text: text}
+}
+
+func blocksMsg(text string, blocks []slack.Block) *slack.Msg {
+	m := ephemeral(text)
+	m.Blocks = slack.Blocks{BlockSet: blocks}
+	return m
+}

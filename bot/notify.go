@@ -1,0 +1,128 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/defenderbot/defenderbot/store"
+)
+
+// invocation is who asked, and where to answer them.
+type invocation struct {
+	UserID      string
+	UserName    string
+	ChannelID   string
+	ResponseURL string
+}
+
+// reply answers the user privately: through the slash command's
+// response_url when there is one (works in any channel, even where the bot
+// is not a member), else chat.postEphemeral.
+func (s *Service) reply(ctx context.Context, inv invocation, text string, blocks ...slack.Block) {
+	if inv.ResponseURL != "" {
+		msg := &slack.WebhookMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text}
+		if len(blocks) > 0 {
+			msg.Blocks = &slack.Blocks{BlockSet: blocks}
+		}
+		err := slack.PostWebhookCustomHTTPContext(ctx, inv.ResponseURL, s.deps.HTTPClient, msg)
+		if err == nil {
+			return
+		}
+		s.log.WarnContext(ctx, "response_url post failed; falling back to chat.postEphemeral", "error", err)
+	}
+	if inv.ChannelID == "" || inv.UserID == "" {
+		return
+	}
+	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
+	if len(blocks) > 0 {
+		opts = append(opts, slack.MsgOptionBlocks(blocks...))
+	}
+	err := withSlackRetry(ctx, func() error {
+		_, err := s.deps.Slack.PostEphemeralContext(ctx, inv.ChannelID, inv.UserID, opts...)
+		return err
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "chat.postEphemeral failed", "channel", inv.ChannelID, "user", inv.UserID, "error", err)
+	}
+}
+
+// dm tells a user something by direct message (used for outcomes that arrive
+// long after their response_url expired).
+func (s *Service) dm(ctx context.Context, userID, text string) {
+	if userID == "" {
+		return
+	}
+	err := withSlackRetry(ctx, func() error {
+		_, _, err := s.deps.Slack.PostMessageContext(ctx, userID, slack.MsgOptionText(text, false))
+		return err
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "direct message failed", "user", userID, "error", err)
+	}
+}
+
+// updateApprovalMessage re-renders the approval message from r's state.
+func (s *Service) updateApprovalMessage(ctx context.Context, r *store.Request) {
+	if r.ApprovalChannel == "" || r.ApprovalTS == "" {
+		return
+	}
+	err := withSlackRetry(ctx, func() error {
+		_, _, _, err := s.deps.Slack.UpdateMessageContext(ctx, r.ApprovalChannel, r.ApprovalTS,
+			slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(renderApproval(r)...))
+		return err
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "chat.update of the approval message failed", "request", r.ID, "error", err)
+	}
+}
+
+// threadReply posts text under the approval message.
+func (s *Service) threadReply(ctx context.Context, r *store.Request, text string) {
+	if r.ApprovalChannel == "" || r.ApprovalTS == "" {
+		return
+	}
+	err := withSlackRetry(ctx, func() error {
+		_, _, err := s.deps.Slack.PostMessageContext(ctx, r.ApprovalChannel,
+			slack.MsgOptionText(text, false), slack.MsgOptionTS(r.ApprovalTS))
+		return err
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "thread reply failed", "request", r.ID, "error", err)
+	}
+}
+
+// audit appends to the audit trail. A failure is logged, not returned: the
+// action has happened and Slack must still be told.
+func (s *Service) audit(ctx context.Context, actor, kind, requestID string, details map[string]any) {
+	d := maps.Clone(details)
+	if d == nil {
+		d = map[string]any{}
+	}
+	e := store.AuditEvent{At: s.now(), Actor: actor, Kind: kind, RequestID: requestID, Details: d}
+	if err := s.deps.Store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
+		s.log.ErrorContext(ctx, "audit append failed", "kind", kind, "request", requestID, "error", err)
+	}
+}
+
+// sleep waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -1,0 +1,272 @@
+package bot
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/store"
+)
+
+// Block and action IDs of the approval message.
+const (
+	blockDecision  = "decision"
+	actionApprove  = "approve"
+	actionReject   = "reject"
+	callbackReject = "defenderbot_reject"
+	callbackCmd    = "defenderbot_cmd"
+	blockReason    = "reason"
+)
+
+// escapeMrkdwn neutralises user text for mrkdwn: Slack only needs &, < and >
+// escaped, which stops <!channel>, <@U…> pings and forged <url|links>.
+func escapeMrkdwn(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+func mrkdwn(s string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
+}
+
+func plain(s string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.PlainTextType, s, false, false)
+}
+
+func section(s string) *slack.SectionBlock { return slack.NewSectionBlock(mrkdwn(s), nil, nil) }
+
+func contextBlock(s string) *slack.ContextBlock { return slack.NewContextBlock("", mrkdwn(s)) }
+
+// paramLabels orders and names the request arguments shown to approvers.
+var paramLabels = []struct{ key, label string }{
+	{"isolation_type", "Isolation type"},
+	{"scan_type", "Scan type"},
+	{"action_id", "Machine action"},
+	{"alert_id", "Alert"},
+	{"status", "Status"},
+	{"classification", "Classification"},
+	{"determination", "Determination"},
+	{"owner", "Owner"},
+}
+
+func userRef(id string) string {
+	if id == "" {
+		return "unknown"
+	}
+	return "<@" + escapeMrkdwn(id) + ">"
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+func actionTitle(a string) string {
+	if info, ok := actionTable[a]; ok {
+		return info.title
+	}
+	return a
+}
+
+// requestFields are the facts approvers decide on.
+func requestFields(r *store.Request) []*slack.TextBlockObject {
+	f := []*slack.TextBlockObject{
+		mrkdwn("*Requested by*\n" + userRef(r.RequesterID)),
+		mrkdwn("*Action*\n" + escapeMrkdwn(actionTitle(r.Action))),
+	}
+	if id := r.Params["machine_id"]; id != "" {
+		name := r.MachineName
+		if name == "" {
+			name = "(name unknown)"
+		}
+		f = append(f, mrkdwn(fmt.Sprintf("*Machine*\n%s\n`%s`", escapeMrkdwn(name), escapeMrkdwn(id))))
+	}
+	for _, p := range paramLabels {
+		if v := r.Params[p.key]; v != "" {
+			f = append(f, mrkdwn(fmt.Sprintf("*%s*\n`%s`", p.label, escapeMrkdwn(v))))
+		}
+	}
+	return f
+}
+
+// quote renders user text as an escaped mrkdwn block quote.
+func quote(s string) string {
+	lines := strings.Split(escapeMrkdwn(s), "\n")
+	return "> " + strings.Join(lines, "\n> ")
+}
+
+// renderApproval renders the approval message for r's current state: buttons
+// while pending, the decision and outcome afterwards.
+func renderApproval(r *store.Request) []slack.Block {
+	blocks := []slack.Block{
+		slack.NewHeaderBlock(plain("Approval needed: " + actionTitle(r.Action))),
+		slack.NewSectionBlock(nil, requestFields(r), nil),
+	}
+	if c := r.Params["comment"]; c != "" {
+		blocks = append(blocks, section("*Comment*\n"+quote(c)))
+	}
+	blocks = append(blocks, contextBlock(fmt.Sprintf("Request `%s` · needs %d approval(s) · expires %s",
+		escapeMrkdwn(r.ID), r.RequiredApprovals, fmtTime(r.ExpiresAt))))
+	if len(r.Approvals) > 0 {
+		blocks = append(blocks, contextBlock(fmt.Sprintf("Approved by %s (%d of %d)",
+			approverList(r), len(r.Approvals), r.RequiredApprovals)))
+	}
+	if r.State == store.StatePending {
+		approve := slack.NewButtonBlockElement(actionApprove, r.ID, plain("Approve")).
+			WithStyle(slack.StylePrimary).
+			WithConfirm(slack.NewConfirmationBlockObject(
+				plain("Approve this action?"),
+				mrkdwn(fmt.Sprintf("This runs *%s* in Microsoft Defender%s.", escapeMrkdwn(actionTitle(r.Action)), onMachine(r))),
+				plain("Approve"), plain("Cancel")))
+		reject := slack.NewButtonBlockElement(actionReject, r.ID, plain("Reject")).WithStyle(slack.StyleDanger)
+		blocks = append(blocks, slack.NewActionBlock(blockDecision, approve, reject))
+		return blocks
+	}
+	blocks = append(blocks, slack.NewDividerBlock(), section(outcomeText(r)))
+	return blocks
+}
+
+func onMachine(r *store.Request) string {
+	if r.MachineName != "" {
+		return " on " + escapeMrkdwn(r.MachineName)
+	}
+	if id := r.Params["machine_id"]; id != "" {
+		return " on " + escapeMrkdwn(id)
+	}
+	return ""
+}
+
+func approverList(r *store.Request) string {
+	ids := make([]string, len(r.Approvals))
+	for i, a := range r.Approvals {
+		ids[i] = userRef(a.UserID)
+	}
+	return strings.Join(ids, ", ")
+}
+
+// outcomeText is the line replacing the buttons once a request left pending.
+func outcomeText(r *store.Request) string {
+	action := ""
+	if r.MachineActionID != "" {
+		action = fmt.Sprintf("\nDefender action `%s`", escapeMrkdwn(r.MachineActionID))
+		if r.MachineActionStatus != "" {
+			action += ": " + escapeMrkdwn(r.MachineActionStatus)
+		}
+	}
+	switch r.State {
+	case store.StateApproved, store.StateExecuting:
+		return fmt.Sprintf(":hourglass_flowing_sand: *Approved* by %s: calling Defender…", approverList(r))
+	case store.StateRunning:
+		return fmt.Sprintf(":arrows_counterclockwise: *Approved* by %s: running in Defender.%s", approverList(r), action)
+	case store.StateSucceeded:
+		return fmt.Sprintf(":white_check_mark: *Approved* by %s: *succeeded*.%s", approverList(r), action)
+	case store.StateFailed:
+		msg := fmt.Sprintf(":warning: *Approved* by %s: *failed*.%s", approverList(r), action)
+		if r.Error != "" {
+			msg += "\n" + escapeMrkdwn(r.Error)
+		}
+		return msg
+	case store.StateRejected:
+		msg := fmt.Sprintf(":x: *Rejected* by %s.", userRef(r.RejectedBy))
+		if r.RejectReason != "" {
+			msg += "\n*Reason*\n" + quote(r.RejectReason)
+		}
+		return msg
+	case store.StateExpired:
+		return fmt.Sprintf(":hourglass: *Expired* at %s without enough approvals; nothing was run. Request it again if still needed.", fmtTime(r.ExpiresAt))
+	}
+	return escapeMrkdwn(string(r.State))
+}
+
+// approvalFallback is the notification text of the approval message.
+func approvalFallback(r *store.Request) string {
+	return fmt.Sprintf("%s requested: %s%s (%s)", r.RequesterName, actionTitle(r.Action), onMachine(r), r.State)
+}
+
+// renderStatusChange is a thread reply for a machine action status change.
+func renderStatusChange(ma *defender.MachineAction) string {
+	icon := ":arrows_counterclockwise:"
+	switch ma.Status {
+	case defender.StatusSucceeded:
+		icon = ":white_check_mark:"
+	case defender.StatusFailed, defender.StatusTimeOut, defender.StatusCancelled:
+		icon = ":warning:"
+	}
+	return fmt.Sprintf("%s Defender action `%s` (%s) is now *%s*", icon, escapeMrkdwn(ma.ID), escapeMrkdwn(ma.Type), escapeMrkdwn(string(ma.Status)))
+}
+
+// renderHelp lists every verb.
+func renderHelp(command string) []slack.Block {
+	var b strings.Builder
+	for _, v := range usageOrder {
+		fmt.Fprintf(&b, "`%s %s`\n", command, usage[v])
+	}
+	return []slack.Block{
+		section("*Microsoft Defender for Endpoint from Slack*\nState-changing actions are posted for approval; `action` and `iocs status` answer at once."),
+		section(strings.TrimRight(b.String(), "\n")),
+		contextBlock("<machine> is a Defender machine ID (40 hex characters) or a computer DNS name. Quote a comment with \"…\" if it starts with a keyword."),
+	}
+}
+
+// renderParseError explains a malformed command and shows the usage.
+func renderParseError(command string, pe *ParseError) []slack.Block {
+	blocks := []slack.Block{section(":warning: " + escapeMrkdwn(pe.Msg))}
+	if u, ok := usage[pe.Verb]; ok {
+		blocks = append(blocks, section(fmt.Sprintf("Usage: `%s %s`", command, u)))
+	} else {
+		blocks = append(blocks, section(fmt.Sprintf("Try `%s help`.", command)))
+	}
+	return blocks
+}
+
+// renderMachineChoices explains an ambiguous or unknown machine name.
+func renderMachineChoices(query string, ms []defender.Machine) string {
+	if len(ms) == 0 {
+		return fmt.Sprintf(":warning: No machine named %s in Defender. Check the computer DNS name (or use the machine ID) in the Defender portal's device inventory.", "`"+escapeMrkdwn(query)+"`")
+	}
+	sorted := append([]defender.Machine(nil), ms...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].LastSeen.After(sorted[j].LastSeen) })
+	var b strings.Builder
+	fmt.Fprintf(&b, ":warning: %d machines match `%s`; run the command again with the machine ID:\n", len(ms), escapeMrkdwn(query))
+	for i, m := range sorted {
+		if i == 10 {
+			fmt.Fprintf(&b, "…and %d more", len(sorted)-10)
+			break
+		}
+		fmt.Fprintf(&b, "• %s `%s` health %s, last seen %s\n", escapeMrkdwn(m.ComputerDNSName), escapeMrkdwn(m.ID),
+			escapeMrkdwn(orDash(m.HealthStatus)), fmtTime(m.LastSeen))
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// renderOutput renders a read-only action's seed output fields.
+func renderOutput(title string, out map[string]any) []slack.Block {
+	keys := make([]string, 0, len(out))
+	for k := range out {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fields := make([]*slack.TextBlockObject, 0, len(keys))
+	for _, k := range keys {
+		v := "-"
+		if out[k] != nil {
+			v = fmt.Sprint(out[k])
+		}
+		fields = append(fields, mrkdwn(fmt.Sprintf("*%s*\n`%s`", escapeMrkdwn(k), escapeMrkdwn(v))))
+	}
+	blocks := []slack.Block{section("*" + escapeMrkdwn(title) + "*")}
+	// A section holds at most 10 fields.
+	for len(fields) > 0 {
+		n := min(10, len(fields))
+		blocks = append(blocks, slack.NewSectionBlock(nil, fields[:n], nil))
+		fields = fields[n:]
+	}
+	return blocks
+}

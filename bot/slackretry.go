@@ -1,0 +1,39 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/slack-go/slack"
+)
+
+// slackAttempts bounds retries of one Slack call after 429 responses.
+const slackAttempts = 3
+
+// maxSlackWait caps one Retry-After wait so a stuck call cannot hold a
+// goroutine for Slack's default 60 s.
+const maxSlackWait = 30 * time.Second
+
+// withSlackRetry runs call, retrying after Slack's Retry-After when Slack
+// answers 429 (slack-go returns *slack.RateLimitedError). Other errors and
+// ctx cancellation end it at once.
+func withSlackRetry(ctx context.Context, call func() error) error {
+	var err error
+	for attempt := 0; attempt < slackAttempts; attempt++ {
+		err = call()
+		var rl *slack.RateLimitedError
+		if err == nil || !errors.As(err, &rl) || attempt == slackAttempts-1 {
+			return err
+		}
+		wait := min(max(rl.RetryAfter, 100*time.Millisecond), maxSlackWait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return err
+}
