@@ -2,11 +2,152 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+
+	"github.com/defenderbot/defenderbot/config"
+	"github.com/defenderbot/defenderbot/ioc"
+	"github.com/defenderbot/defenderbot/store"
 )
 
-// runPushIOCs is not built yet.
-func runPushIOCs(_ context.Context, c *cli, _ []string) int {
-	fmt.Fprintln(c.stderr, "defenderbot: not implemented yet")
-	return 1
+// runPushIOCs runs one IOC sync from a STIX feed. With --dry-run it prints
+// the plan and sends no write call. Exit codes: 0 success, 1 failure, 2 usage.
+func runPushIOCs(ctx context.Context, c *cli, args []string) int {
+	fs := newFlagSet(c, "push-iocs", "push-iocs --stix-objects-path FILE [flags]")
+	cfgPath := configFlag(fs)
+	path := fs.String("stix-objects-path", "", "STIX 2.1 feed: a bundle, a JSON array of objects, or a directory of them (iocs.stix_objects_path)")
+	action := fs.String("action", "", "indicator action: Alert, Warn, Block, Audit, BlockAndRemediate, AlertAndBlock, Allowed (iocs.action)")
+	severity := fs.String("severity", "", "indicator severity: Informational, Low, Medium, High (iocs.severity)")
+	genAlert := fs.Bool("generate-alert", false, "raise an alert when an indicator matches (iocs.generate_alert)")
+	sekoia := fs.String("sekoia-base-url", "", "Sekoia.io base URL, for links to Sekoia objects in descriptions (iocs.sekoia_base_url)")
+	mode := fs.String("mode", "", "incremental (the feed brings additions and revocations) or snapshot (the feed is the whole truth) (iocs.mode)")
+	maxDel := fs.Float64("max-delete-fraction", -1, "snapshot mode: largest share of managed indicators one run may delete (iocs.max_delete_fraction)")
+	force := fs.Bool("force", false, "snapshot mode: delete even beyond max-delete-fraction")
+	dryRun := fs.Bool("dry-run", false, "print what would be done; send no write call")
+	output := fs.String("output", "text", "output format: text or json")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "defenderbot push-iocs: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *output != "text" && *output != "json" {
+		fmt.Fprintf(c.stderr, "defenderbot push-iocs: --output must be text or json, not %q\n", *output)
+		return 2
+	}
+
+	cfg, err := loadConfig(c, *cfgPath)
+	if err != nil {
+		printConfigError(c.stderr, err)
+		return 1
+	}
+	// Flags override the iocs.* keys; then the whole configuration is checked.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	i := &cfg.IOCs
+	if set["stix-objects-path"] {
+		i.STIXObjectsPath = *path
+	}
+	if set["action"] {
+		i.Action = *action
+	}
+	if set["severity"] {
+		i.Severity = *severity
+	}
+	if set["generate-alert"] {
+		i.GenerateAlert = *genAlert
+	}
+	if set["sekoia-base-url"] {
+		i.SekoiaBaseURL = *sekoia
+	}
+	if set["mode"] {
+		i.Mode = *mode
+	}
+	if set["max-delete-fraction"] {
+		i.MaxDeleteFraction = *maxDel
+	}
+	if i.STIXObjectsPath == "" {
+		fmt.Fprintln(c.stderr, "defenderbot push-iocs: --stix-objects-path (or iocs.stix_objects_path) is required")
+		return 2
+	}
+	if err := cfg.Validate(config.ForDefender); err != nil {
+		printConfigError(c.stderr, err)
+		return 1
+	}
+
+	logger := newLogger(c, cfg)
+	client, err := newDefenderClient(cfg, logger, cliDefenderOptions(c)...)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
+		return 1
+	}
+	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN.Value())
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot: open store: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+
+	syncer, err := ioc.NewSyncer(client, st, ioc.Options{
+		StixObjectsPath: i.STIXObjectsPath, Action: i.Action, Severity: i.Severity, SekoiaBaseURL: i.SekoiaBaseURL,
+		Mode: i.Mode, GenerateAlert: i.GenerateAlert, MaxDeleteFraction: i.MaxDeleteFraction,
+		Force: *force, DryRun: *dryRun,
+	}, logger)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot push-iocs: %v\n", err)
+		return 1
+	}
+
+	if *dryRun {
+		plan, err := syncer.Plan(ctx)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "defenderbot push-iocs: %v\n", err)
+			return 1
+		}
+		if *output == "json" {
+			return pushIOCsJSON(c, plan)
+		}
+		fmt.Fprintf(c.stdout, "dry run: would import %d, delete %d; %d unchanged, %d skipped, %d left out (tenant limit)\n",
+			len(plan.Import), len(plan.Delete), plan.Unchanged, len(plan.Skipped), len(plan.LeftOut))
+		for _, s := range plan.Skipped {
+			fmt.Fprintf(c.stdout, "skipped %s: %s\n", s.StixID, s.Reason)
+		}
+		if plan.Refused != "" {
+			fmt.Fprintf(c.stdout, "refused: %s\n", plan.Refused)
+		}
+		return 0
+	}
+
+	rep, err := syncer.Run(ctx, "cli")
+	if rep != nil {
+		if *output == "json" {
+			if code := pushIOCsJSON(c, rep); code != 0 {
+				return code
+			}
+		} else {
+			fmt.Fprintln(c.stdout, rep.Text())
+		}
+	}
+	if err != nil {
+		if errors.Is(err, ioc.ErrDeleteGuard) {
+			fmt.Fprintf(c.stderr, "defenderbot push-iocs: %v\n", err)
+		} else {
+			fmt.Fprintf(c.stderr, "defenderbot push-iocs: sync failed: %v\n", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+func pushIOCsJSON(c *cli, v any) int {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot: write output: %v\n", err)
+		return 1
+	}
+	return 0
 }

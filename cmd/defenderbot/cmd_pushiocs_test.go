@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/defenderbot/defenderbot/defender/defendertest"
+)
+
+const pushFeed = `[
+ {"type":"indicator","spec_version":"2.1","id":"indicator--00000000-0000-4000-8000-000000000001","created":"2025-01-01T00:00:00Z","modified":"2025-01-01T00:00:00Z","valid_from":"2025-01-01T00:00:00Z","pattern_type":"stix","pattern":"[domain-name:value = 'evil.example' OR ipv4-addr:value = '203.0.113.0/24']"},
+ {"type":"indicator","spec_version":"2.1","id":"indicator--00000000-0000-4000-8000-000000000002","created":"2025-01-01T00:00:00Z","modified":"2025-01-01T00:00:00Z","valid_from":"2025-01-01T00:00:00Z","pattern_type":"stix","pattern":"[file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b']"}
+]`
+
+func pushEnv(t *testing.T, srv *defendertest.Server) (map[string]string, string) {
+	dir := t.TempDir()
+	feed := filepath.Join(dir, "feed.json")
+	require.NoError(t, os.WriteFile(feed, []byte(pushFeed), 0o644))
+	env := emulatorEnv(srv)
+	env["DEFENDERBOT_STORE_DSN"] = filepath.Join(dir, "state.db")
+	return env, feed
+}
+
+func TestPushIOCsDryRunJSONSendsNothing(t *testing.T) {
+	srv := defendertest.NewServer(t)
+	env, feed := pushEnv(t, srv)
+	r := runCLI(t, srv, env, "push-iocs", "--stix-objects-path", feed, "--action", "Block", "--severity", "High", "--dry-run", "--output", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var plan struct {
+		Import []map[string]any `json:"import"`
+		Delete []string         `json:"delete"`
+		Skip   []map[string]any `json:"skipped"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &plan), r.stdout)
+	assert.Len(t, plan.Import, 2)
+	require.Len(t, plan.Skip, 1)
+	assert.Contains(t, plan.Skip[0]["reason"], "CIDR ranges are not supported by Defender")
+	assert.Zero(t, srv.Calls(http.MethodPost, "/api/indicators/import"))
+	assert.Empty(t, srv.Indicators())
+}
+
+func TestPushIOCsRunsAndIsIncremental(t *testing.T) {
+	srv := defendertest.NewServer(t)
+	env, feed := pushEnv(t, srv)
+	args := []string{"push-iocs", "--stix-objects-path", feed, "--action", "Audit", "--generate-alert", "--severity", "Low"}
+	r := runCLI(t, srv, env, args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "2 imported")
+	assert.Len(t, srv.Indicators(), 2)
+
+	r = runCLI(t, srv, env, append(args, "--output", "json")...)
+	require.Equal(t, 0, r.code, r.stderr)
+	var rep map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep))
+	assert.EqualValues(t, 2, rep["unchanged"])
+	assert.EqualValues(t, 0, rep["import_calls"])
+	assert.Equal(t, 1, srv.Calls(http.MethodPost, "/api/indicators/import"))
+}
+
+func TestPushIOCsErrors(t *testing.T) {
+	srv := defendertest.NewServer(t)
+	env, feed := pushEnv(t, srv)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no path", []string{"push-iocs"}, 2, "--stix-objects-path"},
+		{"bad output", []string{"push-iocs", "--stix-objects-path", feed, "--output", "xml"}, 2, "--output must be text or json"},
+		{"extra arg", []string{"push-iocs", "--stix-objects-path", feed, "oops"}, 2, `unexpected argument "oops"`},
+		{"audit without alert", []string{"push-iocs", "--stix-objects-path", feed, "--action", "Audit", "--generate-alert=false"}, 1, "Audit"},
+		{"bad mode", []string{"push-iocs", "--stix-objects-path", feed, "--mode", "full"}, 1, "mode"},
+		{"missing feed", []string{"push-iocs", "--stix-objects-path", feed + ".missing"}, 1, "read STIX feed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, srv, env, tt.args...)
+			assert.Equal(t, tt.code, r.code, r.stderr)
+			assert.Contains(t, r.stderr, tt.want)
+			assert.False(t, strings.Contains(r.stderr, defendertest.ClientSecret), "secret never printed")
+		})
+	}
+}

@@ -1,0 +1,379 @@
+package ioc
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/stix"
+)
+
+// Application is the value of the indicator's "application" field. Microsoft
+// keeps the application of the first creator, so it also tells indicators
+// defenderbot created from those someone else created.
+const Application = "defenderbot"
+
+// Skip reasons (the keys of Report.Skipped). A Skip's Reason starts with one
+// of these and may add details after ": ".
+const (
+	ReasonNotIndicator   = "not an indicator object"
+	ReasonPatternType    = "pattern_type is not stix"
+	ReasonInvalidObject  = "invalid STIX object"
+	ReasonUnreadable     = "unreadable object"
+	ReasonBadPattern     = "pattern does not parse"
+	ReasonNotSingle      = "pattern cannot be expressed as single-value indicators"
+	ReasonNoIndicator    = "pattern has no supported comparison"
+	ReasonOperator       = "comparison operator not supported (only = makes an indicator)"
+	ReasonNegated        = "negated comparison cannot be an indicator"
+	ReasonPath           = "object path not supported by Defender"
+	ReasonNotString      = "comparison value is not a string"
+	ReasonInvalidValue   = "invalid value"
+	ReasonCIDR           = "CIDR ranges are not supported by Defender"
+	ReasonNotYetValid    = "not valid yet (valid_from is in the future)"
+	ReasonDuplicate      = "duplicate of an indicator from another object (merged)"
+	ReasonRevokedNothing = "revoked, nothing to remove (not managed by defenderbot)"
+	ReasonExpiredNothing = "expired, nothing to remove (not managed by defenderbot)"
+	ReasonForeign        = "already in Defender, added by someone else (left untouched)"
+)
+
+// Skip is an object, or a comparison of an object, that produced no indicator.
+type Skip struct {
+	StixID string `json:"stix_id"`
+	Reason string `json:"reason"`
+}
+
+// category returns the reason without details: the Report.Skipped key.
+func (s Skip) category() string {
+	if i := strings.Index(s.Reason, ": "); i > 0 {
+		return s.Reason[:i]
+	}
+	return s.Reason
+}
+
+func skip(id, reason string, detail ...string) Skip {
+	if len(detail) > 0 && detail[0] != "" {
+		reason += ": " + strings.Join(detail, ", ")
+	}
+	return Skip{StixID: id, Reason: reason}
+}
+
+// ObjectState is what an object asks for.
+type ObjectState int
+
+// Object states.
+const (
+	// StateIgnored: nothing to import or remove (skipped).
+	StateIgnored ObjectState = iota
+	// StateLive: its indicators must be in Defender.
+	StateLive
+	// StateRevoked: its indicators must be removed.
+	StateRevoked
+	// StateExpired: valid_until is past; its indicators must not be imported
+	// and are removed if defenderbot imported them earlier.
+	StateExpired
+)
+
+func (s ObjectState) String() string {
+	return [...]string{"ignored", "live", "revoked", "expired"}[s]
+}
+
+// Conversion is the result of converting one STIX object.
+type Conversion struct {
+	StixID string
+	State  ObjectState
+	// Indicators are the object's indicators (to import when live, to
+	// remove when revoked or expired), with normalised values.
+	Indicators []defender.Indicator
+	Skipped    []Skip
+
+	// ranking data, used to merge duplicates and to choose what to leave out
+	// at the tenant limit.
+	validFrom, modified time.Time
+}
+
+// ConvertOptions are the indicator fields set from configuration.
+type ConvertOptions struct {
+	Action        string
+	Severity      string
+	GenerateAlert bool
+	// SekoiaBaseURL, when set, adds a link to the object in Sekoia's UI to the
+	// description of objects that carry x_ic_observable_types.
+	SekoiaBaseURL string
+}
+
+// Actions and severities Defender accepts.
+var (
+	validActions    = []string{"Alert", "Warn", "Block", "Audit", "BlockAndRemediate", "AlertAndBlock", "Allowed"}
+	validSeverities = []string{"Informational", "Low", "Medium", "High"}
+)
+
+// ErrInvalidOptions is wrapped by every options error.
+var ErrInvalidOptions = errors.New("invalid IOC sync options")
+
+// Validate checks the options as Microsoft would, before anything is sent.
+func (o ConvertOptions) Validate() error {
+	if !contains(validActions, o.Action) {
+		return fmt.Errorf("%w: action %q must be one of %s", ErrInvalidOptions, o.Action, strings.Join(validActions, ", "))
+	}
+	if o.Severity != "" && !contains(validSeverities, o.Severity) {
+		return fmt.Errorf("%w: severity %q must be one of %s", ErrInvalidOptions, o.Severity, strings.Join(validSeverities, ", "))
+	}
+	if o.Action == "Audit" && !o.GenerateAlert {
+		return fmt.Errorf("%w: action Audit requires generate_alert (Microsoft refuses an Audit indicator that raises no alert)", ErrInvalidOptions)
+	}
+	if o.SekoiaBaseURL != "" {
+		if _, err := normalizeURL(o.SekoiaBaseURL); err != nil {
+			return fmt.Errorf("%w: sekoia_base_url: %w", ErrInvalidOptions, err)
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Convert turns one STIX object into Defender indicators. now decides whether
+// the object is expired or not valid yet. It never fails: everything that
+// produces no indicator is listed in Skipped with its reason.
+func Convert(obj *stix.Object, opts ConvertOptions, now time.Time) Conversion {
+	c := Conversion{StixID: obj.ID, validFrom: obj.ValidFrom, modified: obj.Modified}
+	if obj.Type != "indicator" {
+		c.Skipped = append(c.Skipped, skip(obj.ID, ReasonNotIndicator, "type "+strconv.Quote(obj.Type)))
+		return c
+	}
+	// Absent pattern_type is tolerated (STIX 2.0 feeds and the spec's own
+	// example omit it); anything else must be "stix".
+	if obj.PatternType != "" && obj.PatternType != "stix" {
+		c.Skipped = append(c.Skipped, skip(obj.ID, ReasonPatternType, strconv.Quote(obj.PatternType)))
+		return c
+	}
+	checked := *obj
+	checked.PatternType = "stix"
+	if err := checked.Validate(); err != nil {
+		c.Skipped = append(c.Skipped, skip(obj.ID, ReasonInvalidObject, err.Error()))
+		return c
+	}
+	switch {
+	case obj.Revoked:
+		c.State = StateRevoked
+	case obj.ValidUntil != nil && !obj.ValidUntil.After(now):
+		c.State = StateExpired
+	case !obj.ValidFrom.IsZero() && obj.ValidFrom.After(now):
+		c.Skipped = append(c.Skipped, skip(obj.ID, ReasonNotYetValid, obj.ValidFrom.UTC().Format(time.RFC3339)))
+		return c
+	default:
+		c.State = StateLive
+	}
+	p, err := stix.ParsePattern(obj.Pattern)
+	if err != nil {
+		c.State = StateIgnored
+		c.Skipped = append(c.Skipped, skip(obj.ID, ReasonBadPattern, err.Error()))
+		return c
+	}
+	// AND, FOLLOWEDBY and qualifiers narrow the match; splitting them into
+	// single values would block far more than the feed asked for.
+	comps, err := p.Disjuncts()
+	if err != nil {
+		c.State = StateIgnored
+		c.Skipped = append(c.Skipped, skip(obj.ID, ReasonNotSingle, err.Error()))
+		return c
+	}
+	var base defender.Indicator
+	if c.State == StateLive {
+		base = buildBase(obj, opts)
+	}
+	seen := make(map[string]bool, len(comps))
+	for _, cmp := range comps {
+		t, v, sk := comparisonValue(obj.ID, cmp)
+		if sk != nil {
+			c.Skipped = append(c.Skipped, *sk)
+			continue
+		}
+		k := Key(t, v)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		ind := base
+		ind.IndicatorType = t
+		ind.IndicatorValue = v
+		if c.State == StateLive {
+			ind.Title = title(obj, t, v)
+		}
+		c.Indicators = append(c.Indicators, ind)
+	}
+	if len(c.Indicators) == 0 {
+		if len(c.Skipped) == 0 {
+			c.Skipped = append(c.Skipped, skip(obj.ID, ReasonNoIndicator))
+		}
+		c.State = StateIgnored
+	}
+	return c
+}
+
+// comparisonValue maps one comparison to an indicator type and normalised value.
+func comparisonValue(id string, cmp *stix.Comparison) (defender.IndicatorType, string, *Skip) {
+	fail := func(reason string, detail ...string) (defender.IndicatorType, string, *Skip) {
+		s := skip(id, reason, append([]string{cmp.String()}, detail...)...)
+		return "", "", &s
+	}
+	if cmp.Negated {
+		return fail(ReasonNegated)
+	}
+	if cmp.Op != "=" {
+		return fail(ReasonOperator)
+	}
+	t, ok := indicatorType(cmp.Path)
+	if !ok {
+		return fail(ReasonPath)
+	}
+	if cmp.Value.Kind != stix.KindString {
+		return fail(ReasonNotString)
+	}
+	var v string
+	var err error
+	if t == defender.IndicatorIPAddress {
+		v, err = normalizeIPFor(cmp.Path.ObjectType, cmp.Value.Str)
+	} else {
+		v, err = NormalizeValue(t, cmp.Value.Str)
+	}
+	if errors.Is(err, errCIDR) {
+		return fail(ReasonCIDR)
+	}
+	if err != nil {
+		return fail(ReasonInvalidValue, err.Error())
+	}
+	return t, v, nil
+}
+
+// indicatorType maps a STIX object path to the Defender indicator type.
+func indicatorType(p stix.ObjectPath) (defender.IndicatorType, bool) {
+	switch p.ObjectType {
+	case "ipv4-addr", "ipv6-addr", "domain-name", "url":
+		if k, ok := p.Keys(); !ok || k != "value" {
+			return "", false
+		}
+		switch p.ObjectType {
+		case "domain-name":
+			return defender.IndicatorDomainName, true
+		case "url":
+			return defender.IndicatorURL, true
+		}
+		return defender.IndicatorIPAddress, true
+	case "file":
+		alg, ok := p.HashAlgorithm()
+		if !ok {
+			return "", false
+		}
+		switch alg {
+		case "SHA-256":
+			return defender.IndicatorFileSha256, true
+		case "SHA-1":
+			return defender.IndicatorFileSha1, true
+		case "MD5":
+			return defender.IndicatorFileMd5, true
+		}
+	case "x509-certificate":
+		if alg, ok := p.HashAlgorithm(); ok && alg == "SHA-1" {
+			return defender.IndicatorCertificateThumbprint, true
+		}
+	}
+	return "", false
+}
+
+// Limits on free text sent to Defender, well under what the portal shows.
+const (
+	maxTitle       = 250
+	maxDescription = 4000
+)
+
+func buildBase(obj *stix.Object, opts ConvertOptions) defender.Indicator {
+	ind := defender.Indicator{
+		Action:        opts.Action,
+		Severity:      opts.Severity,
+		GenerateAlert: opts.GenerateAlert,
+		Application:   Application,
+		ExternalID:    obj.ID,
+		Description:   description(obj, opts.SekoiaBaseURL),
+	}
+	if obj.ValidUntil != nil {
+		t := obj.ValidUntil.UTC()
+		ind.ExpirationTime = &t
+	}
+	return ind
+}
+
+func title(obj *stix.Object, t defender.IndicatorType, v string) string {
+	name := strings.TrimSpace(obj.Name)
+	if name == "" {
+		name = fmt.Sprintf("STIX indicator %s %s", t, v)
+	}
+	return truncate(name, maxTitle)
+}
+
+// description is always set (Microsoft requires it): the STIX description,
+// and a link to the object in Sekoia's UI for Sekoia objects.
+func description(obj *stix.Object, sekoiaBaseURL string) string {
+	d := strings.TrimSpace(obj.Description)
+	var link string
+	if sekoiaBaseURL != "" && obj.XICObservableTypes != nil {
+		link = strings.TrimRight(sekoiaBaseURL, "/") + "/intelligence/objects/" + obj.ID
+	}
+	switch {
+	case d == "" && link == "":
+		return "STIX indicator " + obj.ID + " (imported by defenderbot)"
+	case d == "":
+		return link
+	case link == "":
+		return truncate(d, maxDescription)
+	}
+	return truncate(d, maxDescription-len(link)-1) + "\n" + link
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// Key is the upsert key of an indicator: type and normalised value.
+func Key(t defender.IndicatorType, value string) string { return string(t) + "|" + value }
+
+// Fingerprint hashes every field of the payload that Defender stores, so that
+// an unchanged indicator is never sent again.
+func Fingerprint(ind *defender.Indicator) string {
+	h := sha256.New()
+	exp := ""
+	if ind.ExpirationTime != nil {
+		exp = ind.ExpirationTime.UTC().Format(time.RFC3339Nano)
+	}
+	for _, f := range []string{
+		string(ind.IndicatorType), ind.IndicatorValue, ind.Action, ind.Severity,
+		strconv.FormatBool(ind.GenerateAlert), ind.Title, ind.Description, exp,
+		ind.Application, ind.ExternalID, ind.RecommendedActions, strings.Join(ind.RBACGroupNames, ","),
+	} {
+		// Length-prefixed so that field boundaries cannot be forged.
+		h.Write([]byte(strconv.Itoa(len(f))))
+		h.Write([]byte{':'})
+		h.Write([]byte(f))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

@@ -1,0 +1,32 @@
+// Package ioc turns STIX 2.1 indicators into Microsoft Defender indicators and
+// keeps Defender in sync with a feed, sending only what changed.
+//
+// Conversion: only "indicator" objects whose pattern_type is "stix" (or
+// absent) are read. A pattern must be a pure disjunction (OR); AND,
+// FOLLOWEDBY and qualifiers narrow a match and are skipped whole, because
+// splitting them into single values would block more than the feed asked.
+// Only non-negated "=" comparisons on ipv4-addr/ipv6-addr/domain-name/url
+// values, file MD5/SHA-1/SHA-256 hashes and x509-certificate SHA-1 hashes make
+// indicators; every other comparison is skipped with a reason. Values are
+// validated and normalised (NormalizeValue). Several objects giving the same
+// type and value merge into one indicator: the highest severity wins, then
+// the latest valid_until (none is latest), then the newest object, then the
+// smallest STIX id.
+//
+// Ownership: an indicator is defenderbot's when the store has a record for
+// it, or when Defender reports application "defenderbot" (Microsoft keeps the
+// first creator's application, so a crash between an import call and its
+// record loses nothing: the next run adopts it). A value someone else added
+// to Defender is never overwritten, recorded or deleted; the feed's object is
+// reported as skipped. Only recorded indicators are ever deleted.
+//
+// Sync: each run lists Defender's indicators (for the 15,000 tenant limit,
+// foreign values and drift), compares the feed with the records'
+// fingerprints and sends only new or changed indicators, in batches of 500,
+// recording after each batch. Revoked objects, and objects past valid_until,
+// remove the indicators defenderbot imported. In snapshot mode managed
+// indicators absent from the feed are removed too, unless that exceeds
+// MaxDeleteFraction (without Force) or part of the feed was unreadable.
+// Incremental mode retries a failed indicator when the feed brings its
+// object again.
+package ioc

@@ -1,0 +1,197 @@
+package ioc
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/defender/defendertest"
+	"github.com/defenderbot/defenderbot/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// emuHarness runs the sync against the Defender emulator and the SQLite store.
+type emuHarness struct {
+	srv  *defendertest.Server
+	api  *defender.Client
+	st   store.Store
+	dir  string
+	path string
+}
+
+func newEmuHarness(t *testing.T, opts ...defendertest.Option) *emuHarness {
+	t.Helper()
+	srv := defendertest.NewServer(t, opts...)
+	api, err := defender.New(defender.Config{
+		BaseURL: srv.URL, AuthorityHost: srv.URL,
+		TenantID: defendertest.TenantID, ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret,
+	}, defender.WithHTTPClient(srv.HTTPClient()),
+		// Retry-After and pacing waits are skipped: the test checks calls, not time.
+		defender.WithSleeper(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }))
+	require.NoError(t, err)
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), "sqlite", filepath.Join(dir, "state.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return &emuHarness{srv: srv, api: api, st: st, dir: dir, path: filepath.Join(dir, "feed.json")}
+}
+
+func (h *emuHarness) run(t *testing.T, mod func(*Options)) (*Report, error) {
+	t.Helper()
+	o := Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", GenerateAlert: true, MaxDeleteFraction: 0.2,
+		Now: func() time.Time { return testNow }}
+	if mod != nil {
+		mod(&o)
+	}
+	s, err := NewSyncer(h.api, h.st, o, nil)
+	require.NoError(t, err)
+	return s.Run(context.Background(), "cli")
+}
+
+func (h *emuHarness) writes() (imports, deletes int) {
+	return h.srv.Calls(http.MethodPost, "/api/indicators/import"), h.srv.Calls(http.MethodPost, "/api/indicators/BatchDelete")
+}
+
+func TestEmulatorSyncCallCounts(t *testing.T) {
+	h := newEmuHarness(t)
+	analystID := h.srv.AddIndicator(defendertest.Indicator{IndicatorValue: "d7.example", IndicatorType: "DomainName",
+		Action: "Allowed", Title: "analyst", Description: "allow-listed by hand", SourceType: "User"})
+
+	writeFeed(t, h.dir, domains(0, 1000))
+	rep, err := h.run(t, nil)
+	require.NoError(t, err)
+	imports, deletes := h.writes()
+	assert.Equal(t, 2, imports, "999 indicators: 2 import calls")
+	assert.Zero(t, deletes)
+	assert.Equal(t, 999, rep.Imported)
+	assert.Equal(t, 1, rep.Skipped[ReasonForeign])
+	assert.Len(t, h.srv.Indicators(), 1000)
+	initial := rep.APICalls
+
+	h.srv.ResetRequests()
+	rep, err = h.run(t, nil)
+	require.NoError(t, err)
+	imports, deletes = h.writes()
+	assert.Zero(t, imports+deletes, "unchanged feed: zero write calls")
+	unchanged := rep.APICalls
+
+	// 1% change: 4 renamed, 4 new, 2 revoked (one of them the analyst's).
+	objs := domains(0, 1004)
+	for i := 0; i < 4; i++ {
+		objs[i].Name = "renamed"
+	}
+	objs[7].Revoked, objs[8].Revoked = true, true
+	writeFeed(t, h.dir, objs)
+	h.srv.ResetRequests()
+	rep, err = h.run(t, nil)
+	require.NoError(t, err)
+	imports, deletes = h.writes()
+	assert.Equal(t, 1, imports)
+	assert.Equal(t, 1, deletes)
+	assert.Equal(t, 4, rep.Imported)
+	assert.Equal(t, 4, rep.Updated)
+	assert.Equal(t, 1, rep.Deleted)
+	t.Logf("API calls (emulator): initial %d, unchanged %d, 1%% change %d", initial, unchanged, rep.APICalls)
+
+	var analyst *defendertest.Indicator
+	for _, ind := range h.srv.Indicators() {
+		if ind.ID == analystID {
+			analyst = &ind
+		}
+	}
+	require.NotNil(t, analyst, "the analyst's indicator is never deleted")
+	assert.Equal(t, "Allowed", analyst.Action, "nor overwritten")
+}
+
+func TestEmulatorThrottlingAndServerErrors(t *testing.T) {
+	h := newEmuHarness(t)
+	writeFeed(t, h.dir, domains(0, 600))
+
+	// One 429 with Retry-After: the client retries, the run succeeds.
+	h.srv.InjectFault(defendertest.Fault{Method: http.MethodPost, Path: defender.APIIndicatorImport, Status: http.StatusTooManyRequests, RetryAfter: time.Second})
+	rep, err := h.run(t, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 600, rep.Imported)
+	assert.Equal(t, 3, h.srv.Calls(http.MethodPost, "/api/indicators/import"), "2 batches + 1 retry")
+
+	// Persistent 503s: the run fails, keeps nothing half-done, and the next run sends everything.
+
+	h2 := newEmuHarness(t)
+	writeFeed(t, h2.dir, domains(0, 600))
+	_, err = h2.run(t, nil)
+	require.NoError(t, err)
+	objs := domains(0, 600)
+	for i := range objs {
+		objs[i].Name = "v2"
+	}
+	writeFeed(t, h2.dir, objs)
+	h2.srv.InjectFault(defendertest.Fault{Method: http.MethodPost, Path: defender.APIIndicatorImport, Status: http.StatusServiceUnavailable, Count: -1})
+	rep, err = h2.run(t, nil)
+	require.Error(t, err)
+	assert.Zero(t, rep.Updated)
+	h2.srv.ClearFaults()
+	rep, err = h2.run(t, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 600, rep.Updated, "everything sent on the next run")
+	assert.Len(t, h2.srv.Indicators(), 600, "nothing duplicated")
+}
+
+func TestEmulatorPerItemFailures(t *testing.T) {
+	h := newEmuHarness(t, defendertest.WithIndicatorLimit(5))
+	writeFeed(t, h.dir, domains(0, 8))
+	// The planner believes in a larger tenant: Defender refuses 3 items.
+	rep, err := h.run(t, func(o *Options) { o.TenantLimit = 100 })
+	require.NoError(t, err)
+	assert.Equal(t, 5, rep.Imported)
+	total := 0
+	for _, n := range rep.Failed {
+		total += n
+	}
+	assert.Equal(t, 3, total)
+	recs, err := h.st.ListIndicatorRecords(context.Background())
+	require.NoError(t, err)
+	failed := 0
+	for _, r := range recs {
+		if r.Status == StatusFailed {
+			failed++
+			assert.NotEmpty(t, r.FailureReason)
+		}
+	}
+	assert.Equal(t, 3, failed)
+}
+
+func TestEmulatorCrashMidRun(t *testing.T) {
+	h := newEmuHarness(t)
+	writeFeed(t, h.dir, domains(0, 1500))
+	ctx, cancel := context.WithCancel(context.Background())
+	counting := &cancelAfterImport{IndicatorAPI: h.api, cancel: cancel}
+	s, err := NewSyncer(counting, h.st, Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}, nil)
+	require.NoError(t, err)
+	_, err = s.Run(ctx, "cli")
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Len(t, h.srv.Indicators(), 500)
+
+	rep, err := h.run(t, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1000, rep.Imported+rep.Updated)
+	assert.Len(t, h.srv.Indicators(), 1500, "nothing lost, nothing duplicated")
+	recs, err := h.st.ListIndicatorRecords(context.Background())
+	require.NoError(t, err)
+	assert.Len(t, recs, 1500)
+}
+
+// cancelAfterImport cancels the run's context once the first import returned.
+type cancelAfterImport struct {
+	IndicatorAPI
+	cancel func()
+}
+
+func (c *cancelAfterImport) ImportIndicators(ctx context.Context, inds []defender.Indicator) ([]defender.ImportResult, error) {
+	res, err := c.IndicatorAPI.ImportIndicators(ctx, inds)
+	c.cancel()
+	return res, err
+}

@@ -1,0 +1,308 @@
+package ioc
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/stix"
+	"github.com/defenderbot/defenderbot/store"
+)
+
+// Record statuses (store.IndicatorRecord.Status).
+const (
+	StatusImported = "imported"
+	StatusFailed   = "failed"
+)
+
+// entry is the compact state kept per distinct indicator of the feed: the
+// payload to send and what ranks it, not the STIX object.
+type entry struct {
+	key       string
+	ind       defender.Indicator
+	fp        string
+	validFrom time.Time
+	modified  time.Time
+	// Set by the planner for indicators defenderbot already manages.
+	update     bool   // Defender already has it from defenderbot
+	defenderID string // its Defender id, kept if the update fails
+	prevFP     string // fingerprint last sent successfully
+}
+
+// removal is an indicator a revoked or expired object asks to remove.
+type removal struct {
+	stixID string
+	state  ObjectState
+}
+
+// feedState accumulates the conversions of a streamed feed.
+type feedState struct {
+	read       int
+	desired    map[string]*entry
+	removals   map[string]removal
+	skipped    []Skip
+	incomplete bool // some object or source could not be read
+}
+
+func newFeedState() *feedState {
+	return &feedState{desired: map[string]*entry{}, removals: map[string]removal{}}
+}
+
+func severityRank(s string) int {
+	switch s {
+	case "High":
+		return 4
+	case "Medium":
+		return 3
+	case "Low":
+		return 2
+	case "Informational":
+		return 1
+	}
+	return 0
+}
+
+// better reports whether a should win over b for the same indicator: higher
+// severity, then the later expiration (none is latest), then the newer object
+// (modified), then the smaller STIX id so that feed order does not matter.
+func better(a, b *entry) bool {
+	if ra, rb := severityRank(a.ind.Severity), severityRank(b.ind.Severity); ra != rb {
+		return ra > rb
+	}
+	ea, eb := a.ind.ExpirationTime, b.ind.ExpirationTime
+	switch {
+	case ea == nil && eb != nil:
+		return true
+	case ea != nil && eb == nil:
+		return false
+	case ea != nil && eb != nil && !ea.Equal(*eb):
+		return ea.After(*eb)
+	}
+	if !a.modified.Equal(b.modified) {
+		return a.modified.After(b.modified)
+	}
+	return a.ind.ExternalID < b.ind.ExternalID
+}
+
+// rankedBefore orders indicators for the tenant limit: highest severity
+// first, then newest (valid_from, then modified), then by key.
+func rankedBefore(a, b *entry) int {
+	if c := cmp.Compare(severityRank(b.ind.Severity), severityRank(a.ind.Severity)); c != 0 {
+		return c
+	}
+	if c := b.validFrom.Compare(a.validFrom); c != 0 {
+		return c
+	}
+	if c := b.modified.Compare(a.modified); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.key, b.key)
+}
+
+// addObject records one read object.
+func (f *feedState) addObject(obj *stix.Object, opts ConvertOptions, now time.Time) {
+	f.read++
+	f.add(Convert(obj, opts, now))
+}
+
+// addError records an object that could not be read.
+func (f *feedState) addError(e *stix.ObjectError) {
+	f.read++
+	f.incomplete = true
+	f.skipped = append(f.skipped, skip(e.ID, ReasonUnreadable, e.Error()))
+}
+
+func (f *feedState) add(c Conversion) {
+	f.skipped = append(f.skipped, c.Skipped...)
+	switch c.State {
+	case StateLive:
+		for i := range c.Indicators {
+			e := &entry{ind: c.Indicators[i], validFrom: c.validFrom, modified: c.modified}
+			e.key = Key(e.ind.IndicatorType, e.ind.IndicatorValue)
+			e.fp = Fingerprint(&e.ind)
+			old, dup := f.desired[e.key]
+			switch {
+			case !dup:
+				f.desired[e.key] = e
+			case better(e, old):
+				f.desired[e.key] = e
+				f.skipped = append(f.skipped, skip(old.ind.ExternalID, ReasonDuplicate, e.key+" kept from "+e.ind.ExternalID))
+			default:
+				f.skipped = append(f.skipped, skip(e.ind.ExternalID, ReasonDuplicate, e.key+" kept from "+old.ind.ExternalID))
+			}
+		}
+	case StateRevoked, StateExpired:
+		for _, ind := range c.Indicators {
+			k := Key(ind.IndicatorType, ind.IndicatorValue)
+			// Revocation wins over expiry when both are in the feed.
+			if old, ok := f.removals[k]; !ok || old.state == StateExpired {
+				f.removals[k] = removal{stixID: c.StixID, state: c.State}
+			}
+		}
+	}
+}
+
+// deletion is one managed indicator to remove.
+type deletion struct {
+	key        string
+	value      string
+	defenderID string // empty: not in Defender, only the record goes
+}
+
+// plan is what a run will do.
+type plan struct {
+	imports   []*entry
+	deletes   []deletion
+	skipped   []Skip
+	leftOut   []*entry
+	unchanged int
+	// snapshotDeletes counts deletions caused by snapshot mode.
+	snapshotDeletes int
+	// snapshotHeld is set when snapshot deletions were not planned because
+	// the feed could not be read completely.
+	snapshotHeld bool
+	// guard is set when the snapshot delete guard refused the plan.
+	guard error
+}
+
+// planInput is everything the planner looks at.
+type planInput struct {
+	feed    *feedState
+	records map[string]store.IndicatorRecord
+	// inDefender is Defender's indicators by key; nil when not listed.
+	inDefender map[string]defender.Indicator
+	// active is the number of active indicators in Defender (all creators).
+	active            int
+	snapshot          bool
+	force             bool
+	maxDeleteFraction float64
+	tenantLimit       int
+}
+
+// makePlan decides what to import and delete. It is pure: no I/O.
+func makePlan(in planInput) *plan {
+	p := &plan{skipped: in.feed.skipped}
+	listed := in.inDefender != nil
+	var fresh []*entry // indicators that will take a new slot in the tenant
+
+	for _, k := range sortedKeys(in.feed.desired) {
+		e := in.feed.desired[k]
+		rec, managed := in.records[k]
+		d, present := in.inDefender[k]
+		if !managed && present && d.Application != Application {
+			// Someone else owns this value: never overwrite it, never
+			// record it, so it can never be deleted by defenderbot.
+			p.skipped = append(p.skipped, skip(e.ind.ExternalID, ReasonForeign, k))
+			continue
+		}
+		inTenant := present || (!listed && managed && rec.DefenderID != "")
+		if managed && rec.Status == StatusImported && rec.Fingerprint == e.fp && inTenant {
+			p.unchanged++
+			continue
+		}
+		e.update = inTenant
+		if managed {
+			e.defenderID, e.prevFP = rec.DefenderID, rec.Fingerprint
+		}
+		if present {
+			e.defenderID = d.ID
+		}
+		if !inTenant {
+			fresh = append(fresh, e)
+		}
+		p.imports = append(p.imports, e)
+	}
+
+	deleted := map[string]bool{}
+	addDelete := func(k string, rec store.IndicatorRecord) {
+		id := rec.DefenderID
+		if listed {
+			// Already gone from Defender (expired, removed by hand): only the
+			// record goes, and BatchDelete is spared a 404.
+			if d, ok := in.inDefender[k]; ok {
+				id = d.ID
+			} else {
+				id = ""
+			}
+		}
+		p.deletes = append(p.deletes, deletion{key: k, value: rec.Value, defenderID: id})
+		deleted[k] = true
+	}
+	for _, k := range sortedKeys(in.feed.removals) {
+		if _, live := in.feed.desired[k]; live {
+			continue // another object of the feed still asserts it
+		}
+		rm := in.feed.removals[k]
+		rec, managed := in.records[k]
+		if !managed {
+			reason := ReasonRevokedNothing
+			if rm.state == StateExpired {
+				reason = ReasonExpiredNothing
+			}
+			p.skipped = append(p.skipped, skip(rm.stixID, reason, k))
+			continue
+		}
+		addDelete(k, rec)
+	}
+	if in.snapshot {
+		var absent []string
+		for _, k := range sortedKeys(in.records) {
+			if _, live := in.feed.desired[k]; !live && !deleted[k] {
+				absent = append(absent, k)
+			}
+		}
+		switch {
+		case len(absent) == 0:
+		case in.feed.incomplete:
+			// Part of the feed was unreadable: absence proves nothing.
+			p.snapshotHeld = true
+		default:
+			for _, k := range absent {
+				addDelete(k, in.records[k])
+				p.snapshotDeletes++
+			}
+		}
+		managed := 0
+		for _, r := range in.records {
+			if r.Status == StatusImported {
+				managed++
+			}
+		}
+		if managed > 0 && !in.force && float64(len(p.deletes)) > in.maxDeleteFraction*float64(managed) {
+			p.guard = fmt.Errorf("%w: snapshot would delete %d of %d managed indicators (%.1f%%), more than max_delete_fraction %.0f%%; check the feed, or run with force",
+				ErrDeleteGuard, len(p.deletes), managed, 100*float64(len(p.deletes))/float64(managed), 100*in.maxDeleteFraction)
+		}
+	}
+
+	// Tenant limit: the new slots may not exceed what is left after deletions.
+	if in.tenantLimit > 0 {
+		freed := 0
+		for _, d := range p.deletes {
+			if d.defenderID != "" {
+				freed++
+			}
+		}
+		room := max(in.tenantLimit-in.active+freed, 0)
+		if len(fresh) > room {
+			slices.SortFunc(fresh, rankedBefore)
+			out := map[string]bool{}
+			for _, e := range fresh[room:] {
+				out[e.key] = true
+			}
+			p.leftOut = fresh[room:]
+			p.imports = slices.DeleteFunc(p.imports, func(e *entry) bool { return out[e.key] })
+		}
+	}
+	return p
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,138 @@
+package ioc
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is the outcome of one run; it is stored as JSON in store.SyncRun.Summary.
+type Report struct {
+	Trigger   string    `json:"trigger"`
+	Mode      string    `json:"mode"`
+	DryRun    bool      `json:"dry_run,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	// Read counts the STIX objects read (unreadable ones included).
+	Read int `json:"read"`
+	// Imported counts new indicators, Updated changed ones, Unchanged the
+	// feed's indicators that needed no call.
+	Imported  int `json:"imported"`
+	Updated   int `json:"updated"`
+	Unchanged int `json:"unchanged"`
+	Deleted   int `json:"deleted"`
+	// Planned* are what the plan asked for (equal to the above on success;
+	// the only figures in a dry run).
+	PlannedImports int `json:"planned_imports"`
+	PlannedDeletes int `json:"planned_deletes"`
+	// Skipped counts objects or comparisons that gave no indicator, by reason.
+	Skipped map[string]int `json:"skipped,omitempty"`
+	// Failed counts indicators Defender refused (or calls that failed), by reason.
+	Failed map[string]int `json:"failed,omitempty"`
+	// LeftOut counts indicators not imported because of the tenant limit.
+	LeftOut int `json:"left_out"`
+	// SnapshotHeld is set when snapshot deletions were not made because the
+	// feed was not entirely readable.
+	SnapshotHeld bool `json:"snapshot_held,omitempty"`
+	// API calls made by the run, in total and per endpoint.
+	APICalls    int           `json:"api_calls"`
+	ImportCalls int           `json:"import_calls"`
+	DeleteCalls int           `json:"delete_calls"`
+	ListCalls   int           `json:"list_calls"`
+	Duration    time.Duration `json:"duration_ns"`
+	Error       string        `json:"error,omitempty"`
+}
+
+func (r *Report) fromPlan(p *plan) {
+	r.Unchanged = p.unchanged
+	r.PlannedImports = len(p.imports)
+	r.PlannedDeletes = len(p.deletes)
+	r.LeftOut = len(p.leftOut)
+	r.SnapshotHeld = p.snapshotHeld
+	for _, s := range p.skipped {
+		r.Skipped[s.category()]++
+	}
+}
+
+func (r *Report) finish(c *countingAPI, d time.Duration, err error) {
+	r.ImportCalls = int(c.imports.Load())
+	r.DeleteCalls = int(c.deletes.Load())
+	r.ListCalls = int(c.ls.Load())
+	r.APICalls = r.ImportCalls + r.DeleteCalls + r.ListCalls
+	r.Duration = d
+	if err != nil {
+		r.Error = err.Error()
+	}
+}
+
+func (r *Report) failedTotal() int {
+	n := 0
+	for _, v := range r.Failed {
+		n += v
+	}
+	return n
+}
+
+// Text is a short human summary, for logs and Slack.
+func (r *Report) Text() string {
+	var b strings.Builder
+	b.WriteString("IOC sync")
+	if r.DryRun {
+		b.WriteString(" (dry run)")
+	}
+	fmt.Fprintf(&b, ": %d objects read; ", r.Read)
+	if r.DryRun {
+		fmt.Fprintf(&b, "would import %d, delete %d; %d unchanged", r.PlannedImports, r.PlannedDeletes, r.Unchanged)
+	} else {
+		fmt.Fprintf(&b, "%d imported, %d updated, %d deleted, %d unchanged", r.Imported, r.Updated, r.Deleted, r.Unchanged)
+	}
+	if s := countsText(r.Skipped); s != "" {
+		b.WriteString("; skipped " + s)
+	}
+	if s := countsText(r.Failed); s != "" {
+		b.WriteString("; FAILED " + s)
+	}
+	if r.LeftOut > 0 {
+		fmt.Fprintf(&b, "; %d left out (tenant limit)", r.LeftOut)
+	}
+	if r.SnapshotHeld {
+		b.WriteString("; snapshot deletions held (feed partly unreadable)")
+	}
+	fmt.Fprintf(&b, "; %d API calls in %s", r.APICalls, r.Duration.Round(time.Millisecond))
+	if r.Error != "" {
+		b.WriteString("; error: " + r.Error)
+	}
+	return b.String()
+}
+
+// countsText renders "12 (7 reason a, 5 reason b)", largest first, at most 3 reasons.
+func countsText(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	type kv struct {
+		k string
+		v int
+	}
+	var all []kv
+	total := 0
+	for k, v := range m {
+		all = append(all, kv{k, v})
+		total += v
+	}
+	slices.SortFunc(all, func(a, b kv) int {
+		if a.v != b.v {
+			return b.v - a.v
+		}
+		return strings.Compare(a.k, b.k)
+	})
+	parts := make([]string, 0, 3)
+	for i, e := range all {
+		if i == 3 {
+			parts = append(parts, "…")
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", e.v, e.k))
+	}
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
+}

@@ -1,0 +1,542 @@
+package ioc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/stix"
+	"github.com/defenderbot/defenderbot/store"
+	"github.com/google/uuid"
+)
+
+// IndicatorAPI is the part of the Defender client the sync uses.
+type IndicatorAPI interface {
+	ImportIndicators(ctx context.Context, inds []defender.Indicator) ([]defender.ImportResult, error)
+	ListIndicators(ctx context.Context, opts defender.IndicatorListOptions) ([]defender.Indicator, error)
+	DeleteIndicators(ctx context.Context, ids []string) error
+}
+
+// StateStore is the part of store.Store the sync uses.
+type StateStore interface {
+	ListIndicatorRecords(ctx context.Context) ([]store.IndicatorRecord, error)
+	UpsertIndicatorRecords(ctx context.Context, recs []store.IndicatorRecord) error
+	DeleteIndicatorRecords(ctx context.Context, keys []string) error
+	SaveSyncRun(ctx context.Context, r store.SyncRun) error
+	LastSyncRun(ctx context.Context) (*store.SyncRun, error)
+	LastSuccessfulSyncRun(ctx context.Context) (*store.SyncRun, error)
+	AppendAudit(ctx context.Context, e store.AuditEvent) error
+}
+
+// Sync modes.
+const (
+	// ModeIncremental: the feed brings additions and revocations; managed
+	// indicators absent from it stay.
+	ModeIncremental = "incremental"
+	// ModeSnapshot: the feed is the whole truth; managed indicators absent
+	// from it are removed (within MaxDeleteFraction unless Force).
+	ModeSnapshot = "snapshot"
+)
+
+// Defender's limits.
+const (
+	// BatchSize is the most indicators (or ids) one import (BatchDelete) call takes.
+	BatchSize = 500
+	// DefaultTenantLimit is Defender's cap on active indicators per tenant.
+	DefaultTenantLimit = 15000
+)
+
+// ErrDeleteGuard is returned when a snapshot run would delete more than
+// MaxDeleteFraction of the managed indicators without Force.
+var ErrDeleteGuard = errors.New("snapshot delete guard")
+
+// ErrRunning is returned by Run when a run of the same Syncer is in progress.
+var ErrRunning = errors.New("an IOC sync is already running")
+
+// Options configure a Syncer.
+type Options struct {
+	StixObjectsPath string
+	Action          string
+	Severity        string
+	SekoiaBaseURL   string
+	Mode            string // ModeIncremental (default) or ModeSnapshot
+	GenerateAlert   bool
+	// MaxDeleteFraction (0..1) caps the share of managed indicators a
+	// snapshot run may delete; 0 allows no snapshot deletion without Force.
+	MaxDeleteFraction float64
+	Force             bool
+	DryRun            bool
+	// TenantLimit is the number of active indicators Defender allows (0: 15,000).
+	TenantLimit int
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+func (o *Options) convertOptions() ConvertOptions {
+	return ConvertOptions{Action: o.Action, Severity: o.Severity, GenerateAlert: o.GenerateAlert, SekoiaBaseURL: o.SekoiaBaseURL}
+}
+
+// Syncer keeps Defender's indicators in sync with a STIX feed.
+type Syncer struct {
+	running sync.Mutex // one run at a time per Syncer
+	api     *countingAPI
+	store   StateStore
+	opts    Options
+	logger  *slog.Logger
+}
+
+// NewSyncer checks opts and returns a Syncer. Errors wrap ErrInvalidOptions.
+func NewSyncer(api IndicatorAPI, st StateStore, opts Options, logger *slog.Logger) (*Syncer, error) {
+	if api == nil || st == nil {
+		return nil, fmt.Errorf("%w: a Defender client and a store are required", ErrInvalidOptions)
+	}
+	if strings.TrimSpace(opts.StixObjectsPath) == "" {
+		return nil, fmt.Errorf("%w: stix_objects_path is required", ErrInvalidOptions)
+	}
+	switch opts.Mode {
+	case "":
+		opts.Mode = ModeIncremental
+	case ModeIncremental, ModeSnapshot:
+	default:
+		return nil, fmt.Errorf("%w: mode %q must be %s or %s", ErrInvalidOptions, opts.Mode, ModeIncremental, ModeSnapshot)
+	}
+	if opts.MaxDeleteFraction < 0 || opts.MaxDeleteFraction > 1 {
+		return nil, fmt.Errorf("%w: max_delete_fraction must be between 0 and 1 (got %v)", ErrInvalidOptions, opts.MaxDeleteFraction)
+	}
+	if opts.TenantLimit < 0 {
+		return nil, fmt.Errorf("%w: tenant limit must not be negative", ErrInvalidOptions)
+	}
+	if opts.TenantLimit == 0 {
+		opts.TenantLimit = DefaultTenantLimit
+	}
+	if err := opts.convertOptions().Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Syncer{api: &countingAPI{api: api}, store: st, opts: opts, logger: logger}, nil
+}
+
+// Plan is what a run would do; Plan (the method) sends nothing.
+type Plan struct {
+	Import []defender.Indicator `json:"import"`
+	// Delete lists the values of managed indicators to remove.
+	Delete  []string `json:"delete"`
+	Skipped []Skip   `json:"skipped"`
+	// LeftOut lists the keys (type|value) not imported because of the tenant limit.
+	LeftOut   []string `json:"left_out"`
+	Unchanged int      `json:"unchanged"`
+	// Refused is set when the snapshot delete guard would refuse the run.
+	Refused string `json:"refused,omitempty"`
+}
+
+// Plan reads the feed, the store and Defender and returns what a run would
+// do. It sends no write call.
+func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
+	p, _, err := s.prepare(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &Plan{Import: make([]defender.Indicator, 0, len(p.imports)), Delete: make([]string, 0, len(p.deletes)),
+		Skipped: p.skipped, LeftOut: make([]string, 0, len(p.leftOut)), Unchanged: p.unchanged}
+	if out.Skipped == nil {
+		out.Skipped = []Skip{}
+	}
+	for _, e := range p.imports {
+		out.Import = append(out.Import, e.ind)
+	}
+	for _, d := range p.deletes {
+		out.Delete = append(out.Delete, d.value)
+	}
+	for _, e := range p.leftOut {
+		out.LeftOut = append(out.LeftOut, e.key)
+	}
+	if p.guard != nil {
+		out.Refused = p.guard.Error()
+	}
+	return out, nil
+}
+
+// prepare reads everything and plans. It returns the plan and the number of
+// objects read.
+func (s *Syncer) prepare(ctx context.Context) (*plan, int, error) {
+	now := s.opts.Now()
+	fs := newFeedState()
+	copts := s.opts.convertOptions()
+	err := stix.ReadFeed(ctx, s.opts.StixObjectsPath, func(obj *stix.Object, oerr *stix.ObjectError) error {
+		if oerr != nil {
+			s.logger.Warn("STIX object unreadable", "source", oerr.Source, "index", oerr.Index, "id", oerr.ID, "err", oerr.Err)
+			fs.addError(oerr)
+			return nil
+		}
+		fs.addObject(obj, copts, now)
+		return nil
+	})
+	if err != nil {
+		return nil, fs.read, fmt.Errorf("read STIX feed %s: %w", s.opts.StixObjectsPath, err)
+	}
+	recs, err := s.store.ListIndicatorRecords(ctx)
+	if err != nil {
+		return nil, fs.read, fmt.Errorf("load indicator records: %w", err)
+	}
+	records := make(map[string]store.IndicatorRecord, len(recs))
+	for _, r := range recs {
+		records[r.Key] = r
+	}
+	inDefender, active, err := s.listDefender(ctx, now)
+	if err != nil {
+		return nil, fs.read, err
+	}
+	p := makePlan(planInput{
+		feed: fs, records: records, inDefender: inDefender, active: active,
+		snapshot: s.opts.Mode == ModeSnapshot, force: s.opts.Force,
+		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit,
+	})
+	return p, fs.read, nil
+}
+
+// listDefender reads every indicator the app can see, to know the tenant's
+// active count, what someone else added, and what is already gone.
+func (s *Syncer) listDefender(ctx context.Context, now time.Time) (map[string]defender.Indicator, int, error) {
+	// Top 0: the client follows Defender's paging to the end.
+	all, err := s.api.ListIndicators(ctx, defender.IndicatorListOptions{})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list Defender indicators: %w", err)
+	}
+	byKey := make(map[string]defender.Indicator, len(all))
+	active := 0
+	for _, d := range all {
+		if d.ExpirationTime != nil && !d.ExpirationTime.After(now) {
+			continue // expired: neither active nor worth deleting
+		}
+		active++
+		v, err := NormalizeValue(d.IndicatorType, d.IndicatorValue)
+		if err != nil {
+			v = d.IndicatorValue
+		}
+		byKey[Key(d.IndicatorType, v)] = d
+	}
+	return byKey, active, nil
+}
+
+// Run performs one sync and persists its report as a store.SyncRun. The
+// report is returned even when err is not nil (what was done before the
+// failure stays done and recorded).
+func (s *Syncer) Run(ctx context.Context, trigger string) (*Report, error) {
+	if !s.running.TryLock() {
+		return nil, ErrRunning
+	}
+	defer s.running.Unlock()
+	start := s.opts.Now()
+	s.api.reset()
+	rep := &Report{Trigger: trigger, Mode: s.opts.Mode, DryRun: s.opts.DryRun, StartedAt: start.UTC(),
+		Skipped: map[string]int{}, Failed: map[string]int{}}
+	p, read, err := s.prepare(ctx)
+	rep.Read = read
+	if err == nil {
+		rep.fromPlan(p)
+		switch {
+		case p.guard != nil:
+			err = p.guard
+		case !s.opts.DryRun:
+			err = s.execute(ctx, p, rep)
+		}
+	}
+	rep.finish(s.api, s.opts.Now().Sub(start), err)
+	s.persist(ctx, rep, start)
+	log := s.logger.With("trigger", trigger, "mode", s.opts.Mode, "dry_run", s.opts.DryRun)
+	if err != nil {
+		log.Error("IOC sync failed", "err", err, "summary", rep.Text())
+		return rep, err
+	}
+	log.Info("IOC sync finished", "summary", rep.Text())
+	return rep, nil
+}
+
+// execute sends the plan: deletions first (they free room under the tenant
+// limit), then imports in batches, recording the state after every batch.
+func (s *Syncer) execute(ctx context.Context, p *plan, rep *Report) error {
+	now := s.opts.Now
+	// What Defender accepted is recorded even if the run is being cancelled.
+	sctx := context.WithoutCancel(ctx)
+	// Records whose indicator is already gone from Defender: no call needed.
+	var gone []string
+	var ids []deletion
+	for _, d := range p.deletes {
+		if d.defenderID == "" {
+			gone = append(gone, d.key)
+		} else {
+			ids = append(ids, d)
+		}
+	}
+	if len(gone) > 0 {
+		if err := s.store.DeleteIndicatorRecords(sctx, gone); err != nil {
+			return fmt.Errorf("forget removed indicators: %w", err)
+		}
+		rep.Deleted += len(gone)
+	}
+	for batch := range chunk(ids, BatchSize) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		idList := make([]string, len(batch))
+		keys := make([]string, len(batch))
+		for i, d := range batch {
+			idList[i], keys[i] = d.defenderID, d.key
+		}
+		if err := s.api.DeleteIndicators(ctx, idList); err != nil {
+			if fatal(ctx, err) {
+				return fmt.Errorf("delete indicators: %w", err)
+			}
+			rep.Failed["delete: "+failureReason(err)] += len(batch)
+			s.logger.Warn("indicator batch delete failed", "count", len(batch), "err", err)
+			continue
+		}
+		if err := s.store.DeleteIndicatorRecords(sctx, keys); err != nil {
+			return fmt.Errorf("forget deleted indicators (they are deleted in Defender): %w", err)
+		}
+		rep.Deleted += len(batch)
+	}
+
+	for batch := range chunk(p.imports, BatchSize) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		inds := make([]defender.Indicator, len(batch))
+		for i, e := range batch {
+			inds[i] = e.ind
+		}
+		results, err := s.api.ImportIndicators(ctx, inds)
+		if err != nil {
+			if fatal(ctx, err) {
+				return fmt.Errorf("import indicators: %w", err)
+			}
+			// Defender refused the whole batch (400): record it, go on.
+			results = nil
+			reason := failureReason(err)
+			recs := make([]store.IndicatorRecord, len(batch))
+			for i, e := range batch {
+				recs[i] = s.failedRecord(ctx, e, reason, now())
+			}
+			rep.Failed[reason] += len(batch)
+			if err := s.store.UpsertIndicatorRecords(sctx, recs); err != nil {
+				return fmt.Errorf("record failed indicators: %w", err)
+			}
+			continue
+		}
+		recs := make([]store.IndicatorRecord, 0, len(batch))
+		for i, e := range batch {
+			res, ok := matchResult(results, i, e)
+			switch {
+			case !ok:
+				rep.Failed["no result from Defender"]++
+				recs = append(recs, s.failedRecord(ctx, e, "no result from Defender", now()))
+			case res.IsFailed:
+				reason := "rejected by Defender"
+				if res.FailureReason != nil && *res.FailureReason != "" {
+					reason = *res.FailureReason
+				}
+				rep.Failed[reason]++
+				recs = append(recs, s.failedRecord(ctx, e, reason, now()))
+			default:
+				if e.update {
+					rep.Updated++
+				} else {
+					rep.Imported++
+				}
+				recs = append(recs, store.IndicatorRecord{
+					Key: e.key, IndicatorType: string(e.ind.IndicatorType), Value: e.ind.IndicatorValue,
+					StixID: e.ind.ExternalID, DefenderID: res.ID, Fingerprint: e.fp, Severity: e.ind.Severity,
+					Status: StatusImported, UpdatedAt: now().UTC(),
+				})
+			}
+		}
+		if err := s.store.UpsertIndicatorRecords(sctx, recs); err != nil {
+			return fmt.Errorf("record imported indicators (Defender has them; the next run re-sends them harmlessly): %w", err)
+		}
+	}
+	return nil
+}
+
+// failedRecord keeps what is known of an earlier success (its Defender id,
+// so it can still be deleted) and marks the indicator for a retry.
+func (s *Syncer) failedRecord(_ context.Context, e *entry, reason string, at time.Time) store.IndicatorRecord {
+	return store.IndicatorRecord{
+		Key: e.key, IndicatorType: string(e.ind.IndicatorType), Value: e.ind.IndicatorValue,
+		StixID: e.ind.ExternalID, DefenderID: e.defenderID, Fingerprint: e.prevFP, Severity: e.ind.Severity,
+		Status: StatusFailed, FailureReason: reason, UpdatedAt: at.UTC(),
+	}
+}
+
+// matchResult finds the import result of batch item i: Defender answers in
+// request order; the value is checked, and searched for if the order differs.
+func matchResult(results []defender.ImportResult, i int, e *entry) (defender.ImportResult, bool) {
+	if i < len(results) && strings.EqualFold(results[i].Indicator, e.ind.IndicatorValue) {
+		return results[i], true
+	}
+	for _, r := range results {
+		if strings.EqualFold(r.Indicator, e.ind.IndicatorValue) {
+			return r, true
+		}
+	}
+	return defender.ImportResult{}, false
+}
+
+// fatal reports whether an error must stop the run: cancellation, throttling
+// or server errors that survived the client's retries, network failures.
+// A 4xx other than 429 only fails its batch.
+func fatal(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	if errors.Is(err, defender.ErrInvalidArgument) {
+		return false // refused before sending: only this batch is concerned
+	}
+	var ae *defender.APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode >= 500
+	}
+	return true
+}
+
+func failureReason(err error) string {
+	var ae *defender.APIError
+	if errors.As(err, &ae) {
+		if ae.Code != "" {
+			return fmt.Sprintf("HTTP %d %s", ae.StatusCode, ae.Code)
+		}
+		return fmt.Sprintf("HTTP %d", ae.StatusCode)
+	}
+	return err.Error()
+}
+
+func chunk[T any](s []T, n int) func(func([]T) bool) {
+	return func(yield func([]T) bool) {
+		for len(s) > 0 {
+			m := min(n, len(s))
+			if !yield(s[:m]) {
+				return
+			}
+			s = s[m:]
+		}
+	}
+}
+
+// persist saves the run and an audit event. Failures are logged only: the
+// sync itself is done.
+func (s *Syncer) persist(ctx context.Context, rep *Report, start time.Time) {
+	if s.opts.DryRun {
+		return
+	}
+	// A cancelled run must still be recorded.
+	ctx = context.WithoutCancel(ctx)
+	body, err := json.Marshal(rep)
+	if err != nil {
+		s.logger.Error("encode sync report", "err", err)
+		return
+	}
+	run := store.SyncRun{ID: uuid.NewString(), StartedAt: start.UTC(), FinishedAt: start.Add(rep.Duration).UTC(),
+		Trigger: rep.Trigger, OK: rep.Error == "", Summary: string(body)}
+	if err := s.store.SaveSyncRun(ctx, run); err != nil {
+		s.logger.Error("save sync run", "err", err)
+	}
+	actor := "system"
+	switch rep.Trigger {
+	case "schedule":
+		actor = "scheduler"
+	case "cli":
+		actor = "cli"
+	}
+	ev := store.AuditEvent{At: s.opts.Now().UTC(), Actor: actor, Kind: "iocs_sync", Details: map[string]any{
+		"run_id": run.ID, "trigger": rep.Trigger, "mode": rep.Mode, "ok": run.OK, "imported": rep.Imported,
+		"updated": rep.Updated, "deleted": rep.Deleted, "failed": rep.failedTotal(), "api_calls": rep.APICalls,
+	}}
+	if rep.Error != "" {
+		ev.Details["error"] = rep.Error
+	}
+	if err := s.store.AppendAudit(ctx, ev); err != nil {
+		s.logger.Error("audit sync run", "err", err)
+	}
+}
+
+// RunNow runs a sync and returns its one-line summary (for Slack).
+func (s *Syncer) RunNow(ctx context.Context, trigger string) (string, error) {
+	rep, err := s.Run(ctx, trigger)
+	if rep == nil {
+		return "", err
+	}
+	return rep.Text(), err
+}
+
+// StatusText describes the last run and the last successful run.
+func (s *Syncer) StatusText(ctx context.Context) (string, error) {
+	last, err := s.store.LastSyncRun(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return "IOC sync has not run yet.", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read last sync run: %w", err)
+	}
+	var b strings.Builder
+	b.WriteString(describeRun("Last run", last))
+	if !last.OK {
+		ok, err := s.store.LastSuccessfulSyncRun(ctx)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			b.WriteString("\nNo successful run yet.")
+		case err != nil:
+			return "", fmt.Errorf("read last successful sync run: %w", err)
+		default:
+			b.WriteString("\n" + describeRun("Last successful run", ok))
+		}
+	}
+	return b.String(), nil
+}
+
+func describeRun(label string, r *store.SyncRun) string {
+	state := "succeeded"
+	if !r.OK {
+		state = "FAILED"
+	}
+	s := fmt.Sprintf("%s (%s, %s) %s at %s", label, r.Trigger, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), state, r.FinishedAt.UTC().Format(time.RFC3339))
+	var rep Report
+	if err := json.Unmarshal([]byte(r.Summary), &rep); err == nil {
+		s += ": " + rep.Text()
+	}
+	return s
+}
+
+// countingAPI counts the calls of a run, by kind.
+type countingAPI struct {
+	api                  IndicatorAPI
+	imports, deletes, ls atomic.Int64
+}
+
+func (c *countingAPI) reset() { c.imports.Store(0); c.deletes.Store(0); c.ls.Store(0) }
+
+func (c *countingAPI) ImportIndicators(ctx context.Context, inds []defender.Indicator) ([]defender.ImportResult, error) {
+	c.imports.Add(1)
+	return c.api.ImportIndicators(ctx, inds)
+}
+
+func (c *countingAPI) ListIndicators(ctx context.Context, opts defender.IndicatorListOptions) ([]defender.Indicator, error) {
+	c.ls.Add(1)
+	return c.api.ListIndicators(ctx, opts)
+}
+
+func (c *countingAPI) DeleteIndicators(ctx context.Context, ids []string) error {
+	c.deletes.Add(1)
+	return c.api.DeleteIndicators(ctx, ids)
+}
