@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 )
@@ -49,14 +50,35 @@ type msalProvider struct {
 	client confidential.Client
 }
 
-func newMSALProvider(cfg Config, hc *http.Client) (*msalProvider, error) {
+// observedHTTP is the HTTP client given to MSAL: it reports token-endpoint
+// calls to the Observer under APIToken (cache hits make no call).
+type observedHTTP struct {
+	hc  *http.Client
+	obs Observer
+	now func() time.Time
+}
+
+func (o observedHTTP) Do(r *http.Request) (*http.Response, error) {
+	start := o.now()
+	resp, err := o.hc.Do(r)
+	status := 0
+	if err == nil {
+		status = resp.StatusCode
+	}
+	o.obs.ObserveCall(APIToken, r.Method, status, o.now().Sub(start))
+	return resp, err
+}
+
+func (o observedHTTP) CloseIdleConnections() { o.hc.CloseIdleConnections() }
+
+func newMSALProvider(cfg Config, hc *http.Client, obs Observer) (*msalProvider, error) {
 	u, err := url.Parse(cfg.AuthorityHost)
 	if err != nil {
 		return nil, invalid("AuthorityHost", "is not a URL")
 	}
 	authority := strings.TrimSuffix(cfg.AuthorityHost, "/") + "/" + cfg.TenantID
 	opts := []confidential.Option{
-		confidential.WithHTTPClient(hc),
+		confidential.WithHTTPClient(observedHTTP{hc: hc, obs: obs, now: time.Now}),
 		// Ignore MSAL_FORCE_REGION: a regional STS is an explicit deployment
 		// choice, and the variable must never redirect tests or the emulator.
 		confidential.WithAzureRegion("DisableMsalForceRegion"),
@@ -167,8 +189,22 @@ func (c *Client) token(ctx context.Context) (string, error) {
 func (c *Client) refresh(ctx context.Context, stale string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	var tok string
+	var err error
 	if r, ok := c.tokens.(tokenRefresher); ok {
-		return r.refreshToken(ctx, stale)
+		tok, err = r.refreshToken(ctx, stale)
+	} else {
+		tok, err = c.tokens.Token(ctx)
 	}
-	return c.tokens.Token(ctx)
+	if err == nil && tok == "" {
+		err = errors.New("token provider returned an empty token")
+	}
+	if err != nil {
+		if !errors.Is(err, ErrAuthentication) {
+			err = fmt.Errorf("defender: %w: %w", ErrAuthentication, err)
+		}
+		c.log.WarnContext(ctx, "defender token refresh", "error", err)
+		return "", err
+	}
+	return tok, nil
 }

@@ -212,7 +212,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		s.sleep = sleepCtx
 	}
 	if s.tokens == nil {
-		p, err := newMSALProvider(cfg, s.hc)
+		p, err := newMSALProvider(cfg, s.hc, s.obs)
 		if err != nil {
 			return nil, err
 		}
@@ -396,7 +396,7 @@ func (c *Client) send(ctx context.Context, cl *call) (*attemptResult, error) {
 				return nil, fmt.Errorf("defender: %s %s: giving up after %d attempts: %w", cl.method, path, attempt+1, err)
 			}
 			c.obs.ObserveRetry(cl.api, reason)
-			if err := c.wait(ctx, cl, c.backoff(attempt)); err != nil {
+			if err := c.wait(ctx, cl.method, path, c.backoff(attempt)); err != nil {
 				return nil, err
 			}
 			continue
@@ -432,7 +432,7 @@ func (c *Client) send(ctx context.Context, cl *call) (*attemptResult, error) {
 				return nil, ae
 			}
 			c.obs.ObserveRetry(cl.api, strconv.Itoa(res.status))
-			if err := c.wait(ctx, cl, d); err != nil {
+			if err := c.wait(ctx, cl.method, path, d); err != nil {
 				return nil, err
 			}
 			continue
@@ -445,7 +445,7 @@ func (c *Client) send(ctx context.Context, cl *call) (*attemptResult, error) {
 				return nil, ae
 			}
 			c.obs.ObserveRetry(cl.api, "5xx")
-			if err := c.wait(ctx, cl, c.backoff(attempt)); err != nil {
+			if err := c.wait(ctx, cl.method, path, c.backoff(attempt)); err != nil {
 				return nil, err
 			}
 			continue
@@ -454,9 +454,9 @@ func (c *Client) send(ctx context.Context, cl *call) (*attemptResult, error) {
 	}
 }
 
-func (c *Client) wait(ctx context.Context, cl *call, d time.Duration) error {
+func (c *Client) wait(ctx context.Context, method, path string, d time.Duration) error {
 	if err := c.sleep(ctx, d); err != nil {
-		return fmt.Errorf("defender: %s %s: waiting to retry: %w", cl.method, cl.path, err)
+		return fmt.Errorf("defender: %s %s: waiting to retry: %w", method, path, err)
 	}
 	return nil
 }

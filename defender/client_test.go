@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -489,4 +490,19 @@ func TestNextLinkToOtherHostRefused(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "refusing @odata.nextLink to another host")
 	assert.Len(t, h.Requests(), 1)
+}
+
+func BenchmarkGetMachine(b *testing.B) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/machines/m1", reply(200, machineJSON))
+	srv := httptest.NewTLSServer(mux)
+	b.Cleanup(srv.Close)
+	c, err := New(Config{BaseURL: srv.URL, Limits: noLimits()}, WithHTTPClient(srv.Client()), WithTokenProvider(staticTokens("t")))
+	require.NoError(b, err)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.GetMachine(b.Context(), "m1"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -3,7 +3,6 @@ package defender
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -163,11 +162,4 @@ func fixture(t *testing.T, rel string) string {
 func requireJSONBody(t *testing.T, want string, got []byte) {
 	t.Helper()
 	require.JSONEq(t, want, string(got))
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	require.NoError(t, err)
-	return string(b)
 }

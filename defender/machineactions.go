@@ -38,14 +38,16 @@ type scanBody struct {
 }
 
 // IsolateMachine isolates a device from the network. An empty t means Full;
-// the type is always sent explicitly.
+// the type is always sent explicitly, in Microsoft's spelling (t is matched
+// case-insensitively, like ParseIsolationType).
 //
 // API: POST /api/machines/{id}/isolate
 func (c *Client) IsolateMachine(ctx context.Context, machineID, comment string, t IsolationType) (*MachineAction, error) {
 	if t == "" {
 		t = IsolationFull
 	}
-	if err := oneOf("isolation type", t, []IsolationType{IsolationFull, IsolationSelective, IsolationUnManagedDevice}); err != nil {
+	t, err := ParseIsolationType(string(t))
+	if err != nil {
 		return nil, err
 	}
 	return c.machineAction(ctx, machineID, comment, "isolate", ActionIsolate, isolateBody{comment, t})
@@ -73,11 +75,12 @@ func (c *Client) UnrestrictCodeExecution(ctx context.Context, machineID, comment
 }
 
 // RunAntivirusScan starts a Microsoft Defender Antivirus scan. t is required
-// (Microsoft has no default); use ParseScanType for user input.
+// (Microsoft has no default) and matched like ParseScanType.
 //
 // API: POST /api/machines/{id}/runAntiVirusScan
 func (c *Client) RunAntivirusScan(ctx context.Context, machineID, comment string, t ScanType) (*MachineAction, error) {
-	if err := oneOf("scan type", t, []ScanType{ScanQuick, ScanFull}); err != nil {
+	t, err := ParseScanType(string(t))
+	if err != nil {
 		return nil, err
 	}
 	return c.machineAction(ctx, machineID, comment, "runAntiVirusScan", ActionRunAntiVirusScan, scanBody{comment, t})
@@ -217,8 +220,8 @@ type MachineActionListOptions struct {
 	CreatedSince time.Time
 }
 
-// ListMachineActions lists machine actions, newest semantics as Defender
-// returns them.
+// ListMachineActions lists machine actions matching opts, in Defender's
+// order, following paging when opts.Top is 0.
 //
 // API: GET /api/machineactions?$filter=...
 func (c *Client) ListMachineActions(ctx context.Context, opts MachineActionListOptions) ([]MachineAction, error) {

@@ -48,6 +48,14 @@ func TestMachineActions_requests(t *testing.T) {
 			path: "/api/machines/" + id + "/isolate", wantBody: `{"Comment":"c","IsolationType":"Selective"}`, wantType: "Isolate",
 		},
 		{
+			name:    "isolate type matched case-insensitively",
+			fixture: "sekoia/mock_machine_action_isolate_response.json",
+			call: func(ctx context.Context, c *Client) (*MachineAction, error) {
+				return c.IsolateMachine(ctx, id, "c", "selective")
+			},
+			path: "/api/machines/" + id + "/isolate", wantBody: `{"Comment":"c","IsolationType":"Selective"}`, wantType: "Isolate",
+		},
+		{
 			name:    "isolate unmanaged device",
 			fixture: "sekoia/mock_machine_action_isolate_response.json",
 			call: func(ctx context.Context, c *Client) (*MachineAction, error) {
@@ -196,7 +204,7 @@ func TestMachineActions_validation(t *testing.T) {
 			return err
 		}, "comment"},
 		{"bad isolation type", func(ctx context.Context, c *Client) error {
-			_, err := c.IsolateMachine(ctx, "m1", "c", "full")
+			_, err := c.IsolateMachine(ctx, "m1", "c", "partial")
 			return err
 		}, "isolation type"},
 		{"missing scan type", func(ctx context.Context, c *Client) error {

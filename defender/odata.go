@@ -16,7 +16,7 @@ const maxPageSize = 10000
 // maxPages stops a list that never ends (a server repeating nextLink).
 const maxPages = 1000
 
-// odataString quotes s as an OData string literal ('' escapes ').
+// odataString quotes s as an OData string literal, doubling any quote.
 func odataString(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
