@@ -186,7 +186,9 @@ func (s *Service) approve(ctx context.Context, inv invocation, requestID string)
 		return
 	}
 	// Only the caller whose vote completed the approval gets here.
-	s.execute(ctx, r)
+	if err := s.execute(ctx, r); err != nil {
+		s.postEphemeral(ctx, inv, ":warning: Your approval is recorded, but the action could not be started (database error). defenderbot starts it automatically once the database is reachable again.")
+	}
 }
 
 // decideCheck are the checks shared by Approve and Reject: the clicker is an

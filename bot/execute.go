@@ -52,15 +52,17 @@ func (s *Service) runDirect(ctx context.Context, inv invocation, action string, 
 
 // execute claims an approved request (approved -> executing) and runs it.
 // The claim is a compare-and-set in the store, so at most one caller across
-// all replicas gets past it.
-func (s *Service) execute(ctx context.Context, r *store.Request) {
+// all replicas gets past it. It returns an error only when the store could
+// not be reached to claim it (the request then stays approved and the
+// resume scan retries).
+func (s *Service) execute(ctx context.Context, r *store.Request) error {
 	ok, err := s.deps.Store.Transition(ctx, r.ID, store.StateApproved, store.StateExecuting, s.now())
 	if err != nil {
 		s.log.ErrorContext(ctx, "claiming the request failed", "request", r.ID, "error", err)
-		return
+		return err
 	}
 	if !ok {
-		return
+		return nil
 	}
 	r.State = store.StateExecuting
 	s.updateApprovalMessage(ctx, r)
@@ -77,17 +79,18 @@ func (s *Service) execute(ctx context.Context, r *store.Request) {
 	res, err := s.deps.Defender.Run(ctx, r.Action, params)
 	if err != nil {
 		s.finish(ctx, r, store.StateFailed, explainDefenderError(err, r.Action))
-		return
+		return nil
 	}
 	if out, jerr := json.Marshal(res.Output); jerr == nil {
 		r.Result = string(out)
 	}
 	if ma := res.MachineAction; ma != nil {
 		s.accepted(ctx, r, ma)
-		return
+		return nil
 	}
 	s.audit(ctx, "system", "result", r.ID, map[string]any{"ok": true, "output": res.Output})
 	s.finish(ctx, r, store.StateSucceeded, "")
+	return nil
 }
 
 // accepted records the machine action Defender created and follows it up
@@ -227,7 +230,18 @@ func (s *Service) followUp(ctx context.Context, id string) {
 		if err := s.sleep(ctx, s.cfg.PollInterval); err != nil {
 			return
 		}
-		if ok, err := s.deps.Store.AcquireLease(ctx, lease, s.cfg.ReplicaID, s.now(), s.leaseTTL()); err != nil || !ok {
+		ok, err := s.deps.Store.AcquireLease(ctx, lease, s.cfg.ReplicaID, s.now(), s.leaseTTL())
+		if err != nil {
+			// The store is unreachable: skip this poll (without the lease
+			// another replica may be polling) but keep following, rather
+			// than drop the follow-up until the next takeover scan.
+			s.log.WarnContext(ctx, "follow-up lease renewal failed; will retry", "request", id, "error", err)
+			if !s.now().Before(deadline) {
+				return // the takeover scan will finish it once the store is back
+			}
+			continue
+		}
+		if !ok {
 			return // another replica took over
 		}
 		ma, err := s.deps.Defender.GetMachineAction(ctx, r.MachineActionID)
@@ -264,8 +278,11 @@ func (s *Service) followUp(ctx context.Context, id string) {
 	}
 }
 
-// resume picks up work a previous process (or a dead replica) left.
+// resume picks up work a previous process (or a dead replica) left. startup
+// only labels the scan in the logs: other replicas may be running, so a
+// starting process treats in-flight work exactly like a periodic scan does.
 func (s *Service) resume(ctx context.Context, startup bool) {
+	s.log.DebugContext(ctx, "resume scan", "startup", startup)
 	list := func(st store.RequestState) []*store.Request {
 		rs, err := s.deps.Store.ListRequests(ctx, store.RequestFilter{States: []store.RequestState{st}})
 		if err != nil {
@@ -274,11 +291,13 @@ func (s *Service) resume(ctx context.Context, startup bool) {
 		return rs
 	}
 	for _, r := range list(store.StateApproved) {
-		s.execute(ctx, r)
+		_ = s.execute(ctx, r) // a store error is logged; the next scan retries
 	}
 	for _, r := range list(store.StateExecuting) {
-		// Outside startup, a recent "executing" may be in flight on another replica.
-		if startup || s.now().Sub(r.UpdatedAt) > executingGrace {
+		// A recent "executing" may be in flight on another replica, even at
+		// startup (a replica starting beside running ones): reconciling it
+		// now would mark it failed ("did not run") while Defender runs it.
+		if s.now().Sub(r.UpdatedAt) > executingGrace {
 			s.reconcile(ctx, r)
 		}
 	}
@@ -292,10 +311,11 @@ func (s *Service) resume(ctx context.Context, startup bool) {
 const executingGrace = 10 * time.Minute
 
 // Run resumes work left by a previous process (approved requests are
-// executed, executing ones reconciled, running ones followed up; pending
-// ones need nothing: their state is in the store) and then runs the expiry
-// sweep and the takeover scan every minute until ctx ends. Follow-ups stop
-// with it; their leases are released so another replica takes over.
+// executed, executing ones reconciled once older than executingGrace,
+// running ones followed up; pending ones need nothing: their state is in
+// the store) and then runs the expiry sweep and the takeover scan every
+// minute until ctx ends. Follow-ups stop with it; their leases are released
+// so another replica takes over.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.followCancel()
 	s.sweep(ctx)

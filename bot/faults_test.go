@@ -1,0 +1,346 @@
+package bot
+
+// Fault tests: the store becomes unreachable for a while, then recovers.
+// faultStore is also how replicas_test.go "kills" a replica: a dead process
+// no longer reaches the database.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/store"
+)
+
+var errStoreDown = errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+
+// faultStore decorates a Store: while down, every call fails; hook, if set,
+// is asked first and may fail a call (or bring the store down) by name.
+type faultStore struct {
+	inner Store
+
+	mu     sync.Mutex
+	down   bool
+	hook   func(op string) error
+	failed map[string]int
+}
+
+func newFaultStore(inner Store) *faultStore {
+	return &faultStore{inner: inner, failed: map[string]int{}}
+}
+
+func (f *faultStore) setDown(down bool) {
+	f.mu.Lock()
+	f.down = down
+	f.mu.Unlock()
+}
+
+func (f *faultStore) setHook(h func(op string) error) {
+	f.mu.Lock()
+	f.hook = h
+	f.mu.Unlock()
+}
+
+func (f *faultStore) failures() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.failed {
+		n += c
+	}
+	return n
+}
+
+func (f *faultStore) check(op string) error {
+	f.mu.Lock()
+	hook := f.hook
+	f.mu.Unlock()
+	var err error
+	if hook != nil {
+		err = hook(op) // outside the lock: a hook may call setDown
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil && f.down {
+		err = errStoreDown
+	}
+	if err != nil {
+		f.failed[op]++
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+func (f *faultStore) CreateRequest(ctx context.Context, r *store.Request) error {
+	if err := f.check("CreateRequest"); err != nil {
+		return err
+	}
+	return f.inner.CreateRequest(ctx, r)
+}
+
+func (f *faultStore) GetRequest(ctx context.Context, id string) (*store.Request, error) {
+	if err := f.check("GetRequest"); err != nil {
+		return nil, err
+	}
+	return f.inner.GetRequest(ctx, id)
+}
+
+func (f *faultStore) ListRequests(ctx context.Context, fl store.RequestFilter) ([]*store.Request, error) {
+	if err := f.check("ListRequests"); err != nil {
+		return nil, err
+	}
+	return f.inner.ListRequests(ctx, fl)
+}
+
+func (f *faultStore) SetApprovalMessage(ctx context.Context, id, channel, ts string) error {
+	if err := f.check("SetApprovalMessage"); err != nil {
+		return err
+	}
+	return f.inner.SetApprovalMessage(ctx, id, channel, ts)
+}
+
+func (f *faultStore) AddApproval(ctx context.Context, id, userID string, at time.Time) (*store.Request, store.Decision, error) {
+	if err := f.check("AddApproval"); err != nil {
+		return nil, store.Decision{}, err
+	}
+	return f.inner.AddApproval(ctx, id, userID, at)
+}
+
+func (f *faultStore) Reject(ctx context.Context, id, userID, reason string, at time.Time) (*store.Request, error) {
+	if err := f.check("Reject"); err != nil {
+		return nil, err
+	}
+	return f.inner.Reject(ctx, id, userID, reason, at)
+}
+
+func (f *faultStore) Transition(ctx context.Context, id string, from, to store.RequestState, at time.Time) (bool, error) {
+	if err := f.check("Transition"); err != nil {
+		return false, err
+	}
+	return f.inner.Transition(ctx, id, from, to, at)
+}
+
+func (f *faultStore) UpdateRequest(ctx context.Context, id string, u store.RequestUpdate, at time.Time) error {
+	if err := f.check("UpdateRequest"); err != nil {
+		return err
+	}
+	return f.inner.UpdateRequest(ctx, id, u, at)
+}
+
+func (f *faultStore) ExpirePending(ctx context.Context, now time.Time) ([]*store.Request, error) {
+	if err := f.check("ExpirePending"); err != nil {
+		return nil, err
+	}
+	return f.inner.ExpirePending(ctx, now)
+}
+
+func (f *faultStore) AcquireLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
+	if err := f.check("AcquireLease"); err != nil {
+		return false, err
+	}
+	return f.inner.AcquireLease(ctx, name, owner, now, ttl)
+}
+
+func (f *faultStore) ReleaseLease(ctx context.Context, name, owner string) error {
+	if err := f.check("ReleaseLease"); err != nil {
+		return err
+	}
+	return f.inner.ReleaseLease(ctx, name, owner)
+}
+
+func (f *faultStore) AppendAudit(ctx context.Context, e store.AuditEvent) error {
+	if err := f.check("AppendAudit"); err != nil {
+		return err
+	}
+	return f.inner.AppendAudit(ctx, e)
+}
+
+var _ Store = (*faultStore)(nil)
+
+// TestStoreOutageCommandAndClick: during an outage a slash command and an
+// Approve click each get a clear private message and nothing is half done
+// (no request, no approval post, no Defender call); after recovery the same
+// command and click work.
+func TestStoreOutageCommandAndClick(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db testDB) {
+		clock := &fakeClock{t: t0}
+		st := db.open(t, clock)
+		fs := newFaultStore(st)
+		def := newFakeDefender()
+		def.runStatus = defender.StatusSucceeded
+		rp := newReplica(t, "r1", fs, def, clock, replicaOpts{})
+
+		fs.setDown(true)
+		rp.command(t, analyst, "isolate ws-001.contoso.com full beaconing")
+		msgs := rp.slack.ephemeralTo(analyst)
+		require.Len(t, msgs, 1)
+		assert.Contains(t, msgs[0], "Could not record the request (database error); nothing was done")
+		assert.NotContains(t, msgs[0], "127.0.0.1", "internal error details are not shown in Slack")
+		assert.Empty(t, rp.slack.find("chat.postMessage"), "no approval message for an unrecorded request")
+		assert.Zero(t, def.runCount())
+		assert.Positive(t, fs.failures())
+
+		fs.setDown(false)
+		rs, err := st.ListRequests(context.Background(), store.RequestFilter{})
+		require.NoError(t, err)
+		assert.Empty(t, rs, "nothing half-recorded")
+
+		// Same command after recovery.
+		rp.command(t, analyst, "isolate ws-001.contoso.com full beaconing")
+		r := onlyRequest(t, st)
+		require.Equal(t, store.StatePending, r.State)
+		require.Len(t, rp.slack.find("chat.postMessage"), 1)
+
+		// Click during an outage.
+		fs.setDown(true)
+		rp.click(t, approver1, actionApprove, r.ID)
+		msgs = rp.slack.ephemeralTo(approver1)
+		require.Len(t, msgs, 1)
+		assert.Contains(t, msgs[0], "database error")
+		assert.Contains(t, msgs[0], "Try again")
+		assert.Zero(t, def.runCount())
+		fs.setDown(false)
+		assert.Equal(t, store.StatePending, getRequest(t, st, r.ID).State)
+		assert.Empty(t, getRequest(t, st, r.ID).Approvals, "no vote recorded during the outage")
+
+		// The same click after recovery runs it once.
+		rp.click(t, approver1, actionApprove, r.ID)
+		assert.Equal(t, 1, def.runCount())
+		assert.Equal(t, store.StateSucceeded, getRequest(t, st, r.ID).State)
+	})
+}
+
+// TestStoreOutageAtEachStepOfApproval brings the store down just before
+// each store call an Approve click makes: nothing runs twice, nothing runs
+// unapproved, and once the store is back the work completes (if the vote was
+// recorded, the resume scan executes it; otherwise a new click does).
+func TestStoreOutageAtEachStepOfApproval(t *testing.T) {
+	steps := []struct {
+		op       string
+		nth      int // fail the nth call of op during the click (1-based)
+		voteSeen bool
+	}{
+		{op: "GetRequest", nth: 1},
+		{op: "AddApproval", nth: 1},
+		{op: "Transition", nth: 1, voteSeen: true},
+	}
+	for _, step := range steps {
+		t.Run(step.op, func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, db testDB) {
+				clock := &fakeClock{t: t0}
+				st := db.open(t, clock)
+				fs := newFaultStore(st)
+				def := newFakeDefender()
+				def.runStatus = defender.StatusSucceeded
+				rp := newReplica(t, "r1", fs, def, clock, replicaOpts{})
+				rp.command(t, analyst, "isolate ws-001.contoso.com full beaconing")
+				r := onlyRequest(t, st)
+
+				seen := 0
+				fs.setHook(func(op string) error {
+					if op == step.op {
+						seen++
+						if seen == step.nth {
+							fs.setDown(true) // the outage starts here and lasts
+						}
+					}
+					return nil
+				})
+				rp.click(t, approver1, actionApprove, r.ID)
+				fs.setHook(nil)
+				fs.setDown(false)
+				assert.Zero(t, def.runCount(), "nothing runs while the store is down")
+
+				got := getRequest(t, st, r.ID)
+				if step.voteSeen {
+					require.Equal(t, store.StateApproved, got.State)
+					msgs := rp.slack.ephemeralTo(approver1)
+					require.Len(t, msgs, 1, "the approver is told")
+					assert.Contains(t, msgs[0], "approval is recorded, but the action could not be started")
+				} else {
+					require.Equal(t, store.StatePending, got.State)
+					msgs := rp.slack.ephemeralTo(approver1)
+					require.NotEmpty(t, msgs)
+					assert.Contains(t, msgs[len(msgs)-1], "database error")
+					rp.click(t, approver1, actionApprove, r.ID)
+				}
+				// The periodic scan picks up an approved request left behind.
+				rp.svc.resume(context.Background(), false)
+				rp.svc.Wait()
+				assert.Equal(t, 1, def.runCount())
+				assert.Equal(t, store.StateSucceeded, getRequest(t, st, r.ID).State)
+			})
+		})
+	}
+}
+
+// TestStoreOutageDuringFollowUp: a follow-up in progress survives an outage
+// and keeps polling after it, and posts each status once.
+func TestStoreOutageDuringFollowUp(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db testDB) {
+		clock := &fakeClock{t: t0}
+		st := db.open(t, clock)
+		fs := newFaultStore(st)
+		def := newFakeDefender()
+		def.runStatus = defender.StatusPending
+		def.statuses = []defender.ActionStatus{defender.StatusInProgress, defender.StatusInProgress, defender.StatusInProgress,
+			defender.StatusInProgress, defender.StatusSucceeded}
+
+		// Sleeps drive the outage: down from the 2nd sleep to the 5th.
+		var mu sync.Mutex
+		sleeps := 0
+		sleep := func(ctx context.Context, d time.Duration) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			mu.Lock()
+			sleeps++
+			n := sleeps
+			mu.Unlock()
+			switch n {
+			case 2:
+				fs.setDown(true)
+			case 5:
+				fs.setDown(false)
+			}
+			clock.Advance(d)
+			return nil
+		}
+		rp := newReplica(t, "r1", fs, def, clock, replicaOpts{sleep: sleep})
+		rp.command(t, analyst, "isolate ws-001.contoso.com full beaconing")
+		r := onlyRequest(t, st)
+		rp.click(t, approver1, actionApprove, r.ID) // Wait drains the follow-up too
+
+		assert.Positive(t, fs.failures(), "the outage happened during the follow-up")
+		got := getRequest(t, st, r.ID)
+		assert.Equal(t, store.StateSucceeded, got.State, "the follow-up resumed after the outage")
+		assert.Equal(t, "Succeeded", got.MachineActionStatus)
+		thread := rp.thread(r.ApprovalTS)
+		require.Len(t, thread, 3, "thread: %q", thread)
+		assert.Contains(t, thread[0], "*Pending*")
+		assert.Contains(t, thread[1], "*InProgress*")
+		assert.Contains(t, thread[2], "*Succeeded*")
+		dms := rp.dms(analyst)
+		require.NotEmpty(t, dms)
+		assert.Contains(t, dms[len(dms)-1], "succeeded")
+		assert.Equal(t, 1, countContaining(dms, "succeeded"))
+	})
+}
+
+func countContaining(ss []string, sub string) int {
+	n := 0
+	for _, s := range ss {
+		if strings.Contains(s, sub) {
+			n++
+		}
+	}
+	return n
+}
