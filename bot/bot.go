@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/defenderbot/defenderbot/internal/logctx"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -187,8 +188,10 @@ func (s *Service) Wait() {
 }
 
 // goAsync runs f in the background, detached from the Slack request's ctx
-// (which ends when the HTTP response is written) but tracked by Wait.
-func (s *Service) goAsync(name string, f func(ctx context.Context)) {
+// (which ends when the HTTP response is written) but tracked by Wait. The
+// request ID of parent follows into f so its log lines can be correlated.
+func (s *Service) goAsync(parent context.Context, name string, f func(ctx context.Context)) {
+	reqID := logctx.RequestID(parent)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -197,7 +200,7 @@ func (s *Service) goAsync(name string, f func(ctx context.Context)) {
 				s.log.Error("async task panicked", "task", name, "panic", fmt.Sprint(r))
 			}
 		}()
-		ctx, cancel := context.WithTimeout(s.bgCtx, 2*time.Minute)
+		ctx, cancel := context.WithTimeout(logctx.WithRequestID(s.bgCtx, reqID), 2*time.Minute)
 		defer cancel()
 		f(ctx)
 	}()

@@ -27,6 +27,10 @@ func taggedComment(comment, id string, approvers []string) string {
 	return fmt.Sprintf("%s (%s, %s)", comment, requestTag(id), by)
 }
 
+// notAudited is told when the audit line before a Defender call could not be
+// written: defenderbot then does not call Defender at all.
+const notAudited = "Not run: the audit trail could not be written (database error), and defenderbot never calls Defender without an audit record. Request the action again once the database is back."
+
 func msgApproval(r *store.Request) []slack.MsgOption {
 	return []slack.MsgOption{slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(renderApproval(r)...)}
 }
@@ -38,7 +42,10 @@ func (s *Service) runDirect(ctx context.Context, inv invocation, action string, 
 	if c, ok := p["comment"]; ok {
 		p["comment"] = taggedComment(c, id, nil)
 	}
-	s.audit(ctx, inv.UserID, "call", id, map[string]any{"action": action, "params": p, "approval": "not required"})
+	if err := s.auditStrict(ctx, inv.UserID, "call", id, map[string]any{"action": action, "params": p, "approval": "not required"}); err != nil {
+		s.reply(ctx, inv, ":warning: "+notAudited)
+		return
+	}
 	res, err := s.deps.Defender.Run(ctx, action, p)
 	if err != nil {
 		msg := explainDefenderError(err, action)
@@ -75,7 +82,10 @@ func (s *Service) execute(ctx context.Context, r *store.Request) error {
 	if c, ok := params["comment"]; ok {
 		params["comment"] = taggedComment(c, r.ID, approvers)
 	}
-	s.audit(ctx, "system", "call", r.ID, map[string]any{"action": r.Action, "params": params, "approved_by": approvers})
+	if err := s.auditStrict(ctx, "system", "call", r.ID, map[string]any{"action": r.Action, "params": params, "approved_by": approvers}); err != nil {
+		s.finish(ctx, r, store.StateFailed, notAudited)
+		return nil
+	}
 	res, err := s.deps.Defender.Run(ctx, r.Action, params)
 	if err != nil {
 		s.finish(ctx, r, store.StateFailed, explainDefenderError(err, r.Action))

@@ -344,3 +344,33 @@ func countContaining(ss []string, sub string) int {
 	}
 	return n
 }
+
+// TestNoDefenderCallWithoutAuditRecord: when the audit line that precedes a
+// Defender call cannot be written, Defender is not called and the request
+// fails with a message saying why.
+func TestNoDefenderCallWithoutAuditRecord(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db testDB) {
+		clock := &fakeClock{t: t0}
+		st := db.open(t, clock)
+		fs := newFaultStore(st)
+		def := newFakeDefender()
+		def.runStatus = defender.StatusSucceeded
+		rp := newReplica(t, "r1", fs, def, clock, replicaOpts{})
+		rp.command(t, analyst, "isolate ws-001.contoso.com full beaconing")
+		r := onlyRequest(t, st)
+
+		fs.setHook(func(op string) error {
+			if op == "AppendAudit" {
+				return errStoreDown
+			}
+			return nil
+		})
+		rp.click(t, approver1, actionApprove, r.ID)
+		fs.setHook(nil)
+
+		assert.Zero(t, def.runCount(), "Defender is never called without an audit record")
+		got := getRequest(t, st, r.ID)
+		assert.Equal(t, store.StateFailed, got.State)
+		assert.Contains(t, got.Error, "audit trail could not be written")
+	})
+}

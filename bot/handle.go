@@ -28,7 +28,7 @@ func (s *Service) HandleCommand(ctx context.Context, cmd slack.SlashCommand) *sl
 		}
 		if pe.Missing && cmd.TriggerID != "" {
 			if view, ok := commandModal(pe.Verb, c, inv); ok {
-				s.goAsync("open modal", func(ctx context.Context) {
+				s.goAsync(ctx, "open modal", func(ctx context.Context) {
 					if err := withSlackRetry(ctx, func() error {
 						_, err := s.deps.Slack.OpenViewContext(ctx, cmd.TriggerID, view)
 						return err
@@ -45,7 +45,7 @@ func (s *Service) HandleCommand(ctx context.Context, cmd slack.SlashCommand) *sl
 	if c.Action == actHelp {
 		return blocksMsg("defenderbot help", renderHelp(command))
 	}
-	s.goAsync("command "+c.Action, func(ctx context.Context) { s.submit(ctx, inv, c) })
+	s.goAsync(ctx, "command "+c.Action, func(ctx context.Context) { s.submit(ctx, inv, c) })
 	what := actionTitle(c.Action)
 	switch c.Action {
 	case actIOCSync:
@@ -83,10 +83,10 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 			}
 			switch a.ActionID {
 			case actionApprove:
-				s.goAsync("approve", func(ctx context.Context) { s.approve(ctx, inv, id) })
+				s.goAsync(ctx, "approve", func(ctx context.Context) { s.approve(ctx, inv, id) })
 			case actionReject:
 				trigger := cb.TriggerID
-				s.goAsync("reject click", func(ctx context.Context) {
+				s.goAsync(ctx, "reject click", func(ctx context.Context) {
 					if !s.canOpenReject(ctx, inv, id) {
 						return
 					}
@@ -104,16 +104,16 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 	case slack.InteractionTypeViewSubmission:
 		switch cb.View.CallbackID {
 		case callbackReject:
-			return s.submitReject(cb, inv), nil
+			return s.submitReject(ctx, cb, inv), nil
 		case callbackCmd:
-			return s.submitCommandModal(cb, inv), nil
+			return s.submitCommandModal(ctx, cb, inv), nil
 		}
 		return nil, nil
 	}
 	return nil, nil
 }
 
-func (s *Service) submitReject(cb slack.InteractionCallback, inv invocation) any {
+func (s *Service) submitReject(ctx context.Context, cb slack.InteractionCallback, inv invocation) any {
 	var meta modalMeta
 	_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
 	if !idRe.MatchString(meta.RequestID) {
@@ -129,11 +129,11 @@ func (s *Service) submitReject(cb slack.InteractionCallback, inv invocation) any
 	if meta.ChannelID != "" {
 		inv.ChannelID = meta.ChannelID
 	}
-	s.goAsync("reject", func(ctx context.Context) { s.reject(ctx, inv, meta.RequestID, reason) })
+	s.goAsync(ctx, "reject", func(ctx context.Context) { s.reject(ctx, inv, meta.RequestID, reason) })
 	return nil
 }
 
-func (s *Service) submitCommandModal(cb slack.InteractionCallback, inv invocation) any {
+func (s *Service) submitCommandModal(ctx context.Context, cb slack.InteractionCallback, inv invocation) any {
 	var meta modalMeta
 	_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
 	action, ok := verbAction[meta.Verb]
@@ -161,7 +161,7 @@ func (s *Service) submitCommandModal(cb slack.InteractionCallback, inv invocatio
 		}
 	}
 	inv.ChannelID, inv.ResponseURL = meta.ChannelID, meta.ResponseURL
-	s.goAsync("modal "+action, func(ctx context.Context) { s.submit(ctx, inv, c) })
+	s.goAsync(ctx, "modal "+action, func(ctx context.Context) { s.submit(ctx, inv, c) })
 	return nil
 }
 

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"fmt"
+	"github.com/defenderbot/defenderbot/internal/logctx"
 	"maps"
 	"time"
 
@@ -98,14 +99,27 @@ func (s *Service) threadReply(ctx context.Context, r *store.Request, text string
 // audit appends to the audit trail. A failure is logged, not returned: the
 // action has happened and Slack must still be told.
 func (s *Service) audit(ctx context.Context, actor, kind, requestID string, details map[string]any) {
+	_ = s.auditStrict(ctx, actor, kind, requestID, details)
+}
+
+// auditStrict is audit for the line written just before a Defender call: the
+// caller must not call Defender when it fails, so that nothing ever touches a
+// machine without a record of it.
+func (s *Service) auditStrict(ctx context.Context, actor, kind, requestID string, details map[string]any) error {
 	d := maps.Clone(details)
 	if d == nil {
 		d = map[string]any{}
 	}
+	if id := logctx.RequestID(ctx); id != "" {
+		// Ties the audit line to the HTTP request and its log lines.
+		d["correlation_id"] = id
+	}
 	e := store.AuditEvent{At: s.now(), Actor: actor, Kind: kind, RequestID: requestID, Details: d}
 	if err := s.deps.Store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
 		s.log.ErrorContext(ctx, "audit append failed", "kind", kind, "request", requestID, "error", err)
+		return err
 	}
+	return nil
 }
 
 // sleep waits d or until ctx ends.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/defenderbot/defenderbot/internal/logctx"
 	"io"
 	"log/slog"
 	"strings"
@@ -81,10 +82,12 @@ func newLoggerTo(w io.Writer, cfg *config.Config) *slog.Logger {
 		}
 		format = strings.ToLower(cfg.LogFormat)
 	}
+	// logctx adds the request ID carried by a context to each line, so a
+	// Slack request can be followed to the Defender calls it caused.
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(logctx.NewHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(logctx.NewHandler(slog.NewJSONHandler(w, opts)))
 }
 
 // newDefenderClient builds the Defender API client from cfg. Pass
