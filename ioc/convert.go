@@ -39,6 +39,18 @@ const (
 	ReasonRevokedNothing = "revoked, nothing to remove (not managed by defenderbot)"
 	ReasonExpiredNothing = "expired, nothing to remove (not managed by defenderbot)"
 	ReasonForeign        = "already in Defender, added by someone else (left untouched)"
+	// ReasonSuperseded: an older version of an object the feed also has in
+	// a later version (the latest "modified" wins).
+	ReasonSuperseded = "superseded by a later version of the same object"
+	// ReasonVersionUnreadable: another version of the object could not be
+	// read, and it may be the latest, so no version is applied.
+	ReasonVersionUnreadable = "another version of this object is unreadable (no version applied)"
+	// ReasonNoRetryPayload: a failed indicator recorded without its payload
+	// (before payloads were kept) is retried only when the feed brings it.
+	ReasonNoRetryPayload = "failed earlier, no stored payload to retry"
+	// ReasonBadRetryPayload: a stored payload that does not decode or does
+	// not match its record is not sent.
+	ReasonBadRetryPayload = "failed earlier, stored payload unusable"
 )
 
 // Skip is an object, or a comparison of an object, that produced no indicator.

@@ -27,6 +27,17 @@
 // remove the indicators defenderbot imported. In snapshot mode managed
 // indicators absent from the feed are removed too, unless that exceeds
 // MaxDeleteFraction (without Force) or part of the feed was unreadable.
-// Incremental mode retries a failed indicator when the feed brings its
-// object again.
+// Every per-indicator failure is recorded with the payload attempted and
+// reported; incremental runs retry it from that payload even if the feed no
+// longer brings its object, unless the feed revoked or expired it since, its
+// expiration passed, or someone else added the value meanwhile.
+//
+// Versions: a STIX id seen several times is one object; only its version
+// with the latest "modified" counts (on a tie: revoked, then expired, then
+// live), so an older revoked copy removes nothing. If one version is
+// unreadable no version is applied. Across runs, an incremental feed's new
+// version that drops a value does not remove it (snapshot mode does).
+//
+// Scheduling: ScheduledJob holds the "iocs-sync" lease, renews it during the
+// run and cancels the run if the lease is lost, so replicas never overlap.
 package ioc

@@ -34,17 +34,31 @@ type JobConfig struct {
 	Leaser Leaser
 	// Owner identifies this replica (hostname, pod name).
 	Owner string
-	// LeaseTTL must exceed the longest run (default 30 minutes): a crashed
-	// replica's lease lapses after it.
+	// LeaseTTL is how long the lease outlives its last renewal (default 30
+	// minutes): a crashed replica's lease lapses after it.
 	LeaseTTL time.Duration
+	// RenewEvery is how often a running job renews the lease (default
+	// LeaseTTL/3), so a run longer than LeaseTTL keeps it. It must be
+	// shorter than LeaseTTL.
+	RenewEvery time.Duration
 	// Reporter, if set, gets every run's summary (failures included).
 	Reporter Reporter
 	Logger   *slog.Logger
+
+	// newTicker replaces time.NewTicker (tests drive renewals by hand).
+	newTicker func(d time.Duration) (<-chan time.Time, func())
 }
+
+// ErrLeaseLost cancels a scheduled run whose lease could not be renewed in
+// time: another replica may be running the sync.
+var ErrLeaseLost = errors.New("IOC sync lease lost (another replica may have taken over)")
 
 // ScheduledJob returns the function to give the scheduler: it takes the
 // "iocs-sync" lease (another replica holding it means this one skips the
-// run), runs the sync with trigger "schedule", reports and releases.
+// run), runs the sync with trigger "schedule" while renewing the lease every
+// RenewEvery, reports and releases. If a renewal finds the lease taken, or
+// none succeeds before the lease would lapse, the run is cancelled with
+// ErrLeaseLost: two replicas never sync at the same time.
 func (s *Syncer) ScheduledJob(cfg JobConfig) (func(ctx context.Context) error, error) {
 	if cfg.Leaser == nil || cfg.Owner == "" {
 		return nil, errors.New("ioc: scheduled job needs a lease store and an owner name")
@@ -52,12 +66,25 @@ func (s *Syncer) ScheduledJob(cfg JobConfig) (func(ctx context.Context) error, e
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 30 * time.Minute
 	}
+	if cfg.RenewEvery <= 0 {
+		cfg.RenewEvery = cfg.LeaseTTL / 3
+	}
+	if cfg.RenewEvery >= cfg.LeaseTTL {
+		return nil, fmt.Errorf("ioc: lease renewal interval %s must be shorter than the lease TTL %s", cfg.RenewEvery, cfg.LeaseTTL)
+	}
+	if cfg.newTicker == nil {
+		cfg.newTicker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = s.logger
 	}
 	return func(ctx context.Context) error {
-		ok, err := cfg.Leaser.AcquireLease(ctx, LeaseName, cfg.Owner, s.opts.Now(), cfg.LeaseTTL)
+		acquired := s.opts.Now()
+		ok, err := cfg.Leaser.AcquireLease(ctx, LeaseName, cfg.Owner, acquired, cfg.LeaseTTL)
 		if err != nil {
 			return fmt.Errorf("acquire lease %s: %w", LeaseName, err)
 		}
@@ -70,7 +97,17 @@ func (s *Syncer) ScheduledJob(cfg JobConfig) (func(ctx context.Context) error, e
 				log.Warn("release lease", "lease", LeaseName, "err", err)
 			}
 		}()
-		summary, runErr := s.RunNow(ctx, "schedule")
+		runCtx, cancel := context.WithCancelCause(ctx)
+		renewed := make(chan struct{})
+		go func() {
+			defer close(renewed)
+			s.renewLease(runCtx, cancel, cfg, acquired.Add(cfg.LeaseTTL), log)
+		}()
+		summary, runErr := s.RunNow(runCtx, "schedule")
+		// Stop renewing before the deferred release, so that no renewal
+		// takes the lease again after it.
+		cancel(nil)
+		<-renewed
 		if summary == "" && runErr != nil {
 			summary = "IOC sync failed: " + runErr.Error()
 		}
@@ -81,4 +118,37 @@ func (s *Syncer) ScheduledJob(cfg JobConfig) (func(ctx context.Context) error, e
 		}
 		return runErr
 	}, nil
+}
+
+// renewLease renews the lease every cfg.RenewEvery until ctx is done. A
+// failed renewal is retried at the next tick while the lease still holds;
+// it cancels the run once the lease is taken by another owner or lapses.
+func (s *Syncer) renewLease(ctx context.Context, cancel context.CancelCauseFunc, cfg JobConfig, expires time.Time, log *slog.Logger) {
+	tick, stop := cfg.newTicker(cfg.RenewEvery)
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		}
+		now := s.opts.Now()
+		ok, err := cfg.Leaser.AcquireLease(ctx, LeaseName, cfg.Owner, now, cfg.LeaseTTL)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil && ok:
+			expires = now.Add(cfg.LeaseTTL)
+		case err == nil:
+			log.Error("IOC sync lease taken by another replica: cancelling this run", "lease", LeaseName, "owner", cfg.Owner)
+			cancel(ErrLeaseLost)
+			return
+		case !now.Before(expires):
+			log.Error("IOC sync lease could not be renewed before it lapsed: cancelling this run", "lease", LeaseName, "err", err)
+			cancel(fmt.Errorf("%w: %w", ErrLeaseLost, err))
+			return
+		default:
+			log.Warn("renew IOC sync lease (retried at the next tick)", "lease", LeaseName, "err", err)
+		}
+	}
 }

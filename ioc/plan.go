@@ -2,6 +2,7 @@ package ioc
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -29,6 +30,7 @@ type entry struct {
 	update     bool   // Defender already has it from defenderbot
 	defenderID string // its Defender id, kept if the update fails
 	prevFP     string // fingerprint last sent successfully
+	retry      bool   // rebuilt from a failed record, not from the feed
 }
 
 // removal is an indicator a revoked or expired object asks to remove.
@@ -39,7 +41,15 @@ type removal struct {
 
 // feedState accumulates the conversions of a streamed feed.
 type feedState struct {
-	read       int
+	read int
+	// versions holds the conversion of the latest version of every object,
+	// in order of first appearance (so reports follow the feed); byID
+	// indexes it by STIX id. They are turned into desired and removals by
+	// finish, once the whole feed is read.
+	versions   []Conversion
+	byID       map[string]int
+	unreadable map[string]bool // ids with a version that could not be read
+	superseded []Skip
 	desired    map[string]*entry
 	removals   map[string]removal
 	skipped    []Skip
@@ -47,7 +57,8 @@ type feedState struct {
 }
 
 func newFeedState() *feedState {
-	return &feedState{desired: map[string]*entry{}, removals: map[string]removal{}}
+	return &feedState{byID: map[string]int{}, unreadable: map[string]bool{},
+		desired: map[string]*entry{}, removals: map[string]removal{}}
 }
 
 func severityRank(s string) int {
@@ -104,14 +115,69 @@ func rankedBefore(a, b *entry) int {
 // addObject records one read object.
 func (f *feedState) addObject(obj *stix.Object, opts ConvertOptions, now time.Time) {
 	f.read++
-	f.add(Convert(obj, opts, now))
+	f.addVersion(Convert(obj, opts, now))
 }
 
 // addError records an object that could not be read.
 func (f *feedState) addError(e *stix.ObjectError) {
 	f.read++
 	f.incomplete = true
-	f.skipped = append(f.skipped, skip(e.ID, ReasonUnreadable, e.Error()))
+	if e.ID != "" {
+		f.unreadable[e.ID] = true
+	}
+	// Its own slot keeps the skip in feed order.
+	f.versions = append(f.versions, Conversion{Skipped: []Skip{skip(e.ID, ReasonUnreadable, e.Error())}})
+}
+
+// addVersion keeps c unless a later version of the same object is already
+// kept. STIX objects are versioned by "modified": the latest version is the
+// object, whatever the order of the feed, so an older revoked copy removes
+// nothing and a later revoked version removes the value.
+func (f *feedState) addVersion(c Conversion) {
+	if c.StixID == "" {
+		f.versions = append(f.versions, c)
+		return
+	}
+	i, seen := f.byID[c.StixID]
+	if !seen {
+		f.byID[c.StixID] = len(f.versions)
+		f.versions = append(f.versions, c)
+		return
+	}
+	old := f.versions[i]
+	if newerVersion(&c, &old) {
+		f.versions[i], old, c = c, c, old
+	}
+	f.superseded = append(f.superseded, skip(c.StixID, ReasonSuperseded,
+		"modified "+c.modified.UTC().Format(time.RFC3339Nano)+", kept "+old.modified.UTC().Format(time.RFC3339Nano)))
+}
+
+// newerVersion reports whether a is a later version than b. Versions with
+// the same modified time are ranked revoked, expired, live, ignored so the
+// choice does not depend on feed order; identical ranks keep b (the first).
+func newerVersion(a, b *Conversion) bool {
+	if !a.modified.Equal(b.modified) {
+		return a.modified.After(b.modified)
+	}
+	rank := func(s ObjectState) int {
+		return [...]int{StateIgnored: 0, StateLive: 1, StateExpired: 2, StateRevoked: 3}[s]
+	}
+	return rank(a.State) > rank(b.State)
+}
+
+// finish applies the kept versions once the whole feed is read. An object
+// with an unreadable version is not applied at all: the unreadable copy may
+// be the latest one.
+func (f *feedState) finish() {
+	for _, c := range f.versions {
+		if c.StixID != "" && f.unreadable[c.StixID] {
+			f.skipped = append(f.skipped, skip(c.StixID, ReasonVersionUnreadable))
+			continue
+		}
+		f.add(c)
+	}
+	f.skipped = append(f.skipped, f.superseded...)
+	f.versions, f.byID, f.superseded = nil, nil, nil
 }
 
 func (f *feedState) add(c Conversion) {
@@ -153,8 +219,15 @@ type deletion struct {
 
 // plan is what a run will do.
 type plan struct {
-	imports   []*entry
-	deletes   []deletion
+	imports []*entry
+	deletes []deletion
+	// retried counts the imports that re-send a failed indicator's stored
+	// payload because the feed did not bring its object this time.
+	retried int
+	// forget lists records to drop without any Defender call: failed
+	// indicators never created by defenderbot whose value someone else
+	// has added since.
+	forget    []string
 	skipped   []Skip
 	leftOut   []*entry
 	unchanged int
@@ -175,6 +248,7 @@ type planInput struct {
 	inDefender map[string]defender.Indicator
 	// active is the number of active indicators in Defender (all creators).
 	active            int
+	now               time.Time
 	snapshot          bool
 	force             bool
 	maxDeleteFraction float64
@@ -187,20 +261,24 @@ func makePlan(in planInput) *plan {
 	listed := in.inDefender != nil
 	var fresh []*entry // indicators that will take a new slot in the tenant
 
-	for _, k := range sortedKeys(in.feed.desired) {
-		e := in.feed.desired[k]
+	// consider plans the import of e unless it is unchanged or foreign.
+	consider := func(k string, e *entry) {
 		rec, managed := in.records[k]
 		d, present := in.inDefender[k]
-		if !managed && present && d.Application != Application {
+		if present && d.Application != Application && (!managed || rec.DefenderID == "") {
 			// Someone else owns this value: never overwrite it, never
-			// record it, so it can never be deleted by defenderbot.
+			// record it, so it can never be deleted by defenderbot. A
+			// record of an attempt that never created it is dropped.
 			p.skipped = append(p.skipped, skip(e.ind.ExternalID, ReasonForeign, k))
-			continue
+			if managed {
+				p.forget = append(p.forget, k)
+			}
+			return
 		}
 		inTenant := present || (!listed && managed && rec.DefenderID != "")
 		if managed && rec.Status == StatusImported && rec.Fingerprint == e.fp && inTenant {
 			p.unchanged++
-			continue
+			return
 		}
 		e.update = inTenant
 		if managed {
@@ -213,6 +291,9 @@ func makePlan(in planInput) *plan {
 			fresh = append(fresh, e)
 		}
 		p.imports = append(p.imports, e)
+	}
+	for _, k := range sortedKeys(in.feed.desired) {
+		consider(k, in.feed.desired[k])
 	}
 
 	deleted := map[string]bool{}
@@ -245,6 +326,31 @@ func makePlan(in planInput) *plan {
 			continue
 		}
 		addDelete(k, rec)
+	}
+	if !in.snapshot {
+		// Incremental feeds bring an object once: a failed indicator is
+		// retried from its stored payload until it succeeds, unless the
+		// feed revoked or expired it since (deleted above) or it expired.
+		for _, k := range sortedKeys(in.records) {
+			rec := in.records[k]
+			if rec.Status != StatusFailed || deleted[k] {
+				continue
+			}
+			if _, live := in.feed.desired[k]; live {
+				continue
+			}
+			e, reason := retryEntry(rec)
+			if e == nil {
+				p.skipped = append(p.skipped, skip(rec.StixID, reason, k))
+				continue
+			}
+			if e.ind.ExpirationTime != nil && !e.ind.ExpirationTime.After(in.now) {
+				addDelete(k, rec) // as its expired object would
+				continue
+			}
+			e.retry = true
+			consider(k, e)
+		}
 	}
 	if in.snapshot {
 		var absent []string
@@ -295,7 +401,32 @@ func makePlan(in planInput) *plan {
 			p.imports = slices.DeleteFunc(p.imports, func(e *entry) bool { return out[e.key] })
 		}
 	}
+	for _, e := range p.imports {
+		if e.retry {
+			p.retried++
+		}
+	}
 	return p
+}
+
+// retryEntry rebuilds the entry of a failed record from its stored payload;
+// it returns nil and a skip reason when there is nothing usable to send.
+func retryEntry(rec store.IndicatorRecord) (*entry, string) {
+	if rec.Payload == "" {
+		return nil, ReasonNoRetryPayload
+	}
+	var ind defender.Indicator
+	if err := json.Unmarshal([]byte(rec.Payload), &ind); err != nil {
+		return nil, ReasonBadRetryPayload
+	}
+	// The payload must be the record's own indicator, as defenderbot built it.
+	v, err := NormalizeValue(ind.IndicatorType, ind.IndicatorValue)
+	if err != nil || Key(ind.IndicatorType, v) != rec.Key || ind.Application != Application || ind.ID != "" {
+		return nil, ReasonBadRetryPayload
+	}
+	e := &entry{key: rec.Key, ind: ind}
+	e.fp = Fingerprint(&e.ind)
+	return e, ""
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -25,6 +25,9 @@ type Report struct {
 	// the only figures in a dry run).
 	PlannedImports int `json:"planned_imports"`
 	PlannedDeletes int `json:"planned_deletes"`
+	// Retried counts the planned imports that re-send an indicator which
+	// failed in an earlier run, from its stored payload.
+	Retried int `json:"retried,omitempty"`
 	// Skipped counts objects or comparisons that gave no indicator, by reason.
 	Skipped map[string]int `json:"skipped,omitempty"`
 	// Failed counts indicators Defender refused (or calls that failed), by reason.
@@ -47,6 +50,7 @@ func (r *Report) fromPlan(p *plan) {
 	r.Unchanged = p.unchanged
 	r.PlannedImports = len(p.imports)
 	r.PlannedDeletes = len(p.deletes)
+	r.Retried = p.retried
 	r.LeftOut = len(p.leftOut)
 	r.SnapshotHeld = p.snapshotHeld
 	for _, s := range p.skipped {
@@ -85,6 +89,9 @@ func (r *Report) Text() string {
 		fmt.Fprintf(&b, "would import %d, delete %d; %d unchanged", r.PlannedImports, r.PlannedDeletes, r.Unchanged)
 	} else {
 		fmt.Fprintf(&b, "%d imported, %d updated, %d deleted, %d unchanged", r.Imported, r.Updated, r.Deleted, r.Unchanged)
+	}
+	if r.Retried > 0 {
+		fmt.Fprintf(&b, "; %d earlier failures retried", r.Retried)
 	}
 	if s := countsText(r.Skipped); s != "" {
 		b.WriteString("; skipped " + s)

@@ -135,6 +135,9 @@ type Plan struct {
 	// Delete lists the values of managed indicators to remove.
 	Delete  []string `json:"delete"`
 	Skipped []Skip   `json:"skipped"`
+	// Retried lists the keys (type|value) of failed indicators re-sent from
+	// their stored payload (the feed did not bring them this time).
+	Retried []string `json:"retried,omitempty"`
 	// LeftOut lists the keys (type|value) not imported because of the tenant limit.
 	LeftOut   []string `json:"left_out"`
 	Unchanged int      `json:"unchanged"`
@@ -156,6 +159,9 @@ func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
 	}
 	for _, e := range p.imports {
 		out.Import = append(out.Import, e.ind)
+		if e.retry {
+			out.Retried = append(out.Retried, e.key)
+		}
 	}
 	for _, d := range p.deletes {
 		out.Delete = append(out.Delete, d.value)
@@ -187,6 +193,7 @@ func (s *Syncer) prepare(ctx context.Context) (*plan, int, error) {
 	if err != nil {
 		return nil, fs.read, fmt.Errorf("read STIX feed %s: %w", s.opts.StixObjectsPath, err)
 	}
+	fs.finish()
 	recs, err := s.store.ListIndicatorRecords(ctx)
 	if err != nil {
 		return nil, fs.read, fmt.Errorf("load indicator records: %w", err)
@@ -200,7 +207,7 @@ func (s *Syncer) prepare(ctx context.Context) (*plan, int, error) {
 		return nil, fs.read, err
 	}
 	p := makePlan(planInput{
-		feed: fs, records: records, inDefender: inDefender, active: active,
+		feed: fs, records: records, inDefender: inDefender, active: active, now: now,
 		snapshot: s.opts.Mode == ModeSnapshot, force: s.opts.Force,
 		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit,
 	})
@@ -254,6 +261,12 @@ func (s *Syncer) Run(ctx context.Context, trigger string) (*Report, error) {
 			err = s.execute(ctx, p, rep)
 		}
 	}
+	if err != nil && ctx.Err() != nil {
+		// Say why the run was cancelled (ErrLeaseLost, ...), not only that it was.
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w (%w)", cause, err)
+		}
+	}
 	rep.finish(s.api, s.opts.Now().Sub(start), err)
 	s.persist(ctx, rep, start)
 	log := s.logger.With("trigger", trigger, "mode", s.opts.Mode, "dry_run", s.opts.DryRun)
@@ -271,6 +284,11 @@ func (s *Syncer) execute(ctx context.Context, p *plan, rep *Report) error {
 	now := s.opts.Now
 	// What Defender accepted is recorded even if the run is being cancelled.
 	sctx := context.WithoutCancel(ctx)
+	if len(p.forget) > 0 {
+		if err := s.store.DeleteIndicatorRecords(sctx, p.forget); err != nil {
+			return fmt.Errorf("forget failed indicators now owned by someone else: %w", err)
+		}
+	}
 	// Records whose indicator is already gone from Defender: no call needed.
 	var gone []string
 	var ids []deletion
@@ -371,12 +389,19 @@ func (s *Syncer) execute(ctx context.Context, p *plan, rep *Report) error {
 }
 
 // failedRecord keeps what is known of an earlier success (its Defender id,
-// so it can still be deleted) and marks the indicator for a retry.
-func (s *Syncer) failedRecord(_ context.Context, e *entry, reason string, at time.Time) store.IndicatorRecord {
+// so it can still be deleted) and the payload attempted, so that the next
+// run retries it even if the feed does not bring it again.
+func (s *Syncer) failedRecord(ctx context.Context, e *entry, reason string, at time.Time) store.IndicatorRecord {
+	payload, err := json.Marshal(e.ind)
+	if err != nil {
+		// Cannot happen for a built indicator; the feed can still bring it again.
+		s.logger.ErrorContext(ctx, "encode failed indicator", "key", e.key, "err", err)
+		payload = nil
+	}
 	return store.IndicatorRecord{
 		Key: e.key, IndicatorType: string(e.ind.IndicatorType), Value: e.ind.IndicatorValue,
 		StixID: e.ind.ExternalID, DefenderID: e.defenderID, Fingerprint: e.prevFP, Severity: e.ind.Severity,
-		Status: StatusFailed, FailureReason: reason, UpdatedAt: at.UTC(),
+		Status: StatusFailed, FailureReason: reason, Payload: string(payload), UpdatedAt: at.UTC(),
 	}
 }
 

@@ -23,6 +23,7 @@ type feedObj struct {
 	Revoked    bool
 	ValidUntil *time.Time
 	Name       string
+	Modified   time.Time // zero: 2025-01-01
 }
 
 func genID(n int) string { return fmt.Sprintf("indicator--%08x-0000-4000-8000-%012x", n, n) }
@@ -48,6 +49,9 @@ func writeFeed(t testing.TB, dir string, objs []feedObj) string {
 			"type": "indicator", "spec_version": "2.1", "id": genID(o.N),
 			"created": "2025-01-01T00:00:00.000Z", "modified": "2025-01-01T00:00:00.000Z",
 			"valid_from": "2025-01-01T00:00:00Z", "pattern_type": "stix", "pattern": o.Pattern, "revoked": o.Revoked,
+		}
+		if !o.Modified.IsZero() {
+			m["modified"] = o.Modified.UTC().Format(time.RFC3339Nano)
 		}
 		if o.ValidUntil != nil {
 			m["valid_until"] = o.ValidUntil.UTC().Format(time.RFC3339)

@@ -705,7 +705,7 @@ func jsonArg[M ~map[string]V, V any](m M) (any, error) {
 
 func (s *sqlStore) ListIndicatorRecords(ctx context.Context) ([]IndicatorRecord, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT key, indicator_type, value, stix_id, defender_id, fingerprint,
-		severity, status, failure_reason, updated_at FROM indicator_records ORDER BY key`)
+		severity, status, failure_reason, payload, updated_at FROM indicator_records ORDER BY key`)
 	if err != nil {
 		return nil, fmt.Errorf("list indicator records: %w", err)
 	}
@@ -714,7 +714,7 @@ func (s *sqlStore) ListIndicatorRecords(ctx context.Context) ([]IndicatorRecord,
 	for rows.Next() {
 		var r IndicatorRecord
 		if err := rows.Scan(&r.Key, &r.IndicatorType, &r.Value, &r.StixID, &r.DefenderID, &r.Fingerprint,
-			&r.Severity, &r.Status, &r.FailureReason, dbTime{&r.UpdatedAt}); err != nil {
+			&r.Severity, &r.Status, &r.FailureReason, &r.Payload, dbTime{&r.UpdatedAt}); err != nil {
 			return nil, fmt.Errorf("list indicator records: %w", err)
 		}
 		out = append(out, r)
@@ -739,12 +739,12 @@ func (s *sqlStore) UpsertIndicatorRecords(ctx context.Context, recs []IndicatorR
 	now := s.now()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO indicator_records (key, indicator_type, value, stix_id,
-			defender_id, fingerprint, severity, status, failure_reason, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			defender_id, fingerprint, severity, status, failure_reason, payload, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET indicator_type = excluded.indicator_type, value = excluded.value,
 				stix_id = excluded.stix_id, defender_id = excluded.defender_id, fingerprint = excluded.fingerprint,
 				severity = excluded.severity, status = excluded.status, failure_reason = excluded.failure_reason,
-				updated_at = excluded.updated_at`))
+				payload = excluded.payload, updated_at = excluded.updated_at`))
 		if err != nil {
 			return err
 		}
@@ -755,7 +755,7 @@ func (s *sqlStore) UpsertIndicatorRecords(ctx context.Context, recs []IndicatorR
 				at = now
 			}
 			if _, err := stmt.ExecContext(ctx, r.Key, r.IndicatorType, r.Value, r.StixID, r.DefenderID, r.Fingerprint,
-				r.Severity, r.Status, r.FailureReason, s.t(at)); err != nil {
+				r.Severity, r.Status, r.FailureReason, r.Payload, s.t(at)); err != nil {
 				return fmt.Errorf("key %q: %w", r.Key, err)
 			}
 		}

@@ -131,7 +131,11 @@ type IndicatorRecord struct {
 	Severity      string
 	Status        string // "imported" or "failed"
 	FailureReason string
-	UpdatedAt     time.Time
+	// Payload is the JSON of the indicator last attempted. The IOC sync keeps
+	// it while Status is "failed", so the next run can retry the indicator
+	// even if the feed no longer brings its object.
+	Payload   string
+	UpdatedAt time.Time
 }
 
 // SyncRun is the summary of one IOC sync run.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -617,7 +618,8 @@ func testIndicatorRecords(t *testing.T, s store.Store) {
 		{Key: "IpAddress|1.2.3.4", IndicatorType: "IpAddress", Value: "1.2.3.4", StixID: "indicator--1",
 			Fingerprint: "f1", Severity: "High", Status: "imported", UpdatedAt: T0()},
 		{Key: "DomainName|evil.test", IndicatorType: "DomainName", Value: "evil.test", StixID: "indicator--2",
-			Status: "failed", FailureReason: "400 InvalidValue", UpdatedAt: T0()},
+			Status: "failed", FailureReason: "400 InvalidValue", UpdatedAt: T0(),
+			Payload: `{"indicatorValue":"evil.test","title":"ünïcode 'quoted' \"x\"","description":"` + strings.Repeat("d", 4000) + `"}`},
 	}
 	require.NoError(t, s.UpsertIndicatorRecords(ctx, recs))
 	list, err = s.ListIndicatorRecords(ctx)
@@ -625,8 +627,11 @@ func testIndicatorRecords(t *testing.T, s store.Store) {
 	recs[0].UpdatedAt, recs[1].UpdatedAt = us(T0()), us(T0())
 	assert.Equal(t, []store.IndicatorRecord{recs[1], recs[0]}, list, "ordered by key")
 
+	assert.Equal(t, recs[1].Payload, list[0].Payload, "payload round-trips byte for byte")
+
+	// A later success clears the payload: an upsert replaces every field.
 	upd := recs[1]
-	upd.DefenderID, upd.Status, upd.FailureReason, upd.Fingerprint = "42", "imported", "", "f2"
+	upd.DefenderID, upd.Status, upd.FailureReason, upd.Fingerprint, upd.Payload = "42", "imported", "", "f2", ""
 	upd.UpdatedAt = T0().Add(time.Hour)
 	third := store.IndicatorRecord{Key: "FileSha256|ab", IndicatorType: "FileSha256", Value: "ab"}
 	require.NoError(t, s.UpsertIndicatorRecords(ctx, []store.IndicatorRecord{upd, third}))

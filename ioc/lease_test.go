@@ -1,0 +1,182 @@
+package ioc
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/store/storetest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeClock is a clock tests move by hand; safe for concurrent use.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t
+}
+
+// spyLeaser reports every lease renewal (AcquireLease after the first) on renewed.
+type spyLeaser struct {
+	Leaser
+	mu      sync.Mutex
+	calls   int
+	fail    error // returned by renewals when set
+	renewed chan bool
+}
+
+func (s *spyLeaser) AcquireLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
+	s.mu.Lock()
+	s.calls++
+	first, fail := s.calls == 1, s.fail
+	s.mu.Unlock()
+	if !first && fail != nil {
+		s.renewed <- false
+		return false, fail
+	}
+	ok, err := s.Leaser.AcquireLease(ctx, name, owner, now, ttl)
+	if !first {
+		s.renewed <- ok && err == nil
+	}
+	return ok, err
+}
+
+// slowAPI blocks imports until release is closed or the run is cancelled.
+type slowAPI struct {
+	IndicatorAPI
+	started chan struct{}
+	once    sync.Once
+	release chan struct{}
+}
+
+func (s *slowAPI) ImportIndicators(ctx context.Context, inds []defender.Indicator) ([]defender.ImportResult, error) {
+	s.once.Do(func() { close(s.started) })
+	select {
+	case <-s.release:
+		return s.IndicatorAPI.ImportIndicators(ctx, inds)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+type leaseRig struct {
+	clock   *fakeClock
+	slow    *slowAPI
+	spy     *spyLeaser
+	ticks   chan time.Time
+	jobA    func(context.Context) error
+	jobB    func(context.Context) error
+	reports chan string // B's reports
+	st      interface {
+		Leaser
+		StateStore
+	}
+}
+
+// newLeaseRig sets up two replicas on one SQLite store: A runs slowly and
+// renews its lease when the test ticks; B is a normal replica.
+func newLeaseRig(t *testing.T) *leaseRig {
+	h := newHarness(t)
+	writeFeed(t, h.dir, domains(0, 2))
+	r := &leaseRig{clock: &fakeClock{t: testNow}, ticks: make(chan time.Time), reports: make(chan string, 10)}
+	r.st = storetest.OpenSQLite(t)
+	r.slow = &slowAPI{IndicatorAPI: h.api, started: make(chan struct{}), release: make(chan struct{})}
+	r.spy = &spyLeaser{Leaser: r.st, renewed: make(chan bool)}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", Now: r.clock.Now}
+	a, err := NewSyncer(r.slow, r.st, opts, nil)
+	require.NoError(t, err)
+	b, err := NewSyncer(h.api, r.st, opts, nil)
+	require.NoError(t, err)
+	r.jobA, err = a.ScheduledJob(JobConfig{Leaser: r.spy, Owner: "replica-a", LeaseTTL: 30 * time.Second,
+		newTicker: func(d time.Duration) (<-chan time.Time, func()) {
+			assert.Equal(t, 10*time.Second, d, "renewal every TTL/3")
+			return r.ticks, func() {}
+		}})
+	require.NoError(t, err)
+	r.jobB, err = b.ScheduledJob(JobConfig{Leaser: r.st, Owner: "replica-b", LeaseTTL: 30 * time.Second,
+		Reporter: ReporterFunc(func(_ context.Context, s string) error { r.reports <- s; return nil })})
+	require.NoError(t, err)
+	return r
+}
+
+// tick moves the clock and lets A renew; it returns the renewal's outcome.
+func (r *leaseRig) tick(d time.Duration) bool {
+	r.ticks <- r.clock.Advance(d)
+	return <-r.spy.renewed
+}
+
+func TestScheduledJobRenewsLeaseDuringLongRun(t *testing.T) {
+	r := newLeaseRig(t)
+	doneA := make(chan error, 1)
+	go func() { doneA <- r.jobA(context.Background()) }()
+	<-r.slow.started
+
+	// A runs for 100s, 3x its TTL: each renewal keeps the lease, B never starts.
+	for range 10 {
+		require.True(t, r.tick(10*time.Second), "renewed")
+		require.NoError(t, r.jobB(context.Background()))
+		assert.Empty(t, r.reports, "B must not run while A is running")
+	}
+	close(r.slow.release)
+	require.NoError(t, <-doneA)
+
+	// A released the lease: B runs now.
+	require.NoError(t, r.jobB(context.Background()))
+	require.Len(t, r.reports, 1)
+	assert.Contains(t, <-r.reports, "2 unchanged")
+}
+
+func TestScheduledJobCancelledWhenLeaseLost(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, r *leaseRig)
+	}{
+		{"taken by another replica", func(t *testing.T, r *leaseRig) {
+			// A's renewals stalled past its TTL and another replica took over.
+			ok, err := r.st.AcquireLease(context.Background(), LeaseName, "replica-c", r.clock.Advance(31*time.Second), time.Minute)
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.False(t, r.tick(time.Second))
+		}},
+		{"renewals fail until it lapses", func(t *testing.T, r *leaseRig) {
+			r.spy.mu.Lock()
+			r.spy.fail = errors.New("database is locked")
+			r.spy.mu.Unlock()
+			assert.False(t, r.tick(10*time.Second)) // retried at the next tick
+			assert.False(t, r.tick(10*time.Second))
+			assert.False(t, r.tick(10*time.Second)) // 30s: lapsed
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newLeaseRig(t)
+			doneA := make(chan error, 1)
+			go func() { doneA <- r.jobA(context.Background()) }()
+			<-r.slow.started
+			tt.setup(t, r)
+			err := <-doneA
+			require.ErrorIs(t, err, ErrLeaseLost)
+			last, lerr := r.st.LastSyncRun(context.Background())
+			require.NoError(t, lerr)
+			assert.False(t, last.OK)
+			assert.Contains(t, last.Summary, "lease lost", "the stored run says why it stopped")
+		})
+	}
+}
+
+func TestScheduledJobRejectsRenewalNotShorterThanTTL(t *testing.T) {
+	h := newHarness(t)
+	_, err := h.syncer(t, nil).ScheduledJob(JobConfig{Leaser: h.st, Owner: "a", LeaseTTL: time.Minute, RenewEvery: time.Minute})
+	require.ErrorContains(t, err, "must be shorter than the lease TTL")
+}
