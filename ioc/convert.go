@@ -45,6 +45,14 @@ const (
 	// ReasonVersionUnreadable: another version of the object could not be
 	// read, and it may be the latest, so no version is applied.
 	ReasonVersionUnreadable = "another version of this object is unreadable (no version applied)"
+	// ReasonVersionKept: the latest version of an object could not be
+	// evaluated (its pattern does not parse, it is not a valid indicator, it
+	// is not valid yet), so the values its earlier versions gave are kept.
+	ReasonVersionKept = "latest version unusable, values of earlier versions kept"
+	// ReasonDropHeld: a value the latest version of its object no longer
+	// yields is kept because an object without a readable id may be a later
+	// version.
+	ReasonDropHeld = "dropped by a new version, removal held (feed partly unreadable)"
 	// ReasonNoRetryPayload: a failed indicator recorded without its payload
 	// (before payloads were kept) is retried only when the feed brings it.
 	ReasonNoRetryPayload = "failed earlier, no stored payload to retry"
@@ -106,6 +114,10 @@ type Conversion struct {
 	// ranking data, used to merge duplicates and to choose what to leave out
 	// at the tenant limit.
 	validFrom, modified time.Time
+	// evaluated is set once the object was found valid and its pattern
+	// parsed: only then does the conversion say which values the object
+	// no longer asserts.
+	evaluated bool
 }
 
 // ConvertOptions are the indicator fields set from configuration.
@@ -193,6 +205,7 @@ func Convert(obj *stix.Object, opts ConvertOptions, now time.Time) Conversion {
 		c.Skipped = append(c.Skipped, skip(obj.ID, ReasonBadPattern, err.Error()))
 		return c
 	}
+	c.evaluated = true
 	// AND, FOLLOWEDBY and qualifiers narrow the match; splitting them into
 	// single values would block far more than the feed asked for.
 	comps, err := p.Disjuncts()

@@ -25,8 +25,12 @@
 // fingerprints and sends only new or changed indicators, in batches of 500,
 // recording after each batch. Revoked objects, and objects past valid_until,
 // remove the indicators defenderbot imported. In snapshot mode managed
-// indicators absent from the feed are removed too, unless that exceeds
-// MaxDeleteFraction (without Force) or part of the feed was unreadable.
+// indicators absent from the feed are removed too, unless part of the feed
+// was unreadable, or the run would delete more than MaxDeleteFraction of the
+// managed indicators Defender has (without Force): the guard counts only
+// deletions that reach Defender, so forgetting the record of an indicator
+// that never got there (a failed import) is not a deletion. A value someone
+// else holds in Defender is never deleted: only defenderbot's record goes.
 // Every per-indicator failure is recorded with the payload attempted and
 // reported; incremental runs retry it from that payload even if the feed no
 // longer brings its object, unless the feed revoked or expired it since, its
@@ -35,8 +39,18 @@
 // Versions: a STIX id seen several times is one object; only its version
 // with the latest "modified" counts (on a tie: revoked, then expired, then
 // live), so an older revoked copy removes nothing. If one version is
-// unreadable no version is applied. Across runs, an incremental feed's new
-// version that drops a value does not remove it (snapshot mode does).
+// unreadable no version is applied. Across runs, in both modes, the latest
+// version of an object replaces what earlier versions gave: a managed value
+// recorded for that STIX id which the version no longer yields as live
+// (changed pattern; revoked, expired, or a pattern that parses but cannot be
+// expressed) is removed, unless another live object of the feed still
+// asserts it, in which case the record follows that object. A latest
+// version that cannot be evaluated (invalid object, pattern that does not
+// parse, not valid yet) removes nothing: its earlier values are kept and
+// reported. Nor is anything removed this way while an object without a
+// readable id is unreadable (it may be a later version). The record does not
+// keep the version's "modified", so a feed that replays a stale version is
+// believed.
 //
 // Scheduling: ScheduledJob holds the "iocs-sync" lease, renews it during the
 // run and cancels the run if the lease is lost, so replicas never overlap.

@@ -52,13 +52,23 @@ type feedState struct {
 	superseded []Skip
 	desired    map[string]*entry
 	removals   map[string]removal
+	// yields holds, for every object whose latest version was evaluated,
+	// the keys that version asserts live (none when revoked, expired or
+	// not expressible); kept holds the objects whose latest version could
+	// not be evaluated. The planner removes what a new version dropped.
+	yields     map[string][]string
+	kept       map[string]bool
 	skipped    []Skip
 	incomplete bool // some object or source could not be read
+	// anonUnreadable: an unreadable object had no readable id, so it may be
+	// a later version of any object.
+	anonUnreadable bool
 }
 
 func newFeedState() *feedState {
 	return &feedState{byID: map[string]int{}, unreadable: map[string]bool{},
-		desired: map[string]*entry{}, removals: map[string]removal{}}
+		desired: map[string]*entry{}, removals: map[string]removal{},
+		yields: map[string][]string{}, kept: map[string]bool{}}
 }
 
 func severityRank(s string) int {
@@ -124,6 +134,8 @@ func (f *feedState) addError(e *stix.ObjectError) {
 	f.incomplete = true
 	if e.ID != "" {
 		f.unreadable[e.ID] = true
+	} else {
+		f.anonUnreadable = true
 	}
 	// Its own slot keeps the skip in feed order.
 	f.versions = append(f.versions, Conversion{Skipped: []Skip{skip(e.ID, ReasonUnreadable, e.Error())}})
@@ -174,10 +186,31 @@ func (f *feedState) finish() {
 			f.skipped = append(f.skipped, skip(c.StixID, ReasonVersionUnreadable))
 			continue
 		}
+		f.noteYield(&c)
 		f.add(c)
 	}
 	f.skipped = append(f.skipped, f.superseded...)
 	f.versions, f.byID, f.superseded = nil, nil, nil
+}
+
+// noteYield records which values the latest version of an object asserts,
+// or that it could not be evaluated.
+func (f *feedState) noteYield(c *Conversion) {
+	if c.StixID == "" {
+		return
+	}
+	if !c.evaluated {
+		f.kept[c.StixID] = true
+		return
+	}
+	var keys []string
+	if c.State == StateLive {
+		keys = make([]string, len(c.Indicators))
+		for i, ind := range c.Indicators {
+			keys[i] = Key(ind.IndicatorType, ind.IndicatorValue)
+		}
+	}
+	f.yields[c.StixID] = keys
 }
 
 func (f *feedState) add(c Conversion) {
@@ -231,6 +264,9 @@ type plan struct {
 	skipped   []Skip
 	leftOut   []*entry
 	unchanged int
+	// dropped counts deletions of values the latest version of their object
+	// no longer yields.
+	dropped int
 	// snapshotDeletes counts deletions caused by snapshot mode.
 	snapshotDeletes int
 	// snapshotHeld is set when snapshot deletions were not planned because
@@ -296,19 +332,28 @@ func makePlan(in planInput) *plan {
 		consider(k, in.feed.desired[k])
 	}
 
-	deleted := map[string]bool{}
-	addDelete := func(k string, rec store.IndicatorRecord) {
-		id := rec.DefenderID
-		if listed {
+	// defenderIDOf is the Defender id a deletion of the record would hit;
+	// empty when only the record would go.
+	defenderIDOf := func(k string, rec store.IndicatorRecord) string {
+		if !listed {
+			return rec.DefenderID
+		}
+		d, ok := in.inDefender[k]
+		switch {
+		case !ok:
 			// Already gone from Defender (expired, removed by hand): only the
 			// record goes, and BatchDelete is spared a 404.
-			if d, ok := in.inDefender[k]; ok {
-				id = d.ID
-			} else {
-				id = ""
-			}
+			return ""
+		case d.Application != Application && d.ID != rec.DefenderID:
+			// Someone else added the value (defenderbot's attempt failed, or
+			// its indicator was replaced by hand): never delete theirs.
+			return ""
 		}
-		p.deletes = append(p.deletes, deletion{key: k, value: rec.Value, defenderID: id})
+		return d.ID
+	}
+	deleted := map[string]bool{}
+	addDelete := func(k string, rec store.IndicatorRecord) {
+		p.deletes = append(p.deletes, deletion{key: k, value: rec.Value, defenderID: defenderIDOf(k, rec)})
 		deleted[k] = true
 	}
 	for _, k := range sortedKeys(in.feed.removals) {
@@ -326,6 +371,33 @@ func makePlan(in planInput) *plan {
 			continue
 		}
 		addDelete(k, rec)
+	}
+	// A new version of an object replaces the old one: a managed value it no
+	// longer yields goes, unless another live object asserts it (its import
+	// then points the record to that object). A version that could not be
+	// evaluated removes nothing.
+	for _, k := range sortedKeys(in.records) {
+		rec := in.records[k]
+		if rec.StixID == "" || deleted[k] {
+			continue
+		}
+		if in.feed.kept[rec.StixID] {
+			p.skipped = append(p.skipped, skip(rec.StixID, ReasonVersionKept, k))
+			continue
+		}
+		keys, seen := in.feed.yields[rec.StixID]
+		if !seen || slices.Contains(keys, k) {
+			continue
+		}
+		if _, live := in.feed.desired[k]; live {
+			continue
+		}
+		if in.feed.anonUnreadable {
+			p.skipped = append(p.skipped, skip(rec.StixID, ReasonDropHeld, k))
+			continue
+		}
+		addDelete(k, rec)
+		p.dropped++
 	}
 	if !in.snapshot {
 		// Incremental feeds bring an object once: a failed indicator is
@@ -355,9 +427,13 @@ func makePlan(in planInput) *plan {
 	if in.snapshot {
 		var absent []string
 		for _, k := range sortedKeys(in.records) {
-			if _, live := in.feed.desired[k]; !live && !deleted[k] {
-				absent = append(absent, k)
+			if _, live := in.feed.desired[k]; live || deleted[k] {
+				continue
 			}
+			if in.feed.kept[in.records[k].StixID] {
+				continue // its object is in the feed, in a version that could not be evaluated
+			}
+			absent = append(absent, k)
 		}
 		switch {
 		case len(absent) == 0:
@@ -370,15 +446,23 @@ func makePlan(in planInput) *plan {
 				p.snapshotDeletes++
 			}
 		}
-		managed := 0
-		for _, r := range in.records {
-			if r.Status == StatusImported {
+		// Only deletions that reach Defender count, against the managed
+		// indicators Defender has: forgetting the record of an indicator that
+		// never got there (a failed import) deletes nothing.
+		managed, hits := 0, 0
+		for k, r := range in.records {
+			if defenderIDOf(k, r) != "" {
 				managed++
 			}
 		}
-		if managed > 0 && !in.force && float64(len(p.deletes)) > in.maxDeleteFraction*float64(managed) {
-			p.guard = fmt.Errorf("%w: snapshot would delete %d of %d managed indicators (%.1f%%), more than max_delete_fraction %.0f%%; check the feed, or run with force",
-				ErrDeleteGuard, len(p.deletes), managed, 100*float64(len(p.deletes))/float64(managed), 100*in.maxDeleteFraction)
+		for _, d := range p.deletes {
+			if d.defenderID != "" {
+				hits++
+			}
+		}
+		if hits > 0 && !in.force && float64(hits) > in.maxDeleteFraction*float64(managed) {
+			p.guard = fmt.Errorf("%w: snapshot would delete %d of %d managed indicators in Defender (%.1f%%), more than max_delete_fraction %.0f%%; check the feed, or run with force",
+				ErrDeleteGuard, hits, managed, 100*float64(hits)/float64(managed), 100*in.maxDeleteFraction)
 		}
 	}
 

@@ -25,6 +25,10 @@ type Report struct {
 	// the only figures in a dry run).
 	PlannedImports int `json:"planned_imports"`
 	PlannedDeletes int `json:"planned_deletes"`
+	// Dropped counts the planned deletions of managed values that the
+	// latest version of their object no longer yields (part of
+	// PlannedDeletes).
+	Dropped int `json:"dropped,omitempty"`
 	// Retried counts the planned imports that re-send an indicator which
 	// failed in an earlier run, from its stored payload.
 	Retried int `json:"retried,omitempty"`
@@ -51,6 +55,7 @@ func (r *Report) fromPlan(p *plan) {
 	r.PlannedImports = len(p.imports)
 	r.PlannedDeletes = len(p.deletes)
 	r.Retried = p.retried
+	r.Dropped = p.dropped
 	r.LeftOut = len(p.leftOut)
 	r.SnapshotHeld = p.snapshotHeld
 	for _, s := range p.skipped {
@@ -89,6 +94,9 @@ func (r *Report) Text() string {
 		fmt.Fprintf(&b, "would import %d, delete %d; %d unchanged", r.PlannedImports, r.PlannedDeletes, r.Unchanged)
 	} else {
 		fmt.Fprintf(&b, "%d imported, %d updated, %d deleted, %d unchanged", r.Imported, r.Updated, r.Deleted, r.Unchanged)
+	}
+	if r.Dropped > 0 {
+		fmt.Fprintf(&b, "; %d removed as new object versions dropped them", r.Dropped)
 	}
 	if r.Retried > 0 {
 		fmt.Fprintf(&b, "; %d earlier failures retried", r.Retried)

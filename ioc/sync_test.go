@@ -24,6 +24,7 @@ type feedObj struct {
 	ValidUntil *time.Time
 	Name       string
 	Modified   time.Time // zero: 2025-01-01
+	ValidFrom  time.Time // zero: 2025-01-01
 }
 
 func genID(n int) string { return fmt.Sprintf("indicator--%08x-0000-4000-8000-%012x", n, n) }
@@ -52,6 +53,9 @@ func writeFeed(t testing.TB, dir string, objs []feedObj) string {
 		}
 		if !o.Modified.IsZero() {
 			m["modified"] = o.Modified.UTC().Format(time.RFC3339Nano)
+		}
+		if !o.ValidFrom.IsZero() {
+			m["valid_from"] = o.ValidFrom.UTC().Format(time.RFC3339)
 		}
 		if o.ValidUntil != nil {
 			m["valid_until"] = o.ValidUntil.UTC().Format(time.RFC3339)
