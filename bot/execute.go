@@ -112,7 +112,7 @@ func (s *Service) accepted(ctx context.Context, r *store.Request, ma *defender.M
 	if ma.Status.Final() {
 		state := store.StateSucceeded
 		msg := ""
-		if ma.Status != defender.StatusSucceeded {
+		if ma.Status != successStatus(r.Action) {
 			state, msg = store.StateFailed, fmt.Sprintf("Defender reports the action as %s.", ma.Status)
 		}
 		s.finish(ctx, r, state, msg)
@@ -129,6 +129,16 @@ func (s *Service) accepted(ctx context.Context, r *store.Request, ma *defender.M
 	s.dm(ctx, r.RequesterID, fmt.Sprintf(":arrows_counterclockwise: Your request `%s` (%s%s) was approved; Defender action `%s` is %s. I will tell you the outcome.",
 		r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r), escapeMrkdwn(ma.ID), escapeMrkdwn(string(ma.Status))))
 	s.startFollowUp(r.ID)
+}
+
+// successStatus is the final MachineAction status that means the request
+// did what it asked. A cancel returns the action it cancelled, so for a cancel
+// that status is Cancelled.
+func successStatus(action string) defender.ActionStatus {
+	if action == actCancelAction {
+		return defender.StatusCancelled
+	}
+	return defender.StatusSucceeded
 }
 
 // finish records a final state, updates the approval message and tells the requester.
@@ -271,7 +281,7 @@ func (s *Service) followUp(ctx context.Context, id string) {
 				s.threadReply(ctx, r, renderStatusChange(ma))
 			}
 			if ma.Status.Final() {
-				if ma.Status == defender.StatusSucceeded {
+				if ma.Status == successStatus(r.Action) {
 					s.audit(ctx, "system", "result", id, map[string]any{"ok": true, "status": string(ma.Status)})
 					s.finish(ctx, r, store.StateSucceeded, "")
 				} else {

@@ -2,11 +2,294 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/defenderbot/defenderbot/bot"
+	"github.com/defenderbot/defenderbot/config"
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/handlers"
+	"github.com/defenderbot/defenderbot/ioc"
+	"github.com/defenderbot/defenderbot/metrics"
+	"github.com/defenderbot/defenderbot/playbook"
+	"github.com/defenderbot/defenderbot/scheduler"
+	"github.com/defenderbot/defenderbot/store"
 )
 
-// runServe is not built yet.
-func runServe(_ context.Context, c *cli, _ []string) int {
-	fmt.Fprintln(c.stderr, "defenderbot: not implemented yet")
-	return 1
+// shutdownGrace bounds the graceful part of a shutdown: in-flight HTTP
+// requests, the running IOC sync, the bot's async work.
+const shutdownGrace = 25 * time.Second
+
+// runServe is the production entry point: the Slack bot (HTTP endpoints or
+// Socket Mode), health/readiness/metrics, and the scheduled IOC sync.
+func runServe(ctx context.Context, c *cli, args []string) int {
+	fs := newFlagSet(c, "serve", "serve [--config FILE]")
+	cfgPath := configFlag(fs)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "defenderbot serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := loadConfig(c, *cfgPath)
+	if err == nil {
+		err = cfg.Validate(config.ForServe)
+	}
+	if err != nil {
+		printConfigError(c.stderr, err)
+		return 1
+	}
+	logger := newLogger(c, cfg)
+
+	app, err := newServeApp(ctx, c, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		app.close()
+		fmt.Fprintf(c.stderr, "defenderbot: listen on %s: %v\n", cfg.Listen, err)
+		return 1
+	}
+	if err := app.run(ctx, ln); err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// serveApp is everything `serve` runs, assembled from the configuration.
+// `demo` builds the same thing against the emulators.
+type serveApp struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    store.Store
+	slack    *slack.Client
+	bot      *bot.Service
+	defender *defender.Client
+	metrics  *metrics.Metrics
+	sched    *scheduler.Scheduler // nil without IOC sync
+	deps     handlers.Deps
+	handler  http.Handler
+}
+
+// newServeApp opens the store and builds the clients, bot, handlers and (when
+// enabled) the IOC scheduler. Nothing is started yet.
+func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.Logger, slackOpts ...slack.Option) (*serveApp, error) {
+	s := &serveApp{cfg: cfg, log: logger, metrics: metrics.New()}
+
+	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN.Value(), store.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("open store (%s): %w", cfg.Store.Driver, err)
+	}
+	s.store = st
+
+	dopts := append(cliDefenderOptions(c), defender.WithObserver(s.metrics))
+	s.defender, err = newDefenderClient(cfg, logger, dopts...)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+
+	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Timeout: 15 * time.Second})}
+	if api := cfg.Slack.APIURL; api != "" {
+		if !strings.HasSuffix(api, "/") {
+			api += "/"
+		}
+		opts = append(opts, slack.OptionAPIURL(api))
+	}
+	if cfg.Slack.SocketMode() {
+		opts = append(opts, slack.OptionAppLevelToken(cfg.Slack.AppToken.Value()))
+	}
+	s.slack = slack.New(cfg.Slack.BotToken.Value(), append(opts, slackOpts...)...)
+
+	replica := replicaID()
+	var iocs bot.IOCSync
+	if cfg.IOCs.Enabled {
+		syncer, err := ioc.NewSyncer(s.defender, st, ioc.Options{
+			StixObjectsPath:   cfg.IOCs.STIXObjectsPath,
+			Action:            cfg.IOCs.Action,
+			Severity:          cfg.IOCs.Severity,
+			SekoiaBaseURL:     cfg.IOCs.SekoiaBaseURL,
+			Mode:              cfg.IOCs.Mode,
+			GenerateAlert:     cfg.IOCs.GenerateAlert,
+			MaxDeleteFraction: cfg.IOCs.MaxDeleteFraction,
+		}, logger.With("component", "iocs"))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("IOC sync: %w", err)
+		}
+		iocs = syncer
+		job, err := syncer.ScheduledJob(ioc.JobConfig{Leaser: st, Owner: replica, Reporter: s.reporter(), Logger: logger})
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("IOC sync: %w", err)
+		}
+		s.sched = scheduler.New(logger.With("component", "scheduler"))
+		if err := s.sched.Add(cfg.IOCs.Schedule, ioc.LeaseName, job); err != nil {
+			s.close()
+			return nil, fmt.Errorf("iocs.schedule: %w", err)
+		}
+	}
+
+	a := cfg.Approval
+	s.bot, err = bot.New(bot.Config{
+		Command:                cfg.Slack.Command,
+		ApprovalChannel:        cfg.Slack.ApprovalChannel,
+		Approvers:              a.Approvers,
+		Requesters:             a.Requesters,
+		AllowSelfApproval:      a.AllowSelfApproval,
+		RequiredApprovals:      a.RequiredApprovals,
+		TTL:                    a.TTL,
+		ActionsWithoutApproval: a.ActionsWithoutApproval,
+		PollInterval:           cfg.Defender.PollInterval,
+		PollTimeout:            cfg.Defender.PollTimeout,
+		ReplicaID:              replica,
+	}, bot.Deps{
+		Store:    st,
+		Slack:    s.slack,
+		Defender: bot.NewDefender(playbook.NewRunner(s.defender), s.defender),
+		IOCs:     iocs,
+		Logger:   logger,
+	})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+
+	s.deps = handlers.Deps{
+		Bot:  s.bot,
+		Seen: st,
+		Readiness: []handlers.ReadinessCheck{
+			{Name: "store", Check: st.Ping},
+			{Name: "defender_token", Check: s.defender.CheckToken},
+		},
+		Metrics:  s.metrics,
+		Gatherer: s.metrics.Registry,
+		Logger:   logger,
+	}
+	s.handler = handlers.New(handlers.Config{SigningSecret: cfg.Slack.SigningSecret.Value()}, s.deps)
+	return s, nil
+}
+
+// reporter posts IOC sync summaries to iocs.report_channel, if set.
+func (s *serveApp) reporter() ioc.Reporter {
+	ch := s.cfg.IOCs.ReportChannel
+	if ch == "" {
+		return nil
+	}
+	return ioc.ReporterFunc(func(ctx context.Context, text string) error {
+		_, _, err := s.slack.PostMessageContext(ctx, ch, slack.MsgOptionText(text, false))
+		return err
+	})
+}
+
+// replicaID names this process for leases: the pod/host name plus the pid.
+func replicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "defenderbot"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// run serves on ln (and over Socket Mode when configured) until ctx is
+// done, then shuts down gracefully: stop accepting, finish in-flight
+// requests, the running IOC sync and the bot's async work, close the store.
+// Pending requests stay in the store for the next start.
+func (s *serveApp) run(ctx context.Context, ln net.Listener) error {
+	defer s.close()
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	wg.Go(func() {
+		if err := s.bot.Run(runCtx); err != nil {
+			errs <- fmt.Errorf("bot: %w", err)
+		}
+	})
+	if s.sched != nil {
+		s.sched.Start(runCtx)
+	}
+
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("http server: %w", err)
+		}
+	})
+	mode := "http"
+	if s.cfg.Slack.SocketMode() {
+		mode = "socket"
+		client := socketmode.New(s.slack)
+		wg.Go(func() {
+			if err := handlers.RunSocketMode(runCtx, client, s.deps); err != nil {
+				errs <- err
+			}
+		})
+	}
+	s.log.Info("defenderbot serving", "listen", ln.Addr().String(), "slack_mode", mode,
+		"iocs_sync", s.sched != nil, "approval_channel", s.cfg.Slack.ApprovalChannel)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+	case runErr = <-errs:
+		s.log.Error("fatal error, shutting down", "error", runErr)
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		s.log.Warn("http shutdown", "error", err)
+	}
+	if s.sched != nil {
+		select {
+		case <-s.sched.Stop().Done():
+		case <-shutdownCtx.Done():
+			s.log.Warn("IOC sync still running at shutdown")
+		}
+	}
+	cancelRun()
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { s.bot.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-shutdownCtx.Done():
+		s.log.Warn("bot work still running at shutdown")
+	}
+	s.log.Info("stopped")
+	return runErr
+}
+
+// close releases what newServer opened.
+func (s *serveApp) close() {
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Warn("close store", "error", err)
+		}
+		s.store = nil
+	}
 }

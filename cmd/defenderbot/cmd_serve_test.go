@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/defenderbot/defenderbot/config"
+	"github.com/defenderbot/defenderbot/defender/defendertest"
+	"github.com/defenderbot/defenderbot/internal/slackfake"
+	"github.com/defenderbot/defenderbot/internal/testutil"
+	"github.com/defenderbot/defenderbot/ioc"
+	"github.com/defenderbot/defenderbot/store"
+)
+
+// serveLog is a bytes.Buffer safe for the server's concurrent log writes.
+type serveLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *serveLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *serveLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func serveFreeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+const serveSecret = "serve-test-signing-secret"
+
+func writeServeConfig(t *testing.T, emu *defendertest.Server, sf *slackfake.Server, listen, db string) string {
+	t.Helper()
+	yaml := fmt.Sprintf(`listen: %q
+log_format: text
+log_level: debug
+defender:
+  base_url: %q
+  authority_host: %q
+  tenant_id: %q
+  app_id: %q
+  app_secret: %q
+  poll_interval: 50ms
+slack:
+  bot_token: xoxb-serve-test
+  signing_secret: %q
+  api_url: %q
+  approval_channel: C0SOC
+approval:
+  approvers: [U0BOB]
+store:
+  driver: sqlite
+  dsn: %q
+`, listen, emu.URL, emu.URL, defendertest.TenantID, defendertest.ClientID, defendertest.ClientSecret, serveSecret, sf.APIURL(), db)
+	path := filepath.Join(t.TempDir(), "defenderbot.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+	return path
+}
+
+func serveGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServeRunsAndShutsDownKeepingPendingRequests(t *testing.T) {
+	emu := defendertest.NewServer(t)
+	emu.AddSampleData()
+	sf := slackfake.NewT(t)
+	addr := serveFreeAddr(t)
+	db := filepath.Join(t.TempDir(), "serve.db")
+	cfgPath := writeServeConfig(t, emu, sf, addr, db)
+
+	var stdout, stderr serveLog
+	c := &cli{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, httpClient: emu.HTTPClient()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exit := make(chan int, 1)
+	go func() { exit <- runServe(ctx, c, []string{"--config", cfgPath}) }()
+
+	base := "http://" + addr
+	require.Eventually(t, func() bool { code, _ := serveGet(t, base+"/healthz"); return code == 200 }, 10*time.Second, 10*time.Millisecond,
+		"server did not come up; stderr:\n%s", stderr.String())
+
+	code, body := serveGet(t, base+"/readyz")
+	assert.Equal(t, http.StatusOK, code, body)
+	assert.JSONEq(t, `{"status":"ready","checks":{"store":"ok","defender_token":"ok"}}`, body)
+
+	form := slackfake.CommandForm(slack.SlashCommand{Command: "/defender", Text: "isolate finance-laptop-01.contoso.com full beacon",
+		UserID: "U0ALICE", UserName: "alice", ChannelID: "C1", ResponseURL: sf.ResponseURL("cmd")})
+	req, err := slackfake.SignedRequest(ctx, base+"/slack/commands", serveSecret, time.Now(), form)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	posts, err := sf.WaitFor(wctx, slackfake.MethodPostMessage, 1)
+	require.NoError(t, err)
+	assert.Equal(t, "C0SOC", posts[0].Channel)
+
+	_, metrics := serveGet(t, base+"/metrics")
+	assert.Contains(t, metrics, `defenderbot_slack_requests_total{outcome="ok",route="/slack/commands"} 1`)
+	assert.Contains(t, metrics, `defenderbot_slack_ack_seconds_bucket`)
+
+	cancel()
+	select {
+	case code := <-exit:
+		assert.Equal(t, 0, code, "stderr:\n%s", stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	assert.Contains(t, stderr.String(), "shutting down")
+	assert.NotContains(t, stderr.String(), serveSecret)
+	assert.NotContains(t, stderr.String(), defendertest.ClientSecret)
+	code, _ = serveGet(t, base+"/healthz")
+	assert.Zero(t, code, "the port is closed after shutdown")
+
+	st, err := store.Open(context.Background(), "sqlite", db)
+	require.NoError(t, err)
+	defer st.Close()
+	pending, err := st.ListRequests(context.Background(), store.RequestFilter{States: []store.RequestState{store.StatePending}})
+	require.NoError(t, err)
+	require.Len(t, pending, 1, "the pending request survives the shutdown")
+	assert.Equal(t, "isolate", pending[0].Action)
+	assert.Empty(t, emu.MachineActions(), "nothing ran without approval")
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"SLACK_BOT_TOKEN": "xoxb-very-secret-token"}
+	c := &cli{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return env[k] }}
+
+	assert.Equal(t, 1, runServe(context.Background(), c, nil))
+	out := stderr.String()
+	for _, want := range []string{"defender.tenant_id", "slack.signing_secret", "slack.approval_channel", "approval.approvers"} {
+		assert.Contains(t, out, want)
+	}
+	assert.NotContains(t, out, "xoxb-very-secret-token")
+
+	stderr.Reset()
+	assert.Equal(t, 2, runServe(context.Background(), c, []string{"extra"}))
+	assert.Equal(t, 2, runServe(context.Background(), c, []string{"--bogus"}))
+	assert.Equal(t, 0, runServe(context.Background(), c, []string{"-h"}))
+	assert.True(t, strings.Contains(stderr.String(), "--config") || strings.Contains(stderr.String(), "-config"))
+}
+
+// TestServeWiresTheIOCSync checks that serve schedules the STIX -> Defender
+// sync under the "iocs-sync" lease and reports each run to Slack.
+func TestServeWiresTheIOCSync(t *testing.T) {
+	emu := defendertest.NewServer(t)
+	sf := slackfake.NewT(t)
+	db := filepath.Join(t.TempDir(), "serve.db")
+	cfgPath := writeServeConfig(t, emu, sf, "127.0.0.1:0", db)
+	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string {
+		return map[string]string{
+			"DEFENDERBOT_IOCS_ENABLED":           "true",
+			"DEFENDERBOT_IOCS_STIX_OBJECTS_PATH": testutil.Fixture(t, "sekoia/stix_objects_ipv4_and_file_hash.json"),
+			"DEFENDERBOT_IOCS_SCHEDULE":          "@every 1h",
+			"DEFENDERBOT_IOCS_REPORT_CHANNEL":    "C0IOCS",
+		}[k]
+	}, httpClient: emu.HTTPClient()}
+	cfg, err := loadConfig(c, cfgPath)
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate(config.ForServe))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	app, err := newServeApp(ctx, c, cfg, newLoggerTo(io.Discard, cfg))
+	require.NoError(t, err)
+	require.NotNil(t, app.sched, "iocs.enabled schedules the sync")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- app.run(ctx, ln) }()
+
+	require.NoError(t, app.sched.Trigger(ioc.LeaseName))
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	posts, err := sf.WaitFor(wctx, slackfake.MethodPostMessage, 1)
+	require.NoError(t, err)
+	assert.Equal(t, "C0IOCS", posts[0].Channel)
+	assert.NotEmpty(t, posts[0].Text)
+
+	cancel()
+	require.NoError(t, <-done)
+	st, err := store.Open(context.Background(), "sqlite", db)
+	require.NoError(t, err)
+	defer st.Close()
+	run, err := st.LastSyncRun(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "schedule", run.Trigger)
+}
+
+// TestServeSocketMode runs serve with slack.app_token set: Slack's events
+// arrive over the Socket Mode connection and reach the same bot, with the
+// same replay protection.
+func TestServeSocketMode(t *testing.T) {
+	emu := defendertest.NewServer(t)
+	emu.AddSampleData()
+	sf := slackfake.NewT(t)
+	cfgPath := writeServeConfig(t, emu, sf, serveFreeAddr(t), filepath.Join(t.TempDir(), "serve.db"))
+	var stderr serveLog
+	c := &cli{stdout: io.Discard, stderr: &stderr, httpClient: emu.HTTPClient(),
+		getenv: func(k string) string { return map[string]string{"SLACK_APP_TOKEN": "xapp-serve-test"}[k] }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exit := make(chan int, 1)
+	go func() { exit <- runServe(ctx, c, []string{"--config", cfgPath}) }()
+
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	require.NoError(t, sf.WaitSocket(wctx), "stderr:\n%s", stderr.String())
+
+	cmd := slack.SlashCommand{Command: "/defender", Text: "isolate finance-laptop-01.contoso.com full beacon",
+		UserID: "U0ALICE", UserName: "alice", ChannelID: "C1", ResponseURL: sf.ResponseURL("cmd")}
+	ack, err := sf.SendEnvelope(wctx, slackfake.EnvelopeSlashCommands, "", cmd)
+	require.NoError(t, err)
+	assert.Contains(t, string(ack), "Working on it")
+
+	posts, err := sf.WaitFor(wctx, slackfake.MethodPostMessage, 1)
+	require.NoError(t, err)
+	var blocks slack.Blocks
+	require.NoError(t, blocks.UnmarshalJSON(posts[0].Blocks))
+	var id string
+	for _, b := range blocks.BlockSet {
+		if ab, ok := b.(*slack.ActionBlock); ok {
+			for _, el := range ab.Elements.ElementSet {
+				if btn, ok := el.(*slack.ButtonBlockElement); ok && btn.ActionID == "approve" {
+					id = btn.Value
+				}
+			}
+		}
+	}
+	require.NotEmpty(t, id)
+
+	click := slackfake.BlockAction("U0BOB", "approve", id, "C0SOC", posts[0].TS, "")
+	for range 2 { // the second delivery is a redelivery of the same envelope
+		_, err = sf.SendEnvelope(wctx, slackfake.EnvelopeInteractive, "env-click", &click)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return len(emu.MachineActions()) == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	cancel()
+	select {
+	case code := <-exit:
+		assert.Equal(t, 0, code, "stderr:\n%s", stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	assert.Len(t, emu.MachineActions(), 1, "one Defender call for two deliveries")
+	assert.Contains(t, stderr.String(), "slack_mode=socket")
+	assert.NotContains(t, stderr.String(), "xapp-serve-test")
+}

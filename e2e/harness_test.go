@@ -1,0 +1,324 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/defenderbot/defenderbot/bot"
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/defender/defendertest"
+	"github.com/defenderbot/defenderbot/handlers"
+	"github.com/defenderbot/defenderbot/internal/slackfake"
+	"github.com/defenderbot/defenderbot/playbook"
+	"github.com/defenderbot/defenderbot/store"
+)
+
+// The cast: Alice requests, Bob and Carol approve, Mallory is neither.
+const (
+	channel    = "C0SOC"
+	alice      = "U0ALICE"
+	bob        = "U0BOB"
+	carol      = "U0CAROL"
+	mallory    = "U0MALLORY"
+	secret     = "e2e-signing-secret"
+	machine1   = defendertest.SampleMachineID1
+	machine1DN = "finance-laptop-01.contoso.com"
+)
+
+// clock is a settable clock shared by the bot and the store.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// world is what outlives a bot process: Defender, Slack, the database file.
+type world struct {
+	emu   *defendertest.Server
+	slack *slackfake.Server
+	db    string
+	clock *clock
+}
+
+func newWorld(t testing.TB, opts ...defendertest.Option) *world {
+	t.Helper()
+	emu := defendertest.NewServer(t, opts...)
+	emu.AddSampleData()
+	return &world{
+		emu:   emu,
+		slack: slackfake.NewT(t),
+		db:    filepath.Join(t.TempDir(), "e2e.db"),
+		clock: &clock{now: time.Now()},
+	}
+}
+
+// proc is one defenderbot process: store, bot, handlers on an HTTP server.
+type proc struct {
+	t      testing.TB
+	w      *world
+	store  store.Store
+	bot    *bot.Service
+	srv    *httptest.Server
+	cancel context.CancelFunc
+	ran    chan struct{}
+	once   sync.Once
+}
+
+type procOption func(*bot.Config)
+
+func approvers(ids ...string) procOption {
+	return func(c *bot.Config) { c.Approvers = ids }
+}
+
+// start runs a bot process against the world; it stops at test end.
+func (w *world) start(t testing.TB, opts ...procOption) *proc {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite", w.db, store.WithClock(w.clock.Now))
+	require.NoError(t, err)
+	client, err := defender.New(defender.Config{
+		BaseURL:       w.emu.URL,
+		AuthorityHost: w.emu.URL,
+		TenantID:      defendertest.TenantID,
+		ClientID:      defendertest.ClientID,
+		ClientSecret:  defendertest.ClientSecret,
+		MaxRetries:    1,
+	}, defender.WithHTTPClient(w.emu.HTTPClient()))
+	require.NoError(t, err)
+
+	cfg := bot.Config{
+		Command:           "/defender",
+		ApprovalChannel:   channel,
+		Approvers:         []string{alice, bob, carol},
+		RequiredApprovals: 1,
+		TTL:               time.Hour,
+		PollInterval:      10 * time.Millisecond,
+		PollTimeout:       time.Minute,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	b, err := bot.New(cfg, bot.Deps{
+		Store:    st,
+		Slack:    w.slack.Client(),
+		Defender: bot.NewDefender(playbook.NewRunner(client), client),
+		Logger:   logger,
+		Now:      w.clock.Now,
+	})
+	require.NoError(t, err)
+	h := handlers.New(handlers.Config{SigningSecret: secret}, handlers.Deps{
+		Bot: b, Seen: st, Logger: logger,
+		Readiness: []handlers.ReadinessCheck{{Name: "store", Check: st.Ping}, {Name: "defender_token", Check: client.CheckToken}},
+	})
+	p := &proc{t: t, w: w, store: st, bot: b, srv: httptest.NewServer(h), ran: make(chan struct{})}
+	runCtx, cancel := context.WithCancel(ctx)
+	p.cancel = cancel
+	go func() { defer close(p.ran); _ = b.Run(runCtx) }()
+	t.Cleanup(p.stop)
+	return p
+}
+
+// stop shuts the process down the way serve does.
+func (p *proc) stop() {
+	p.once.Do(func() {
+		p.srv.Close()
+		p.cancel()
+		<-p.ran
+		p.bot.Wait()
+		_ = p.store.Close()
+	})
+}
+
+// post sends form to path signed with key at time at.
+func (p *proc) post(path, key string, at time.Time, form url.Values) (int, string) {
+	p.t.Helper()
+	req, err := slackfake.SignedRequest(context.Background(), p.srv.URL+path, key, at, form)
+	require.NoError(p.t, err)
+	return p.do(req)
+}
+
+func (p *proc) do(req *http.Request) (int, string) {
+	p.t.Helper()
+	resp, err := p.srv.Client().Do(req)
+	require.NoError(p.t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// command sends user's signed /defender text and returns the ack.
+func (p *proc) command(user, text string) (int, string) {
+	p.t.Helper()
+	return p.post("/slack/commands", secret, time.Now(), commandForm(p.w, user, text))
+}
+
+func commandForm(w *world, user, text string) url.Values {
+	return slackfake.CommandForm(slack.SlashCommand{
+		Command: "/defender", Text: text, UserID: user, UserName: strings.ToLower(user[2:]),
+		ChannelID: "C0ANALYSTS", ResponseURL: w.slack.ResponseURL("cmd-" + user), TriggerID: "trig-" + user,
+	})
+}
+
+// click sends user's signed click on button actionID of request id.
+func (p *proc) click(user, actionID, id, messageTS string) (int, string) {
+	p.t.Helper()
+	form, err := slackfake.InteractionForm(slackfake.BlockAction(user, actionID, id, channel, messageTS, p.w.slack.ResponseURL("click-"+user)))
+	require.NoError(p.t, err)
+	return p.post("/slack/interactions", secret, time.Now(), form)
+}
+
+// approvalMessage waits for the nth approval request posted in the channel
+// and returns it and the request ID carried by its Approve button.
+func (w *world) approvalMessage(t *testing.T, n int) (slackfake.Call, string) {
+	t.Helper()
+	c := w.waitCall(t, n, func(c slackfake.Call) bool {
+		return c.Method == slackfake.MethodPostMessage && c.Channel == channel && c.ThreadTS == "" && c.Error == ""
+	})
+	id := buttonValue(t, c.Blocks, "approve")
+	require.NotEmpty(t, id, "approval message without an Approve button: %s", c.Blocks)
+	return c, id
+}
+
+// waitCall waits for the nth Slack call matching match.
+func (w *world) waitCall(t *testing.T, n int, match func(slackfake.Call) bool) slackfake.Call {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var found slackfake.Call
+	err := w.slack.Wait(ctx, func(calls []slackfake.Call) bool {
+		seen := 0
+		for _, c := range calls {
+			if match(c) {
+				if seen++; seen == n {
+					found = c
+					return true
+				}
+			}
+		}
+		return false
+	})
+	require.NoError(t, err, "Slack calls so far:\n%s", dumpCalls(w.slack.Calls()))
+	return found
+}
+
+// ephemeralTo waits for the nth ephemeral message to user.
+func (w *world) ephemeralTo(t *testing.T, user string, n int) slackfake.Call {
+	t.Helper()
+	return w.waitCall(t, n, func(c slackfake.Call) bool { return c.Method == slackfake.MethodPostEphemeral && c.User == user })
+}
+
+// dmTo waits for the nth direct message to user.
+func (w *world) dmTo(t *testing.T, user string, n int) slackfake.Call {
+	t.Helper()
+	return w.waitCall(t, n, func(c slackfake.Call) bool { return c.Method == slackfake.MethodPostMessage && c.Channel == user })
+}
+
+// responseTo waits for the nth response_url post answering user's command.
+func (w *world) responseTo(t *testing.T, user string, n int) slackfake.Call {
+	t.Helper()
+	return w.waitCall(t, n, func(c slackfake.Call) bool {
+		return c.Method == slackfake.MethodResponseURL && c.ResponseURL == "cmd-"+user
+	})
+}
+
+// waitState waits until request id is in state want.
+func (p *proc) waitState(id string, want store.RequestState) *store.Request {
+	p.t.Helper()
+	var (
+		r   *store.Request
+		err error
+	)
+	ok := assert.Eventually(p.t, func() bool {
+		r, err = p.store.GetRequest(context.Background(), id)
+		return err == nil && r.State == want
+	}, 10*time.Second, 5*time.Millisecond)
+	if !ok {
+		p.t.Fatalf("request %s never reached %s: last %+v, error %v\nSlack calls:\n%s", id, want, r, err, dumpCalls(p.w.slack.Calls()))
+	}
+	return r
+}
+
+// defenderWrites are the state-changing Defender API calls, "METHOD /path".
+func (w *world) defenderWrites() []string {
+	var out []string
+	for _, r := range w.emu.Requests() {
+		if r.API == defendertest.APIToken || r.Method == http.MethodGet {
+			continue
+		}
+		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
+}
+
+func buttonValue(t *testing.T, blocks json.RawMessage, actionID string) string {
+	t.Helper()
+	var bs slack.Blocks
+	require.NoError(t, json.Unmarshal(blocks, &bs))
+	for _, b := range bs.BlockSet {
+		ab, ok := b.(*slack.ActionBlock)
+		if !ok || ab.Elements == nil {
+			continue
+		}
+		for _, el := range ab.Elements.ElementSet {
+			if btn, ok := el.(*slack.ButtonBlockElement); ok && btn.ActionID == actionID {
+				return btn.Value
+			}
+		}
+	}
+	return ""
+}
+
+func dumpCalls(calls []slackfake.Call) string {
+	var b strings.Builder
+	for _, c := range calls {
+		fmt.Fprintf(&b, "  #%d %s ch=%s user=%s thread=%s err=%s text=%q\n", c.Seq, c.Method, c.Channel, c.User, c.ThreadTS, c.Error, c.Text)
+	}
+	return b.String()
+}
+
+// audit returns the audit trail's kinds for request id, in order.
+func (p *proc) auditKinds(id string) []string {
+	p.t.Helper()
+	evs, err := p.store.ListAudit(context.Background(), time.Time{})
+	require.NoError(p.t, err)
+	var out []string
+	for _, e := range evs {
+		if e.RequestID == id {
+			out = append(out, e.Kind)
+		}
+	}
+	return out
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func signedRequest(ctx context.Context, target string, form url.Values) (*http.Request, error) {
+	return slackfake.SignedRequest(ctx, target, secret, time.Now(), form)
+}

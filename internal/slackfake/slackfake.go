@@ -1,0 +1,535 @@
+// Package slackfake is an in-process stand-in for the Slack Web API, used by
+// tests and by `defenderbot demo`. It is built on slack-go's slacktest server
+// and replaces or adds the methods defenderbot calls (chat.postMessage,
+// chat.update, chat.postEphemeral, views.open, usergroups.users.list,
+// users.info, auth.test) plus a response_url receiver. Every call is recorded
+// for assertions; rate limiting (429 + Retry-After) and Slack errors can be
+// injected. It plays Slack's side of Socket Mode (SendEnvelope). It also signs requests the way Slack does, so tests can drive
+// the real HTTP endpoints.
+package slackfake
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slacktest"
+)
+
+// Method names recorded in Call.Method.
+const (
+	MethodPostMessage   = "chat.postMessage"
+	MethodUpdate        = "chat.update"
+	MethodPostEphemeral = "chat.postEphemeral"
+	MethodViewsOpen     = "views.open"
+	MethodGroupMembers  = "usergroups.users.list"
+	MethodUsersInfo     = "users.info"
+	MethodAuthTest      = "auth.test"
+	// MethodResponseURL is a POST to a response_url handed out by ResponseURL.
+	MethodResponseURL = "response_url"
+)
+
+// Call is one request the fake received.
+type Call struct {
+	Seq      int    // 1-based order of arrival
+	Method   string // one of the Method* constants
+	Channel  string
+	TS       string // ts of the message created or updated (set by the fake for posts)
+	ThreadTS string
+	Text     string
+	Blocks   json.RawMessage // the blocks as sent, nil when none
+	User     string          // ephemeral recipient, users.info user
+	// Usergroup is the usergroup of usergroups.users.list.
+	Usergroup string
+	// TriggerID and View are the views.open arguments.
+	TriggerID string
+	View      json.RawMessage
+	// ResponseURL is the name given to ResponseURL; ResponseType,
+	// ReplaceOriginal, DeleteOriginal come from its JSON body.
+	ResponseURL     string
+	ResponseType    string
+	ReplaceOriginal bool
+	DeleteOriginal  bool
+	// Status is the HTTP status the fake answered (429 for injected rate limits).
+	Status int
+	// Error is the Slack error code answered ("" when ok).
+	Error string
+	// Form holds every form field (form-encoded methods).
+	Form url.Values
+	// Body is the raw request body.
+	Body []byte
+}
+
+// Message is the current state of a message posted through the fake.
+type Message struct {
+	Channel  string
+	TS       string
+	ThreadTS string
+	Text     string
+	Blocks   json.RawMessage
+	Updates  int // how many chat.update calls changed it
+}
+
+type fault struct {
+	remaining  int
+	retryAfter time.Duration // > 0: 429
+	slackErr   string        // else ok:false with this error
+}
+
+// Server is the fake Slack. All methods are safe for concurrent use.
+type Server struct {
+	ts *slacktest.Server
+
+	mu         sync.Mutex
+	calls      []Call
+	changed    chan struct{} // closed and replaced on every call
+	faults     map[string]*fault
+	messages   map[string]*Message // channel + "|" + ts
+	users      map[string]slack.User
+	usergroups map[string][]string
+	clock      int64 // last ts handed out, in microseconds
+	sock       socketState
+}
+
+// New starts a fake Slack on a loopback port. Close it when done.
+func New() *Server {
+	s := &Server{
+		changed:    make(chan struct{}),
+		faults:     map[string]*fault{},
+		messages:   map[string]*Message{},
+		users:      map[string]slack.User{},
+		usergroups: map[string][]string{},
+	}
+	s.initSocket()
+	s.ts = slacktest.NewTestServer(func(c slacktest.Customize) {
+		// Binders run before slacktest's defaults, so these override them.
+		c.Handle("/"+MethodPostMessage, s.handlePostMessage)
+		c.Handle("/"+MethodUpdate, s.handleUpdate)
+		c.Handle("/"+MethodPostEphemeral, s.handlePostEphemeral)
+		c.Handle("/"+MethodViewsOpen, s.handleViewsOpen)
+		c.Handle("/"+MethodGroupMembers, s.handleGroupMembers)
+		c.Handle("/"+MethodUsersInfo, s.handleUsersInfo)
+		c.Handle("/"+MethodAuthTest, s.handleAuthTest)
+		c.Handle("/response/", s.handleResponseURL)
+		// Socket Mode: slacktest's apps.connections.open points here.
+		c.Handle("/ws", s.handleSocket)
+	})
+	s.ts.Start()
+	return s
+}
+
+// Cleaner is the part of testing.TB that NewT needs.
+type Cleaner interface{ Cleanup(func()) }
+
+// NewT is New with Close registered as a test cleanup.
+func NewT(t Cleaner) *Server {
+	s := New()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.ts.Stop() }
+
+// APIURL is the Web API base URL, with the trailing slash slack.OptionAPIURL needs.
+func (s *Server) APIURL() string { return s.ts.GetAPIURL() }
+
+// Client returns a Slack client pointed at the fake.
+func (s *Server) Client(opts ...slack.Option) *slack.Client {
+	return slack.New("xoxb-slackfake", append([]slack.Option{slack.OptionAPIURL(s.APIURL())}, opts...)...)
+}
+
+// ResponseURL returns a response_url whose POSTs are recorded as
+// MethodResponseURL calls with Call.ResponseURL = name.
+func (s *Server) ResponseURL(name string) string {
+	return s.APIURL() + "response/" + url.PathEscape(name)
+}
+
+// AddUser makes users.info know u.
+func (s *Server) AddUser(u slack.User) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[u.ID] = u
+}
+
+// SetUsergroup sets the members usergroups.users.list returns for id.
+func (s *Server) SetUsergroup(id string, members ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.usergroups[id] = slices.Clone(members)
+}
+
+// RateLimit makes the next n calls to method fail with HTTP 429 and
+// Retry-After (whole seconds, at least 1, as Slack sends it).
+func (s *Server) RateLimit(method string, n int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[method] = &fault{remaining: n, retryAfter: max(retryAfter, time.Second)}
+}
+
+// FailWith makes the next n calls to method answer ok:false with slackErr
+// (e.g. "channel_not_found", "expired_trigger_id").
+func (s *Server) FailWith(method string, n int, slackErr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[method] = &fault{remaining: n, slackErr: slackErr}
+}
+
+// Calls returns every call so far, in order of arrival.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+// CallsTo returns the calls to one method, in order of arrival.
+func (s *Server) CallsTo(method string) []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return filter(s.calls, method)
+}
+
+// Message returns the current state of a message posted through the fake.
+func (s *Server) Message(channel, ts string) (Message, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.messages[channel+"|"+ts]
+	if !ok {
+		return Message{}, false
+	}
+	return *m, true
+}
+
+// Messages returns every message currently in channel, oldest first.
+func (s *Server) Messages(channel string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Message
+	for _, k := range slices.Sorted(maps.Keys(s.messages)) {
+		if m := s.messages[k]; m.Channel == channel {
+			out = append(out, *m)
+		}
+	}
+	return out
+}
+
+// Reset forgets recorded calls (not users, groups or messages).
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = nil
+	s.notifyLocked()
+}
+
+// Wait blocks until cond holds for the recorded calls or ctx is done. It
+// wakes on every new call, so there is no blind sleeping.
+func (s *Server) Wait(ctx context.Context, cond func(calls []Call) bool) error {
+	for {
+		s.mu.Lock()
+		ok := cond(s.calls)
+		ch := s.changed
+		n := len(s.calls)
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("slackfake: condition not met after %d calls: %w", n, ctx.Err())
+		}
+	}
+}
+
+// WaitFor waits until method was called at least n times and returns those calls.
+func (s *Server) WaitFor(ctx context.Context, method string, n int) ([]Call, error) {
+	err := s.Wait(ctx, func(calls []Call) bool { return len(filter(calls, method)) >= n })
+	if err != nil {
+		return s.CallsTo(method), fmt.Errorf("waiting for %d %s calls: %w", n, method, err)
+	}
+	return s.CallsTo(method), nil
+}
+
+func filter(calls []Call, method string) []Call {
+	var out []Call
+	for _, c := range calls {
+		if c.Method == method {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// record appends c (setting Seq) and wakes waiters.
+func (s *Server) recordLocked(c Call) {
+	c.Seq = len(s.calls) + 1
+	s.calls = append(s.calls, c)
+	s.notifyLocked()
+}
+
+// nextTSLocked hands out unique, increasing Slack-style timestamps.
+func (s *Server) nextTSLocked() string {
+	now := time.Now().UnixMicro()
+	if now <= s.clock {
+		now = s.clock + 1
+	}
+	s.clock = now
+	return fmt.Sprintf("%d.%06d", now/1_000_000, now%1_000_000)
+}
+
+// takeFaultLocked consumes one injected fault for method, if any.
+func (s *Server) takeFaultLocked(method string) *fault {
+	f, ok := s.faults[method]
+	if !ok || f.remaining <= 0 {
+		return nil
+	}
+	f.remaining--
+	cp := *f
+	return &cp
+}
+
+// begin reads the request, records it if a fault applies (and answers it),
+// and returns the call to fill in with ok=false in that case.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, method string) (Call, bool) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	c := Call{Method: method, Body: body, Status: http.StatusOK}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		c.Form, _ = url.ParseQuery(string(body))
+		// Never keep a token in recorded calls.
+		c.Form.Del("token")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.takeFaultLocked(method)
+	if f == nil {
+		return c, true
+	}
+	fillFromForm(&c)
+	if f.retryAfter > 0 {
+		c.Status = http.StatusTooManyRequests
+		c.Error = "ratelimited"
+		s.recordLocked(c)
+		w.Header().Set("Retry-After", strconv.Itoa(int(f.retryAfter.Round(time.Second)/time.Second)))
+		writeJSON(w, http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited"})
+		return c, false
+	}
+	c.Error = f.slackErr
+	s.recordLocked(c)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": f.slackErr})
+	return c, false
+}
+
+func fillFromForm(c *Call) {
+	if c.Form == nil {
+		return
+	}
+	c.Channel = c.Form.Get("channel")
+	c.ThreadTS = c.Form.Get("thread_ts")
+	c.Text = c.Form.Get("text")
+	c.User = c.Form.Get("user")
+	c.Usergroup = c.Form.Get("usergroup")
+	if b := c.Form.Get("blocks"); b != "" {
+		c.Blocks = json.RawMessage(b)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) fail(w http.ResponseWriter, c Call, slackErr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.Error = slackErr
+	s.recordLocked(c)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": slackErr})
+}
+
+func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, MethodPostMessage)
+	if !ok {
+		return
+	}
+	fillFromForm(&c)
+	if c.Channel == "" {
+		s.fail(w, c, "channel_not_found")
+		return
+	}
+	s.mu.Lock()
+	c.TS = s.nextTSLocked()
+	s.messages[c.Channel+"|"+c.TS] = &Message{Channel: c.Channel, TS: c.TS, ThreadTS: c.ThreadTS, Text: c.Text, Blocks: c.Blocks}
+	s.recordLocked(c)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "channel": c.Channel, "ts": c.TS,
+		"message": map[string]any{"type": "message", "text": c.Text, "ts": c.TS}})
+}
+
+func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, MethodUpdate)
+	if !ok {
+		return
+	}
+	fillFromForm(&c)
+	c.TS = c.Form.Get("ts")
+	s.mu.Lock()
+	m, found := s.messages[c.Channel+"|"+c.TS]
+	if !found {
+		s.mu.Unlock()
+		s.fail(w, c, "message_not_found")
+		return
+	}
+	m.Text, m.Blocks = c.Text, c.Blocks
+	m.Updates++
+	s.recordLocked(c)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "channel": c.Channel, "ts": c.TS, "text": c.Text})
+}
+
+func (s *Server) handlePostEphemeral(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, MethodPostEphemeral)
+	if !ok {
+		return
+	}
+	fillFromForm(&c)
+	if c.Channel == "" || c.User == "" {
+		s.fail(w, c, "channel_not_found")
+		return
+	}
+	s.mu.Lock()
+	c.TS = s.nextTSLocked()
+	s.recordLocked(c)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "message_ts": c.TS})
+}
+
+func (s *Server) handleViewsOpen(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, MethodViewsOpen)
+	if !ok {
+		return
+	}
+	var req struct {
+		TriggerID string          `json:"trigger_id"`
+		View      json.RawMessage `json:"view"`
+	}
+	if err := json.Unmarshal(c.Body, &req); err != nil || req.TriggerID == "" {
+		s.fail(w, c, "invalid_arguments")
+		return
+	}
+	c.TriggerID, c.View = req.TriggerID, req.View
+	var view map[string]any
+	_ = json.Unmarshal(req.View, &view)
+	s.mu.Lock()
+	id := fmt.Sprintf("V%06d", len(s.calls)+1)
+	s.recordLocked(c)
+	s.mu.Unlock()
+	view["id"] = id
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "view": view})
+}
+
+func (s *Server) handleGroupMembers(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, MethodGroupMembers)
+	if !ok {
+		return
+	}
+	fillFromForm(&c)
+	s.mu.Lock()
+	members, found := s.usergroups[c.Usergroup]
+	s.mu.Unlock()
+	if !found {
+		s.fail(w, c, "no_such_subteam")
+		return
+	}
+	s.mu.Lock()
+	s.recordLocked(c)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "users": members})
+}
+
+func (s *Server) handleUsersInfo(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, MethodUsersInfo)
+	if !ok {
+		return
+	}
+	fillFromForm(&c)
+	s.mu.Lock()
+	u, found := s.users[c.User]
+	s.mu.Unlock()
+	if !found {
+		s.fail(w, c, "user_not_found")
+		return
+	}
+	s.mu.Lock()
+	s.recordLocked(c)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "user": u})
+}
+
+func (s *Server) handleAuthTest(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, MethodAuthTest)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.recordLocked(c)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "url": "https://slackfake.example/",
+		"team": "slackfake", "user": "defenderbot", "team_id": "T0FAKE", "user_id": "U0BOT", "bot_id": "B0BOT"})
+}
+
+// handleResponseURL accepts what Slack accepts on a response_url: a JSON
+// message with response_type / replace_original / delete_original.
+func (s *Server) handleResponseURL(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	c, ok := s.begin(w, r, MethodResponseURL)
+	if !ok {
+		return
+	}
+	c.ResponseURL, _ = url.PathUnescape(strings.TrimPrefix(r.URL.Path, "/response/"))
+	var msg struct {
+		Text            string          `json:"text"`
+		Blocks          json.RawMessage `json:"blocks"`
+		ResponseType    string          `json:"response_type"`
+		ReplaceOriginal bool            `json:"replace_original"`
+		DeleteOriginal  bool            `json:"delete_original"`
+		ThreadTS        string          `json:"thread_ts"`
+	}
+	if err := json.Unmarshal(c.Body, &msg); err != nil {
+		c.Status = http.StatusBadRequest
+		c.Error = "invalid_payload"
+		s.mu.Lock()
+		s.recordLocked(c)
+		s.mu.Unlock()
+		http.Error(w, "invalid_payload", http.StatusBadRequest)
+		return
+	}
+	c.Text, c.ResponseType, c.ReplaceOriginal, c.DeleteOriginal, c.ThreadTS = msg.Text, msg.ResponseType, msg.ReplaceOriginal, msg.DeleteOriginal, msg.ThreadTS
+	if len(msg.Blocks) > 0 && string(msg.Blocks) != "null" {
+		c.Blocks = msg.Blocks
+	}
+	s.mu.Lock()
+	s.recordLocked(c)
+	s.mu.Unlock()
+	// Slack answers a response_url with a plain "ok".
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, "ok")
+}
