@@ -45,6 +45,13 @@ type Deps struct {
 	HTTPClient *http.Client // for response_url posts; default http.DefaultClient with a timeout
 	Logger     *slog.Logger
 	Now        func() time.Time
+	Metrics    Metrics // may be nil
+}
+
+// Metrics counts requests entering each state (pending, approved, rejected,
+// expired, refused, succeeded, failed); *metrics.Metrics satisfies it.
+type Metrics interface {
+	Approval(state string)
 }
 
 // SlackAPI is the part of the Slack Web API the bot uses; *slack.Client satisfies it.

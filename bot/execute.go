@@ -155,6 +155,9 @@ func (s *Service) finish(ctx context.Context, r *store.Request, state store.Requ
 		s.log.ErrorContext(ctx, "recording the outcome failed", "request", r.ID, "error", err)
 	}
 	r.State, r.Error = state, errMsg
+	if s.deps.Metrics != nil {
+		s.deps.Metrics.Approval(string(state))
+	}
 	if state == store.StateFailed {
 		s.audit(ctx, "system", "result", r.ID, map[string]any{"ok": false, "error": errMsg, "machine_action_id": r.MachineActionID})
 	}

@@ -102,6 +102,24 @@ func (s *Service) audit(ctx context.Context, actor, kind, requestID string, deta
 	_ = s.auditStrict(ctx, actor, kind, requestID, details)
 }
 
+// countState reports request state changes to the metrics from the audit
+// line that records them; final states are counted in finish.
+func (s *Service) countState(kind string, details map[string]any) {
+	if s.deps.Metrics == nil {
+		return
+	}
+	switch kind {
+	case "request":
+		s.deps.Metrics.Approval("pending")
+	case "approve":
+		if final, _ := details["final"].(bool); final {
+			s.deps.Metrics.Approval("approved")
+		}
+	case "reject", "expire", "refused":
+		s.deps.Metrics.Approval(map[string]string{"reject": "rejected", "expire": "expired", "refused": "refused"}[kind])
+	}
+}
+
 // auditStrict is audit for the line written just before a Defender call: the
 // caller must not call Defender when it fails, so that nothing ever touches a
 // machine without a record of it.
@@ -114,6 +132,7 @@ func (s *Service) auditStrict(ctx context.Context, actor, kind, requestID string
 		// Ties the audit line to the HTTP request and its log lines.
 		d["correlation_id"] = id
 	}
+	s.countState(kind, d)
 	e := store.AuditEvent{At: s.now(), Actor: actor, Kind: kind, RequestID: requestID, Details: d}
 	if err := s.deps.Store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
 		s.log.ErrorContext(ctx, "audit append failed", "kind", kind, "request", requestID, "error", err)

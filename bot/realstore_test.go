@@ -105,8 +105,9 @@ type replica struct {
 
 // replicaOpts tunes newReplica.
 type replicaOpts struct {
-	cfg   func(*Config)
-	sleep func(ctx context.Context, d time.Duration) error // default: advance the clock
+	cfg     func(*Config)
+	sleep   func(ctx context.Context, d time.Duration) error // default: advance the clock
+	metrics Metrics
 }
 
 func newReplica(t *testing.T, id string, st Store, def Defender, clock *fakeClock, o replicaOpts) *replica {
@@ -123,7 +124,7 @@ func newReplica(t *testing.T, id string, st Store, def Defender, clock *fakeCloc
 	}
 	rp := &replica{id: id, slack: newFakeSlack(t), logs: newLogRecorder()}
 	rp.slack.groups["SSOCLEADS"] = []string{groupMem}
-	svc, err := New(cfg, Deps{Store: st, Slack: rp.slack, Defender: def, Logger: slog.New(rp.logs), Now: clock.Now})
+	svc, err := New(cfg, Deps{Store: st, Slack: rp.slack, Defender: def, Logger: slog.New(rp.logs), Now: clock.Now, Metrics: o.metrics})
 	require.NoError(t, err)
 	svc.sleep = o.sleep
 	if svc.sleep == nil {

@@ -78,6 +78,13 @@ type Options struct {
 	TenantLimit int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Metrics, if set, is told the outcome of every run that is not a dry run.
+	Metrics RunObserver
+}
+
+// RunObserver receives the outcome of each sync run; *metrics.Metrics satisfies it.
+type RunObserver interface {
+	IOCRun(ok bool, imported, updated, deleted, failed int, finished time.Time)
 }
 
 func (o *Options) convertOptions() ConvertOptions {
@@ -269,6 +276,13 @@ func (s *Syncer) Run(ctx context.Context, trigger string) (*Report, error) {
 	}
 	rep.finish(s.api, s.opts.Now().Sub(start), err)
 	s.persist(ctx, rep, start)
+	if s.opts.Metrics != nil && !s.opts.DryRun {
+		failed := 0
+		for _, n := range rep.Failed {
+			failed += n
+		}
+		s.opts.Metrics.IOCRun(err == nil, rep.Imported, rep.Updated, rep.Deleted, failed, s.opts.Now())
+	}
 	log := s.logger.With("trigger", trigger, "mode", s.opts.Mode, "dry_run", s.opts.DryRun)
 	if err != nil {
 		log.Error("IOC sync failed", "err", err, "summary", rep.Text())

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -115,7 +114,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 	}
 	s.slack = slack.New(cfg.Slack.BotToken.Value(), append(opts, slackOpts...)...)
 
-	replica := replicaID()
+	replica := cfg.Replica()
 	var iocs bot.IOCSync
 	if cfg.IOCs.Enabled {
 		syncer, err := ioc.NewSyncer(s.defender, st, ioc.Options{
@@ -126,6 +125,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 			Mode:              cfg.IOCs.Mode,
 			GenerateAlert:     cfg.IOCs.GenerateAlert,
 			MaxDeleteFraction: cfg.IOCs.MaxDeleteFraction,
+			Metrics:           s.metrics,
 		}, logger.With("component", "iocs"))
 		if err != nil {
 			s.close()
@@ -163,6 +163,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 		Defender: bot.NewDefender(playbook.NewRunner(s.defender), s.defender),
 		IOCs:     iocs,
 		Logger:   logger,
+		Metrics:  s.metrics,
 	})
 	if err != nil {
 		s.close()
@@ -194,15 +195,6 @@ func (s *serveApp) reporter() ioc.Reporter {
 		_, _, err := s.slack.PostMessageContext(ctx, ch, slack.MsgOptionText(text, false))
 		return err
 	})
-}
-
-// replicaID names this process for leases: the pod/host name plus the pid.
-func replicaID() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "defenderbot"
-	}
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // run serves on ln (and over Socket Mode when configured) until ctx is

@@ -135,6 +135,8 @@ func TestServeRunsAndShutsDownKeepingPendingRequests(t *testing.T) {
 	_, metrics := serveGet(t, base+"/metrics")
 	assert.Contains(t, metrics, `defenderbot_slack_requests_total{outcome="ok",route="/slack/commands"} 1`)
 	assert.Contains(t, metrics, `defenderbot_slack_ack_seconds_bucket`)
+	assert.Contains(t, metrics, `defenderbot_approval_requests_total{state="pending"} 1`)
+	assert.Contains(t, metrics, `defenderbot_defender_calls_total{api="machines",status="200"}`)
 
 	cancel()
 	select {
@@ -214,6 +216,13 @@ func TestServeWiresTheIOCSync(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "C0IOCS", posts[0].Channel)
 	assert.NotEmpty(t, posts[0].Text)
+	mfs, err := app.metrics.Registry.Gather()
+	require.NoError(t, err)
+	runs := map[string]bool{}
+	for _, mf := range mfs {
+		runs[mf.GetName()] = true
+	}
+	assert.True(t, runs["defenderbot_ioc_sync_runs_total"], "IOC sync runs are counted")
 
 	cancel()
 	require.NoError(t, <-done)
