@@ -15,17 +15,21 @@ import (
 func runHealthcheck(ctx context.Context, c *cli, args []string) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	listen := fs.String("listen", "", "address the server listens on (default $DEFENDERBOT_LISTEN or :8080)")
+	listen := fs.String("listen", "", "address the server listens on (default: the configuration's listen, :8080)")
+	cfgPath := fs.String("config", "", "configuration file (default $DEFENDERBOT_CONFIG)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for an answer")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	addr := *listen
 	if addr == "" {
-		addr = c.getenv("DEFENDERBOT_LISTEN")
-	}
-	if addr == "" {
-		addr = ":8080"
+		// The same configuration serve reads (file, then DEFENDERBOT_LISTEN).
+		cfg, err := loadConfig(c, *cfgPath)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "defenderbot healthcheck: %v\n", err)
+			return 2
+		}
+		addr = cfg.Listen
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

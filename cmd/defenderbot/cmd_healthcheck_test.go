@@ -5,10 +5,13 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestHealthcheck(t *testing.T) {
@@ -43,6 +46,14 @@ func TestHealthcheck(t *testing.T) {
 	c = &cli{stdout: &out, stderr: &errb, getenv: env}
 	assert.Equal(t, 1, run(context.Background(), c, []string{"healthcheck"}))
 	assert.Contains(t, errb.String(), "127.0.0.1:1")
+
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(cfgFile, []byte("listen: "+addr+"\n"), 0o600))
+	healthy = true
+	out.Reset()
+	c = &cli{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	assert.Equal(t, 0, run(context.Background(), c, []string{"healthcheck", "--config", cfgFile}))
+	assert.Equal(t, "ok\n", out.String())
 }
 
 func TestUnknownCommandAndUsage(t *testing.T) {
