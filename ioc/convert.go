@@ -171,6 +171,12 @@ func contains(list []string, s string) bool {
 // the object is expired or not valid yet. It never fails: everything that
 // produces no indicator is listed in Skipped with its reason.
 func Convert(obj *stix.Object, opts ConvertOptions, now time.Time) Conversion {
+	return convert(obj, opts, now, true)
+}
+
+// convert is Convert; without payload the indicators carry only their type
+// and value (all the planner's first pass needs), sparing their text.
+func convert(obj *stix.Object, opts ConvertOptions, now time.Time, payload bool) Conversion {
 	c := Conversion{StixID: obj.ID, validFrom: obj.ValidFrom, modified: obj.Modified}
 	if obj.Type != "indicator" {
 		c.Skipped = append(c.Skipped, skip(obj.ID, ReasonNotIndicator, "type "+strconv.Quote(obj.Type)))
@@ -215,7 +221,8 @@ func Convert(obj *stix.Object, opts ConvertOptions, now time.Time) Conversion {
 		return c
 	}
 	var base defender.Indicator
-	if c.State == StateLive {
+	payload = payload && c.State == StateLive
+	if payload {
 		base = buildBase(obj, opts)
 	}
 	seen := make(map[string]bool, len(comps))
@@ -233,7 +240,7 @@ func Convert(obj *stix.Object, opts ConvertOptions, now time.Time) Conversion {
 		ind := base
 		ind.IndicatorType = t
 		ind.IndicatorValue = v
-		if c.State == StateLive {
+		if payload {
 			ind.Title = title(obj, t, v)
 		}
 		c.Indicators = append(c.Indicators, ind)

@@ -2,6 +2,7 @@ package ioc
 
 import (
 	"cmp"
+	"container/heap"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -18,8 +19,8 @@ const (
 	StatusFailed   = "failed"
 )
 
-// entry is the compact state kept per distinct indicator of the feed: the
-// payload to send and what ranks it, not the STIX object.
+// entry is the compact state kept per indicator the plan may send: the
+// payload and what ranks it, not the STIX object.
 type entry struct {
 	key       string
 	ind       defender.Indicator
@@ -39,36 +40,10 @@ type removal struct {
 	state  ObjectState
 }
 
-// feedState accumulates the conversions of a streamed feed.
-type feedState struct {
-	read int
-	// versions holds the conversion of the latest version of every object,
-	// in order of first appearance (so reports follow the feed); byID
-	// indexes it by STIX id. They are turned into desired and removals by
-	// finish, once the whole feed is read.
-	versions   []Conversion
-	byID       map[string]int
-	unreadable map[string]bool // ids with a version that could not be read
-	superseded []Skip
-	desired    map[string]*entry
-	removals   map[string]removal
-	// yields holds, for every object whose latest version was evaluated,
-	// the keys that version asserts live (none when revoked, expired or
-	// not expressible); kept holds the objects whose latest version could
-	// not be evaluated. The planner removes what a new version dropped.
-	yields     map[string][]string
-	kept       map[string]bool
-	skipped    []Skip
-	incomplete bool // some object or source could not be read
-	// anonUnreadable: an unreadable object had no readable id, so it may be
-	// a later version of any object.
-	anonUnreadable bool
-}
-
-func newFeedState() *feedState {
-	return &feedState{byID: map[string]int{}, unreadable: map[string]bool{},
-		desired: map[string]*entry{}, removals: map[string]removal{},
-		yields: map[string][]string{}, kept: map[string]bool{}}
+// keyedSkip is a skip reported in the order of its key.
+type keyedSkip struct {
+	key  string
+	skip Skip
 }
 
 func severityRank(s string) int {
@@ -122,125 +97,20 @@ func rankedBefore(a, b *entry) int {
 	return cmp.Compare(a.key, b.key)
 }
 
-// addObject records one read object.
-func (f *feedState) addObject(obj *stix.Object, opts ConvertOptions, now time.Time) {
-	f.read++
-	f.addVersion(Convert(obj, opts, now))
-}
+// freshHeap holds the indicators that would take a new slot in the tenant,
+// the lowest ranked on top, so that only as many as can fit are kept.
+type freshHeap []*entry
 
-// addError records an object that could not be read.
-func (f *feedState) addError(e *stix.ObjectError) {
-	f.read++
-	f.incomplete = true
-	if e.ID != "" {
-		f.unreadable[e.ID] = true
-	} else {
-		f.anonUnreadable = true
-	}
-	// Its own slot keeps the skip in feed order.
-	f.versions = append(f.versions, Conversion{Skipped: []Skip{skip(e.ID, ReasonUnreadable, e.Error())}})
-}
-
-// addVersion keeps c unless a later version of the same object is already
-// kept. STIX objects are versioned by "modified": the latest version is the
-// object, whatever the order of the feed, so an older revoked copy removes
-// nothing and a later revoked version removes the value.
-func (f *feedState) addVersion(c Conversion) {
-	if c.StixID == "" {
-		f.versions = append(f.versions, c)
-		return
-	}
-	i, seen := f.byID[c.StixID]
-	if !seen {
-		f.byID[c.StixID] = len(f.versions)
-		f.versions = append(f.versions, c)
-		return
-	}
-	old := f.versions[i]
-	if newerVersion(&c, &old) {
-		f.versions[i], old, c = c, c, old
-	}
-	f.superseded = append(f.superseded, skip(c.StixID, ReasonSuperseded,
-		"modified "+c.modified.UTC().Format(time.RFC3339Nano)+", kept "+old.modified.UTC().Format(time.RFC3339Nano)))
-}
-
-// newerVersion reports whether a is a later version than b. Versions with
-// the same modified time are ranked revoked, expired, live, ignored so the
-// choice does not depend on feed order; identical ranks keep b (the first).
-func newerVersion(a, b *Conversion) bool {
-	if !a.modified.Equal(b.modified) {
-		return a.modified.After(b.modified)
-	}
-	rank := func(s ObjectState) int {
-		return [...]int{StateIgnored: 0, StateLive: 1, StateExpired: 2, StateRevoked: 3}[s]
-	}
-	return rank(a.State) > rank(b.State)
-}
-
-// finish applies the kept versions once the whole feed is read. An object
-// with an unreadable version is not applied at all: the unreadable copy may
-// be the latest one.
-func (f *feedState) finish() {
-	for _, c := range f.versions {
-		if c.StixID != "" && f.unreadable[c.StixID] {
-			f.skipped = append(f.skipped, skip(c.StixID, ReasonVersionUnreadable))
-			continue
-		}
-		f.noteYield(&c)
-		f.add(c)
-	}
-	f.skipped = append(f.skipped, f.superseded...)
-	f.versions, f.byID, f.superseded = nil, nil, nil
-}
-
-// noteYield records which values the latest version of an object asserts,
-// or that it could not be evaluated.
-func (f *feedState) noteYield(c *Conversion) {
-	if c.StixID == "" {
-		return
-	}
-	if !c.evaluated {
-		f.kept[c.StixID] = true
-		return
-	}
-	var keys []string
-	if c.State == StateLive {
-		keys = make([]string, len(c.Indicators))
-		for i, ind := range c.Indicators {
-			keys[i] = Key(ind.IndicatorType, ind.IndicatorValue)
-		}
-	}
-	f.yields[c.StixID] = keys
-}
-
-func (f *feedState) add(c Conversion) {
-	f.skipped = append(f.skipped, c.Skipped...)
-	switch c.State {
-	case StateLive:
-		for i := range c.Indicators {
-			e := &entry{ind: c.Indicators[i], validFrom: c.validFrom, modified: c.modified}
-			e.key = Key(e.ind.IndicatorType, e.ind.IndicatorValue)
-			e.fp = Fingerprint(&e.ind)
-			old, dup := f.desired[e.key]
-			switch {
-			case !dup:
-				f.desired[e.key] = e
-			case better(e, old):
-				f.desired[e.key] = e
-				f.skipped = append(f.skipped, skip(old.ind.ExternalID, ReasonDuplicate, e.key+" kept from "+e.ind.ExternalID))
-			default:
-				f.skipped = append(f.skipped, skip(e.ind.ExternalID, ReasonDuplicate, e.key+" kept from "+old.ind.ExternalID))
-			}
-		}
-	case StateRevoked, StateExpired:
-		for _, ind := range c.Indicators {
-			k := Key(ind.IndicatorType, ind.IndicatorValue)
-			// Revocation wins over expiry when both are in the feed.
-			if old, ok := f.removals[k]; !ok || old.state == StateExpired {
-				f.removals[k] = removal{stixID: c.StixID, state: c.State}
-			}
-		}
-	}
+func (h freshHeap) Len() int           { return len(h) }
+func (h freshHeap) Less(i, j int) bool { return rankedBefore(h[i], h[j]) > 0 }
+func (h freshHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *freshHeap) Push(x any)        { *h = append(*h, x.(*entry)) }
+func (h *freshHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
 }
 
 // deletion is one managed indicator to remove.
@@ -260,10 +130,14 @@ type plan struct {
 	// forget lists records to drop without any Defender call: failed
 	// indicators never created by defenderbot whose value someone else
 	// has added since.
-	forget    []string
-	skipped   []Skip
-	leftOut   []*entry
-	unchanged int
+	forget []string
+	// skipCounts counts the skips by category; skipped and leftOut list
+	// them only when the plan was asked to (they are as long as the feed).
+	skipCounts   map[string]int
+	skipped      []Skip
+	leftOut      []*entry
+	leftOutCount int
+	unchanged    int
 	// dropped counts deletions of values the latest version of their object
 	// no longer yields.
 	dropped int
@@ -276,9 +150,8 @@ type plan struct {
 	guard error
 }
 
-// planInput is everything the planner looks at.
+// planInput is everything the planner looks at besides the feed.
 type planInput struct {
-	feed    *feedState
 	records map[string]store.IndicatorRecord
 	// inDefender is Defender's indicators by key; nil when not listed.
 	inDefender map[string]defender.Indicator
@@ -289,85 +162,343 @@ type planInput struct {
 	force             bool
 	maxDeleteFraction float64
 	tenantLimit       int
+	// list: keep every skip and left-out indicator (Plan), not only counts (Run).
+	list bool
 }
 
-// makePlan decides what to import and delete. It is pure: no I/O.
-func makePlan(in planInput) *plan {
-	p := &plan{skipped: in.feed.skipped}
-	listed := in.inDefender != nil
-	var fresh []*entry // indicators that will take a new slot in the tenant
+// planner is the second pass over the feed: it applies the latest version of
+// every object and decides, as it goes, what each indicator needs. Its state
+// is bounded by the records, Defender's indicators, the tenant limit and the
+// sketch's candidates (ids and values that repeat), not by the feed.
+type planner struct {
+	in planInput
+	sk *sketch
 
-	// consider plans the import of e unless it is unchanged or foreign.
-	consider := func(k string, e *entry) {
-		rec, managed := in.records[k]
-		d, present := in.inDefender[k]
-		if present && d.Application != Application && (!managed || rec.DefenderID == "") {
-			// Someone else owns this value: never overwrite it, never
-			// record it, so it can never be deleted by defenderbot. A
-			// record of an attempt that never created it is dropped.
-			p.skipped = append(p.skipped, skip(e.ind.ExternalID, ReasonForeign, k))
-			if managed {
-				p.forget = append(p.forget, k)
+	read           int
+	sum            uint64
+	incomplete     bool // some object or source could not be read
+	anonUnreadable bool // an unreadable object had no readable id: it may be a later version of any object
+
+	// recIDs holds the STIX ids of the records: only their objects' yields
+	// matter. yields holds, for those whose latest version was evaluated,
+	// the keys that version asserts live (none when revoked, expired or not
+	// expressible); kept holds those whose latest version could not be
+	// evaluated. The planner removes what a new version dropped.
+	recIDs map[string]bool
+	yields map[string][]string
+	kept   map[string]bool
+	// dups merges the live indicators of repeated values (the sketch's
+	// candidates); every other value is decided as soon as it is read.
+	dups map[string]*entry
+	// removals holds what revoked or expired objects remove, for managed or
+	// repeated values; live the managed or repeated values a live object asserts.
+	removals map[string]removal
+	live     map[string]bool
+
+	skipCounts                 map[string]int
+	feedSkips, superseded      []Skip
+	planSkips                  []Skip
+	foreignSkips, removalSkips []keyedSkip
+
+	unchanged  int
+	inTenant   []*entry // imports that take no new slot (updates)
+	forget     []string
+	feedForget []string
+	fresh      freshHeap
+	freshCap   int // most fresh indicators that can fit; -1: no limit
+	leftOut    []*entry
+	leftOutN   int
+}
+
+func newPlanner(in planInput, sk *sketch) *planner {
+	pl := &planner{in: in, sk: sk, recIDs: map[string]bool{}, yields: map[string][]string{}, kept: map[string]bool{},
+		dups: map[string]*entry{}, removals: map[string]removal{}, live: map[string]bool{}, skipCounts: map[string]int{},
+		freshCap: -1}
+	managedInDefender := 0
+	for k, r := range in.records {
+		if r.StixID != "" {
+			pl.recIDs[r.StixID] = true
+		}
+		if pl.defenderIDOf(k, r) != "" {
+			managedInDefender++
+		}
+	}
+	if in.tenantLimit > 0 {
+		// Deletions free at most one slot per managed indicator in Defender.
+		pl.freshCap = max(in.tenantLimit-in.active+managedInDefender, 0)
+	}
+	return pl
+}
+
+func (pl *planner) skip(list *[]Skip, s Skip) {
+	pl.skipCounts[s.category()]++
+	if pl.in.list {
+		*list = append(*list, s)
+	}
+}
+
+func (pl *planner) keyedSkip(list *[]keyedSkip, key string, s Skip) {
+	pl.skipCounts[s.category()]++
+	if pl.in.list {
+		*list = append(*list, keyedSkip{key, s})
+	}
+}
+
+// addObject reads one object. STIX objects are versioned by "modified": the
+// latest version is the object, whatever the order of the feed, so an older
+// revoked copy removes nothing and a later revoked version removes the value.
+// The sketch tells whether the object has other versions; if so, only the
+// first occurrence of its latest version is applied, where it stands.
+func (pl *planner) addObject(obj *stix.Object, opts ConvertOptions, now time.Time) {
+	c := Convert(obj, opts, now)
+	pl.read++
+	pl.sum = mixDigest(pl.sum, pl.sk.seed, &c, "")
+	st := pl.sk.ids[c.StixID]
+	if c.StixID == "" || st == nil {
+		pl.apply(&c) // its only version
+		return
+	}
+	v := versionOf(&c)
+	pl.start(st, &v)
+	if !st.hasRunning {
+		st.running, st.hasRunning = v, true
+	} else {
+		old, kept := v, st.running
+		if v.newer(st.running) {
+			old, kept, st.running = st.running, v, v
+		}
+		pl.skip(&pl.superseded, skip(c.StixID, ReasonSuperseded,
+			"modified "+old.modified.UTC().Format(time.RFC3339Nano)+", kept "+kept.modified.UTC().Format(time.RFC3339Nano)))
+	}
+	if st.applied || !v.same(st.win) {
+		return
+	}
+	st.applied = true
+	if st.unreadable {
+		// The unreadable copy may be the latest one: apply no version.
+		pl.skip(&pl.feedSkips, skip(c.StixID, ReasonVersionUnreadable))
+		return
+	}
+	pl.apply(&c)
+}
+
+// start completes, at the first occurrence of a repeated id, what the
+// sketch knows of its versions: it saw the later ones, this is the first.
+func (pl *planner) start(st *idState, first *version) {
+	if st.started {
+		return
+	}
+	st.started = true
+	st.win, st.hasWin = st.laterMax, st.hasLaterMax
+	if first != nil && (!st.hasWin || first.newer(st.win)) {
+		st.win, st.hasWin = *first, true
+	}
+}
+
+// addError records an object that could not be read.
+func (pl *planner) addError(e *stix.ObjectError) {
+	pl.read++
+	pl.sum = mixDigest(pl.sum, pl.sk.seed, nil, e.ID)
+	pl.incomplete = true
+	if e.ID == "" {
+		pl.anonUnreadable = true
+	} else if st := pl.sk.ids[e.ID]; st != nil {
+		pl.start(st, nil)
+		st.unreadable = true
+	}
+	pl.skip(&pl.feedSkips, skip(e.ID, ReasonUnreadable, e.Error()))
+}
+
+// apply takes the latest version of an object into account.
+func (pl *planner) apply(c *Conversion) {
+	pl.noteYield(c)
+	for _, s := range c.Skipped {
+		pl.skip(&pl.feedSkips, s)
+	}
+	switch c.State {
+	case StateLive:
+		for i := range c.Indicators {
+			e := &entry{ind: c.Indicators[i], validFrom: c.validFrom, modified: c.modified}
+			e.key = Key(e.ind.IndicatorType, e.ind.IndicatorValue)
+			e.fp = Fingerprint(&e.ind)
+			if !pl.sk.keys[e.key] {
+				pl.final(e) // no other object gives this value
+				continue
 			}
-			return
+			old, dup := pl.dups[e.key]
+			switch {
+			case !dup:
+				pl.dups[e.key] = e
+			case better(e, old):
+				pl.dups[e.key] = e
+				pl.skip(&pl.feedSkips, skip(old.ind.ExternalID, ReasonDuplicate, e.key+" kept from "+e.ind.ExternalID))
+			default:
+				pl.skip(&pl.feedSkips, skip(e.ind.ExternalID, ReasonDuplicate, e.key+" kept from "+old.ind.ExternalID))
+			}
 		}
-		inTenant := present || (!listed && managed && rec.DefenderID != "")
-		if managed && rec.Status == StatusImported && rec.Fingerprint == e.fp && inTenant {
-			p.unchanged++
-			return
+	case StateRevoked, StateExpired:
+		for _, ind := range c.Indicators {
+			k := Key(ind.IndicatorType, ind.IndicatorValue)
+			if _, managed := pl.in.records[k]; !managed && !pl.sk.keys[k] {
+				// No other object gives this value and defenderbot does not
+				// manage it: nothing to remove.
+				pl.keyedSkip(&pl.removalSkips, k, removalSkip(k, removal{c.StixID, c.State}))
+				continue
+			}
+			// Revocation wins over expiry when both are in the feed.
+			if old, ok := pl.removals[k]; !ok || old.state == StateExpired {
+				pl.removals[k] = removal{stixID: c.StixID, state: c.State}
+			}
 		}
-		e.update = inTenant
-		if managed {
-			e.defenderID, e.prevFP = rec.DefenderID, rec.Fingerprint
-		}
-		if present {
-			e.defenderID = d.ID
-		}
-		if !inTenant {
-			fresh = append(fresh, e)
-		}
-		p.imports = append(p.imports, e)
 	}
-	for _, k := range sortedKeys(in.feed.desired) {
-		consider(k, in.feed.desired[k])
-	}
+}
 
-	// defenderIDOf is the Defender id a deletion of the record would hit;
-	// empty when only the record would go.
-	defenderIDOf := func(k string, rec store.IndicatorRecord) string {
-		if !listed {
-			return rec.DefenderID
-		}
-		d, ok := in.inDefender[k]
-		switch {
-		case !ok:
-			// Already gone from Defender (expired, removed by hand): only the
-			// record goes, and BatchDelete is spared a 404.
-			return ""
-		case d.Application != Application && d.ID != rec.DefenderID:
-			// Someone else added the value (defenderbot's attempt failed, or
-			// its indicator was replaced by hand): never delete theirs.
-			return ""
-		}
-		return d.ID
+func removalSkip(k string, rm removal) Skip {
+	reason := ReasonRevokedNothing
+	if rm.state == StateExpired {
+		reason = ReasonExpiredNothing
 	}
+	return skip(rm.stixID, reason, k)
+}
+
+// noteYield records which values the latest version of an object asserts,
+// or that it could not be evaluated, for the objects of records.
+func (pl *planner) noteYield(c *Conversion) {
+	if c.StixID == "" || !pl.recIDs[c.StixID] {
+		return
+	}
+	if !c.evaluated {
+		pl.kept[c.StixID] = true
+		return
+	}
+	var keys []string
+	if c.State == StateLive {
+		keys = make([]string, len(c.Indicators))
+		for i, ind := range c.Indicators {
+			keys[i] = Key(ind.IndicatorType, ind.IndicatorValue)
+		}
+	}
+	pl.yields[c.StixID] = keys
+}
+
+// final takes e, the feed's indicator for its value once duplicates are
+// merged.
+func (pl *planner) final(e *entry) {
+	if _, managed := pl.in.records[e.key]; managed || pl.sk.keys[e.key] {
+		pl.live[e.key] = true
+	}
+	pl.consider(e.key, e)
+}
+
+// consider plans the import of e unless it is unchanged or foreign.
+func (pl *planner) consider(k string, e *entry) {
+	rec, managed := pl.in.records[k]
+	d, present := pl.in.inDefender[k]
+	if present && d.Application != Application && (!managed || rec.DefenderID == "") {
+		// Someone else owns this value: never overwrite it, never
+		// record it, so it can never be deleted by defenderbot. A
+		// record of an attempt that never created it is dropped.
+		s := skip(e.ind.ExternalID, ReasonForeign, k)
+		if e.retry {
+			pl.skip(&pl.planSkips, s)
+		} else {
+			pl.keyedSkip(&pl.foreignSkips, k, s)
+		}
+		if managed {
+			if e.retry {
+				pl.forget = append(pl.forget, k)
+			} else {
+				pl.feedForget = append(pl.feedForget, k)
+			}
+		}
+		return
+	}
+	listed := pl.in.inDefender != nil
+	inTenant := present || (!listed && managed && rec.DefenderID != "")
+	if managed && rec.Status == StatusImported && rec.Fingerprint == e.fp && inTenant {
+		pl.unchanged++
+		return
+	}
+	e.update = inTenant
+	if managed {
+		e.defenderID, e.prevFP = rec.DefenderID, rec.Fingerprint
+	}
+	if present {
+		e.defenderID = d.ID
+	}
+	if inTenant {
+		pl.inTenant = append(pl.inTenant, e)
+		return
+	}
+	// A new slot in the tenant: keep only what the tenant limit can take.
+	switch {
+	case pl.freshCap < 0 || len(pl.fresh) < pl.freshCap:
+		heap.Push(&pl.fresh, e)
+	case len(pl.fresh) > 0 && rankedBefore(e, pl.fresh[0]) < 0:
+		pl.leave(pl.fresh[0])
+		pl.fresh[0] = e
+		heap.Fix(&pl.fresh, 0)
+	default:
+		pl.leave(e)
+	}
+}
+
+// leave counts (and, for Plan, lists) an indicator the tenant limit leaves out.
+func (pl *planner) leave(e *entry) {
+	pl.leftOutN++
+	if pl.in.list {
+		pl.leftOut = append(pl.leftOut, &entry{key: e.key, ind: defender.Indicator{Severity: e.ind.Severity},
+			validFrom: e.validFrom, modified: e.modified})
+	}
+}
+
+// isLive reports whether a live object of the feed asserts the managed or
+// repeated value k.
+func (pl *planner) isLive(k string) bool { return pl.live[k] }
+
+// defenderIDOf is the Defender id a deletion of the record would hit;
+// empty when only the record would go.
+func (pl *planner) defenderIDOf(k string, rec store.IndicatorRecord) string {
+	if pl.in.inDefender == nil {
+		return rec.DefenderID
+	}
+	d, ok := pl.in.inDefender[k]
+	switch {
+	case !ok:
+		// Already gone from Defender (expired, removed by hand): only the
+		// record goes, and BatchDelete is spared a 404.
+		return ""
+	case d.Application != Application && d.ID != rec.DefenderID:
+		// Someone else added the value (defenderbot's attempt failed, or
+		// its indicator was replaced by hand): never delete theirs.
+		return ""
+	}
+	return d.ID
+}
+
+// finish decides what to import and delete once the whole feed is read. It
+// does no I/O.
+func (pl *planner) finish() *plan {
+	in := pl.in
+	p := &plan{}
+	for _, k := range sortedKeys(pl.dups) {
+		pl.final(pl.dups[k])
+	}
+	pl.dups = nil
+
 	deleted := map[string]bool{}
 	addDelete := func(k string, rec store.IndicatorRecord) {
-		p.deletes = append(p.deletes, deletion{key: k, value: rec.Value, defenderID: defenderIDOf(k, rec)})
+		p.deletes = append(p.deletes, deletion{key: k, value: rec.Value, defenderID: pl.defenderIDOf(k, rec)})
 		deleted[k] = true
 	}
-	for _, k := range sortedKeys(in.feed.removals) {
-		if _, live := in.feed.desired[k]; live {
+	for _, k := range sortedKeys(pl.removals) {
+		if pl.isLive(k) {
 			continue // another object of the feed still asserts it
 		}
-		rm := in.feed.removals[k]
+		rm := pl.removals[k]
 		rec, managed := in.records[k]
 		if !managed {
-			reason := ReasonRevokedNothing
-			if rm.state == StateExpired {
-				reason = ReasonExpiredNothing
-			}
-			p.skipped = append(p.skipped, skip(rm.stixID, reason, k))
+			pl.keyedSkip(&pl.removalSkips, k, removalSkip(k, rm))
 			continue
 		}
 		addDelete(k, rec)
@@ -381,19 +512,19 @@ func makePlan(in planInput) *plan {
 		if rec.StixID == "" || deleted[k] {
 			continue
 		}
-		if in.feed.kept[rec.StixID] {
-			p.skipped = append(p.skipped, skip(rec.StixID, ReasonVersionKept, k))
+		if pl.kept[rec.StixID] {
+			pl.skip(&pl.planSkips, skip(rec.StixID, ReasonVersionKept, k))
 			continue
 		}
-		keys, seen := in.feed.yields[rec.StixID]
+		keys, seen := pl.yields[rec.StixID]
 		if !seen || slices.Contains(keys, k) {
 			continue
 		}
-		if _, live := in.feed.desired[k]; live {
+		if pl.isLive(k) {
 			continue
 		}
-		if in.feed.anonUnreadable {
-			p.skipped = append(p.skipped, skip(rec.StixID, ReasonDropHeld, k))
+		if pl.anonUnreadable {
+			pl.skip(&pl.planSkips, skip(rec.StixID, ReasonDropHeld, k))
 			continue
 		}
 		addDelete(k, rec)
@@ -405,15 +536,12 @@ func makePlan(in planInput) *plan {
 		// feed revoked or expired it since (deleted above) or it expired.
 		for _, k := range sortedKeys(in.records) {
 			rec := in.records[k]
-			if rec.Status != StatusFailed || deleted[k] {
-				continue
-			}
-			if _, live := in.feed.desired[k]; live {
+			if rec.Status != StatusFailed || deleted[k] || pl.isLive(k) {
 				continue
 			}
 			e, reason := retryEntry(rec)
 			if e == nil {
-				p.skipped = append(p.skipped, skip(rec.StixID, reason, k))
+				pl.skip(&pl.planSkips, skip(rec.StixID, reason, k))
 				continue
 			}
 			if e.ind.ExpirationTime != nil && !e.ind.ExpirationTime.After(in.now) {
@@ -421,23 +549,23 @@ func makePlan(in planInput) *plan {
 				continue
 			}
 			e.retry = true
-			consider(k, e)
+			pl.consider(k, e)
 		}
 	}
 	if in.snapshot {
 		var absent []string
 		for _, k := range sortedKeys(in.records) {
-			if _, live := in.feed.desired[k]; live || deleted[k] {
+			if pl.isLive(k) || deleted[k] {
 				continue
 			}
-			if in.feed.kept[in.records[k].StixID] {
+			if pl.kept[in.records[k].StixID] {
 				continue // its object is in the feed, in a version that could not be evaluated
 			}
 			absent = append(absent, k)
 		}
 		switch {
 		case len(absent) == 0:
-		case in.feed.incomplete:
+		case pl.incomplete:
 			// Part of the feed was unreadable: absence proves nothing.
 			p.snapshotHeld = true
 		default:
@@ -451,7 +579,7 @@ func makePlan(in planInput) *plan {
 		// never got there (a failed import) deletes nothing.
 		managed, hits := 0, 0
 		for k, r := range in.records {
-			if defenderIDOf(k, r) != "" {
+			if pl.defenderIDOf(k, r) != "" {
 				managed++
 			}
 		}
@@ -475,20 +603,42 @@ func makePlan(in planInput) *plan {
 			}
 		}
 		room := max(in.tenantLimit-in.active+freed, 0)
-		if len(fresh) > room {
-			slices.SortFunc(fresh, rankedBefore)
-			out := map[string]bool{}
-			for _, e := range fresh[room:] {
-				out[e.key] = true
-			}
-			p.leftOut = fresh[room:]
-			p.imports = slices.DeleteFunc(p.imports, func(e *entry) bool { return out[e.key] })
+		for len(pl.fresh) > room {
+			pl.leave(heap.Pop(&pl.fresh).(*entry))
 		}
 	}
-	for _, e := range p.imports {
+	// Imports in key order, the feed's first, then the retried ones.
+	var retried []*entry
+	for _, e := range slices.Concat(pl.inTenant, pl.fresh) {
 		if e.retry {
-			p.retried++
+			retried = append(retried, e)
+		} else {
+			p.imports = append(p.imports, e)
 		}
+	}
+	byKey := func(a, b *entry) int { return cmp.Compare(a.key, b.key) }
+	slices.SortFunc(p.imports, byKey)
+	slices.SortFunc(retried, byKey)
+	p.imports = append(p.imports, retried...)
+	p.retried = len(retried)
+	pl.inTenant, pl.fresh = nil, nil
+
+	slices.Sort(pl.feedForget)
+	p.forget = append(pl.feedForget, pl.forget...)
+	p.unchanged = pl.unchanged
+	p.skipCounts = pl.skipCounts
+	p.leftOutCount = pl.leftOutN
+	if in.list {
+		slices.SortFunc(pl.leftOut, rankedBefore)
+		p.leftOut = pl.leftOut
+		byKeyS := func(a, b keyedSkip) int { return cmp.Compare(a.key, b.key) }
+		slices.SortFunc(pl.foreignSkips, byKeyS)
+		slices.SortFunc(pl.removalSkips, byKeyS)
+		p.skipped = slices.Concat(pl.feedSkips, pl.superseded)
+		for _, ks := range slices.Concat(pl.foreignSkips, pl.removalSkips) {
+			p.skipped = append(p.skipped, ks.skip)
+		}
+		p.skipped = append(p.skipped, pl.planSkips...)
 	}
 	return p
 }

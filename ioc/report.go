@@ -56,10 +56,10 @@ func (r *Report) fromPlan(p *plan) {
 	r.PlannedDeletes = len(p.deletes)
 	r.Retried = p.retried
 	r.Dropped = p.dropped
-	r.LeftOut = len(p.leftOut)
+	r.LeftOut = p.leftOutCount
 	r.SnapshotHeld = p.snapshotHeld
-	for _, s := range p.skipped {
-		r.Skipped[s.category()]++
+	for k, n := range p.skipCounts {
+		r.Skipped[k] += n
 	}
 }
 

@@ -98,6 +98,9 @@ type Syncer struct {
 	store   StateStore
 	opts    Options
 	logger  *slog.Logger
+	// sketchBits, when set, sizes the first pass's Bloom filter (tests
+	// saturate it to make every id and value a candidate).
+	sketchBits uint64
 }
 
 // NewSyncer checks opts and returns a Syncer. Errors wrap ErrInvalidOptions.
@@ -155,7 +158,7 @@ type Plan struct {
 // Plan reads the feed, the store and Defender and returns what a run would
 // do. It sends no write call.
 func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
-	p, _, err := s.prepare(ctx)
+	p, _, err := s.prepare(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -182,28 +185,43 @@ func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
 	return out, nil
 }
 
+// ErrFeedChanged is returned when the feed changes between the two reads of
+// one run (the first finds the objects and values that repeat, the second
+// plans): nothing is planned from it, the next run reads it again.
+var ErrFeedChanged = errors.New("the STIX feed changed while it was being read")
+
 // prepare reads everything and plans. It returns the plan and the number of
-// objects read.
-func (s *Syncer) prepare(ctx context.Context) (*plan, int, error) {
+// objects read. list asks the plan to list every skip and left-out indicator
+// (Plan), not only to count them (Run), which costs memory in the size of
+// the feed.
+//
+// The feed is read twice, so that memory does not grow with it: the first
+// pass sketches which STIX ids and values repeat, the second applies the
+// objects and keeps only what the plan needs (see doc.go).
+func (s *Syncer) prepare(ctx context.Context, list bool) (*plan, int, error) {
 	now := s.opts.Now()
-	fs := newFeedState()
 	copts := s.opts.convertOptions()
-	err := stix.ReadFeed(ctx, s.opts.StixObjectsPath, func(obj *stix.Object, oerr *stix.ObjectError) error {
+	path := s.opts.StixObjectsPath
+	sk := newSketch(feedSize(path))
+	if s.sketchBits > 0 {
+		sk.bloom, sk.nbits = make([]uint64, (s.sketchBits+63)/64), (s.sketchBits+63)&^63
+	}
+	err := stix.ReadFeed(ctx, path, func(obj *stix.Object, oerr *stix.ObjectError) error {
 		if oerr != nil {
 			s.logger.Warn("STIX object unreadable", "source", oerr.Source, "index", oerr.Index, "id", oerr.ID, "err", oerr.Err)
-			fs.addError(oerr)
+			sk.addError(oerr.ID)
 			return nil
 		}
-		fs.addObject(obj, copts, now)
+		c := convert(obj, copts, now, false)
+		sk.addObject(&c)
 		return nil
 	})
 	if err != nil {
-		return nil, fs.read, fmt.Errorf("read STIX feed %s: %w", s.opts.StixObjectsPath, err)
+		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w", path, err)
 	}
-	fs.finish()
 	recs, err := s.store.ListIndicatorRecords(ctx)
 	if err != nil {
-		return nil, fs.read, fmt.Errorf("load indicator records: %w", err)
+		return nil, sk.read, fmt.Errorf("load indicator records: %w", err)
 	}
 	records := make(map[string]store.IndicatorRecord, len(recs))
 	for _, r := range recs {
@@ -211,14 +229,28 @@ func (s *Syncer) prepare(ctx context.Context) (*plan, int, error) {
 	}
 	inDefender, active, err := s.listDefender(ctx, now)
 	if err != nil {
-		return nil, fs.read, err
+		return nil, sk.read, err
 	}
-	p := makePlan(planInput{
-		feed: fs, records: records, inDefender: inDefender, active: active, now: now,
+	pl := newPlanner(planInput{
+		records: records, inDefender: inDefender, active: active, now: now,
 		snapshot: s.opts.Mode == ModeSnapshot, force: s.opts.Force,
-		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit,
+		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit, list: list,
+	}, sk)
+	err = stix.ReadFeed(ctx, path, func(obj *stix.Object, oerr *stix.ObjectError) error {
+		if oerr != nil {
+			pl.addError(oerr)
+			return nil
+		}
+		pl.addObject(obj, copts, now)
+		return nil
 	})
-	return p, fs.read, nil
+	if err != nil {
+		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w", path, err)
+	}
+	if pl.read != sk.read || pl.sum != sk.sum {
+		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w (%d objects, then %d); run again", path, ErrFeedChanged, sk.read, pl.read)
+	}
+	return pl.finish(), sk.read, nil
 }
 
 // listDefender reads every indicator the app can see, to know the tenant's
@@ -257,7 +289,7 @@ func (s *Syncer) Run(ctx context.Context, trigger string) (*Report, error) {
 	s.api.reset()
 	rep := &Report{Trigger: trigger, Mode: s.opts.Mode, DryRun: s.opts.DryRun, StartedAt: start.UTC(),
 		Skipped: map[string]int{}, Failed: map[string]int{}}
-	p, read, err := s.prepare(ctx)
+	p, read, err := s.prepare(ctx, false)
 	rep.Read = read
 	if err == nil {
 		rep.fromPlan(p)

@@ -44,7 +44,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			return
+			// Abort without a response: the client gave up, and an empty
+			// 200 written now could still reach it.
+			panic(http.ErrAbortHandler)
 		}
 	}
 

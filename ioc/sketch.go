@@ -1,0 +1,198 @@
+package ioc
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"math"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// The planner reads the feed twice so that its memory does not grow with the
+// feed. Most STIX ids and most values appear once; only those that repeat
+// (versions of an object, values several objects give) need state across the
+// feed. The first pass (sketch) finds them with a Bloom filter of fixed
+// maximum size: an id or value whose bits are all set already is a
+// candidate, kept exactly. A false positive only makes a unique id or value
+// a candidate (a few bytes more, same outcome); there are no false negatives,
+// so a repeated one is never missed.
+
+// Bloom filter size: one bit per 8 bytes of feed (some 20 bits per id or
+// value of Sekoia-shaped objects: about 0.1% false positives), between 8 KiB
+// and 16 MiB. Past some 2 GB of feed the rate of false positives, hence the
+// exact state, starts to grow.
+const (
+	minBloomBits = 1 << 16
+	maxBloomBits = 1 << 27
+	bloomProbes  = 4
+)
+
+// version is what ranks the versions of one STIX object.
+type version struct {
+	modified time.Time
+	rank     int8 // ignored 0, live 1, expired 2, revoked 3: ties go to removal
+}
+
+func versionOf(c *Conversion) version {
+	return version{modified: c.modified, rank: [...]int8{StateIgnored: 0, StateLive: 1, StateExpired: 2, StateRevoked: 3}[c.State]}
+}
+
+// newer reports whether a is a later version than b (latest modified; on a
+// tie revoked, then expired, then live, then ignored). Equal versions keep
+// the first seen.
+func (a version) newer(b version) bool {
+	if !a.modified.Equal(b.modified) {
+		return a.modified.After(b.modified)
+	}
+	return a.rank > b.rank
+}
+
+func (a version) same(b version) bool { return a.modified.Equal(b.modified) && a.rank == b.rank }
+
+// idState is kept for a STIX id that (probably) appears more than once.
+type idState struct {
+	// First pass: the latest readable version among the occurrences after
+	// the first one (the first is seen again at the start of pass two), and
+	// whether one of them was unreadable.
+	laterMax    version
+	hasLaterMax bool
+	unreadable  bool
+	// Second pass.
+	started    bool    // first occurrence seen
+	win        version // the latest version: the first occurrence equal to it is applied
+	hasWin     bool
+	applied    bool
+	running    version // latest so far, for the "superseded" messages
+	hasRunning bool
+}
+
+// sketch is the result of the first pass.
+type sketch struct {
+	seed  maphash.Seed
+	bloom []uint64
+	nbits uint64
+	// ids and keys that may repeat; everything else appears once.
+	ids  map[string]*idState
+	keys map[string]bool
+	read int
+	sum  uint64 // digest of what the passes depend on, to detect a feed that changes between them
+}
+
+func newSketch(feedBytes int64) *sketch {
+	n := min(max(uint64(max(feedBytes, 0))/8, minBloomBits), maxBloomBits)
+	n = (n + 63) &^ 63
+	return &sketch{seed: maphash.MakeSeed(), bloom: make([]uint64, n/64), nbits: n,
+		ids: map[string]*idState{}, keys: map[string]bool{}}
+}
+
+// seen adds s (prefixed by kind) to the filter and reports whether it may
+// have been added before.
+func (s *sketch) seen(kind byte, v string) bool {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteByte(kind)
+	h.WriteString(v)
+	x := h.Sum64()
+	// Double hashing: h1 + i*h2 gives the probes. The reduction below keeps
+	// the high bits, so the stride must be a full 64-bit value.
+	h1, h2 := x, bits.RotateLeft64(x, 32)*0x9e3779b97f4a7c15|1
+	hit := true
+	for i := range uint64(bloomProbes) {
+		b, _ := bits.Mul64(h1+i*h2, s.nbits) // uniform in [0, nbits)
+		w, m := b/64, uint64(1)<<(b%64)
+		if s.bloom[w]&m == 0 {
+			hit = false
+			s.bloom[w] |= m
+		}
+	}
+	return hit
+}
+
+// addObject notes a readable object of the first pass.
+func (s *sketch) addObject(c *Conversion) {
+	s.read++
+	s.sum = mixDigest(s.sum, s.seed, c, "")
+	if c.StixID != "" && s.seen('i', c.StixID) {
+		st := s.idState(c.StixID)
+		if v := versionOf(c); !st.hasLaterMax || v.newer(st.laterMax) {
+			st.laterMax, st.hasLaterMax = v, true
+		}
+	}
+	for i := range c.Indicators {
+		ind := &c.Indicators[i]
+		k := Key(ind.IndicatorType, ind.IndicatorValue)
+		if s.seen('k', k) {
+			s.keys[k] = true
+		}
+	}
+}
+
+// addError notes an unreadable object of the first pass.
+func (s *sketch) addError(id string) {
+	s.read++
+	s.sum = mixDigest(s.sum, s.seed, nil, id)
+	if id != "" && s.seen('i', id) {
+		s.idState(id).unreadable = true
+	}
+}
+
+func (s *sketch) idState(id string) *idState {
+	st := s.ids[id]
+	if st == nil {
+		st = &idState{}
+		s.ids[id] = st
+	}
+	return st
+}
+
+// mixDigest folds one object (c, or the id of an unreadable one) into sum:
+// order, ids, versions, states and values, everything the first pass told
+// the second.
+func mixDigest(sum uint64, seed maphash.Seed, c *Conversion, errID string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], sum)
+	h.Write(b[:])
+	if c == nil {
+		h.WriteString("!" + errID)
+		return h.Sum64()
+	}
+	binary.LittleEndian.PutUint64(b[:], uint64(c.modified.UnixNano()))
+	h.Write(b[:])
+	h.WriteString(c.StixID)
+	h.WriteByte(byte(c.State))
+	if c.evaluated {
+		h.WriteByte(1)
+	}
+	for i := range c.Indicators {
+		h.WriteByte(0)
+		h.WriteString(Key(c.Indicators[i].IndicatorType, c.Indicators[i].IndicatorValue))
+	}
+	return h.Sum64()
+}
+
+// feedSize is the size of the files ReadFeed would read under path (0 if
+// unknown: ReadFeed reports the problem).
+func feedSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	if !fi.IsDir() {
+		return fi.Size()
+	}
+	entries, _ := os.ReadDir(path)
+	var n int64
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) != ".json" {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(path, e.Name())); err == nil && fi.Mode().IsRegular() && n < math.MaxInt64-fi.Size() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
