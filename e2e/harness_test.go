@@ -26,6 +26,7 @@ import (
 	"github.com/defenderbot/defenderbot/internal/slackfake"
 	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/store"
+	"github.com/defenderbot/defenderbot/store/storetest"
 )
 
 // The cast: Alice requests, Bob and Carol approve, Mallory is neither.
@@ -58,24 +59,59 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// world is what outlives a bot process: Defender, Slack, the database file.
+// world is what outlives a bot process: Defender, Slack, the database.
+// Every process started on a world shares all three, as replicas do.
 type world struct {
-	emu   *defendertest.Server
-	slack *slackfake.Server
-	db    string
-	clock *clock
+	emu    *defendertest.Server
+	slack  *slackfake.Server
+	driver string // store.DriverSQLite or store.DriverPostgres
+	db     string // the store DSN
+	clock  *clock
+	// limits is the Defender client pacing of every process (zero: Microsoft's).
+	limits defender.Limits
 }
+
+// backends are the store drivers the end-to-end tests run against.
+var backends = []string{store.DriverSQLite, store.DriverPostgres}
 
 func newWorld(t testing.TB, opts ...defendertest.Option) *world {
 	t.Helper()
+	return newWorldOn(t, store.DriverSQLite, opts...)
+}
+
+// newWorldOn is newWorld on the given store backend; PostgreSQL gets a fresh
+// schema and skips the test without DEFENDERBOT_TEST_POSTGRES_DSN.
+func newWorldOn(t testing.TB, driver string, opts ...defendertest.Option) *world {
+	t.Helper()
+	var dsn string
+	switch driver {
+	case store.DriverSQLite:
+		dsn = filepath.Join(t.TempDir(), "e2e.db")
+	case store.DriverPostgres:
+		dsn = storetest.PostgresDSN(t)
+	default:
+		t.Fatalf("unknown store driver %q", driver)
+	}
 	emu := defendertest.NewServer(t, opts...)
 	emu.AddSampleData()
 	return &world{
-		emu:   emu,
-		slack: slackfake.NewT(t),
-		db:    filepath.Join(t.TempDir(), "e2e.db"),
-		clock: &clock{now: time.Now()},
+		emu:    emu,
+		slack:  slackfake.NewT(t),
+		driver: driver,
+		db:     dsn,
+		clock:  &clock{now: time.Now()},
 	}
+}
+
+// noPacing turns the Defender client's pacing off for every API: load tests
+// measure defenderbot, not Microsoft's per-minute budget.
+func noPacing() defender.Limits {
+	l := defender.Limits{PerMinute: map[string]int{}, PerHour: map[string]int{}}
+	for _, api := range []string{defender.APIMachineActions, defender.APIMachines, defender.APIAlerts,
+		defender.APIIndicators, defender.APIIndicatorImport, defender.APIIndicatorDelete} {
+		l.PerMinute[api], l.PerHour[api] = -1, -1
+	}
+	return l
 }
 
 // proc is one defenderbot process: store, bot, handlers on an HTTP server.
@@ -100,7 +136,7 @@ func approvers(ids ...string) procOption {
 func (w *world) start(t testing.TB, opts ...procOption) *proc {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite", w.db, store.WithClock(w.clock.Now))
+	st, err := store.Open(ctx, w.driver, w.db, store.WithClock(w.clock.Now))
 	require.NoError(t, err)
 	client, err := defender.New(defender.Config{
 		BaseURL:       w.emu.URL,
@@ -109,6 +145,7 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 		ClientID:      defendertest.ClientID,
 		ClientSecret:  defendertest.ClientSecret,
 		MaxRetries:    1,
+		Limits:        w.limits,
 	}, defender.WithHTTPClient(w.emu.HTTPClient()))
 	require.NoError(t, err)
 
