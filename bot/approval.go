@@ -306,7 +306,13 @@ func (s *Service) iocSync(ctx context.Context, inv invocation) {
 	summary, err := s.deps.IOCs.RunNow(ctx, "slack")
 	if err != nil {
 		s.audit(ctx, inv.UserID, "result", "", map[string]any{"action": actIOCSync, "ok": false, "error": err.Error()})
-		s.reply(ctx, inv, ":warning: IOC sync failed: "+escapeMrkdwn(err.Error()))
+		// The summary says what stopped the run in plain words; the full
+		// error (with transport detail) is in the log and the audit trail.
+		msg := summary
+		if msg == "" {
+			msg = err.Error()
+		}
+		s.reply(ctx, inv, ":warning: IOC sync failed: "+escapeMrkdwn(msg))
 		return
 	}
 	s.audit(ctx, inv.UserID, "result", "", map[string]any{"action": actIOCSync, "ok": true, "summary": summary})

@@ -192,6 +192,10 @@ func TestFaultTokenEndpointDown(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, status, "FAILED")
 		assert.Contains(t, status, "No successful run yet.")
+		// Slack gets plain words, not Azure AD's error body.
+		assert.Contains(t, rep.Text(), "could not obtain a Defender token from Azure AD")
+		assert.NotContains(t, rep.Text(), "oauth2")
+		assert.Contains(t, status, "could not obtain a Defender token")
 		assertSettled(t, h, 600, 600)
 	})
 	t.Run("token expired mid-life", func(t *testing.T) {

@@ -1,10 +1,14 @@
 package ioc
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/defenderbot/defenderbot/defender"
 )
 
 // Report is the outcome of one run; it is stored as JSON in store.SyncRun.Summary.
@@ -47,7 +51,10 @@ type Report struct {
 	DeleteCalls int           `json:"delete_calls"`
 	ListCalls   int           `json:"list_calls"`
 	Duration    time.Duration `json:"duration_ns"`
-	Error       string        `json:"error,omitempty"`
+	// Error is the full error, for logs and the stored report; Problem says
+	// the same in a few plain words for Slack.
+	Error   string `json:"error,omitempty"`
+	Problem string `json:"problem,omitempty"`
 }
 
 func (r *Report) fromPlan(p *plan) {
@@ -71,7 +78,30 @@ func (r *Report) finish(c *countingAPI, d time.Duration, err error) {
 	r.Duration = d
 	if err != nil {
 		r.Error = err.Error()
+		r.Problem = problemText(err)
 	}
+}
+
+// problemText says in plain words what stopped a run and what to do, without
+// the transport detail (token endpoint URLs, Azure AD trace IDs) that the
+// full error carries into the logs.
+func problemText(err error) string {
+	var ae *defender.APIError
+	switch {
+	case errors.Is(err, defender.ErrAuthentication):
+		return "could not obtain a Defender token from Azure AD: check defender.tenant_id, defender.app_id, the client secret (and its expiry) and defender.authority_host"
+	case defender.IsUnauthorized(err):
+		return "Defender did not accept defenderbot's token: check the Azure app registration and its admin consent"
+	case defender.IsForbidden(err):
+		return "Defender refused (403): the Azure app needs the Ti.ReadWrite or Ti.ReadWrite.All permission with admin consent"
+	case defender.IsRateLimited(err):
+		return "Defender kept throttling requests (429); the next run continues where this one stopped"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "Defender did not answer in time; the next run continues where this one stopped"
+	case errors.As(err, &ae):
+		return fmt.Sprintf("Defender answered %d %s: %s; the next run continues where this one stopped", ae.StatusCode, ae.Code, ae.Message)
+	}
+	return err.Error()
 }
 
 func (r *Report) failedTotal() int {
@@ -114,7 +144,10 @@ func (r *Report) Text() string {
 		b.WriteString("; snapshot deletions held (feed partly unreadable)")
 	}
 	fmt.Fprintf(&b, "; %d API calls in %s", r.APICalls, r.Duration.Round(time.Millisecond))
-	if r.Error != "" {
+	switch {
+	case r.Problem != "":
+		b.WriteString("; error: " + r.Problem)
+	case r.Error != "":
 		b.WriteString("; error: " + r.Error)
 	}
 	return b.String()
