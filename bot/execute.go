@@ -71,6 +71,10 @@ func (s *Service) execute(ctx context.Context, r *store.Request) error {
 	if !ok {
 		return nil
 	}
+	// Claimed: finish the call even if shutdown starts now, so that the
+	// outcome is known and recorded rather than cut off mid-request.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), executeTimeout)
+	defer cancel()
 	r.State = store.StateExecuting
 	s.updateApprovalMessage(ctx, r)
 
@@ -308,15 +312,25 @@ func (s *Service) resume(ctx context.Context, startup bool) {
 	s.log.DebugContext(ctx, "resume scan", "startup", startup)
 	list := func(st store.RequestState) []*store.Request {
 		rs, err := s.deps.Store.ListRequests(ctx, store.RequestFilter{States: []store.RequestState{st}})
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// Shutting down: the next process's scan picks this up.
+			s.log.DebugContext(ctx, "resume scan stopped", "state", st, "error", err)
+		case err != nil:
 			s.log.ErrorContext(ctx, "listing requests failed", "state", st, "error", err)
 		}
 		return rs
 	}
 	for _, r := range list(store.StateApproved) {
+		if ctx.Err() != nil {
+			return // shutting down: claim nothing new
+		}
 		_ = s.execute(ctx, r) // a store error is logged; the next scan retries
 	}
 	for _, r := range list(store.StateExecuting) {
+		if ctx.Err() != nil {
+			return
+		}
 		// A recent "executing" may be in flight on another replica, even at
 		// startup (a replica starting beside running ones): reconciling it
 		// now would mark it failed ("did not run") while Defender runs it.
@@ -328,6 +342,10 @@ func (s *Service) resume(ctx context.Context, startup bool) {
 		s.startFollowUp(r.ID)
 	}
 }
+
+// executeTimeout bounds one claimed execution (the Defender call with its
+// retries, recording and Slack updates), detached from shutdown.
+const executeTimeout = 3 * time.Minute
 
 // executingGrace is how long a request may stay "executing" before another
 // replica assumes its executor died (well above one Defender call's retries).
