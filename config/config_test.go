@@ -3,6 +3,7 @@ package config_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -97,11 +98,17 @@ func TestLoadRejectsBadYAML(t *testing.T) {
 		name, yaml string
 		want       []string
 	}{
-		{"unknown top key", "listen: :1\nlistne: :2\n", []string{"line 2", "listne"}},
-		{"unknown nested key", "defender:\n  tenant_id: x\n  tenantid: y\n", []string{"line 3", "tenantid"}},
-		{"bad duration", "defender:\n  timeout: soon\n", []string{"soon"}},
-		{"integer duration", "defender:\n  timeout: 30\n", []string{"line 2", "time.Duration"}},
-		{"bad bool", "iocs:\n  enabled: maybe\n", []string{"maybe"}},
+		{"unknown top key", "listen: :1\nlistne: :2\n", []string{"line 2: unknown key listne"}},
+		{"unknown nested key", "defender:\n  tenant_id: x\n  tenantid: y\n", []string{"line 3: unknown key defender.tenantid"}},
+		{"bad duration", "defender:\n  timeout: soon\n", []string{`line 2: defender.timeout: invalid duration "soon"`}},
+		{"integer duration", "defender:\n  timeout: 30\n", []string{`line 2: defender.timeout: invalid duration "30" (use Go syntax`}},
+		{"bad bool", "iocs:\n  enabled: maybe\n", []string{`line 2: iocs.enabled: invalid boolean "maybe"`}},
+		{"bad integer", "defender:\n  max_retries: many\n", []string{`line 2: defender.max_retries: invalid integer "many"`}},
+		{"list expected", "approval:\n  approvers: {a: b}\n", []string{"line 2: approval.approvers: must be a list of strings"}},
+		{"section not a mapping", "defender: x\n", []string{"line 1: defender must be a mapping of keys"}},
+		{"key set twice", "listen: :1\nlisten: :2\n", []string{"line 2: key listen is set twice"}},
+		{"every bad key at once", "listne: 1\ndefender:\n  timeout: 5\n  nope: 1\n", []string{
+			"line 1: unknown key listne", "line 3: defender.timeout", "line 4: unknown key defender.nope"}},
 		{"two documents", "listen: :1\n---\nlisten: :2\n", []string{"more than one YAML document"}},
 		{"not a mapping", "- a\n- b\n", []string{"line 1"}},
 	}
@@ -112,8 +119,42 @@ func TestLoadRejectsBadYAML(t *testing.T) {
 			for _, w := range tt.want {
 				assert.Contains(t, err.Error(), w)
 			}
+			assert.NotContains(t, err.Error(), "config.", "Go type names are internals")
 		})
 	}
+}
+
+func TestLoadNeverEchoesABadSecret(t *testing.T) {
+	_, err := config.Load(writeFile(t, "c.yaml", "defender:\n  app_secret: [hunter2-secret]\n"), nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "line 2: defender.app_secret: invalid value")
+	assert.NotContains(t, err.Error(), "hunter2")
+}
+
+// Check lists the file's bad keys and values together with the validation
+// of everything else, so one validate-config run shows every problem.
+func TestCheckListsEveryProblem(t *testing.T) {
+	p := writeFile(t, "c.yaml", "defender:\n  base_url: http://api.example.com\n  timeout: 5\n  bogus: 1\niocs:\n  mode: weird\n")
+	err := config.Check(p, env(map[string]string{"DEFENDERBOT_DEFENDER_POLL_INTERVAL": "xx"}), config.ForDefender)
+	var verr *config.ValidationError
+	require.ErrorAs(t, err, &verr)
+	assert.ElementsMatch(t, []string{
+		p + `: line 3: defender.timeout: invalid duration "5" (use Go syntax such as 30s or 1h)`,
+		p + ": line 4: unknown key defender.bogus",
+		`DEFENDERBOT_DEFENDER_POLL_INTERVAL: invalid duration "xx" (use Go syntax such as 30s or 1h)`,
+		`defender.base_url must be https (got "http://api.example.com")`,
+		`iocs.mode must be one of incremental, snapshot (got "weird")`,
+		"defender.tenant_id is required (or AZURE_TENANT_ID)",
+		"defender.app_id is required (or AZURE_CLIENT_ID)",
+		"defender.app_secret is required (or defender.app_secret_file, AZURE_CLIENT_SECRET, AZURE_CLIENT_SECRET_FILE)",
+	}, verr.Problems)
+
+	ok := writeFile(t, "ok.yaml", "defender:\n  tenant_id: t\n  app_id: a\n  app_secret: s\n")
+	require.NoError(t, config.Check(ok, nil, config.ForDefender))
+
+	err = config.Check(filepath.Join(t.TempDir(), "none.yaml"), nil, config.ForDefender)
+	require.Error(t, err)
+	assert.False(t, errors.As(err, &verr), "an unreadable file is not a list of problems")
 }
 
 func TestEmptyFileGivesDefaults(t *testing.T) {

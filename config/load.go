@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,22 +57,10 @@ func UsualEnv() map[string]string {
 // DEFENDERBOT_<SECTION>_<KEY>. A secret and its *_file form may not both be
 // set once all sources are merged.
 func Load(path string, getenv func(string) string) (*Config, error) {
-	if getenv == nil {
-		getenv = func(string) string { return "" }
+	cfg, problems, err := load(path, getenv)
+	if err != nil {
+		return nil, err
 	}
-	cfg := Default()
-	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: read %s: %w", path, err)
-		}
-		if err := decodeYAML(data, cfg); err != nil {
-			return nil, fmt.Errorf("config: %s: %w", path, err)
-		}
-	}
-	var problems []string
-	problems = append(problems, applyEnv(cfg, getenv)...)
-	problems = append(problems, readSecretFiles(cfg)...)
 	if len(problems) > 0 {
 		return nil, &ValidationError{Problems: problems}
 	}
@@ -79,32 +68,179 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	return cfg, nil
 }
 
+// Check loads like Load, then validates for purpose, and returns every
+// problem it finds in one *ValidationError: bad keys and values in the file
+// and the environment, unreadable secret files, and the validation of every
+// value that could be read (validate-config lists them all at once). A file
+// that cannot be read or is not YAML is returned as a plain error.
+func Check(path string, getenv func(string) string, purpose Purpose) error {
+	cfg, problems, err := load(path, getenv)
+	if err != nil {
+		return err
+	}
+	cfg.normalize()
+	var verr *ValidationError
+	if err := cfg.Validate(purpose); errors.As(err, &verr) {
+		for _, p := range verr.Problems {
+			if !slices.Contains(problems, p) {
+				problems = append(problems, p)
+			}
+		}
+	} else if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return &ValidationError{Problems: problems}
+	}
+	return nil
+}
+
+// load returns the configuration with every value that could be read, the
+// problems found on the way, and an error only when the file itself cannot
+// be read or parsed.
+func load(path string, getenv func(string) string) (*Config, []string, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	cfg := Default()
+	var problems []string
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("config: read %s: %w", path, err)
+		}
+		p, err := decodeYAML(data, cfg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+		for _, s := range p {
+			problems = append(problems, path+": "+s)
+		}
+	}
+	problems = append(problems, applyEnv(cfg, getenv)...)
+	problems = append(problems, readSecretFiles(cfg)...)
+	return cfg, problems, nil
+}
+
 // Parse decodes YAML configuration on top of the defaults, without the
 // environment or secret files (useful to tests and tools).
 func Parse(data []byte) (*Config, error) {
 	cfg := Default()
-	if err := decodeYAML(data, cfg); err != nil {
+	problems, err := decodeYAML(data, cfg)
+	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(problems) > 0 {
+		return nil, &ValidationError{Problems: problems}
 	}
 	cfg.normalize()
 	return cfg, nil
 }
 
-func decodeYAML(data []byte, cfg *Config) error {
+// decodeYAML decodes data onto cfg key by key, so that one bad key does not
+// hide the others: it returns a problem for each unknown key or badly typed
+// value (named by its dotted key and line, never echoing a secret), and an
+// error only when data is not a single YAML document.
+func decodeYAML(data []byte, cfg *Config) ([]string, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil // empty file: defaults
+			return nil, nil // empty file: defaults
 		}
-		return err
+		return nil, err
 	}
 	// A second document is almost certainly a mistake (e.g. a stray "---").
-	var extra any
+	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return errors.New("more than one YAML document")
+		return nil, errors.New("more than one YAML document")
 	}
-	return nil
+	root := &doc
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			return nil, nil
+		}
+		root = root.Content[0]
+	}
+	var problems []string
+	decodeSection(root, reflect.ValueOf(cfg).Elem(), "", &problems)
+	return problems, nil
+}
+
+// decodeSection decodes mapping n onto struct v whose keys start with prefix.
+func decodeSection(n *yaml.Node, v reflect.Value, prefix string, problems *[]string) {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // "defender:" with nothing under it
+	}
+	if n.Kind != yaml.MappingNode {
+		what := "the configuration"
+		if prefix != "" {
+			what = strings.TrimSuffix(prefix, ".")
+		}
+		*problems = append(*problems, fmt.Sprintf("line %d: %s must be a mapping of keys", n.Line, what))
+		return
+	}
+	t := v.Type()
+	index := make(map[string]int, t.NumField())
+	for i := range t.NumField() {
+		index[yamlKey(t.Field(i))] = i
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		key := prefix + k.Value
+		if k.Tag == "!!merge" { // "<<: *anchor"
+			decodeSection(val, v, prefix, problems)
+			continue
+		}
+		idx, ok := index[k.Value]
+		if !ok {
+			*problems = append(*problems, fmt.Sprintf("line %d: unknown key %s", k.Line, key))
+			continue
+		}
+		if seen[k.Value] {
+			*problems = append(*problems, fmt.Sprintf("line %d: key %s is set twice", k.Line, key))
+			continue
+		}
+		seen[k.Value] = true
+		fv := v.Field(idx)
+		if fv.Kind() == reflect.Struct {
+			decodeSection(val, fv, key+".", problems)
+			continue
+		}
+		ptr := reflect.New(fv.Type())
+		if err := val.Decode(ptr.Interface()); err != nil {
+			*problems = append(*problems, fmt.Sprintf("line %d: %s: %s", val.Line, key, badValue(val, fv.Type())))
+			continue
+		}
+		fv.Set(ptr.Elem())
+	}
+}
+
+// badValue explains why val cannot be a value of type t, in the words of
+// the environment overrides' messages and without echoing a secret.
+func badValue(val *yaml.Node, t reflect.Type) string {
+	shown := ""
+	if val.Kind == yaml.ScalarNode && t != secretType {
+		shown = fmt.Sprintf(" %q", val.Value)
+	}
+	switch {
+	case t == durationType:
+		return "invalid duration" + shown + " (use Go syntax such as 30s or 1h)"
+	case t.Kind() == reflect.Bool:
+		return "invalid boolean" + shown + " (use true or false)"
+	case t.Kind() == reflect.Int:
+		return "invalid integer" + shown
+	case t.Kind() == reflect.Float64:
+		return "invalid number" + shown
+	case t.Kind() == reflect.Slice:
+		return "must be a list of strings"
+	default:
+		return "invalid value" + shown + " (want a string)"
+	}
 }
 
 var (

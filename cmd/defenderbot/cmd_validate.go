@@ -28,17 +28,19 @@ func runValidateConfig(_ context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "defenderbot validate-config: --for: %v\n", err)
 		return 2
 	}
-	cfg, err := loadConfig(c, *cfgPath)
-	if err == nil {
-		err = cfg.Validate(purpose)
+	path := *cfgPath
+	if path == "" {
+		path = c.env("DEFENDERBOT_CONFIG")
 	}
-	if err != nil {
+	// Check, unlike Load then Validate, also validates what could be read
+	// when some keys are bad, so every problem is listed at once.
+	if err := config.Check(path, c.env, purpose); err != nil {
 		var verr *config.ValidationError
 		if errors.As(err, &verr) {
 			for _, p := range verr.Problems {
 				fmt.Fprintln(c.stdout, p)
 			}
-			fmt.Fprintf(c.stderr, "defenderbot: %d configuration problem(s) for %s\n", len(verr.Problems), purpose)
+			fmt.Fprintf(c.stderr, "defenderbot: %d configuration problem(s) (checked --for %s)\n", len(verr.Problems), purpose)
 			return 1
 		}
 		fmt.Fprintln(c.stdout, err)

@@ -42,6 +42,7 @@ iocs:
   generate_alert: false
 `)
 	unknown := write("unknown.yaml", "listen: :1\nslack:\n  bot_tokn: x\n")
+	badKeys := write("badkeys.yaml", "defender:\n  base_url: http://api.example.com\n  timeout: 5\n  bogus: 1\n")
 	defenderOnly := write("defender.yaml", "defender:\n  tenant_id: t\n  app_id: a\n  app_secret: s\n")
 	example := filepath.Join(testutil.RepoRoot(t), "config.example.yaml")
 
@@ -65,7 +66,13 @@ iocs:
 			"slack.approval_channel is required",
 			"approval.approvers must list at least one approver",
 		}, 9},
-		{"unknown key", []string{"--config", unknown}, nil, 1, []string{"line 3", "bot_tokn"}, 0},
+		{"unknown key", []string{"--config", unknown}, nil, 1, []string{"line 3: unknown key slack.bot_tokn"}, 0},
+		{"bad keys do not hide the rest", []string{"--config", badKeys}, nil, 1, []string{
+			`line 3: defender.timeout: invalid duration "5"`,
+			"line 4: unknown key defender.bogus",
+			"defender.base_url must be https",
+			"slack.bot_token is required",
+		}, 10},
 		{"defender purpose", []string{"--config", defenderOnly, "--for", "defender"}, nil, 0, []string{"configuration OK"}, 1},
 		{"serve purpose", []string{"--config", defenderOnly, "--for", "serve"}, nil, 1, []string{"slack.bot_token is required"}, 0},
 		{"example needs credentials", []string{"--config", example}, nil, 1, []string{"defender.tenant_id is required"}, 0},

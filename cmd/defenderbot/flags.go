@@ -4,13 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/defenderbot/defenderbot/internal/logctx"
 	"io"
 	"log/slog"
 	"strings"
 
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/internal/logctx"
 )
 
 // Shared helpers for subcommands: flag sets, configuration, logger and the
