@@ -351,7 +351,7 @@ func refMakePlan(in refPlanInput) *plan {
 			}
 		}
 		if hits > 0 && !in.force && float64(hits) > in.maxDeleteFraction*float64(managed) {
-			p.guard = fmt.Errorf("%w: snapshot would delete %d of %d managed indicators in Defender (%.1f%%), more than max_delete_fraction %.0f%%; check the feed, or run with force",
+			p.guard = fmt.Errorf("%w: snapshot would delete %d of %d managed indicators in Defender (%.1f%%), more than max_delete_fraction %.0f%%; check the feed, then raise iocs.max_delete_fraction or run `defenderbot push-iocs --force` once",
 				ErrDeleteGuard, hits, managed, 100*float64(hits)/float64(managed), 100*in.maxDeleteFraction)
 		}
 	}
