@@ -310,7 +310,8 @@ func (s *Service) iocSync(ctx context.Context, inv invocation) {
 		// error (with transport detail) is in the log and the audit trail.
 		msg := summary
 		if msg == "" {
-			msg = err.Error()
+			s.log.ErrorContext(ctx, "IOC sync failed", "error", err)
+			msg = "see the defenderbot logs for the cause"
 		}
 		s.reply(ctx, inv, ":warning: IOC sync failed: "+escapeMrkdwn(msg))
 		return
@@ -326,7 +327,9 @@ func (s *Service) iocStatus(ctx context.Context, inv invocation) {
 	}
 	txt, err := s.deps.IOCs.StatusText(ctx)
 	if err != nil {
-		s.reply(ctx, inv, ":warning: Could not read the IOC sync status: "+escapeMrkdwn(err.Error()))
+		// The error may name database hosts or users: keep it in the log.
+		s.log.ErrorContext(ctx, "reading the IOC sync status failed", "error", err)
+		s.reply(ctx, inv, ":warning: Could not read the IOC sync status (database error). Try again in a minute.")
 		return
 	}
 	s.reply(ctx, inv, escapeMrkdwn(txt))

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -389,15 +390,43 @@ func TestIOCVerbs(t *testing.T) {
 	h.command(t, approver1, "iocs sync")
 	assert.Equal(t, 1, ioc.runs)
 	assert.Contains(t, h.slack.ephemeralTo(approver1)[0], "3 imported")
+
+	h.command(t, analyst, "iocs status")
+	assert.Equal(t, "last run ok", h.slack.ephemeralTo(analyst)[2])
+
+	// A store error's detail (hosts, users) stays in the log, not in Slack.
+	ioc.statusErr = errors.New("read sync runs: dial tcp db.internal.example:5432 user=defenderbot: connection refused")
+	h.command(t, analyst, "iocs status")
+	got := h.slack.ephemeralTo(analyst)[3]
+	assert.Contains(t, got, "Could not read the IOC sync status")
+	assert.NotContains(t, got, "db.internal.example")
+
+	ioc.runErr = errors.New("lease: dial tcp db.internal.example:5432: connection refused")
+	h.command(t, approver1, "iocs sync")
+	got = h.slack.ephemeralTo(approver1)[1]
+	assert.Contains(t, got, "IOC sync failed")
+	assert.NotContains(t, got, "db.internal.example")
 }
 
-type fakeIOCs struct{ runs int }
+type fakeIOCs struct {
+	runs      int
+	runErr    error
+	statusErr error
+}
 
 func (f *fakeIOCs) RunNow(context.Context, string) (string, error) {
 	f.runs++
+	if f.runErr != nil {
+		return "", f.runErr
+	}
 	return "3 imported", nil
 }
-func (f *fakeIOCs) StatusText(context.Context) (string, error) { return "last run ok", nil }
+func (f *fakeIOCs) StatusText(context.Context) (string, error) {
+	if f.statusErr != nil {
+		return "", f.statusErr
+	}
+	return "last run ok", nil
+}
 
 func TestSlackRateLimitRetried(t *testing.T) {
 	h := newHarness(t, nil)

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/defenderbot/defenderbot/internal/logctx"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/internal/logctx"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -97,9 +97,6 @@ type Service struct {
 
 	// wg tracks async work started by Handle* so Wait can drain it.
 	wg sync.WaitGroup
-	// bg is cancelled by Close-like shutdown; async work uses it instead of the request ctx.
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
 
 	// followCtx bounds machine-action follow-ups; Run cancels it on return.
 	followCtx    context.Context
@@ -181,7 +178,6 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		following: map[string]bool{},
 	}
 	s.groups = newGroupCache(deps.Slack, deps.Now, 5*time.Minute)
-	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.followCtx, s.followCancel = context.WithCancel(context.Background())
 	s.sweepEvery = time.Minute
 	s.sleep = sleepCtx
@@ -207,7 +203,9 @@ func (s *Service) goAsync(parent context.Context, name string, f func(ctx contex
 				s.log.Error("async task panicked", "task", name, "panic", fmt.Sprint(r))
 			}
 		}()
-		ctx, cancel := context.WithTimeout(logctx.WithRequestID(s.bgCtx, reqID), 2*time.Minute)
+		// Not tied to shutdown either: a click being handled finishes (serve
+		// waits for Wait, bounded by its grace period).
+		ctx, cancel := context.WithTimeout(logctx.WithRequestID(context.Background(), reqID), 2*time.Minute)
 		defer cancel()
 		f(ctx)
 	}()

@@ -3,12 +3,12 @@ package bot
 import (
 	"context"
 	"fmt"
-	"github.com/defenderbot/defenderbot/internal/logctx"
 	"maps"
 	"time"
 
 	"github.com/slack-go/slack"
 
+	"github.com/defenderbot/defenderbot/internal/logctx"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -67,10 +67,30 @@ func (s *Service) dm(ctx context.Context, userID, text string) {
 }
 
 // updateApprovalMessage re-renders the approval message from r's state.
+// Another goroutine or replica may finish the request while a non-final
+// render is in flight, and Slack keeps whichever chat.update lands last: so
+// after a non-final update the stored request is re-read, and if it has
+// become final the message is rendered again from it. The final state thus
+// always wins, whatever order the updates reach Slack in.
 func (s *Service) updateApprovalMessage(ctx context.Context, r *store.Request) {
 	if r.ApprovalChannel == "" || r.ApprovalTS == "" {
 		return
 	}
+	s.chatUpdate(ctx, r)
+	if r.State.Final() {
+		return
+	}
+	cur, err := s.deps.Store.GetRequest(ctx, r.ID)
+	if err != nil {
+		s.log.WarnContext(ctx, "re-reading the request after chat.update failed", "request", r.ID, "error", err)
+		return
+	}
+	if cur.State.Final() && cur.ApprovalTS != "" {
+		s.chatUpdate(ctx, cur)
+	}
+}
+
+func (s *Service) chatUpdate(ctx context.Context, r *store.Request) {
 	err := withSlackRetry(ctx, func() error {
 		_, _, _, err := s.deps.Slack.UpdateMessageContext(ctx, r.ApprovalChannel, r.ApprovalTS,
 			slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(renderApproval(r)...))

@@ -98,20 +98,27 @@ func quote(s string) string {
 // renderApproval renders the approval message for r's current state: buttons
 // while pending, the decision and outcome afterwards.
 func renderApproval(r *store.Request) []slack.Block {
+	pending := r.State == store.StatePending
+	// Once decided, the message no longer asks for approval nor shows a
+	// deadline that no longer applies.
+	header, facts := actionTitle(r.Action), fmt.Sprintf("Request `%s`", escapeMrkdwn(r.ID))
+	if pending {
+		header = "Approval needed: " + header
+		facts += fmt.Sprintf(" · needs %d approval(s) · expires %s", r.RequiredApprovals, fmtTime(r.ExpiresAt))
+	}
 	blocks := []slack.Block{
-		slack.NewHeaderBlock(plain("Approval needed: " + actionTitle(r.Action))),
+		slack.NewHeaderBlock(plain(header)),
 		slack.NewSectionBlock(nil, requestFields(r), nil),
 	}
 	if c := r.Params["comment"]; c != "" {
 		blocks = append(blocks, section("*Comment*\n"+quote(c)))
 	}
-	blocks = append(blocks, contextBlock(fmt.Sprintf("Request `%s` · needs %d approval(s) · expires %s",
-		escapeMrkdwn(r.ID), r.RequiredApprovals, fmtTime(r.ExpiresAt))))
+	blocks = append(blocks, contextBlock(facts))
 	if len(r.Approvals) > 0 {
 		blocks = append(blocks, contextBlock(fmt.Sprintf("Approved by %s (%d of %d)",
 			approverList(r), len(r.Approvals), r.RequiredApprovals)))
 	}
-	if r.State == store.StatePending {
+	if pending {
 		approve := slack.NewButtonBlockElement(actionApprove, r.ID, plain("Approve")).
 			WithStyle(slack.StylePrimary).
 			WithConfirm(slack.NewConfirmationBlockObject(

@@ -111,3 +111,28 @@ func TestFollowUpTimeout(t *testing.T) {
 	assert.Contains(t, r.Error, "stopped following")
 	assert.Equal(t, 10, h.def.polls)
 }
+
+// A replica that renders "running" late (its chat.update lands after another
+// replica already finished the request) must not leave the message saying
+// running: the stored final state is rendered again.
+func TestStaleApprovalUpdateDoesNotOverwriteFinal(t *testing.T) {
+	h := newHarness(t, nil)
+	seed(t, h, "late-1", store.StateSucceeded, func(r *store.Request) { r.MachineActionID, r.MachineActionStatus = "ma-1", "Succeeded" })
+	stale, err := h.store.GetRequest(context.Background(), "late-1")
+	require.NoError(t, err)
+	stale.State, stale.MachineActionStatus = store.StateRunning, "Pending"
+
+	h.svc.updateApprovalMessage(context.Background(), stale)
+
+	ups := h.slack.find("chat.update")
+	require.Len(t, ups, 2, "the stale render, then the stored final state")
+	assert.Contains(t, ups[0].Text, "(running)")
+	assert.Contains(t, ups[1].Text, "(succeeded)")
+	assert.NotContains(t, ups[1].Blocks, `"type":"actions"`)
+
+	// A render of the current state needs no second update.
+	cur, err := h.store.GetRequest(context.Background(), "late-1")
+	require.NoError(t, err)
+	h.svc.updateApprovalMessage(context.Background(), cur)
+	assert.Len(t, h.slack.find("chat.update"), 3)
+}

@@ -31,7 +31,7 @@ func TestAppManifestMatchesRoutes(t *testing.T) {
 	require.Len(t, m.Features.SlashCommands, 1)
 	cmd := m.Features.SlashCommands[0]
 	assert.Equal(t, "/defender", cmd.Command)
-	assert.ElementsMatch(t, []string{"commands", "chat:write", "usergroups:read", "users:read"}, m.OAuthConfig.Scopes.Bot)
+	assert.ElementsMatch(t, []string{"commands", "chat:write", "usergroups:read"}, m.OAuthConfig.Scopes.Bot)
 	assert.Empty(t, m.OAuthConfig.Scopes.User, "no user token scopes")
 	assert.False(t, m.Settings.SocketModeEnabled)
 	assert.True(t, m.Settings.Interactivity.IsEnabled)
