@@ -71,11 +71,56 @@ func (s *Service) submit(ctx context.Context, inv invocation, c Command) {
 		params["machine_id"] = m.ID
 		machineName = m.ComputerDNSName
 	}
-	if !s.needsApproval(c.Action) {
+	switch {
+	case !s.needsApproval(c.Action) && actionTable[c.Action].readOnly:
 		s.runDirect(ctx, inv, c.Action, params)
+	case !s.needsApproval(c.Action):
+		// A state-changing action an administrator exempted from approval
+		// still goes through the store: one claim, the audit trail, and the
+		// same follow-up and outcome messages as an approved one.
+		s.runUnapproved(ctx, inv, c.Action, params, machineName)
+	default:
+		s.createRequest(ctx, inv, c.Action, params, machineName)
+	}
+}
+
+// runUnapproved stores a request that needs no approval as already approved
+// and executes it.
+func (s *Service) runUnapproved(ctx context.Context, inv invocation, action string, params map[string]string, machineName string) {
+	r := s.newRequest(inv, action, params, machineName)
+	r.State = store.StateApproved
+	if err := s.deps.Store.CreateRequest(ctx, r); err != nil {
+		s.log.ErrorContext(ctx, "store request failed", "error", err)
+		s.reply(ctx, inv, ":warning: Could not record the request (database error); nothing was done. Try again.")
 		return
 	}
-	s.createRequest(ctx, inv, c.Action, params, machineName)
+	s.audit(ctx, inv.UserID, "request", r.ID, map[string]any{"action": action, "params": params, "machine_name": machineName, "approval": "not required"})
+	s.reply(ctx, inv, fmt.Sprintf(":arrow_forward: Request `%s` (%s%s) needs no approval (approval.actions_without_approval); running it now.",
+		r.ID, escapeMrkdwn(actionTitle(action)), onMachine(r)))
+	if err := s.execute(ctx, r); err != nil {
+		s.reply(ctx, inv, ":warning: The request is recorded but could not be started (database error); it will be retried shortly.")
+	}
+}
+
+// newRequest builds the stored form of a request from inv.
+func (s *Service) newRequest(inv invocation, action string, params map[string]string, machineName string) *store.Request {
+	now := s.now()
+	return &store.Request{
+		ID:                newID(),
+		Action:            action,
+		Params:            params,
+		MachineName:       machineName,
+		RequesterID:       inv.UserID,
+		RequesterName:     inv.UserName,
+		ChannelID:         inv.ChannelID,
+		ResponseURL:       inv.ResponseURL,
+		ApprovalChannel:   s.cfg.ApprovalChannel,
+		State:             store.StatePending,
+		RequiredApprovals: s.cfg.RequiredApprovals,
+		CreatedAt:         now,
+		ExpiresAt:         now.Add(s.cfg.TTL),
+		UpdatedAt:         now,
+	}
 }
 
 // resolveMachine finds the one machine a <machine> argument names. On
@@ -103,23 +148,7 @@ func (s *Service) resolveMachine(ctx context.Context, query string) (*defender.M
 
 // createRequest stores a pending request and posts it for approval.
 func (s *Service) createRequest(ctx context.Context, inv invocation, action string, params map[string]string, machineName string) {
-	now := s.now()
-	r := &store.Request{
-		ID:                newID(),
-		Action:            action,
-		Params:            params,
-		MachineName:       machineName,
-		RequesterID:       inv.UserID,
-		RequesterName:     inv.UserName,
-		ChannelID:         inv.ChannelID,
-		ResponseURL:       inv.ResponseURL,
-		ApprovalChannel:   s.cfg.ApprovalChannel,
-		State:             store.StatePending,
-		RequiredApprovals: s.cfg.RequiredApprovals,
-		CreatedAt:         now,
-		ExpiresAt:         now.Add(s.cfg.TTL),
-		UpdatedAt:         now,
-	}
+	r := s.newRequest(inv, action, params, machineName)
 	if err := s.deps.Store.CreateRequest(ctx, r); err != nil {
 		s.log.ErrorContext(ctx, "store request failed", "error", err)
 		s.reply(ctx, inv, ":warning: Could not record the request (database error); nothing was done. Try again.")

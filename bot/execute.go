@@ -130,8 +130,12 @@ func (s *Service) accepted(ctx context.Context, r *store.Request, ma *defender.M
 	}
 	r.State = st
 	s.updateApprovalMessage(ctx, r)
-	s.dm(ctx, r.RequesterID, fmt.Sprintf(":arrows_counterclockwise: Your request `%s` (%s%s) was approved; Defender action `%s` is %s. I will tell you the outcome.",
-		r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r), escapeMrkdwn(ma.ID), escapeMrkdwn(string(ma.Status))))
+	how := "was approved"
+	if len(r.Approvals) == 0 {
+		how = "needs no approval"
+	}
+	s.dm(ctx, r.RequesterID, fmt.Sprintf(":arrows_counterclockwise: Your request `%s` (%s%s) %s; Defender action `%s` is %s. I will tell you the outcome.",
+		r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r), how, escapeMrkdwn(ma.ID), escapeMrkdwn(string(ma.Status))))
 	s.startFollowUp(r.ID)
 }
 
