@@ -198,7 +198,7 @@ func (s *Service) approve(ctx context.Context, inv invocation, requestID string)
 		return
 	case errors.Is(err, store.ErrExpired):
 		s.refuse(ctx, inv, requestID, "expired", "This request has expired; nothing was run. Ask the requester to request it again.")
-		s.expired(ctx, requestID)
+		s.expiredByClick(ctx, requestID, err)
 		return
 	case errors.Is(err, store.ErrNotPending):
 		s.refuse(ctx, inv, requestID, "not pending", "This request was already decided.")
@@ -277,7 +277,7 @@ func (s *Service) reject(ctx context.Context, inv invocation, requestID, reason 
 	switch {
 	case errors.Is(err, store.ErrExpired):
 		s.refuse(ctx, inv, requestID, "expired", "This request has already expired; nothing was run.")
-		s.expired(ctx, requestID)
+		s.expiredByClick(ctx, requestID, err)
 		return
 	case errors.Is(err, store.ErrNotPending):
 		s.refuse(ctx, inv, requestID, "not pending", "This request was already decided.")
@@ -293,14 +293,18 @@ func (s *Service) reject(ctx context.Context, inv invocation, requestID, reason 
 		r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r), escapeMrkdwn(inv.UserID), escapeMrkdwn(reason)))
 }
 
-// expired updates the message of a request the store marked expired.
-func (s *Service) expired(ctx context.Context, requestID string) {
-	r, err := s.deps.Store.GetRequest(ctx, requestID)
-	if err != nil || r.State != store.StateExpired {
+// expiredByClick finishes a request that a click found past its TTL. Only
+// the click whose store call moved it to expired (ErrExpired without
+// ErrNotPending) announces it; a request expired earlier was announced then.
+func (s *Service) expiredByClick(ctx context.Context, requestID string, err error) {
+	if errors.Is(err, store.ErrNotPending) {
 		return
 	}
-	s.audit(ctx, "system", "expire", r.ID, nil)
-	s.updateApprovalMessage(ctx, r)
+	r, gerr := s.deps.Store.GetRequest(ctx, requestID)
+	if gerr != nil || r.State != store.StateExpired {
+		return
+	}
+	s.announceExpired(ctx, r)
 }
 
 // sweep expires pending requests past their TTL.
@@ -311,11 +315,16 @@ func (s *Service) sweep(ctx context.Context) {
 		return
 	}
 	for _, r := range rs {
-		s.audit(ctx, "system", "expire", r.ID, nil)
-		s.updateApprovalMessage(ctx, r)
-		s.dm(ctx, r.RequesterID, fmt.Sprintf(":hourglass: Your request `%s` (%s%s) expired without enough approvals; nothing was run.",
-			r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r)))
+		s.announceExpired(ctx, r)
 	}
+}
+
+// announceExpired audits an expiry, removes the buttons and tells the requester.
+func (s *Service) announceExpired(ctx context.Context, r *store.Request) {
+	s.audit(ctx, "system", "expire", r.ID, nil)
+	s.updateApprovalMessage(ctx, r)
+	s.dm(ctx, r.RequesterID, fmt.Sprintf(":hourglass: Your request `%s` (%s%s) expired without enough approvals; nothing was run.",
+		r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r)))
 }
 
 // iocSync runs the IOC sync now. It is scheduled anyway, so it needs no

@@ -309,9 +309,10 @@ func TestRealStoreFlows(t *testing.T) {
 			do: func(t *testing.T, rp *replica, _ store.Store, clock *fakeClock, id string) {
 				clock.Advance(time.Hour + time.Second)
 				rp.click(t, approver1, actionApprove, id)
+				rp.click(t, approver2, actionApprove, id) // already expired: announced once only
 			},
 			wantState: store.StateExpired, wantRuns: 0,
-			wantAudit: []string{"request", "expire", "refused"}, wantDM: "expired",
+			wantAudit: []string{"request", "expire", "refused", "refused"}, wantDM: "expired",
 		},
 	}
 	for _, fl := range flows {
