@@ -48,6 +48,7 @@ func (s *Service) runDirect(ctx context.Context, inv invocation, action string, 
 	}
 	res, err := s.deps.Defender.Run(ctx, action, p)
 	if err != nil {
+		s.log.WarnContext(ctx, "defender call failed", "request", id, "action", action, "error", err)
 		msg := explainDefenderError(err, action)
 		s.audit(ctx, inv.UserID, "result", id, map[string]any{"action": action, "ok": false, "error": msg})
 		s.reply(ctx, inv, ":warning: "+escapeMrkdwn(msg))
@@ -92,6 +93,7 @@ func (s *Service) execute(ctx context.Context, r *store.Request) error {
 	}
 	res, err := s.deps.Defender.Run(ctx, r.Action, params)
 	if err != nil {
+		s.log.WarnContext(ctx, "defender call failed", "request", r.ID, "action", r.Action, "error", err)
 		s.finish(ctx, r, store.StateFailed, explainDefenderError(err, r.Action))
 		return nil
 	}

@@ -58,7 +58,8 @@ func explainDefenderError(err error, action string) string {
 	case errors.As(err, &ae):
 		return fmt.Sprintf("Defender answered %d %s: %s", ae.StatusCode, ae.Code, ae.Message)
 	}
-	return "The call to Defender failed and its outcome is unknown (" + err.Error() + "). Check the Action center in the Defender portal before asking again."
+	// The transport detail (URLs, addresses) goes to the log, not to Slack.
+	return "The call to Defender failed and its outcome is unknown (the details are in defenderbot's log). Check the Action center in the Defender portal before asking again."
 }
 
 // permissionFor names the WindowsDefenderATP application permission an action needs.

@@ -156,9 +156,16 @@ func (s *Service) submitCommandModal(ctx context.Context, cb slack.InteractionCa
 				m[e.field] = e.msg
 			}
 		}
-		if len(m) > 0 {
-			return slack.NewErrorsViewSubmissionResponse(m)
+		if len(m) == 0 {
+			// Never submit what failed validation: show the problem on the
+			// form's first field rather than dropping it.
+			fields := modalFields[action]
+			if len(fields) == 0 {
+				return slack.NewClearViewSubmissionResponse()
+			}
+			m[fields[0]] = errs[0].msg
 		}
+		return slack.NewErrorsViewSubmissionResponse(m)
 	}
 	inv.ChannelID, inv.ResponseURL = meta.ChannelID, meta.ResponseURL
 	s.goAsync(ctx, "modal "+action, func(ctx context.Context) { s.submit(ctx, inv, c) })
