@@ -34,6 +34,7 @@ func TestAppManifestMatchesRoutes(t *testing.T) {
 	assert.ElementsMatch(t, []string{"commands", "chat:write", "usergroups:read"}, m.OAuthConfig.Scopes.Bot)
 	assert.Empty(t, m.OAuthConfig.Scopes.User, "no user token scopes")
 	assert.False(t, m.Settings.SocketModeEnabled)
+	assert.True(t, m.Features.AppHome.MessagesTabEnabled, "requesters get outcomes by DM")
 	assert.True(t, m.Settings.Interactivity.IsEnabled)
 
 	e := newEnv(t)
