@@ -510,3 +510,17 @@ func TestReplica(t *testing.T) {
 	assert.NotEqual(t, "pod-a", got)
 	assert.Equal(t, got, cfg.Replica(), "stable within one process")
 }
+
+func TestUnknownEnv(t *testing.T) {
+	got := config.UnknownEnv([]string{
+		"DEFENDERBOT_DEFENDER_POLL_INTERVAL=30s", // a key
+		"DEFENDERBOT_DEFENDER_POLL_INTERVALL=30s",
+		"DEFENDERBOT_LISTEN=:9000",
+		"DEFENDERBOT_CONFIG=/etc/defenderbot.yaml",
+		"DEFENDERBOT_STORE_DSN_FILE=/run/secrets/dsn",
+		"DEFENDERBOT_SLACK_TOKEN=xoxb-secret-value",
+		"AZURE_TENANT_ID=t",
+		"PATH=/usr/bin",
+	})
+	assert.Equal(t, []string{"DEFENDERBOT_DEFENDER_POLL_INTERVALL", "DEFENDERBOT_SLACK_TOKEN"}, got)
+}

@@ -458,3 +458,32 @@ func canonical(s string, allowed []string) string {
 	}
 	return s
 }
+
+// knownOtherEnv are DEFENDERBOT_* variables that are not configuration keys.
+var knownOtherEnv = []string{
+	"DEFENDERBOT_CONFIG",                        // the configuration file
+	"DEFENDERBOT_TEST_POSTGRES_DSN",             // tests
+	"DEFENDERBOT_PG_DIR", "DEFENDERBOT_PG_PORT", // .ci/postgres
+}
+
+// UnknownEnv returns the DEFENDERBOT_* variables in environ (os.Environ form,
+// NAME=value) that name no configuration key: most likely misspellings,
+// which would otherwise be ignored without a word.
+func UnknownEnv(environ []string) []string {
+	known := map[string]bool{}
+	for _, f := range Fields(Default()) {
+		known[f.Env] = true
+	}
+	for _, n := range knownOtherEnv {
+		known[n] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, EnvPrefix) && !known[name] {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -50,6 +50,9 @@ func runServe(ctx context.Context, c *cli, args []string) int {
 		return 1
 	}
 	logger := newLogger(c, cfg)
+	for _, name := range c.unknownEnv() {
+		logger.Warn("environment variable is not a configuration key and is ignored (misspelled?)", "variable", name)
+	}
 
 	app, err := newServeApp(ctx, c, cfg, logger)
 	if err != nil {

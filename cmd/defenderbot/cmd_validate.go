@@ -32,6 +32,9 @@ func runValidateConfig(_ context.Context, c *cli, args []string) int {
 	if path == "" {
 		path = c.env("DEFENDERBOT_CONFIG")
 	}
+	for _, name := range c.unknownEnv() {
+		fmt.Fprintf(c.stderr, "defenderbot: warning: %s is not a configuration variable and is ignored (misspelled?)\n", name)
+	}
 	// Check, unlike Load then Validate, also validates what could be read
 	// when some keys are bad, so every problem is listed at once.
 	if err := config.Check(path, c.env, purpose); err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,4 +111,13 @@ func TestValidateConfigUsage(t *testing.T) {
 	r = runCLI(t, nil, nil, "validate-config", "-h")
 	assert.Equal(t, 0, r.code)
 	assert.Contains(t, r.stderr, "--for")
+}
+
+func TestValidateConfigWarnsAboutMisspelledVariables(t *testing.T) {
+	var out, errb bytes.Buffer
+	env := []string{"DEFENDERBOT_DEFENDER_POLL_INTERVALL=30s", "DEFENDERBOT_LISTEN=:9000"}
+	c := &cli{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, environ: func() []string { return env }}
+	run(context.Background(), c, []string{"validate-config", "--for", "all"})
+	assert.Contains(t, errb.String(), "DEFENDERBOT_DEFENDER_POLL_INTERVALL is not a configuration variable")
+	assert.NotContains(t, errb.String(), "DEFENDERBOT_LISTEN is not")
 }

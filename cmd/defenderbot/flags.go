@@ -119,3 +119,12 @@ func cliDefenderOptions(c *cli) []defender.Option {
 	}
 	return []defender.Option{defender.WithHTTPClient(c.httpClient)}
 }
+
+// unknownEnv names the DEFENDERBOT_* variables that match no configuration
+// key, so a misspelling is reported instead of silently ignored.
+func (c *cli) unknownEnv() []string {
+	if c.environ == nil {
+		return nil
+	}
+	return config.UnknownEnv(c.environ())
+}

@@ -23,6 +23,9 @@ type cli struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// environ lists the environment (os.Environ form) to spot misspelled
+	// DEFENDERBOT_* variables; nil in tests that do not care.
+	environ func() []string
 	// httpClient, when set, is used for Defender and Azure AD calls (tests
 	// inject the emulator's TLS client here).
 	httpClient *http.Client
@@ -50,7 +53,7 @@ func subcommands() map[string]subcommand {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	code := run(ctx, &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, environ: os.Environ}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
