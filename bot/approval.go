@@ -132,13 +132,13 @@ func (s *Service) resolveMachine(ctx context.Context, query string) (*defender.M
 			if defender.IsNotFound(err) {
 				return nil, fmt.Sprintf(":warning: No machine with ID `%s` in Defender. Check the ID in the Defender portal's device inventory.", escapeMrkdwn(query))
 			}
-			return nil, ":warning: Could not look the machine up: " + explainDefenderError(err, actGetAction)
+			return nil, ":warning: Could not look the machine up: " + escapeMrkdwn(explainDefenderError(err, actGetAction))
 		}
 		return m, ""
 	}
 	ms, err := s.deps.Defender.FindMachinesByName(ctx, query)
 	if err != nil {
-		return nil, ":warning: Could not look the machine up: " + explainDefenderError(err, actGetAction)
+		return nil, ":warning: Could not look the machine up: " + escapeMrkdwn(explainDefenderError(err, actGetAction))
 	}
 	if len(ms) != 1 {
 		return nil, renderMachineChoices(query, ms)

@@ -320,6 +320,21 @@ func TestMachineResolution(t *testing.T) {
 	assert.Equal(t, "ws-001.contoso.com", h.store.only(t).MachineName)
 }
 
+// A Defender error met while resolving the machine reaches Slack escaped:
+// Microsoft's message (which may echo input) cannot ping or forge a link.
+func TestMachineLookupErrorIsEscaped(t *testing.T) {
+	h := newHarness(t, nil)
+	h.def.findErr = &defender.APIError{StatusCode: 400, Code: "BadRequest", Message: "bad name <!channel> <http://evil|here>"}
+	h.command(t, analyst, "isolate ws-009.contoso.com full evil")
+	assert.Empty(t, h.store.reqs)
+	msgs := h.slack.ephemeralTo(analyst)
+	require.Len(t, msgs, 1)
+	assert.Contains(t, msgs[0], "Could not look the machine up")
+	assert.NotContains(t, msgs[0], "<!channel>")
+	assert.NotContains(t, msgs[0], "<http://evil")
+	assert.Contains(t, msgs[0], "&lt;!channel&gt;")
+}
+
 func TestGetActionRunsWithoutApproval(t *testing.T) {
 	h := newHarness(t, nil)
 	h.command(t, analyst, "action 7f4c2a8e-0b1d-4c3e-9a2f-1234567890ab")
@@ -375,6 +390,10 @@ func TestParseErrorReply(t *testing.T) {
 	msg = h.svc.HandleCommand(context.Background(), slack.SlashCommand{UserID: analyst, Text: "action a b"})
 	assert.Contains(t, msg.Text, "only the action ID")
 	assert.Contains(t, blocksJSON(t, msg.Blocks.BlockSet), "/defender action \\u003caction-id\\u003e")
+	// The echoed input is escaped in the text as in the blocks.
+	msg = h.svc.HandleCommand(context.Background(), slack.SlashCommand{UserID: analyst, Text: "<!channel>"})
+	assert.Contains(t, msg.Text, "unknown command")
+	assert.NotContains(t, msg.Text, "<!channel>")
 }
 
 func TestIOCVerbs(t *testing.T) {

@@ -377,6 +377,8 @@ type fakeDefender struct {
 	listErr  error
 	// runStatus is the status of the action Run returns.
 	runStatus defender.ActionStatus
+	// findErr, when set, is FindMachinesByName's error.
+	findErr error
 }
 
 type runCall struct {
@@ -421,6 +423,9 @@ func (d *fakeDefender) GetMachine(_ context.Context, id string) (*defender.Machi
 }
 
 func (d *fakeDefender) FindMachinesByName(_ context.Context, name string) ([]defender.Machine, error) {
+	if d.findErr != nil {
+		return nil, d.findErr
+	}
 	var out []defender.Machine
 	for _, m := range d.machines {
 		if m.ComputerDNSName == name {

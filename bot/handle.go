@@ -40,7 +40,7 @@ func (s *Service) HandleCommand(ctx context.Context, cmd slack.SlashCommand) *sl
 				return ephemeral("Opening a form to complete the request…")
 			}
 		}
-		return blocksMsg(pe.Msg, renderParseError(command, pe))
+		return blocksMsg(escapeMrkdwn(pe.Msg), renderParseError(command, pe))
 	}
 	if c.Action == actHelp {
 		return blocksMsg("defenderbot help", renderHelp(command))

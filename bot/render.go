@@ -185,9 +185,10 @@ func outcomeText(r *store.Request) string {
 	return escapeMrkdwn(string(r.State))
 }
 
-// approvalFallback is the notification text of the approval message.
+// approvalFallback is the notification text of the approval message. Slack
+// reads it as mrkdwn, so the requester's name is escaped like any user text.
 func approvalFallback(r *store.Request) string {
-	return fmt.Sprintf("%s requested: %s%s (%s)", r.RequesterName, actionTitle(r.Action), onMachine(r), r.State)
+	return fmt.Sprintf("%s requested: %s%s (%s)", escapeMrkdwn(r.RequesterName), escapeMrkdwn(actionTitle(r.Action)), onMachine(r), escapeMrkdwn(string(r.State)))
 }
 
 // renderStatusChange is a thread reply for a machine action status change.

@@ -128,3 +128,14 @@ func TestRenderEscapesUserText(t *testing.T) {
 	assert.Equal(t, "0b6f3c1e-2d4a-4f5b-9c8d-7e6f5a4b3c2d", approve.Value)
 	assert.NotNil(t, approve.Confirm)
 }
+
+// The notification text of the approval message is mrkdwn too: the
+// requester's name must not ping the channel or forge a link.
+func TestApprovalFallbackEscapesRequesterName(t *testing.T) {
+	r := sampleRequest(store.StatePending)
+	r.RequesterName = "<!channel> & <http://evil|x>"
+	got := approvalFallback(r)
+	assert.NotContains(t, got, "<!channel>")
+	assert.NotContains(t, got, "<http://evil")
+	assert.Contains(t, got, "&lt;!channel&gt; &amp; &lt;http://evil|x&gt;")
+}

@@ -65,7 +65,9 @@ type Config struct {
 	SigningSecret string
 	// MaxBodyBytes caps a Slack request body (default 64 KiB).
 	MaxBodyBytes int64
-	// ReplayTTL is how long a request fingerprint is remembered (default 11 min).
+	// ReplayTTL is how long a request fingerprint is remembered (default and
+	// minimum 11 min: a shorter one would forget a request while its
+	// timestamp still verifies, and let it be replayed).
 	ReplayTTL time.Duration
 	// AckTimeout bounds the bot's synchronous part (default 2.5 s).
 	AckTimeout time.Duration
@@ -105,7 +107,7 @@ func newHandler(cfg Config, deps Deps) *handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if cfg.ReplayTTL <= 0 {
+	if cfg.ReplayTTL < DefaultReplayTTL {
 		cfg.ReplayTTL = DefaultReplayTTL
 	}
 	if cfg.AckTimeout <= 0 {

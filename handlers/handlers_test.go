@@ -261,6 +261,52 @@ func TestReplayIsAcknowledgedWithoutEffect(t *testing.T) {
 	assert.Equal(t, []string{"ok", "replay"}, e.metrics.outcomes("/slack/commands"))
 }
 
+// A captured request replayed with its signature re-spelled (upper- or
+// mixed-case hex still verifies, since the verifier decodes the hex) is
+// still a replay.
+func TestReplayWithRespelledSignatureIsAReplay(t *testing.T) {
+	e := newEnv(t)
+	req := signed(t, "/slack/commands", time.Now(), commandForm())
+	body, _ := io.ReadAll(req.Body)
+	sig := req.Header.Get("X-Slack-Signature")
+	for _, s := range []string{sig, "v0=" + strings.ToUpper(strings.TrimPrefix(sig, "v0=")), "v0=" + strings.ToUpper(sig[3:10]) + sig[10:]} {
+		r := httptest.NewRequest(http.MethodPost, "/slack/commands", strings.NewReader(string(body)))
+		r.Header = req.Header.Clone()
+		r.Header.Set("X-Slack-Signature", s)
+		assert.Equal(t, http.StatusOK, e.do(r).Code, s)
+	}
+	c, _ := e.bot.counts()
+	assert.Equal(t, 1, c, "a re-spelled signature must not get past the replay check")
+	assert.Equal(t, []string{"ok", "replay", "replay"}, e.metrics.outcomes("/slack/commands"))
+}
+
+// A ReplayTTL shorter than the signature window would let a request be
+// replayed once its mark expired while its timestamp still verified: the
+// handler keeps marks for the whole window whatever it is given.
+func TestShortReplayTTLStillCoversTheSignatureWindow(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	e := newEnv(t, func(c *handlers.Config, d *handlers.Deps) {
+		c.ReplayTTL = time.Minute
+		d.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	req := signed(t, "/slack/commands", time.Now(), commandForm())
+	body, _ := io.ReadAll(req.Body)
+	send := func() {
+		r := httptest.NewRequest(http.MethodPost, "/slack/commands", strings.NewReader(string(body)))
+		r.Header = req.Header.Clone()
+		assert.Equal(t, http.StatusOK, e.do(r).Code)
+	}
+	send()
+	mu.Lock()
+	now = now.Add(2 * time.Minute) // the timestamp still verifies (within 5 minutes)
+	mu.Unlock()
+	send()
+	c, _ := e.bot.counts()
+	assert.Equal(t, 1, c)
+	assert.Equal(t, []string{"ok", "replay"}, e.metrics.outcomes("/slack/commands"))
+}
+
 func TestConcurrentReplaysActOnce(t *testing.T) {
 	e := newEnv(t)
 	form, err := slackfake.InteractionForm(slackfake.BlockAction("U2", "approve", "R1", "C1", "1.000001", ""))
@@ -515,6 +561,7 @@ func TestReplayKey(t *testing.T) {
 	assert.Equal(t, a, handlers.ReplayKey("1700000000", "v0=aa"))
 	assert.NotEqual(t, a, handlers.ReplayKey("1700000001", "v0=aa"))
 	assert.NotEqual(t, a, handlers.ReplayKey("1700000000", "v0=ab"))
+	assert.Equal(t, a, handlers.ReplayKey("1700000000", "v0=AA"), "hex case does not make a new request")
 	assert.NotContains(t, a, "v0=aa", "the key is a hash, not the signature")
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -25,9 +26,13 @@ const (
 var errBodyTooLarge = errors.New("request body too large")
 
 // ReplayKey is the fingerprint under which a signed Slack request is
-// remembered: a replay carries the same timestamp and signature.
+// remembered: a replay carries the same timestamp and signature. The
+// signature is lower-cased because the verifier decodes its hex, so an
+// upper- or mixed-case spelling of a captured signature verifies too and
+// must not count as a new request. (The timestamp needs no such care: it is
+// signed as written.)
 func ReplayKey(timestamp, signature string) string {
-	sum := sha256.Sum256([]byte("v0:" + timestamp + ":" + signature))
+	sum := sha256.Sum256([]byte("v0:" + timestamp + ":" + strings.ToLower(signature)))
 	return "slack:" + hex.EncodeToString(sum[:])
 }
 
