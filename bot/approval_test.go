@@ -389,7 +389,7 @@ func TestParseErrorReply(t *testing.T) {
 	assert.Equal(t, slack.ResponseTypeEphemeral, msg.ResponseType)
 	msg = h.svc.HandleCommand(context.Background(), slack.SlashCommand{UserID: analyst, Text: "action a b"})
 	assert.Contains(t, msg.Text, "only the action ID")
-	assert.Contains(t, blocksJSON(t, msg.Blocks.BlockSet), "/defender action \\u003caction-id\\u003e")
+	assert.Contains(t, blocksJSON(t, msg.Blocks.BlockSet), "/defender action \\u0026lt;action-id\\u0026gt;", "usage is escaped: Slack reads <…> as a link")
 	// The echoed input is escaped in the text as in the blocks.
 	msg = h.svc.HandleCommand(context.Background(), slack.SlashCommand{UserID: analyst, Text: "<!channel>"})
 	assert.Contains(t, msg.Text, "unknown command")

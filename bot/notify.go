@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -33,7 +34,10 @@ func (s *Service) reply(ctx context.Context, inv invocation, text string, blocks
 		if err == nil {
 			return
 		}
-		s.log.WarnContext(ctx, "response_url post failed; falling back to chat.postEphemeral", "error", err)
+		// A response_url lets anyone post into the channel for 30 minutes:
+		// keep it out of the log.
+		s.log.WarnContext(ctx, "response_url post failed; falling back to chat.postEphemeral",
+			"error", strings.ReplaceAll(err.Error(), inv.ResponseURL, "<response_url>"))
 	}
 	if inv.ChannelID == "" || inv.UserID == "" {
 		return

@@ -207,12 +207,13 @@ func renderStatusChange(ma *defender.MachineAction) string {
 func renderHelp(command string) []slack.Block {
 	var b strings.Builder
 	for _, v := range usageOrder {
-		fmt.Fprintf(&b, "`%s %s`\n", command, usage[v])
+		// Slack reads <…> as a link or mention even in code: escape it.
+		fmt.Fprintf(&b, "`%s %s`\n", escapeMrkdwn(command), escapeMrkdwn(usage[v]))
 	}
 	return []slack.Block{
 		section("*Microsoft Defender for Endpoint from Slack*\nState-changing actions are posted for approval; `action` and `iocs status` answer at once."),
 		section(strings.TrimRight(b.String(), "\n")),
-		contextBlock("<machine> is a Defender machine ID (40 hex characters) or a computer DNS name. Quote a comment with \"…\" if it starts with a keyword."),
+		contextBlock("&lt;machine&gt; is a Defender machine ID (40 hex characters) or a computer DNS name. Quote a comment with \"…\" if it starts with a keyword."),
 	}
 }
 
@@ -220,9 +221,9 @@ func renderHelp(command string) []slack.Block {
 func renderParseError(command string, pe *ParseError) []slack.Block {
 	blocks := []slack.Block{section(":warning: " + escapeMrkdwn(pe.Msg))}
 	if u, ok := usage[pe.Verb]; ok {
-		blocks = append(blocks, section(fmt.Sprintf("Usage: `%s %s`", command, u)))
+		blocks = append(blocks, section(fmt.Sprintf("Usage: `%s %s`", escapeMrkdwn(command), escapeMrkdwn(u))))
 	} else {
-		blocks = append(blocks, section(fmt.Sprintf("Try `%s help`.", command)))
+		blocks = append(blocks, section(fmt.Sprintf("Try `%s help`.", escapeMrkdwn(command))))
 	}
 	return blocks
 }
