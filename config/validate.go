@@ -316,11 +316,14 @@ func onlyUsers(ids []string) bool {
 	return true
 }
 
-// cronParser is robfig/cron's standard parser (5 fields plus @descriptors),
-// the one the scheduler uses.
+// cronParser is robfig/cron's standard parser (5 fields plus @descriptors).
+// It is stricter than the scheduler's (scheduler.ValidateSpec also takes a
+// leading seconds field): every spec accepted here the scheduler accepts,
+// not the reverse.
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// ValidateSchedule checks a cron spec the way the scheduler will parse it.
+// ValidateSchedule checks a cron spec for iocs.schedule: one the scheduler
+// will accept, in the standard 5 fields or a descriptor, at least 1s apart.
 func ValidateSchedule(spec string) error { return checkCron(spec) }
 
 func checkCron(spec string) (err error) {

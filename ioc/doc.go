@@ -26,8 +26,9 @@
 // recording after each batch. Revoked objects, and objects past valid_until,
 // remove the indicators defenderbot imported. In snapshot mode managed
 // indicators absent from the feed are removed too, unless part of the feed
-// was unreadable, or the run would delete more than MaxDeleteFraction of the
-// managed indicators Defender has (without Force): the guard counts only
+// was unreadable or it held no object at all (even with Force), or the run
+// would delete more than MaxDeleteFraction of the managed indicators
+// Defender has (without Force): the guard counts only
 // deletions that reach Defender, so forgetting the record of an indicator
 // that never got there (a failed import) is not a deletion. A value someone
 // else holds in Defender is never deleted: only defenderbot's record goes.

@@ -144,7 +144,7 @@ type plan struct {
 	// snapshotDeletes counts deletions caused by snapshot mode.
 	snapshotDeletes int
 	// snapshotHeld is set when snapshot deletions were not planned because
-	// the feed could not be read completely.
+	// the feed could not be read completely, or held no object.
 	snapshotHeld bool
 	// guard is set when the snapshot delete guard refused the plan.
 	guard error
@@ -565,8 +565,10 @@ func (pl *planner) finish() *plan {
 		}
 		switch {
 		case len(absent) == 0:
-		case pl.incomplete:
-			// Part of the feed was unreadable: absence proves nothing.
+		case pl.incomplete || pl.read == 0:
+			// Part of the feed was unreadable, or it holds no object at all
+			// (an empty directory or file, a failed export): absence proves
+			// nothing, and an empty snapshot must never wipe the tenant.
 			p.snapshotHeld = true
 		default:
 			for _, k := range absent {

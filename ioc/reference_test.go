@@ -327,7 +327,7 @@ func refMakePlan(in refPlanInput) *plan {
 		}
 		switch {
 		case len(absent) == 0:
-		case in.feed.incomplete:
+		case in.feed.incomplete || in.feed.read == 0:
 			// Part of the feed was unreadable: absence proves nothing.
 			p.snapshotHeld = true
 		default:

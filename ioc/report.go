@@ -43,7 +43,7 @@ type Report struct {
 	// LeftOut counts indicators not imported because of the tenant limit.
 	LeftOut int `json:"left_out"`
 	// SnapshotHeld is set when snapshot deletions were not made because the
-	// feed was not entirely readable.
+	// feed was not entirely readable, or held no object at all.
 	SnapshotHeld bool `json:"snapshot_held,omitempty"`
 	// API calls made by the run, in total and per endpoint.
 	APICalls    int           `json:"api_calls"`
@@ -140,7 +140,10 @@ func (r *Report) Text() string {
 	if r.LeftOut > 0 {
 		fmt.Fprintf(&b, "; %d left out (tenant limit)", r.LeftOut)
 	}
-	if r.SnapshotHeld {
+	switch {
+	case r.SnapshotHeld && r.Read == 0:
+		b.WriteString("; snapshot deletions held (feed empty)")
+	case r.SnapshotHeld:
 		b.WriteString("; snapshot deletions held (feed partly unreadable)")
 	}
 	fmt.Fprintf(&b, "; %d API calls in %s", r.APICalls, r.Duration.Round(time.Millisecond))

@@ -142,7 +142,10 @@ func TestFailedNotRetriedWhenGoneSince(t *testing.T) {
 		{name: "someone else added it since", between: func(h *harness) {
 			h.api.addForeign(defender.IndicatorDomainName, "d1.example")
 		}, skipped: ReasonForeign},
-		{name: "snapshot mode", mode: ModeSnapshot},
+		// The snapshot still holds d0: an empty snapshot deletes nothing.
+		{name: "snapshot mode", mode: ModeSnapshot, between: func(h *harness) {
+			writeFeed(t, h.dir, domains(0, 1))
+		}},
 		{name: "no payload stored", between: func(h *harness) {
 			r, _ := h.st.record(key)
 			r.Payload = ""

@@ -554,3 +554,63 @@ func TestReportText(t *testing.T) {
 	assert.True(t, strings.HasSuffix(r.Text(), "; error: boom"))
 	_ = errors.New
 }
+
+// TestSnapshotEmptyFeedDeletesNothing: a snapshot feed with no object (an
+// empty directory, an empty array) is a failed export, not an order to wipe
+// the tenant, even with Force or a delete fraction of 1; a missing path fails
+// the run.
+func TestSnapshotEmptyFeedDeletesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		feed func(t *testing.T, dir string) string
+	}{
+		{"empty directory", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "feeds")
+			require.NoError(t, os.Mkdir(d, 0o755))
+			return d
+		}},
+		{"directory without json files", func(t *testing.T, dir string) string {
+			d := filepath.Join(dir, "feeds")
+			require.NoError(t, os.Mkdir(d, 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(d, "README.txt"), []byte("x"), 0o644))
+			return d
+		}},
+		{"empty array", func(t *testing.T, dir string) string { return writeFeed(t, dir, nil) }},
+		{"empty bundle", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "feed.json")
+			require.NoError(t, os.WriteFile(p, []byte(`{"type":"bundle","id":"bundle--1","objects":[]}`), 0o644))
+			return p
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			writeFeed(t, h.dir, domains(0, 10))
+			h.run(t, nil)
+			require.Equal(t, 10, h.api.count())
+
+			h.path = tc.feed(t, t.TempDir())
+			for _, mod := range []func(*Options){
+				func(o *Options) { o.Mode = ModeSnapshot; o.Force = true },
+				func(o *Options) { o.Mode = ModeSnapshot; o.MaxDeleteFraction = 1 },
+			} {
+				rep := h.run(t, mod)
+				assert.True(t, rep.SnapshotHeld)
+				assert.Zero(t, rep.Deleted)
+				assert.Zero(t, rep.DeleteCalls)
+				assert.Contains(t, rep.Text(), "snapshot deletions held (feed empty)")
+				assert.Equal(t, 10, h.api.count())
+			}
+		})
+	}
+
+	t.Run("missing path", func(t *testing.T) {
+		h := newHarness(t)
+		writeFeed(t, h.dir, domains(0, 10))
+		h.run(t, nil)
+		h.path = filepath.Join(t.TempDir(), "absent")
+		rep, err := h.syncer(t, func(o *Options) { o.Mode = ModeSnapshot; o.Force = true }).Run(context.Background(), "cli")
+		require.ErrorIs(t, err, os.ErrNotExist)
+		assert.Zero(t, rep.Deleted)
+		assert.Equal(t, 10, h.api.count())
+	})
+}

@@ -38,6 +38,14 @@ func (s *sqlStore) q(query string) string { return s.d.placeholders(query) }
 
 func (s *sqlStore) t(t time.Time) any { return s.d.timeArg(t) }
 
+// stamp is the stored form of a caller's time, the store's clock when it is zero.
+func (s *sqlStore) stamp(t time.Time) time.Time {
+	if t = normTime(t); t.IsZero() {
+		t = normTime(s.now())
+	}
+	return t
+}
+
 // inTx runs fn in a write transaction and commits it if fn returns nil. A
 // non-nil error from fn rolls back, unless fn returns a commitErr, whose
 // changes are committed before its error is returned (e.g. "marked expired,
@@ -332,10 +340,7 @@ func (s *sqlStore) AddApproval(ctx context.Context, id, userID string, at time.T
 	if strings.TrimSpace(userID) == "" {
 		return nil, Decision{}, fmt.Errorf("approve request %s: empty user id", id)
 	}
-	at = normTime(at)
-	if at.IsZero() {
-		at = normTime(s.now())
-	}
+	at = s.stamp(at)
 	var (
 		out *Request
 		dec Decision
@@ -389,10 +394,7 @@ func (s *sqlStore) Reject(ctx context.Context, id, userID, reason string, at tim
 	if strings.TrimSpace(userID) == "" {
 		return nil, fmt.Errorf("reject request %s: empty user id", id)
 	}
-	at = normTime(at)
-	if at.IsZero() {
-		at = normTime(s.now())
-	}
+	at = s.stamp(at)
 	var out *Request
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		r, err := s.getRequest(ctx, tx, id, true)
@@ -419,10 +421,7 @@ func (s *sqlStore) Transition(ctx context.Context, id string, from, to RequestSt
 	if !from.CanTransitionTo(to) {
 		return false, fmt.Errorf("transition request %s: %s -> %s: %w", id, from, to, ErrInvalidTransition)
 	}
-	at = normTime(at)
-	if at.IsZero() {
-		at = normTime(s.now())
-	}
+	at = s.stamp(at)
 	res, err := s.db.ExecContext(ctx, s.q(`UPDATE requests SET state = ?, updated_at = ? WHERE id = ? AND state = ?`),
 		string(to), s.t(at), id, string(from))
 	if err != nil {
@@ -449,10 +448,7 @@ func (s *sqlStore) Transition(ctx context.Context, id string, from, to RequestSt
 // UpdateRequest sets the non-nil fields of u. A new State must be the current
 // one or a legal transition from it (ErrInvalidTransition otherwise).
 func (s *sqlStore) UpdateRequest(ctx context.Context, id string, u RequestUpdate, at time.Time) error {
-	at = normTime(at)
-	if at.IsZero() {
-		at = normTime(s.now())
-	}
+	at = s.stamp(at)
 	sets := []string{"updated_at = ?"}
 	args := []any{s.t(at)}
 	add := func(col string, v *string) {
@@ -497,10 +493,7 @@ func (s *sqlStore) UpdateRequest(ctx context.Context, id string, u RequestUpdate
 // ExpirePending marks pending requests whose ExpiresAt is before now as
 // expired and returns them (oldest first).
 func (s *sqlStore) ExpirePending(ctx context.Context, now time.Time) ([]*Request, error) {
-	now = normTime(now)
-	if now.IsZero() {
-		now = normTime(s.now())
-	}
+	now = s.stamp(now)
 	var out []*Request
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, s.q(`UPDATE requests SET state = ?, updated_at = ?
@@ -568,10 +561,7 @@ func (s *sqlStore) MarkSeen(ctx context.Context, key string, now time.Time, ttl 
 	if ttl <= 0 {
 		return false, fmt.Errorf("mark seen %q: ttl must be positive, got %s", key, ttl)
 	}
-	now = normTime(now)
-	if now.IsZero() {
-		now = normTime(s.now())
-	}
+	now = s.stamp(now)
 	cutoff := now.Add(-ttl)
 	// One statement: insert, or take over a key older than ttl. The row
 	// count says whether this caller was first.
@@ -601,10 +591,7 @@ func (s *sqlStore) AcquireLease(ctx context.Context, name, owner string, now tim
 	if ttl <= 0 {
 		return false, fmt.Errorf("acquire lease %q: ttl must be positive, got %s", name, ttl)
 	}
-	now = normTime(now)
-	if now.IsZero() {
-		now = normTime(s.now())
-	}
+	now = s.stamp(now)
 	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 		WHERE leases.owner = excluded.owner OR leases.expires_at <= ?`),

@@ -602,6 +602,17 @@ func testAudit(t *testing.T, s store.Store) {
 	require.Len(t, all, 5)
 	assert.False(t, all[4].At.IsZero(), "zero At is stamped with the clock")
 
+	// A time in another zone is the same instant: read back in UTC, to the
+	// microsecond, and a since in yet another zone compares instants.
+	at := T0().Add(time.Hour).In(time.FixedZone("IST", 5*3600+1800))
+	require.NoError(t, s.AppendAudit(ctx, store.AuditEvent{At: at, Actor: "U9", Kind: "zone"}))
+	late, err := s.ListAudit(ctx, at.In(time.FixedZone("PST", -8*3600)))
+	require.NoError(t, err)
+	require.NotEmpty(t, late)
+	assert.Equal(t, "zone", late[0].Kind, "events before since are left out")
+	assert.Equal(t, us(at), late[0].At)
+	assert.Equal(t, time.UTC, late[0].At.Location())
+
 	require.ErrorContains(t, s.AppendAudit(ctx, store.AuditEvent{Actor: "x"}), "kind is required")
 	require.ErrorContains(t, s.AppendAudit(ctx, store.AuditEvent{Kind: "x"}), "actor is required")
 	err = s.AppendAudit(ctx, store.AuditEvent{Actor: "x", Kind: "x", Details: map[string]any{"f": func() {}}})
