@@ -53,6 +53,10 @@ type JobConfig struct {
 // time: another replica may be running the sync.
 var ErrLeaseLost = errors.New("IOC sync lease lost (another replica may have taken over)")
 
+// ErrLeaseHeld: another replica (or a push-iocs run) holds the sync lease,
+// so this run did not start.
+var ErrLeaseHeld = errors.New("another replica is running the IOC sync right now; try again when it has finished")
+
 // ScheduledJob returns the function to give the scheduler: it takes the
 // "iocs-sync" lease (another replica holding it means this one skips the
 // run), runs the sync with trigger "schedule" while renewing the lease every
@@ -60,8 +64,33 @@ var ErrLeaseLost = errors.New("IOC sync lease lost (another replica may have tak
 // none succeeds before the lease would lapse, the run is cancelled with
 // ErrLeaseLost: two replicas never sync at the same time.
 func (s *Syncer) ScheduledJob(cfg JobConfig) (func(ctx context.Context) error, error) {
+	l, err := s.Leased(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		_, err := l.RunNow(ctx, "schedule")
+		if errors.Is(err, ErrLeaseHeld) {
+			l.log.Info("IOC sync skipped: another replica holds the lease", "lease", LeaseName)
+			return nil
+		}
+		return err
+	}, nil
+}
+
+// LeasedSyncer runs the sync under the "iocs-sync" lease, so that scheduled
+// runs, on-demand runs from Slack and push-iocs never overlap across
+// replicas. It satisfies the bot's IOCSync interface.
+type LeasedSyncer struct {
+	s   *Syncer
+	cfg JobConfig
+	log *slog.Logger
+}
+
+// Leased returns the lease-taking entry point for s.
+func (s *Syncer) Leased(cfg JobConfig) (*LeasedSyncer, error) {
 	if cfg.Leaser == nil || cfg.Owner == "" {
-		return nil, errors.New("ioc: scheduled job needs a lease store and an owner name")
+		return nil, errors.New("ioc: a leased sync needs a lease store and an owner name")
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 30 * time.Minute
@@ -82,42 +111,64 @@ func (s *Syncer) ScheduledJob(cfg JobConfig) (func(ctx context.Context) error, e
 	if log == nil {
 		log = s.logger
 	}
-	return func(ctx context.Context) error {
-		acquired := s.opts.Now()
-		ok, err := cfg.Leaser.AcquireLease(ctx, LeaseName, cfg.Owner, acquired, cfg.LeaseTTL)
-		if err != nil {
-			return fmt.Errorf("acquire lease %s: %w", LeaseName, err)
+	return &LeasedSyncer{s: s, cfg: cfg, log: log}, nil
+}
+
+// RunNow is Run's summary line, for Slack.
+func (l *LeasedSyncer) RunNow(ctx context.Context, trigger string) (string, error) {
+	rep, err := l.Run(ctx, trigger)
+	if rep == nil {
+		return "", err
+	}
+	return rep.Text(), err
+}
+
+// Run takes the lease (ErrLeaseHeld if another owner has it), runs one sync
+// while renewing it, reports the summary and releases the lease.
+func (l *LeasedSyncer) Run(ctx context.Context, trigger string) (*Report, error) {
+	s, cfg, log := l.s, l.cfg, l.log
+	acquired := s.opts.Now()
+	ok, err := cfg.Leaser.AcquireLease(ctx, LeaseName, cfg.Owner, acquired, cfg.LeaseTTL)
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease %s: %w", LeaseName, err)
+	}
+	if !ok {
+		return nil, ErrLeaseHeld
+	}
+	defer func() {
+		if err := cfg.Leaser.ReleaseLease(context.WithoutCancel(ctx), LeaseName, cfg.Owner); err != nil {
+			log.Warn("release lease", "lease", LeaseName, "err", err)
 		}
-		if !ok {
-			log.Info("IOC sync skipped: another replica holds the lease", "lease", LeaseName)
-			return nil
+	}()
+	runCtx, cancel := context.WithCancelCause(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		s.renewLease(runCtx, cancel, cfg, acquired.Add(cfg.LeaseTTL), log)
+	}()
+	rep, runErr := s.Run(runCtx, trigger)
+	// Stop renewing before the deferred release, so that no renewal
+	// takes the lease again after it.
+	cancel(nil)
+	<-renewed
+	text := ""
+	switch {
+	case rep != nil:
+		text = rep.Text()
+	case runErr != nil:
+		text = "IOC sync failed: " + runErr.Error()
+	}
+	if cfg.Reporter != nil && text != "" {
+		if err := cfg.Reporter.Report(context.WithoutCancel(ctx), text); err != nil {
+			log.Warn("report IOC sync", "err", err)
 		}
-		defer func() {
-			if err := cfg.Leaser.ReleaseLease(context.WithoutCancel(ctx), LeaseName, cfg.Owner); err != nil {
-				log.Warn("release lease", "lease", LeaseName, "err", err)
-			}
-		}()
-		runCtx, cancel := context.WithCancelCause(ctx)
-		renewed := make(chan struct{})
-		go func() {
-			defer close(renewed)
-			s.renewLease(runCtx, cancel, cfg, acquired.Add(cfg.LeaseTTL), log)
-		}()
-		summary, runErr := s.RunNow(runCtx, "schedule")
-		// Stop renewing before the deferred release, so that no renewal
-		// takes the lease again after it.
-		cancel(nil)
-		<-renewed
-		if summary == "" && runErr != nil {
-			summary = "IOC sync failed: " + runErr.Error()
-		}
-		if cfg.Reporter != nil && summary != "" {
-			if err := cfg.Reporter.Report(context.WithoutCancel(ctx), summary); err != nil {
-				log.Warn("report IOC sync", "err", err)
-			}
-		}
-		return runErr
-	}, nil
+	}
+	return rep, runErr
+}
+
+// StatusText describes the last run and the last successful run.
+func (l *LeasedSyncer) StatusText(ctx context.Context) (string, error) {
+	return l.s.StatusText(ctx)
 }
 
 // renewLease renews the lease every cfg.RenewEvery until ctx is done. A

@@ -614,3 +614,36 @@ func TestSnapshotEmptyFeedDeletesNothing(t *testing.T) {
 		assert.Equal(t, 10, h.api.count())
 	})
 }
+
+// TestOnDemandRunTakesTheLease: a run asked for in Slack (or by push-iocs)
+// takes the same lease as scheduled runs, is refused with ErrLeaseHeld while
+// another replica holds it, and reports its summary like a scheduled run.
+func TestOnDemandRunTakesTheLease(t *testing.T) {
+	h := newHarness(t)
+	writeFeed(t, h.dir, domains(0, 2))
+	s := h.syncer(t, nil)
+	var reports []string
+	rep := ReporterFunc(func(_ context.Context, text string) error { reports = append(reports, text); return nil })
+	onDemand, err := s.Leased(JobConfig{Leaser: h.st, Owner: "replica-a", Reporter: rep})
+	require.NoError(t, err)
+
+	ok, err := h.st.AcquireLease(context.Background(), LeaseName, "replica-b", h.clock, time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	summary, err := onDemand.RunNow(context.Background(), "slack")
+	require.ErrorIs(t, err, ErrLeaseHeld)
+	assert.Empty(t, summary)
+	assert.Zero(t, h.api.count(), "nothing sent while another replica syncs")
+	assert.Empty(t, reports)
+
+	require.NoError(t, h.st.ReleaseLease(context.Background(), LeaseName, "replica-b"))
+	summary, err = onDemand.RunNow(context.Background(), "slack")
+	require.NoError(t, err)
+	assert.Contains(t, summary, "2 imported")
+	require.Len(t, reports, 1, "on-demand runs are reported too")
+
+	// The lease is released after the run: another replica may take it.
+	ok, err = h.st.AcquireLease(context.Background(), LeaseName, "replica-b", h.clock, time.Hour)
+	require.NoError(t, err)
+	assert.True(t, ok)
+}

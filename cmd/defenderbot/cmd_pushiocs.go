@@ -121,7 +121,14 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 		return 0
 	}
 
-	rep, err := syncer.Run(ctx, "cli")
+	// The same lease as serve's scheduled and Slack runs: a push-iocs run
+	// never overlaps another sync on the same store.
+	leased, err := syncer.Leased(ioc.JobConfig{Leaser: st, Owner: "cli-" + cfg.Replica(), Logger: logger})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot push-iocs: %v\n", err)
+		return 1
+	}
+	rep, err := leased.Run(ctx, "cli")
 	if rep != nil {
 		if *output == "json" {
 			if code := pushIOCsJSON(c, rep); code != 0 {

@@ -1,17 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/defender/defendertest"
+	"github.com/defenderbot/defenderbot/ioc"
+	"github.com/defenderbot/defenderbot/store"
 )
 
 const pushFeed = `[
@@ -88,4 +92,22 @@ func TestPushIOCsErrors(t *testing.T) {
 			assert.False(t, strings.Contains(r.stderr, defendertest.ClientSecret), "secret never printed")
 		})
 	}
+}
+
+// TestPushIOCsWaitsForNoOtherSync: push-iocs takes the same lease as the
+// server's scheduled and Slack runs, so it refuses to run beside one.
+func TestPushIOCsWaitsForNoOtherSync(t *testing.T) {
+	srv := defendertest.NewServer(t)
+	env, feed := pushEnv(t, srv)
+	st, err := store.Open(context.Background(), "sqlite", env["DEFENDERBOT_STORE_DSN"])
+	require.NoError(t, err)
+	ok, err := st.AcquireLease(context.Background(), ioc.LeaseName, "serve-replica", time.Now(), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, st.Close())
+
+	r := runCLI(t, srv, env, "push-iocs", "--stix-objects-path", feed, "--action", "Block", "--severity", "High")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "another replica is running the IOC sync")
+	assert.Empty(t, srv.Indicators(), "nothing sent")
 }

@@ -134,8 +134,16 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 			s.close()
 			return nil, fmt.Errorf("IOC sync: %w", err)
 		}
-		iocs = syncer
-		job, err := syncer.ScheduledJob(ioc.JobConfig{Leaser: st, Owner: replica, Reporter: s.reporter(), Logger: logger})
+		jobCfg := ioc.JobConfig{Leaser: st, Owner: replica, Reporter: s.reporter(), Logger: logger}
+		// Runs asked for in Slack take the same lease as scheduled ones, so
+		// two replicas never sync at once.
+		leased, err := syncer.Leased(jobCfg)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("IOC sync: %w", err)
+		}
+		iocs = leased
+		job, err := syncer.ScheduledJob(jobCfg)
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("IOC sync: %w", err)
