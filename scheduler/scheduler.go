@@ -191,7 +191,8 @@ func (s *Scheduler) Start(ctx context.Context) {
 	go func() {
 		select {
 		case <-ctx.Done():
-			s.cron.Stop()
+			// A full Stop, so that Trigger is refused from now on too.
+			s.Stop()
 		case <-s.done:
 		}
 	}()

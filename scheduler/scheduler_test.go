@@ -166,3 +166,14 @@ func TestScheduledRun(t *testing.T) {
 	}
 	<-s.Stop().Done()
 }
+
+// TestStartContextEndStopsTriggers: when the context given to Start ends,
+// the scheduler is stopped for Trigger as well, not only for the cron loop.
+func TestStartContextEndStopsTriggers(t *testing.T) {
+	s := New(slog.New(slog.DiscardHandler))
+	require.NoError(t, s.Add("@every 1h", "job", func(context.Context) error { return nil }))
+	ctx, cancel := context.WithCancel(context.Background())
+	s.Start(ctx)
+	cancel()
+	require.Eventually(t, func() bool { return errors.Is(s.Trigger("job"), ErrStopped) }, 5*time.Second, time.Millisecond)
+}
