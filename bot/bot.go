@@ -34,6 +34,15 @@ type Config struct {
 	PollInterval           time.Duration // machine-action follow-up; default 15s
 	PollTimeout            time.Duration // give up following after this; default 30m
 	ReplicaID              string        // lease owner name; default a random ID
+	// ResponseURLHosts are the hosts (host[:port]) a response_url may point
+	// at; default Slack's (hooks.slack.com, hooks.slack-gov.com). Anything
+	// else is not posted to: the reply goes by chat.postEphemeral instead.
+	ResponseURLHosts []string
+}
+
+// DefaultResponseURLHosts are Slack's response_url hosts.
+func DefaultResponseURLHosts() []string {
+	return []string{"hooks.slack.com", "hooks.slack-gov.com"}
 }
 
 // Deps are the bot's collaborators.
@@ -160,6 +169,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	if cfg.ReplicaID == "" {
 		cfg.ReplicaID = "bot-" + newID()[:8]
+	}
+	if len(cfg.ResponseURLHosts) == 0 {
+		cfg.ResponseURLHosts = DefaultResponseURLHosts()
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)

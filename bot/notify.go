@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,10 +24,34 @@ type invocation struct {
 	ResponseURL string
 }
 
+// responseURLAllowed reports whether raw is an https URL on one of
+// Config.ResponseURLHosts (plain http only for a loopback host listed there,
+// as the demo's and tests' Slack stand-in is).
+func (s *Service) responseURLAllowed(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || !slices.Contains(s.cfg.ResponseURLHosts, u.Host) {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		ip := net.ParseIP(u.Hostname())
+		return ip != nil && ip.IsLoopback()
+	}
+	return false
+}
+
 // reply answers the user privately: through the slash command's
 // response_url when there is one (works in any channel, even where the bot
 // is not a member), else chat.postEphemeral.
 func (s *Service) reply(ctx context.Context, inv invocation, text string, blocks ...slack.Block) {
+	if inv.ResponseURL != "" && !s.responseURLAllowed(inv.ResponseURL) {
+		// It came signed from Slack, but it is stored and carried in modal
+		// metadata: never let it point the bot at another host.
+		s.log.WarnContext(ctx, "response_url is not a Slack address: replying with chat.postEphemeral instead")
+		inv.ResponseURL = ""
+	}
 	if inv.ResponseURL != "" {
 		msg := &slack.WebhookMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text}
 		if len(blocks) > 0 {

@@ -157,6 +157,8 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 		TTL:               time.Hour,
 		PollInterval:      10 * time.Millisecond,
 		PollTimeout:       time.Minute,
+		// The Slack stand-in serves response_url on its own host.
+		ResponseURLHosts: []string{urlHost(t, w.slack.APIURL())},
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -358,4 +360,11 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func signedRequest(ctx context.Context, target string, form url.Values) (*http.Request, error) {
 	return slackfake.SignedRequest(ctx, target, secret, time.Now(), form)
+}
+
+func urlHost(t testing.TB, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	require.NoError(t, err)
+	return u.Host
 }

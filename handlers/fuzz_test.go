@@ -147,6 +147,8 @@ func newFuzzStack(f testing.TB) *fuzzStack {
 		TTL:             time.Hour,
 		PollInterval:    10 * time.Millisecond,
 		PollTimeout:     200 * time.Millisecond,
+		// The Slack stand-in serves response_url on its own host.
+		ResponseURLHosts: []string{api.Host},
 	}, bot.Deps{
 		Store:      st,
 		Slack:      sf.Client(),

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -168,6 +169,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 		PollInterval:           cfg.Defender.PollInterval,
 		PollTimeout:            cfg.Defender.PollTimeout,
 		ReplicaID:              replica,
+		ResponseURLHosts:       responseURLHosts(cfg.Slack.APIURL),
 	}, bot.Deps{
 		Store:    st,
 		Slack:    s.slack,
@@ -194,6 +196,17 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 	}
 	s.handler = handlers.New(handlers.Config{SigningSecret: cfg.Slack.SigningSecret.Value()}, s.deps)
 	return s, nil
+}
+
+// responseURLHosts are Slack's response_url hosts, plus the host of a
+// slack.api_url that is not Slack's own (an emulator or proxy, which then
+// also serves response_url).
+func responseURLHosts(apiURL string) []string {
+	hosts := bot.DefaultResponseURLHosts()
+	if u, err := url.Parse(apiURL); err == nil && u.Host != "" && u.Hostname() != "slack.com" && u.Hostname() != "slack-gov.com" {
+		hosts = append(hosts, u.Host)
+	}
+	return hosts
 }
 
 // reporter posts IOC sync summaries to iocs.report_channel, if set.

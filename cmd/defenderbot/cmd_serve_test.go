@@ -294,3 +294,8 @@ func TestServeSocketMode(t *testing.T) {
 	assert.Contains(t, stderr.String(), "slack_mode=socket")
 	assert.NotContains(t, stderr.String(), "xapp-serve-test")
 }
+
+func TestResponseURLHosts(t *testing.T) {
+	assert.Equal(t, []string{"hooks.slack.com", "hooks.slack-gov.com"}, responseURLHosts("https://slack.com/api/"))
+	assert.Equal(t, []string{"hooks.slack.com", "hooks.slack-gov.com", "127.0.0.1:4390"}, responseURLHosts("http://127.0.0.1:4390/api/"))
+}
