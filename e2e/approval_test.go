@@ -2,12 +2,10 @@ package e2e_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -141,42 +139,12 @@ func TestExpiredRequestCannotBeApproved(t *testing.T) {
 // the same moment; exactly one vote completes the approval and Defender is
 // called exactly once.
 func TestConcurrentApproveClicksCallDefenderOnce(t *testing.T) {
-	var many []string
-	for i := range 50 {
-		many = append(many, fmt.Sprintf("U0APPROVER%02d", i))
-	}
+	many := numberedApprovers(50)
 	w := newWorld(t)
 	p := w.start(t, approvers(append(many, alice)...))
 	msg, id := requestPending(t, w, p)
 
-	forms := make([]url.Values, len(many))
-	for i, u := range many {
-		f, err := slackfake.InteractionForm(slackfake.BlockAction(u, "approve", id, channel, msg.TS, ""))
-		require.NoError(t, err)
-		forms[i] = f
-	}
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	codes := make([]int, len(many))
-	for i := range many {
-		wg.Go(func() {
-			req, err := slackfake.SignedRequest(context.Background(), p.srv.URL+"/slack/interactions", secret, time.Now(), forms[i])
-			if !assert.NoError(t, err) {
-				return
-			}
-			<-start
-			resp, err := p.srv.Client().Do(req)
-			if !assert.NoError(t, err) {
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			codes[i] = resp.StatusCode
-		})
-	}
-	close(start)
-	wg.Wait()
-	for i, c := range codes {
+	for i, c := range approveTogether(t, []*proc{p}, many, id, msg.TS) {
 		assert.Equal(t, http.StatusOK, c, "click %d", i)
 	}
 

@@ -233,6 +233,53 @@ func (p *proc) click(user, actionID, id, messageTS string) (int, string) {
 	return p.post("/slack/interactions", secret, time.Now(), form)
 }
 
+// approveTogether has every user click Approve on request id at the same
+// moment, user i through procs[i%len(procs)], and returns the HTTP statuses.
+func approveTogether(t *testing.T, procs []*proc, users []string, id, messageTS string) []int {
+	t.Helper()
+	reqs := make([]*http.Request, len(users))
+	for i, u := range users {
+		form, err := slackfake.InteractionForm(slackfake.BlockAction(u, "approve", id, channel, messageTS, ""))
+		require.NoError(t, err)
+		reqs[i], err = signedRequest(context.Background(), procs[i%len(procs)].srv.URL+"/slack/interactions", form)
+		require.NoError(t, err)
+	}
+	return sendTogether(t, reqs)
+}
+
+// sendTogether sends every request at the same moment and returns the HTTP
+// statuses, in order (0 for a request that failed, with a test error).
+func sendTogether(t *testing.T, reqs []*http.Request) []int {
+	t.Helper()
+	codes := make([]int, len(reqs))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, req := range reqs {
+		wg.Go(func() {
+			<-start
+			resp, err := http.DefaultClient.Do(req)
+			if !assert.NoError(t, err) {
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		})
+	}
+	close(start)
+	wg.Wait()
+	return codes
+}
+
+// numberedApprovers returns n distinct user IDs, U0APPROVER00 onwards.
+func numberedApprovers(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("U0APPROVER%02d", i)
+	}
+	return ids
+}
+
 // approvalMessage waits for the nth approval request posted in the channel
 // and returns it and the request ID carried by its Approve button.
 func (w *world) approvalMessage(t *testing.T, n int) (slackfake.Call, string) {
@@ -240,7 +287,8 @@ func (w *world) approvalMessage(t *testing.T, n int) (slackfake.Call, string) {
 	c := w.waitCall(t, n, func(c slackfake.Call) bool {
 		return c.Method == slackfake.MethodPostMessage && c.Channel == channel && c.ThreadTS == "" && c.Error == ""
 	})
-	id := buttonValue(t, c.Blocks, "approve")
+	id, err := slackfake.ButtonValue(c.Blocks, "approve")
+	require.NoError(t, err)
 	require.NotEmpty(t, id, "approval message without an Approve button: %s", c.Blocks)
 	return c, id
 }
@@ -250,19 +298,7 @@ func (w *world) waitCall(t *testing.T, n int, match func(slackfake.Call) bool) s
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var found slackfake.Call
-	err := w.slack.Wait(ctx, func(calls []slackfake.Call) bool {
-		seen := 0
-		for _, c := range calls {
-			if match(c) {
-				if seen++; seen == n {
-					found = c
-					return true
-				}
-			}
-		}
-		return false
-	})
+	found, err := w.slack.WaitNth(ctx, n, match)
 	require.NoError(t, err, "Slack calls so far:\n%s", dumpCalls(w.slack.Calls()))
 	return found
 }
@@ -314,24 +350,6 @@ func (w *world) defenderWrites() []string {
 		out = append(out, r.Method+" "+r.Path)
 	}
 	return out
-}
-
-func buttonValue(t *testing.T, blocks json.RawMessage, actionID string) string {
-	t.Helper()
-	var bs slack.Blocks
-	require.NoError(t, json.Unmarshal(blocks, &bs))
-	for _, b := range bs.BlockSet {
-		ab, ok := b.(*slack.ActionBlock)
-		if !ok || ab.Elements == nil {
-			continue
-		}
-		for _, el := range ab.Elements.ElementSet {
-			if btn, ok := el.(*slack.ButtonBlockElement); ok && btn.ActionID == actionID {
-				return btn.Value
-			}
-		}
-	}
-	return ""
 }
 
 func dumpCalls(calls []slackfake.Call) string {

@@ -2,12 +2,9 @@ package e2e_test
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,26 +23,13 @@ import (
 // moment, as a Slack retry racing a load-balancer duplicate does.
 func sendAll(t *testing.T, targets []string, ts time.Time, form url.Values) []int {
 	t.Helper()
-	codes := make([]int, len(targets))
-	start := make(chan struct{})
-	var wg sync.WaitGroup
+	reqs := make([]*http.Request, len(targets))
 	for i, target := range targets {
 		req, err := slackfake.SignedRequest(context.Background(), target, secret, ts, form)
 		require.NoError(t, err)
-		wg.Go(func() {
-			<-start
-			resp, err := http.DefaultClient.Do(req)
-			if !assert.NoError(t, err) {
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			codes[i] = resp.StatusCode
-		})
+		reqs[i] = req
 	}
-	close(start)
-	wg.Wait()
-	return codes
+	return sendTogether(t, reqs)
 }
 
 func twoReplicas(t *testing.T, driver string, opts ...procOption) (*world, *proc, *proc) {
@@ -132,41 +116,11 @@ func TestReplicasRequestOnOneApproveOnOther(t *testing.T) {
 func TestReplicasFiftyApproveClicksOneDefenderCall(t *testing.T) {
 	for _, driver := range backends {
 		t.Run(driver, func(t *testing.T) {
-			var many []string
-			for i := range 50 {
-				many = append(many, fmt.Sprintf("U0APPROVER%02d", i))
-			}
+			many := numberedApprovers(50)
 			w, a, b := twoReplicas(t, driver, approvers(append(many, alice)...))
 			msg, id := requestPending(t, w, a)
-			replicas := []*proc{a, b}
 
-			forms := make([]url.Values, len(many))
-			for i, u := range many {
-				f, err := slackfake.InteractionForm(slackfake.BlockAction(u, "approve", id, channel, msg.TS, ""))
-				require.NoError(t, err)
-				forms[i] = f
-			}
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			codes := make([]int, len(many))
-			for i := range many {
-				p := replicas[i%2]
-				req, err := slackfake.SignedRequest(context.Background(), p.srv.URL+"/slack/interactions", secret, time.Now(), forms[i])
-				require.NoError(t, err)
-				wg.Go(func() {
-					<-start
-					resp, err := http.DefaultClient.Do(req)
-					if !assert.NoError(t, err) {
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					codes[i] = resp.StatusCode
-				})
-			}
-			close(start)
-			wg.Wait()
-			for i, c := range codes {
+			for i, c := range approveTogether(t, []*proc{a, b}, many, id, msg.TS) {
 				assert.Equal(t, http.StatusOK, c, "click %d", i)
 			}
 

@@ -222,18 +222,8 @@ func TestFuzzStackDetectsApproval(t *testing.T) {
 	posts := s.slack.CallsTo(slackfake.MethodPostMessage)
 	require.Len(t, posts, 1)
 	assert.Equal(t, fzChannel, posts[0].Channel)
-	var blocks slack.Blocks
-	require.NoError(t, blocks.UnmarshalJSON(posts[0].Blocks))
-	var id string
-	for _, b := range blocks.BlockSet {
-		if ab, ok := b.(*slack.ActionBlock); ok {
-			for _, el := range ab.Elements.ElementSet {
-				if btn, ok := el.(*slack.ButtonBlockElement); ok && btn.ActionID == "approve" {
-					id = btn.Value
-				}
-			}
-		}
-	}
+	id, err := slackfake.ButtonValue(posts[0].Blocks, "approve")
+	require.NoError(t, err)
 	require.NotEmpty(t, id)
 	assert.Empty(t, s.writes())
 

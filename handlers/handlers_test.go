@@ -45,7 +45,7 @@ func (b *fakeBot) HandleCommand(ctx context.Context, cmd slack.SlashCommand) *sl
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.commands = append(b.commands, cmd)
-	b.requestIDs = append(b.requestIDs, handlers.RequestID(ctx))
+	b.requestIDs = append(b.requestIDs, logctx.RequestID(ctx))
 	return b.reply
 }
 

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,10 +11,6 @@ import (
 
 	"github.com/defenderbot/defenderbot/internal/logctx"
 )
-
-// RequestID returns the request ID the request logger put in ctx, or "".
-// It is internal/logctx's, so the bot's logs and audit carry it too.
-func RequestID(ctx context.Context) string { return logctx.RequestID(ctx) }
 
 // withLogctx makes sure every line logged with a request's context carries
 // its request ID, without wrapping a logger that already does.

@@ -108,16 +108,11 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 		return 1
 	}
 
-	cfg, err := loadConfig(c, *cfgPath)
-	if err == nil {
-		err = cfg.Validate(config.ForDefender)
-	}
-	if err != nil {
-		printConfigError(c.stderr, err)
+	cfg, ok := loadConfigFor(c, *cfgPath, config.ForDefender)
+	if !ok {
 		return 1
 	}
-	logger := newLogger(c, cfg)
-	client, err := newDefenderClient(cfg, logger, cliDefenderOptions(c)...)
+	client, err := newDefenderClient(c, cfg, newLogger(c, cfg))
 	if err != nil {
 		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
 		return 1
@@ -269,18 +264,6 @@ func printActionError(w io.Writer, err error) {
 		}
 		if apiErr.Target != "" {
 			fmt.Fprintf(w, "defenderbot: Microsoft correlation id (target): %s\n", apiErr.Target)
-		}
-		return
-	}
-	fmt.Fprintf(w, "defenderbot: %v\n", err)
-}
-
-// printConfigError prints each configuration problem on its own line.
-func printConfigError(w io.Writer, err error) {
-	var verr *config.ValidationError
-	if errors.As(err, &verr) {
-		for _, p := range verr.Problems {
-			fmt.Fprintf(w, "defenderbot: configuration: %s\n", p)
 		}
 		return
 	}

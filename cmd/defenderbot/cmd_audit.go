@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
-
-	"github.com/defenderbot/defenderbot/store"
 )
 
 // runAudit prints the audit trail since --since as JSON lines on stdout.
@@ -15,12 +12,8 @@ func runAudit(ctx context.Context, c *cli, args []string) int {
 	fs := newFlagSet(c, "audit", "audit [--since 24h|RFC3339] [--config FILE]")
 	cfgPath := configFlag(fs)
 	sinceFlag := fs.String("since", "24h", "show events newer than this: a duration back from now (24h, 30m) or an RFC 3339 time")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlagsOnly(c, fs, args); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "defenderbot audit: unexpected argument %q\n", fs.Arg(0))
-		return 2
 	}
 	since, err := parseSince(*sinceFlag, time.Now())
 	if err != nil {
@@ -32,10 +25,9 @@ func runAudit(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "defenderbot audit: %v\n", err)
 		return 1
 	}
-	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN.Value())
+	st, err := openStore(ctx, cfg)
 	if err != nil {
-		// The DSN may hold a password: name the driver only.
-		fmt.Fprintf(c.stderr, "defenderbot audit: open the %s store: %v\n", cfg.Store.Driver, redactDSN(err, cfg.Store.DSN.Value()))
+		fmt.Fprintf(c.stderr, "defenderbot audit: %v\n", err)
 		return 1
 	}
 	defer st.Close()
@@ -75,13 +67,4 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("--since %q is neither a duration (24h, 90m) nor an RFC 3339 time (2026-11-27T10:00:00Z)", s)
-}
-
-// redactDSN keeps a DSN (which may contain a password) out of error text.
-func redactDSN(err error, dsn string) string {
-	msg := err.Error()
-	if dsn != "" {
-		msg = strings.ReplaceAll(msg, dsn, "[DSN]")
-	}
-	return msg
 }

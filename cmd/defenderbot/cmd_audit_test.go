@@ -56,3 +56,16 @@ func TestAuditCommand(t *testing.T) {
 	assert.Equal(t, 2, run(ctx, c, []string{"audit", "--since", "whenever"}))
 	assert.Empty(t, out.String())
 }
+
+// TestAuditStoreErrorLeaksNoPassword: audit relies on store.Open keeping
+// the DSN's password out of its errors.
+func TestAuditStoreErrorLeaksNoPassword(t *testing.T) {
+	dsn := "postgres://defenderbot:" + leakDBPassword + "@" + serveFreeAddr(t) + "/defenderbot?sslmode=disable&connect_timeout=2"
+	env := map[string]string{"DEFENDERBOT_STORE_DRIVER": "postgres", "DEFENDERBOT_STORE_DSN": dsn}
+	var out, errb bytes.Buffer
+	c := &cli{stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }}
+	assert.Equal(t, 1, run(context.Background(), c, []string{"audit"}))
+	assert.Contains(t, errb.String(), "open store (postgres)")
+	assert.NotContains(t, errb.String(), leakDBPassword)
+	assert.Empty(t, out.String())
+}

@@ -192,7 +192,10 @@ func (d *demoEnv) script(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	requestID := demoButtonValue(approval.Blocks, "approve")
+	requestID, err := slackfake.ButtonValue(approval.Blocks, "approve")
+	if err != nil {
+		return fmt.Errorf("the approval message: %w", err)
+	}
 	if requestID == "" {
 		return errors.New("the approval message has no Approve button")
 	}
@@ -319,19 +322,7 @@ func (d *demoEnv) waitCall(ctx context.Context, what string, match func(slackfak
 func (d *demoEnv) waitNth(ctx context.Context, what string, n int, match func(slackfake.Call) bool) (slackfake.Call, error) {
 	ctx, cancel := context.WithTimeout(ctx, demoStepLimit)
 	defer cancel()
-	var found slackfake.Call
-	err := d.slack.Wait(ctx, func(calls []slackfake.Call) bool {
-		seen := 0
-		for _, c := range calls {
-			if match(c) {
-				if seen++; seen == n {
-					found = c
-					return true
-				}
-			}
-		}
-		return false
-	})
+	found, err := d.slack.WaitNth(ctx, n, match)
 	if err != nil {
 		return found, fmt.Errorf("waiting for %s: %w", what, err)
 	}
@@ -364,43 +355,11 @@ func demoCommandForm(user, text, responseURL string) url.Values {
 	})
 }
 
-// msgText is the text of a JSON Slack message body ("" if none).
+// demoMsgText is the text of a JSON Slack message body ("" if none).
 func demoMsgText(body []byte) string {
 	var m slack.Msg
 	if json.Unmarshal(body, &m) != nil {
 		return ""
 	}
 	return m.Text
-}
-
-// buttonValue finds the value of the button actionID in raw Block Kit JSON.
-func demoButtonValue(blocks json.RawMessage, actionID string) string {
-	var v any
-	if json.Unmarshal(blocks, &v) != nil {
-		return ""
-	}
-	var walk func(any) string
-	walk = func(n any) string {
-		switch t := n.(type) {
-		case map[string]any:
-			if t["action_id"] == actionID {
-				if s, ok := t["value"].(string); ok {
-					return s
-				}
-			}
-			for _, c := range t {
-				if s := walk(c); s != "" {
-					return s
-				}
-			}
-		case []any:
-			for _, c := range t {
-				if s := walk(c); s != "" {
-					return s
-				}
-			}
-		}
-		return ""
-	}
-	return walk(v)
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -14,25 +12,12 @@ import (
 // runEmulator serves the Defender + Azure AD emulator with sample data until
 // ctx is done, and prints how to point defenderbot at it.
 func runEmulator(ctx context.Context, c *cli, args []string) int {
-	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := newFlagSet(c, "emulator", "emulator [--listen HOST:PORT] [--ca-out FILE] [--rate-limits=false]")
 	listen := fs.String("listen", "127.0.0.1:8443", "address to listen on (port 0 picks a free port)")
 	caOut := fs.String("ca-out", "", "write the emulator's self-signed CA certificate (PEM) to this file")
 	rateLimits := fs.Bool("rate-limits", true, "enforce Microsoft's per-API rate limits")
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, "usage: defenderbot emulator [--listen HOST:PORT] [--ca-out FILE] [--rate-limits=false]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "defenderbot emulator: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return 2
+	if code, ok := parseFlagsOnly(c, fs, args); !ok {
+		return code
 	}
 
 	l, err := net.Listen("tcp", *listen)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,13 +12,12 @@ import (
 // runHealthcheck probes the local server's /healthz. The distroless image has
 // no shell or curl, so the container's HEALTHCHECK calls the binary itself.
 func runHealthcheck(ctx context.Context, c *cli, args []string) int {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := newFlagSet(c, "healthcheck", "healthcheck [--listen HOST:PORT] [--config FILE] [--timeout D]")
 	listen := fs.String("listen", "", "address the server listens on (default: the configuration's listen, :8080)")
-	cfgPath := fs.String("config", "", "configuration file (default $DEFENDERBOT_CONFIG)")
+	cfgPath := configFlag(fs)
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for an answer")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlagsOnly(c, fs, args); !ok {
+		return code
 	}
 	addr := *listen
 	if addr == "" {

@@ -56,6 +56,18 @@ func TestHealthcheck(t *testing.T) {
 	assert.Equal(t, "ok\n", out.String())
 }
 
+func TestHealthcheckUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	c := &cli{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	assert.Equal(t, 2, run(context.Background(), c, []string{"healthcheck", "--nope"}))
+	assert.Equal(t, 2, run(context.Background(), c, []string{"healthcheck", "extra"}))
+	assert.Contains(t, errb.String(), `unexpected argument "extra"`)
+	errb.Reset()
+	assert.Equal(t, 0, run(context.Background(), c, []string{"healthcheck", "-h"}))
+	assert.Contains(t, errb.String(), "usage: defenderbot healthcheck")
+	assert.Empty(t, out.String(), "nothing probed")
+}
+
 func TestUnknownCommandAndUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	c := &cli{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}

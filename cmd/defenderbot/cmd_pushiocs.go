@@ -9,7 +9,6 @@ import (
 
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/ioc"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 // runPushIOCs runs one IOC sync from a STIX feed. With --dry-run it prints
@@ -27,12 +26,8 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 	force := fs.Bool("force", false, "snapshot mode: delete even beyond max-delete-fraction")
 	dryRun := fs.Bool("dry-run", false, "print what would be done; send no write call")
 	output := fs.String("output", "text", "output format: text or json")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlagsOnly(c, fs, args); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "defenderbot push-iocs: unexpected argument %q\n", fs.Arg(0))
-		return 2
 	}
 	if *output != "text" && *output != "json" {
 		fmt.Fprintf(c.stderr, "defenderbot push-iocs: --output must be text or json, not %q\n", *output)
@@ -44,31 +39,26 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 		printConfigError(c.stderr, err)
 		return 1
 	}
-	// Flags override the iocs.* keys; then the whole configuration is checked.
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	// Flags given override the iocs.* keys; then the whole configuration is checked.
 	i := &cfg.IOCs
-	if set["stix-objects-path"] {
-		i.STIXObjectsPath = *path
-	}
-	if set["action"] {
-		i.Action = *action
-	}
-	if set["severity"] {
-		i.Severity = *severity
-	}
-	if set["generate-alert"] {
-		i.GenerateAlert = *genAlert
-	}
-	if set["sekoia-base-url"] {
-		i.SekoiaBaseURL = *sekoia
-	}
-	if set["mode"] {
-		i.Mode = *mode
-	}
-	if set["max-delete-fraction"] {
-		i.MaxDeleteFraction = *maxDel
-	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "stix-objects-path":
+			i.STIXObjectsPath = *path
+		case "action":
+			i.Action = *action
+		case "severity":
+			i.Severity = *severity
+		case "generate-alert":
+			i.GenerateAlert = *genAlert
+		case "sekoia-base-url":
+			i.SekoiaBaseURL = *sekoia
+		case "mode":
+			i.Mode = *mode
+		case "max-delete-fraction":
+			i.MaxDeleteFraction = *maxDel
+		}
+	})
 	if i.STIXObjectsPath == "" {
 		fmt.Fprintln(c.stderr, "defenderbot push-iocs: --stix-objects-path (or iocs.stix_objects_path) is required")
 		return 2
@@ -79,23 +69,21 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 	}
 
 	logger := newLogger(c, cfg)
-	client, err := newDefenderClient(cfg, logger, cliDefenderOptions(c)...)
+	client, err := newDefenderClient(c, cfg, logger)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
 		return 1
 	}
-	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN.Value())
+	st, err := openStore(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "defenderbot: open store: %v\n", err)
+		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
 		return 1
 	}
 	defer st.Close()
 
-	syncer, err := ioc.NewSyncer(client, st, ioc.Options{
-		StixObjectsPath: i.STIXObjectsPath, Action: i.Action, Severity: i.Severity, SekoiaBaseURL: i.SekoiaBaseURL,
-		Mode: i.Mode, GenerateAlert: i.GenerateAlert, MaxDeleteFraction: i.MaxDeleteFraction,
-		Force: *force, DryRun: *dryRun,
-	}, logger)
+	opts := iocOptions(cfg.IOCs)
+	opts.Force, opts.DryRun = *force, *dryRun
+	syncer, err := ioc.NewSyncer(client, st, opts, logger)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "defenderbot push-iocs: %v\n", err)
 		return 1

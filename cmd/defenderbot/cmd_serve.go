@@ -35,19 +35,11 @@ const shutdownGrace = 25 * time.Second
 func runServe(ctx context.Context, c *cli, args []string) int {
 	fs := newFlagSet(c, "serve", "serve [--config FILE]")
 	cfgPath := configFlag(fs)
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlagsOnly(c, fs, args); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "defenderbot serve: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	cfg, err := loadConfig(c, *cfgPath)
-	if err == nil {
-		err = cfg.Validate(config.ForServe)
-	}
-	if err != nil {
-		printConfigError(c.stderr, err)
+	cfg, ok := loadConfigFor(c, *cfgPath, config.ForServe)
+	if !ok {
 		return 1
 	}
 	logger := newLogger(c, cfg)
@@ -93,14 +85,13 @@ type serveApp struct {
 func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.Logger, slackOpts ...slack.Option) (*serveApp, error) {
 	s := &serveApp{cfg: cfg, log: logger, metrics: metrics.New()}
 
-	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN.Value(), store.WithLogger(logger))
+	st, err := openStore(ctx, cfg, store.WithLogger(logger))
 	if err != nil {
-		return nil, fmt.Errorf("open store (%s): %w", cfg.Store.Driver, err)
+		return nil, err
 	}
 	s.store = st
 
-	dopts := append(cliDefenderOptions(c), defender.WithObserver(s.metrics))
-	s.defender, err = newDefenderClient(cfg, logger, dopts...)
+	s.defender, err = newDefenderClient(c, cfg, logger, defender.WithObserver(s.metrics))
 	if err != nil {
 		s.close()
 		return nil, err
@@ -121,16 +112,9 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 	replica := cfg.Replica()
 	var iocs bot.IOCSync
 	if cfg.IOCs.Enabled {
-		syncer, err := ioc.NewSyncer(s.defender, st, ioc.Options{
-			StixObjectsPath:   cfg.IOCs.STIXObjectsPath,
-			Action:            cfg.IOCs.Action,
-			Severity:          cfg.IOCs.Severity,
-			SekoiaBaseURL:     cfg.IOCs.SekoiaBaseURL,
-			Mode:              cfg.IOCs.Mode,
-			GenerateAlert:     cfg.IOCs.GenerateAlert,
-			MaxDeleteFraction: cfg.IOCs.MaxDeleteFraction,
-			Metrics:           s.metrics,
-		}, logger.With("component", "iocs"))
+		opts := iocOptions(cfg.IOCs)
+		opts.Metrics = s.metrics
+		syncer, err := ioc.NewSyncer(s.defender, st, opts, logger.With("component", "iocs"))
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("IOC sync: %w", err)
@@ -300,7 +284,7 @@ func (s *serveApp) run(ctx context.Context, ln net.Listener) error {
 	return runErr
 }
 
-// close releases what newServer opened.
+// close releases what newServeApp opened.
 func (s *serveApp) close() {
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {

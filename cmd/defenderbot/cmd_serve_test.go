@@ -26,19 +26,20 @@ import (
 	"github.com/defenderbot/defenderbot/store"
 )
 
-// serveLog is a bytes.Buffer safe for the server's concurrent log writes.
-type serveLog struct {
+// syncBuffer is a bytes.Buffer safe for concurrent writes, so a test can
+// read a running command's output (a server's log) while it writes.
+type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *serveLog) Write(p []byte) (int, error) {
+func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *serveLog) String() string {
+func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -102,7 +103,7 @@ func TestServeRunsAndShutsDownKeepingPendingRequests(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "serve.db")
 	cfgPath := writeServeConfig(t, emu, sf, addr, db)
 
-	var stdout, stderr serveLog
+	var stdout, stderr syncBuffer
 	c := &cli{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, httpClient: emu.HTTPClient()}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -242,7 +243,7 @@ func TestServeSocketMode(t *testing.T) {
 	emu.AddSampleData()
 	sf := slackfake.NewT(t)
 	cfgPath := writeServeConfig(t, emu, sf, serveFreeAddr(t), filepath.Join(t.TempDir(), "serve.db"))
-	var stderr serveLog
+	var stderr syncBuffer
 	c := &cli{stdout: io.Discard, stderr: &stderr, httpClient: emu.HTTPClient(),
 		getenv: func(k string) string { return map[string]string{"SLACK_APP_TOKEN": "xapp-serve-test"}[k] }}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -262,18 +263,8 @@ func TestServeSocketMode(t *testing.T) {
 
 	posts, err := sf.WaitFor(wctx, slackfake.MethodPostMessage, 1)
 	require.NoError(t, err)
-	var blocks slack.Blocks
-	require.NoError(t, blocks.UnmarshalJSON(posts[0].Blocks))
-	var id string
-	for _, b := range blocks.BlockSet {
-		if ab, ok := b.(*slack.ActionBlock); ok {
-			for _, el := range ab.Elements.ElementSet {
-				if btn, ok := el.(*slack.ButtonBlockElement); ok && btn.ActionID == "approve" {
-					id = btn.Value
-				}
-			}
-		}
-	}
+	id, err := slackfake.ButtonValue(posts[0].Blocks, "approve")
+	require.NoError(t, err)
 	require.NotEmpty(t, id)
 
 	click := slackfake.BlockAction("U0BOB", "approve", id, "C0SOC", posts[0].TS, "")

@@ -15,29 +15,20 @@ func runValidateConfig(_ context.Context, c *cli, args []string) int {
 	fs := newFlagSet(c, "validate-config", "validate-config [--config FILE] [--for all|defender|serve]")
 	cfgPath := configFlag(fs)
 	forFlag := fs.String("for", "all", "what the configuration is for: all (everything), defender (action, push-iocs) or serve")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlagsOnly(c, fs, args); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "defenderbot validate-config: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return 2
 	}
 	purpose, err := config.ParsePurpose(*forFlag)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "defenderbot validate-config: --for: %v\n", err)
 		return 2
 	}
-	path := *cfgPath
-	if path == "" {
-		path = c.env("DEFENDERBOT_CONFIG")
-	}
 	for _, name := range c.unknownEnv() {
 		fmt.Fprintf(c.stderr, "defenderbot: warning: %s is not a configuration variable and is ignored (misspelled?)\n", name)
 	}
 	// Check, unlike Load then Validate, also validates what could be read
 	// when some keys are bad, so every problem is listed at once.
-	if err := config.Check(path, c.env, purpose); err != nil {
+	if err := config.Check(configPath(c, *cfgPath), c.env, purpose); err != nil {
 		var verr *config.ValidationError
 		if errors.As(err, &verr) {
 			for _, p := range verr.Problems {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,10 +12,12 @@ import (
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/internal/logctx"
+	"github.com/defenderbot/defenderbot/ioc"
+	"github.com/defenderbot/defenderbot/store"
 )
 
-// Shared helpers for subcommands: flag sets, configuration, logger and the
-// Defender client.
+// Shared helpers for subcommands: flag sets, configuration, logger, store
+// and the Defender client.
 
 // defenderScope is the resource every Defender API token is requested for,
 // whatever regional base URL is configured.
@@ -57,13 +60,68 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	return 0, true
 }
 
-// loadConfig loads the configuration from path, or from $DEFENDERBOT_CONFIG
-// when path is empty, with the cli's environment. It does not validate.
-func loadConfig(c *cli, path string) (*config.Config, error) {
-	if path == "" {
-		path = c.env("DEFENDERBOT_CONFIG")
+// parseFlagsOnly is parseFlags for a command that takes no positional
+// argument: one left over is a usage error (exit 2).
+func parseFlagsOnly(c *cli, fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if code, ok := parseFlags(fs, args); !ok {
+		return code, false
 	}
-	return config.Load(path, c.env)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "defenderbot %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return 2, false
+	}
+	return 0, true
+}
+
+// configPath is path, or $DEFENDERBOT_CONFIG when path is empty.
+func configPath(c *cli, path string) string {
+	if path == "" {
+		return c.env("DEFENDERBOT_CONFIG")
+	}
+	return path
+}
+
+// loadConfig loads the configuration from configPath with the cli's
+// environment. It does not validate.
+func loadConfig(c *cli, path string) (*config.Config, error) {
+	return config.Load(configPath(c, path), c.env)
+}
+
+// loadConfigFor loads the configuration and validates it for purpose. On
+// failure it prints every problem and ok is false (the command exits 1).
+func loadConfigFor(c *cli, path string, purpose config.Purpose) (cfg *config.Config, ok bool) {
+	cfg, err := loadConfig(c, path)
+	if err == nil {
+		err = cfg.Validate(purpose)
+	}
+	if err != nil {
+		printConfigError(c.stderr, err)
+		return nil, false
+	}
+	return cfg, true
+}
+
+// printConfigError prints each configuration problem on its own line.
+func printConfigError(w io.Writer, err error) {
+	var verr *config.ValidationError
+	if errors.As(err, &verr) {
+		for _, p := range verr.Problems {
+			fmt.Fprintf(w, "defenderbot: configuration: %s\n", p)
+		}
+		return
+	}
+	fmt.Fprintf(w, "defenderbot: %v\n", err)
+}
+
+// openStore opens the configured store. store.Open keeps the DSN's password
+// out of its errors, so they can be printed as they are.
+func openStore(ctx context.Context, cfg *config.Config, opts ...store.Option) (store.Store, error) {
+	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN.Value(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open store (%s): %w", cfg.Store.Driver, err)
+	}
+	return st, nil
 }
 
 // newLogger returns a logger writing to the cli's stderr in the configured
@@ -90,11 +148,29 @@ func newLoggerTo(w io.Writer, cfg *config.Config) *slog.Logger {
 	return slog.New(logctx.NewHandler(slog.NewJSONHandler(w, opts)))
 }
 
-// newDefenderClient builds the Defender API client from cfg. Pass
-// cliDefenderOptions(c) among opts so tests can inject an HTTP client.
-func newDefenderClient(cfg *config.Config, logger *slog.Logger, opts ...defender.Option) (*defender.Client, error) {
+// iocOptions maps the iocs.* keys to the IOC syncer's options (serve and
+// push-iocs then add their own: metrics, --force, --dry-run).
+func iocOptions(i config.IOCs) ioc.Options {
+	return ioc.Options{
+		StixObjectsPath:   i.STIXObjectsPath,
+		Action:            i.Action,
+		Severity:          i.Severity,
+		SekoiaBaseURL:     i.SekoiaBaseURL,
+		Mode:              i.Mode,
+		GenerateAlert:     i.GenerateAlert,
+		MaxDeleteFraction: i.MaxDeleteFraction,
+	}
+}
+
+// newDefenderClient builds the Defender API client from cfg, with the
+// HTTP client the cli may impose (tests inject the emulator's) and opts.
+func newDefenderClient(c *cli, cfg *config.Config, logger *slog.Logger, opts ...defender.Option) (*defender.Client, error) {
 	d := cfg.Defender
-	all := append([]defender.Option{defender.WithLogger(logger)}, opts...)
+	all := []defender.Option{defender.WithLogger(logger)}
+	if c.httpClient != nil {
+		all = append(all, defender.WithHTTPClient(c.httpClient))
+	}
+	all = append(all, opts...)
 	client, err := defender.New(defender.Config{
 		BaseURL:       d.BaseURL,
 		AuthorityHost: d.AuthorityHost,
@@ -109,15 +185,6 @@ func newDefenderClient(cfg *config.Config, logger *slog.Logger, opts ...defender
 		return nil, fmt.Errorf("defender client: %w", err)
 	}
 	return client, nil
-}
-
-// cliDefenderOptions returns the client options the cli imposes (an
-// injected HTTP client in tests).
-func cliDefenderOptions(c *cli) []defender.Option {
-	if c.httpClient == nil {
-		return nil
-	}
-	return []defender.Option{defender.WithHTTPClient(c.httpClient)}
 }
 
 // unknownEnv names the DEFENDERBOT_* variables that match no configuration

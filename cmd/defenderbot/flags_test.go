@@ -68,13 +68,13 @@ func TestNewDefenderClient(t *testing.T) {
 	cfg.Defender.AppSecret = defendertest.ClientSecret
 	var logs bytes.Buffer
 	c := &cli{stderr: &logs, httpClient: srv.HTTPClient()}
-	client, err := newDefenderClient(cfg, newLogger(c, cfg), cliDefenderOptions(c)...)
+	client, err := newDefenderClient(c, cfg, newLogger(c, cfg))
 	require.NoError(t, err)
 	require.NoError(t, client.CheckToken(t.Context()), "the injected HTTP client trusts the emulator")
 	assert.NotContains(t, logs.String(), defendertest.ClientSecret)
 
 	cfg.Defender.TenantID = ""
-	_, err = newDefenderClient(cfg, newLogger(c, cfg))
+	_, err = newDefenderClient(c, cfg, newLogger(c, cfg))
 	assert.ErrorContains(t, err, "TenantID")
 	assert.NotContains(t, err.Error(), defendertest.ClientSecret)
 }

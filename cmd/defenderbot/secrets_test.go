@@ -62,7 +62,7 @@ func TestServeLeaksNoSecret(t *testing.T) {
 	}
 
 	cfgPath := writeLeakConfig(t, emu, sf, addr, driver, dsn)
-	var stdout, stderr serveLog
+	var stdout, stderr syncBuffer
 	c := &cli{stdout: &stdout, stderr: &stderr, httpClient: emu.HTTPClient(), getenv: func(k string) string {
 		return map[string]string{
 			"SLACK_APP_TOKEN":                    leakAppToken,
@@ -110,19 +110,7 @@ func TestServeLeaksNoSecret(t *testing.T) {
 	// waitNth waits for the nth Slack call that matches.
 	waitNth := func(what string, n int, match func(slackfake.Call) bool) slackfake.Call {
 		t.Helper()
-		var found slackfake.Call
-		err := sf.Wait(wctx, func(calls []slackfake.Call) bool {
-			seen := 0
-			for _, c := range calls {
-				if match(c) {
-					if seen++; seen == n {
-						found = c
-						return true
-					}
-				}
-			}
-			return false
-		})
+		found, err := sf.WaitNth(wctx, n, match)
 		require.NoError(t, err, "waiting for %s; stderr:\n%s", what, stderr.String())
 		return found
 	}
@@ -135,7 +123,8 @@ func TestServeLeaksNoSecret(t *testing.T) {
 		msg := waitNth("approval message", n, func(c slackfake.Call) bool {
 			return c.Method == slackfake.MethodPostMessage && c.Channel == "C0SOC" && c.ThreadTS == "" && c.Error == ""
 		})
-		id := approveButton(t, msg.Blocks)
+		id, err := slackfake.ButtonValue(msg.Blocks, "approve")
+		require.NoError(t, err)
 		require.NotEmpty(t, id)
 		return msg, id
 	}
@@ -244,7 +233,7 @@ func TestServeStoreErrorLeaksNoPassword(t *testing.T) {
 	// A closed loopback port: refused at once, no server needed.
 	dsn := fmt.Sprintf("postgres://defenderbot:%s@%s/defenderbot?sslmode=disable&connect_timeout=2", leakDBPassword, serveFreeAddr(t))
 	cfgPath := writeLeakConfig(t, emu, sf, serveFreeAddr(t), "postgres", dsn)
-	var stdout, stderr serveLog
+	var stdout, stderr syncBuffer
 	c := &cli{stdout: &stdout, stderr: &stderr, httpClient: emu.HTTPClient(), getenv: func(string) string { return "" }}
 	assert.Equal(t, 1, runServe(context.Background(), c, []string{"--config", cfgPath}))
 	out := stderr.String()
@@ -343,20 +332,4 @@ func hasLine(lines []map[string]any, match func(map[string]any) bool) bool {
 		}
 	}
 	return false
-}
-
-func approveButton(t *testing.T, blocks json.RawMessage) string {
-	t.Helper()
-	var bs slack.Blocks
-	require.NoError(t, bs.UnmarshalJSON(blocks))
-	for _, b := range bs.BlockSet {
-		if ab, ok := b.(*slack.ActionBlock); ok && ab.Elements != nil {
-			for _, el := range ab.Elements.ElementSet {
-				if btn, ok := el.(*slack.ButtonBlockElement); ok && btn.ActionID == "approve" {
-					return btn.Value
-				}
-			}
-		}
-	}
-	return ""
 }

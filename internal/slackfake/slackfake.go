@@ -223,6 +223,27 @@ func (s *Server) Messages(channel string) []Message {
 	return out
 }
 
+// ButtonValue returns the value of the button actionID in Block Kit JSON as
+// recorded in Call.Blocks ("" when there is none), so a test can click it.
+func ButtonValue(blocks json.RawMessage, actionID string) (string, error) {
+	var bs slack.Blocks
+	if err := json.Unmarshal(blocks, &bs); err != nil {
+		return "", fmt.Errorf("slackfake: blocks: %w", err)
+	}
+	for _, b := range bs.BlockSet {
+		ab, ok := b.(*slack.ActionBlock)
+		if !ok || ab.Elements == nil {
+			continue
+		}
+		for _, el := range ab.Elements.ElementSet {
+			if btn, ok := el.(*slack.ButtonBlockElement); ok && btn.ActionID == actionID {
+				return btn.Value, nil
+			}
+		}
+	}
+	return "", nil
+}
+
 // Reset forgets recorded calls (not users, groups or messages).
 func (s *Server) Reset() {
 	s.mu.Lock()
@@ -260,6 +281,25 @@ func (s *Server) WaitFor(ctx context.Context, method string, n int) ([]Call, err
 	return s.CallsTo(method), nil
 }
 
+// WaitNth waits until n calls (counted from 1) match match and returns the
+// nth one.
+func (s *Server) WaitNth(ctx context.Context, n int, match func(Call) bool) (Call, error) {
+	var found Call
+	err := s.Wait(ctx, func(calls []Call) bool {
+		seen := 0
+		for _, c := range calls {
+			if match(c) {
+				if seen++; seen == n {
+					found = c
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return found, err
+}
+
 func filter(calls []Call, method string) []Call {
 	var out []Call
 	for _, c := range calls {
@@ -275,7 +315,14 @@ func (s *Server) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
-// record appends c (setting Seq) and wakes waiters.
+// record is recordLocked for callers that do not hold s.mu.
+func (s *Server) record(c Call) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recordLocked(c)
+}
+
+// recordLocked appends c (setting Seq) and wakes waiters.
 func (s *Server) recordLocked(c Call) {
 	c.Seq = len(s.calls) + 1
 	s.calls = append(s.calls, c)
@@ -355,10 +402,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Server) fail(w http.ResponseWriter, c Call, slackErr string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	c.Error = slackErr
-	s.recordLocked(c)
+	s.record(c)
 	writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": slackErr})
 }
 
@@ -444,41 +489,36 @@ func (s *Server) handleViewsOpen(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGroupMembers(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.begin(w, r, MethodGroupMembers)
-	if !ok {
-		return
-	}
-	fillFromForm(&c)
-	s.mu.Lock()
-	members, found := s.usergroups[c.Usergroup]
-	s.mu.Unlock()
-	if !found {
-		s.fail(w, c, "no_such_subteam")
-		return
-	}
-	s.mu.Lock()
-	s.recordLocked(c)
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "users": members})
+	s.handleLookup(w, r, MethodGroupMembers, "users", "no_such_subteam", func(c Call) (any, bool) {
+		members, found := s.usergroups[c.Usergroup]
+		return members, found
+	})
 }
 
 func (s *Server) handleUsersInfo(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.begin(w, r, MethodUsersInfo)
+	s.handleLookup(w, r, MethodUsersInfo, "user", "user_not_found", func(c Call) (any, bool) {
+		u, found := s.users[c.User]
+		return u, found
+	})
+}
+
+// handleLookup answers a form-encoded read method: lookup (run under s.mu)
+// finds the value returned as field, or the method fails with notFound.
+func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request, method, field, notFound string, lookup func(Call) (any, bool)) {
+	c, ok := s.begin(w, r, method)
 	if !ok {
 		return
 	}
 	fillFromForm(&c)
 	s.mu.Lock()
-	u, found := s.users[c.User]
+	v, found := lookup(c)
 	s.mu.Unlock()
 	if !found {
-		s.fail(w, c, "user_not_found")
+		s.fail(w, c, notFound)
 		return
 	}
-	s.mu.Lock()
-	s.recordLocked(c)
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "user": u})
+	s.record(c)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, field: v})
 }
 
 func (s *Server) handleAuthTest(w http.ResponseWriter, r *http.Request) {
@@ -486,9 +526,7 @@ func (s *Server) handleAuthTest(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.mu.Lock()
-	s.recordLocked(c)
-	s.mu.Unlock()
+	s.record(c)
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "url": "https://slackfake.example/",
 		"team": "slackfake", "user": "defenderbot", "team_id": "T0FAKE", "user_id": "U0BOT", "bot_id": "B0BOT"})
 }
@@ -516,9 +554,7 @@ func (s *Server) handleResponseURL(w http.ResponseWriter, r *http.Request) {
 	if err := json.Unmarshal(c.Body, &msg); err != nil {
 		c.Status = http.StatusBadRequest
 		c.Error = "invalid_payload"
-		s.mu.Lock()
-		s.recordLocked(c)
-		s.mu.Unlock()
+		s.record(c)
 		http.Error(w, "invalid_payload", http.StatusBadRequest)
 		return
 	}
@@ -526,9 +562,7 @@ func (s *Server) handleResponseURL(w http.ResponseWriter, r *http.Request) {
 	if len(msg.Blocks) > 0 && string(msg.Blocks) != "null" {
 		c.Blocks = msg.Blocks
 	}
-	s.mu.Lock()
-	s.recordLocked(c)
-	s.mu.Unlock()
+	s.record(c)
 	// Slack answers a response_url with a plain "ok".
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = io.WriteString(w, "ok")

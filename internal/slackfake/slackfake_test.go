@@ -2,6 +2,7 @@ package slackfake_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"sync"
@@ -226,4 +227,41 @@ func TestUnknownMethodIs404(t *testing.T) {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestWaitNth(t *testing.T) {
+	s := slackfake.NewT(t)
+	api := s.Client()
+	for _, ch := range []string{"C1", "C2", "C1", "C1"} {
+		_, _, err := api.PostMessage(ch, slack.MsgOptionText("to "+ch, false))
+		require.NoError(t, err)
+	}
+	inC1 := func(c slackfake.Call) bool { return c.Channel == "C1" }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := s.WaitNth(ctx, 2, inC1)
+	require.NoError(t, err)
+	assert.Equal(t, 3, c.Seq, "the second call to C1 is the third call")
+
+	short, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel2()
+	_, err = s.WaitNth(short, 4, inC1)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestButtonValue(t *testing.T) {
+	blocks, err := json.Marshal(slack.Blocks{BlockSet: []slack.Block{
+		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "approve?", false, false), nil, nil),
+		slack.NewActionBlock("approval",
+			slack.NewButtonBlockElement("approve", "req-1", slack.NewTextBlockObject(slack.PlainTextType, "Approve", false, false)),
+			slack.NewButtonBlockElement("reject", "req-1-no", slack.NewTextBlockObject(slack.PlainTextType, "Reject", false, false))),
+	}})
+	require.NoError(t, err)
+	for actionID, want := range map[string]string{"approve": "req-1", "reject": "req-1-no", "missing": ""} {
+		got, err := slackfake.ButtonValue(blocks, actionID)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, actionID)
+	}
+	_, err = slackfake.ButtonValue([]byte("not json"), "approve")
+	assert.Error(t, err)
 }
