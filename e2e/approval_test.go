@@ -26,7 +26,11 @@ func requestPending(t *testing.T, w *world, p *proc) (slackfake.Call, string) {
 	t.Helper()
 	code, body := p.command(alice, isolateText)
 	require.Equal(t, http.StatusOK, code, body)
-	return w.approvalMessage(t, 1)
+	msg, id := w.approvalMessage(t, 1)
+	// The requester's "waiting for approval" reply comes after the message's
+	// ts is stored: only then is the request fully set up for clicks.
+	w.responseTo(t, alice, 1)
+	return msg, id
 }
 
 func TestSelfApprovalRefused(t *testing.T) {

@@ -63,11 +63,14 @@ func TestServeLeaksNoSecret(t *testing.T) {
 
 	cfgPath := writeLeakConfig(t, emu, sf, addr, driver, dsn)
 	var stdout, stderr syncBuffer
+	// Resolved here, on the test's goroutine: Fixture may skip the test,
+	// which must not happen inside serve's goroutine.
+	feed := testutil.Fixture(t, "sekoia/stix_objects_ipv4_and_file_hash.json")
 	c := &cli{stdout: &stdout, stderr: &stderr, httpClient: emu.HTTPClient(), getenv: func(k string) string {
 		return map[string]string{
 			"SLACK_APP_TOKEN":                    leakAppToken,
 			"DEFENDERBOT_IOCS_ENABLED":           "true",
-			"DEFENDERBOT_IOCS_STIX_OBJECTS_PATH": testutil.Fixture(t, "sekoia/stix_objects_ipv4_and_file_hash.json"),
+			"DEFENDERBOT_IOCS_STIX_OBJECTS_PATH": feed,
 			"DEFENDERBOT_IOCS_SCHEDULE":          "@every 24h",
 		}[k]
 	}}
