@@ -1,48 +1,40 @@
 package bot
 
-import "github.com/google/uuid"
+import (
+	"github.com/google/uuid"
 
-// The seed's playbook action names (package playbook uses the same strings).
+	"github.com/defenderbot/defenderbot/playbook"
+)
+
+// Action names as stored in store.Request.Action: the playbook's own names,
+// plus the bot's verbs that are not playbook actions.
 const (
-	actCommentAlert = "comment-alert"
-	actUpdateAlert  = "update-alert"
-	actIsolate      = "isolate"
-	actDeisolate    = "deisolate"
-	actRestrict     = "restrict-code-execution"
-	actUnrestrict   = "unrestrict-code-execution"
-	actScan         = "scan"
-	actGetAction    = "get-action"
-	actCancelAction = "cancel-action"
+	actCommentAlert = string(playbook.CommentAlert)
+	actUpdateAlert  = string(playbook.UpdateAlert)
+	actIsolate      = string(playbook.Isolate)
+	actDeisolate    = string(playbook.Deisolate)
+	actRestrict     = string(playbook.RestrictCodeExecution)
+	actUnrestrict   = string(playbook.UnrestrictCodeExecution)
+	actScan         = string(playbook.Scan)
+	actGetAction    = string(playbook.GetAction)
+	actCancelAction = string(playbook.CancelAction)
 	actIOCSync      = "iocs-sync" // not a playbook action: bot-internal
 	actIOCStatus    = "iocs-status"
 	actHelp         = "help"
 )
 
-// actionInfo describes each playbook action as the bot needs it.
-type actionInfo struct {
-	title          string // seed title
-	targetsMachine bool
-	readOnly       bool
-	// defenderType is the MachineAction type Defender records, used to find
-	// the action again after a crash ("" for alert actions).
-	defenderType string
-}
+// knownAction reports whether a is a playbook action.
+func knownAction(a string) bool { return playbook.Name(a).Valid() }
 
-var actionTable = map[string]actionInfo{
-	actCommentAlert: {title: "Comment an alert"},
-	actUpdateAlert:  {title: "Update an alert"},
-	actIsolate:      {title: "Isolate a machine", targetsMachine: true, defenderType: "Isolate"},
-	actDeisolate:    {title: "Deisolate a machine", targetsMachine: true, defenderType: "Unisolate"},
-	actRestrict:     {title: "Restrict code execution", targetsMachine: true, defenderType: "RestrictCodeExecution"},
-	actUnrestrict:   {title: "Unrestrict code execution", targetsMachine: true, defenderType: "UnrestrictCodeExecution"},
-	actScan:         {title: "Scan a machine", targetsMachine: true, defenderType: "RunAntiVirusScan"},
-	actGetAction:    {title: "Get action info", readOnly: true},
-	actCancelAction: {title: "Cancel machine action"},
-}
+// targetsMachine reports whether action a acts on a machine (its <machine>
+// argument is resolved to a machine ID before the request is made).
+func targetsMachine(a string) bool { return playbook.Name(a).TargetsMachine() }
 
-func knownAction(a string) bool {
-	_, ok := actionTable[a]
-	return ok
-}
+// readOnly reports whether action a changes nothing in Defender.
+func readOnly(a string) bool { return playbook.Name(a).ReadOnly() }
+
+// actionTitle is the seed's title of action a ("Isolate a machine"), or a
+// itself for the bot's own verbs.
+func actionTitle(a string) string { return playbook.Name(a).Title() }
 
 func newID() string { return uuid.NewString() }

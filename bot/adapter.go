@@ -28,16 +28,12 @@ type defenderAdapter struct {
 	MachineFinder
 }
 
-func (d *defenderAdapter) Run(ctx context.Context, action string, params map[string]string) (*Result, error) {
+func (d *defenderAdapter) Run(ctx context.Context, action string, params map[string]string) (*playbook.Result, error) {
 	n, ok := playbook.Lookup(action)
 	if !ok {
 		return nil, fmt.Errorf("unknown playbook action %q: %w", action, defender.ErrInvalidArgument)
 	}
-	res, err := d.runner.Run(ctx, n, playbook.ArgsFromMap(params))
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Output: res.Output, MachineAction: res.MachineAction, Alert: res.Alert}, nil
+	return d.runner.Run(ctx, n, playbook.ArgsFromMap(params))
 }
 
 func (d *defenderAdapter) ListMachineActions(ctx context.Context, machineID, actionType string) ([]defender.MachineAction, error) {

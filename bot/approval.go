@@ -62,7 +62,7 @@ func (s *Service) submit(ctx context.Context, inv invocation, c Command) {
 	}
 	params := maps.Clone(c.Params)
 	machineName := ""
-	if actionTable[c.Action].targetsMachine {
+	if targetsMachine(c.Action) {
 		m, msg := s.resolveMachine(ctx, c.Machine)
 		if m == nil {
 			s.reply(ctx, inv, msg)
@@ -72,7 +72,7 @@ func (s *Service) submit(ctx context.Context, inv invocation, c Command) {
 		machineName = m.ComputerDNSName
 	}
 	switch {
-	case !s.needsApproval(c.Action) && actionTable[c.Action].readOnly:
+	case !s.needsApproval(c.Action) && readOnly(c.Action):
 		s.runDirect(ctx, inv, c.Action, params)
 	case !s.needsApproval(c.Action):
 		// A state-changing action an administrator exempted from approval
@@ -95,8 +95,7 @@ func (s *Service) runUnapproved(ctx context.Context, inv invocation, action stri
 		return
 	}
 	s.audit(ctx, inv.UserID, "request", r.ID, map[string]any{"action": action, "params": params, "machine_name": machineName, "approval": "not required"})
-	s.reply(ctx, inv, fmt.Sprintf(":arrow_forward: Request `%s` (%s%s) needs no approval (approval.actions_without_approval); running it now.",
-		r.ID, escapeMrkdwn(actionTitle(action)), onMachine(r)))
+	s.reply(ctx, inv, fmt.Sprintf(":arrow_forward: Request %s needs no approval (approval.actions_without_approval); running it now.", requestRef(r)))
 	if err := s.execute(ctx, r); err != nil {
 		s.reply(ctx, inv, ":warning: The request is recorded but could not be started (database error); it will be retried shortly.")
 	}
@@ -175,8 +174,8 @@ func (s *Service) createRequest(ctx context.Context, inv invocation, action stri
 	if err := s.deps.Store.SetApprovalMessage(ctx, r.ID, ch, ts); err != nil {
 		s.log.ErrorContext(ctx, "saving the approval message ts failed", "request", r.ID, "error", err)
 	}
-	s.reply(ctx, inv, fmt.Sprintf(":inbox_tray: Request `%s` (%s%s) is waiting for %s in <#%s>.",
-		r.ID, escapeMrkdwn(actionTitle(action)), onMachine(r), plural(r.RequiredApprovals, "approval"), escapeMrkdwn(ch)))
+	s.reply(ctx, inv, fmt.Sprintf(":inbox_tray: Request %s is waiting for %s in <#%s>.",
+		requestRef(r), plural(r.RequiredApprovals, "approval"), escapeMrkdwn(ch)))
 }
 
 // approve handles an Approve click. Every refusal is told to the clicker
@@ -190,22 +189,13 @@ func (s *Service) approve(ctx context.Context, inv invocation, requestID string)
 		s.refuse(ctx, inv, r.ID, "self-approval", "You cannot approve your own request: another approver must.")
 		return
 	}
-	now := s.now()
-	r, dec, err := s.deps.Store.AddApproval(ctx, requestID, inv.UserID, now)
-	switch {
-	case errors.Is(err, store.ErrAlreadyVoted):
+	r, dec, err := s.deps.Store.AddApproval(ctx, requestID, inv.UserID, s.now())
+	if errors.Is(err, store.ErrAlreadyVoted) {
 		s.refuse(ctx, inv, requestID, "already voted", fmt.Sprintf("You already approved this request; it needs %s from distinct approvers.", plural(s.cfg.RequiredApprovals, "approval")))
 		return
-	case errors.Is(err, store.ErrExpired):
-		s.refuse(ctx, inv, requestID, "expired", "This request has expired; nothing was run. Ask the requester to request it again.")
-		s.expiredByClick(ctx, requestID, err)
-		return
-	case errors.Is(err, store.ErrNotPending):
-		s.refuse(ctx, inv, requestID, "not pending", "This request was already decided.")
-		return
-	case err != nil:
-		s.log.ErrorContext(ctx, "recording the approval failed", "request", requestID, "error", err)
-		s.postEphemeral(ctx, inv, ":warning: Could not record your approval (database error). Try again.")
+	}
+	if err != nil {
+		s.decisionNotRecorded(ctx, inv, requestID, "approval", err)
 		return
 	}
 	s.audit(ctx, inv.UserID, "approve", r.ID, map[string]any{"approvals": len(r.Approvals), "required": r.RequiredApprovals, "final": dec.Approved})
@@ -243,12 +233,31 @@ func (s *Service) decideCheck(ctx context.Context, inv invocation, requestID, ve
 	}
 	if r.State == store.StatePending && !s.now().Before(r.ExpiresAt) {
 		s.sweep(ctx) // marks it (and any other overdue request) expired and updates the messages
-		return nil, s.refuse(ctx, inv, r.ID, "expired", "This request has expired; nothing was run. Ask the requester to request it again.")
+		return nil, s.refuse(ctx, inv, r.ID, "expired", expiredText)
 	}
 	if r.State != store.StatePending {
 		return nil, s.refuse(ctx, inv, r.ID, "not pending", fmt.Sprintf("This request is already %s.", r.State))
 	}
 	return r, nil
+}
+
+// expiredText is told to an approver who clicks on an expired request.
+const expiredText = "This request has expired; nothing was run. Ask the requester to request it again."
+
+// decisionNotRecorded tells the clicker why the store did not record their
+// approval or rejection (what): the request expired or was decided between
+// decideCheck and the store call, or the database failed.
+func (s *Service) decisionNotRecorded(ctx context.Context, inv invocation, requestID, what string, err error) {
+	switch {
+	case errors.Is(err, store.ErrExpired):
+		s.refuse(ctx, inv, requestID, "expired", expiredText)
+		s.expiredByClick(ctx, requestID, err)
+	case errors.Is(err, store.ErrNotPending):
+		s.refuse(ctx, inv, requestID, "not pending", "This request was already decided.")
+	default:
+		s.log.ErrorContext(ctx, "recording the "+what+" failed", "request", requestID, "error", err)
+		s.postEphemeral(ctx, inv, ":warning: Could not record your "+what+" (database error). Try again.")
+	}
 }
 
 func (s *Service) refuse(ctx context.Context, inv invocation, requestID, reason, text string) error {
@@ -274,23 +283,14 @@ func (s *Service) reject(ctx context.Context, inv invocation, requestID, reason 
 		return
 	}
 	r, err := s.deps.Store.Reject(ctx, requestID, inv.UserID, reason, s.now())
-	switch {
-	case errors.Is(err, store.ErrExpired):
-		s.refuse(ctx, inv, requestID, "expired", "This request has already expired; nothing was run.")
-		s.expiredByClick(ctx, requestID, err)
-		return
-	case errors.Is(err, store.ErrNotPending):
-		s.refuse(ctx, inv, requestID, "not pending", "This request was already decided.")
-		return
-	case err != nil:
-		s.log.ErrorContext(ctx, "recording the rejection failed", "request", requestID, "error", err)
-		s.postEphemeral(ctx, inv, ":warning: Could not record the rejection (database error). Try again.")
+	if err != nil {
+		s.decisionNotRecorded(ctx, inv, requestID, "rejection", err)
 		return
 	}
 	s.audit(ctx, inv.UserID, "reject", r.ID, map[string]any{"reason": reason})
 	s.updateApprovalMessage(ctx, r)
-	s.dm(ctx, r.RequesterID, fmt.Sprintf(":x: Your request `%s` (%s%s) was rejected by <@%s>: %s",
-		r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r), escapeMrkdwn(inv.UserID), escapeMrkdwn(reason)))
+	s.dm(ctx, r.RequesterID, fmt.Sprintf(":x: Your request %s was rejected by <@%s>: %s",
+		requestRef(r), escapeMrkdwn(inv.UserID), escapeMrkdwn(reason)))
 }
 
 // expiredByClick finishes a request that a click found past its TTL. Only
@@ -323,8 +323,7 @@ func (s *Service) sweep(ctx context.Context) {
 func (s *Service) announceExpired(ctx context.Context, r *store.Request) {
 	s.audit(ctx, "system", "expire", r.ID, nil)
 	s.updateApprovalMessage(ctx, r)
-	s.dm(ctx, r.RequesterID, fmt.Sprintf(":hourglass: Your request `%s` (%s%s) expired without enough approvals; nothing was run.",
-		r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r)))
+	s.dm(ctx, r.RequesterID, fmt.Sprintf(":hourglass: Your request %s expired without enough approvals; nothing was run.", requestRef(r)))
 }
 
 // iocSync runs the IOC sync now. It is scheduled anyway, so it needs no

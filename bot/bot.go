@@ -18,6 +18,7 @@ import (
 
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/internal/logctx"
+	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -228,18 +229,11 @@ func (s *Service) goAsync(parent context.Context, name string, f func(ctx contex
 // store.Request) plus machine look-ups. NewDefender adapts the playbook
 // runner and the defender client.
 type Defender interface {
-	Run(ctx context.Context, action string, params map[string]string) (*Result, error)
+	Run(ctx context.Context, action string, params map[string]string) (*playbook.Result, error)
 	GetMachine(ctx context.Context, id string) (*defender.Machine, error)
 	FindMachinesByName(ctx context.Context, name string) ([]defender.Machine, error)
 	GetMachineAction(ctx context.Context, id string) (*defender.MachineAction, error)
 	// ListMachineActions lists the machine's actions of one MachineAction
 	// type (e.g. "Isolate"), newest first; used to reconcile after a crash.
 	ListMachineActions(ctx context.Context, machineID, actionType string) ([]defender.MachineAction, error)
-}
-
-// Result is the outcome of one playbook action.
-type Result struct {
-	Output        map[string]any // the seed's output fields
-	MachineAction *defender.MachineAction
-	Alert         *defender.Alert
 }

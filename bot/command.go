@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"unicode"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/playbook"
 )
 
 // Command is a parsed /defender command.
@@ -166,22 +169,22 @@ func ParseCommand(text string) (Command, error) {
 		if len(rest) > 0 && !rest[0].quoted {
 			switch verb {
 			case "isolate":
-				if t, ok := parseIsolationType(rest[0].text); ok {
-					c.Params["isolation_type"] = t
+				if t, err := defender.ParseIsolationType(rest[0].text); err == nil {
+					c.Params["isolation_type"] = string(t)
 					rest = rest[1:]
 				}
 			case "scan":
-				if t, ok := parseScanType(rest[0].text); ok {
-					c.Params["scan_type"] = t
+				if t, err := defender.ParseScanType(rest[0].text); err == nil {
+					c.Params["scan_type"] = string(t)
 					rest = rest[1:]
 				}
 			}
 		}
 		if verb == "isolate" && c.Params["isolation_type"] == "" {
-			c.Params["isolation_type"] = "Full"
+			c.Params["isolation_type"] = string(defender.IsolationFull)
 		}
 		if verb == "scan" && c.Params["scan_type"] == "" {
-			c.Params["scan_type"] = "Quick"
+			c.Params["scan_type"] = string(defender.ScanQuick)
 		}
 		c.Params["comment"] = joinTokens(rest)
 	case "action":
@@ -250,8 +253,8 @@ type fieldError struct {
 func validateParams(c *Command) []fieldError {
 	var errs []fieldError
 	add := func(field, msg string, missing bool) { errs = append(errs, fieldError{field, msg, missing}) }
-	info := actionTable[c.Action]
-	if info.targetsMachine {
+	machine := targetsMachine(c.Action)
+	if machine {
 		switch {
 		case c.Machine == "":
 			add("machine", "which machine? give a machine ID or its computer DNS name", true)
@@ -260,15 +263,15 @@ func validateParams(c *Command) []fieldError {
 		}
 	}
 	if c.Action == actIsolate {
-		if t, ok := parseIsolationType(c.Params["isolation_type"]); ok {
-			c.Params["isolation_type"] = t
+		if t, err := defender.ParseIsolationType(c.Params["isolation_type"]); err == nil {
+			c.Params["isolation_type"] = string(t)
 		} else {
 			add("isolation_type", "isolation type must be full, selective or unmanaged", false)
 		}
 	}
 	if c.Action == actScan {
-		if t, ok := parseScanType(c.Params["scan_type"]); ok {
-			c.Params["scan_type"] = t
+		if t, err := defender.ParseScanType(c.Params["scan_type"]); err == nil {
+			c.Params["scan_type"] = string(t)
 		} else {
 			add("scan_type", "scan type must be quick or full", false)
 		}
@@ -288,7 +291,7 @@ func validateParams(c *Command) []fieldError {
 			add(f, fmt.Sprintf("%q is not a valid %s ID", truncate(v, 60), what), false)
 		}
 	}
-	needsComment := info.targetsMachine || c.Action == actCancelAction || c.Action == actCommentAlert
+	needsComment := machine || c.Action == actCancelAction || c.Action == actCommentAlert
 	comment := strings.TrimSpace(c.Params["comment"])
 	switch {
 	case needsComment && comment == "":
@@ -318,15 +321,15 @@ func validateAlertUpdate(p map[string]string) []fieldError {
 		return []fieldError{{field: "status", msg: "nothing to update: give status=, classification=, determination=, owner= or a comment", missing: true}}
 	}
 	if v := p["status"]; v != "" {
-		if c, ok := canonical(v, alertStatuses); ok {
-			p["status"] = c
+		if st, err := defender.ParseAlertStatus(v); err == nil {
+			p["status"] = string(st)
 		} else {
 			errs = append(errs, fieldError{field: "status", msg: fmt.Sprintf("status %q is not one of %s", truncate(v, 40), strings.Join(alertStatuses, ", "))})
 		}
 	}
 	cls := p["classification"]
 	if cls != "" {
-		if c, ok := canonical(cls, classifications); ok {
+		if c, err := defender.ParseClassification(cls); err == nil {
 			p["classification"] = c
 			cls = c
 		} else {
@@ -339,10 +342,10 @@ func validateAlertUpdate(p map[string]string) []fieldError {
 		case cls == "" && p["classification"] == "":
 			errs = append(errs, fieldError{field: "determination", msg: "determination needs a classification (determination must match it)"})
 		case cls != "":
-			if c, ok := canonical(d, determinations[cls]); ok {
+			if c, err := defender.ParseDetermination(cls, d); err == nil {
 				p["determination"] = c
 			} else {
-				errs = append(errs, fieldError{field: "determination", msg: fmt.Sprintf("determination %q does not match classification %s: use one of %s", truncate(d, 40), cls, strings.Join(determinations[cls], ", "))})
+				errs = append(errs, fieldError{field: "determination", msg: fmt.Sprintf("determination %q does not match classification %s: use one of %s", truncate(d, 40), cls, strings.Join(playbook.Determinations(cls), ", "))})
 			}
 		}
 	}
@@ -352,52 +355,13 @@ func validateAlertUpdate(p map[string]string) []fieldError {
 	return errs
 }
 
+// The alert enums in Microsoft's spelling, for messages and the form's menus
+// (parsing is defender.ParseAlertStatus and defender.ParseClassification).
 var (
-	alertStatuses   = []string{"New", "InProgress", "Resolved"}
-	classifications = []string{"TruePositive", "InformationalExpectedActivity", "FalsePositive"}
-	// determinations per classification (Microsoft's update-alert
-	// documentation; both spellings where the docs disagree).
-	determinations = map[string][]string{
-		"TruePositive":                  {"MultiStagedAttack", "MaliciousUserActivity", "CompromisedUser", "Malware", "Phishing", "UnwantedSoftware", "Other"},
-		"InformationalExpectedActivity": {"SecurityTesting", "LineOfBusinessApplication", "ConfirmedActivity", "ConfirmedUserActivity", "Other"},
-		"FalsePositive":                 {"NotMalicious", "Clean", "InsufficientData", "Other"},
-	}
+	alertStatuses   = []string{string(defender.AlertNew), string(defender.AlertInProgress), string(defender.AlertResolved)}
+	classifications = []string{defender.ClassificationTruePositive, defender.ClassificationInformationalExpectedActivity,
+		defender.ClassificationFalsePositive}
 )
-
-// canonical matches v case-insensitively (ignoring - and _) against allowed.
-func canonical(v string, allowed []string) (string, bool) {
-	norm := func(s string) string {
-		return strings.ToLower(strings.NewReplacer("-", "", "_", "", " ", "").Replace(s))
-	}
-	for _, a := range allowed {
-		if norm(a) == norm(v) {
-			return a, true
-		}
-	}
-	return "", false
-}
-
-func parseIsolationType(s string) (string, bool) {
-	switch strings.ToLower(s) {
-	case "full":
-		return "Full", true
-	case "selective":
-		return "Selective", true
-	case "unmanaged", "unmanageddevice":
-		return "UnManagedDevice", true
-	}
-	return "", false
-}
-
-func parseScanType(s string) (string, bool) {
-	switch strings.ToLower(s) {
-	case "quick":
-		return "Quick", true
-	case "full":
-		return "Full", true
-	}
-	return "", false
-}
 
 // truncate shortens user input quoted back in messages.
 func truncate(s string, n int) string {

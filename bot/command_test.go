@@ -125,7 +125,7 @@ func FuzzParseCommand(f *testing.F) {
 		if _, ok := verbAction[c.Verb]; !ok {
 			t.Fatalf("unknown verb %q", c.Verb)
 		}
-		if actionTable[c.Action].targetsMachine && !machineIDRe.MatchString(c.Machine) && !machineNameRe.MatchString(c.Machine) {
+		if targetsMachine(c.Action) && !machineIDRe.MatchString(c.Machine) && !machineNameRe.MatchString(c.Machine) {
 			t.Fatalf("bad machine accepted: %q", c.Machine)
 		}
 		for _, k := range []string{"action_id", "alert_id"} {

@@ -11,6 +11,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -116,11 +117,7 @@ func (s *Service) accepted(ctx context.Context, r *store.Request, ma *defender.M
 	s.audit(ctx, "system", "result", r.ID, map[string]any{"ok": true, "machine_action_id": ma.ID, "status": string(ma.Status)})
 	s.threadReply(ctx, r, renderStatusChange(ma))
 	if ma.Status.Final() {
-		state := store.StateSucceeded
-		msg := ""
-		if ma.Status != successStatus(r.Action) {
-			state, msg = store.StateFailed, fmt.Sprintf("Defender reports the action as %s.", ma.Status)
-		}
+		state, msg := finalOutcome(r.Action, ma.Status)
 		s.finish(ctx, r, state, msg)
 		return
 	}
@@ -136,19 +133,23 @@ func (s *Service) accepted(ctx context.Context, r *store.Request, ma *defender.M
 	if len(r.Approvals) == 0 {
 		how = "needs no approval"
 	}
-	s.dm(ctx, r.RequesterID, fmt.Sprintf(":arrows_counterclockwise: Your request `%s` (%s%s) %s; Defender action `%s` is %s. I will tell you the outcome.",
-		r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r), how, escapeMrkdwn(ma.ID), escapeMrkdwn(string(ma.Status))))
+	s.dm(ctx, r.RequesterID, fmt.Sprintf(":arrows_counterclockwise: Your request %s %s; Defender action `%s` is %s. I will tell you the outcome.",
+		requestRef(r), how, escapeMrkdwn(ma.ID), escapeMrkdwn(string(ma.Status))))
 	s.startFollowUp(r.ID)
 }
 
-// successStatus is the final MachineAction status that means the request
-// did what it asked. A cancel returns the action it cancelled, so for a cancel
-// that status is Cancelled.
-func successStatus(action string) defender.ActionStatus {
+// finalOutcome is the request's final state, and its error message, for
+// the final status of its machine action. A cancel returns the action it
+// cancelled, so for a cancel success is Cancelled.
+func finalOutcome(action string, st defender.ActionStatus) (store.RequestState, string) {
+	success := defender.StatusSucceeded
 	if action == actCancelAction {
-		return defender.StatusCancelled
+		success = defender.StatusCancelled
 	}
-	return defender.StatusSucceeded
+	if st == success {
+		return store.StateSucceeded, ""
+	}
+	return store.StateFailed, fmt.Sprintf("Defender reports the action as %s.", st)
 }
 
 // finish records a final state, updates the approval message and tells the requester.
@@ -172,9 +173,9 @@ func (s *Service) finish(ctx context.Context, r *store.Request, state store.Requ
 		s.audit(ctx, "system", "result", r.ID, map[string]any{"ok": false, "error": errMsg, "machine_action_id": r.MachineActionID})
 	}
 	s.updateApprovalMessage(ctx, r)
-	text := fmt.Sprintf(":white_check_mark: Your request `%s` (%s%s) succeeded.", r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r))
+	text := fmt.Sprintf(":white_check_mark: Your request %s succeeded.", requestRef(r))
 	if state == store.StateFailed {
-		text = fmt.Sprintf(":warning: Your request `%s` (%s%s) failed: %s", r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r), escapeMrkdwn(errMsg))
+		text = fmt.Sprintf(":warning: Your request %s failed: %s", requestRef(r), escapeMrkdwn(errMsg))
 	}
 	s.dm(ctx, r.RequesterID, text)
 }
@@ -188,13 +189,13 @@ func (s *Service) reconcile(ctx context.Context, r *store.Request) {
 		return
 	}
 	defer s.releaseLease(ctx, lease)
-	info := actionTable[r.Action]
+	actionType := playbook.Name(r.Action).MachineActionType()
 	machineID := r.Params["machine_id"]
-	if info.defenderType == "" || machineID == "" {
+	if actionType == "" || machineID == "" {
 		s.finish(ctx, r, store.StateFailed, "defenderbot stopped while calling Defender; the outcome is unknown. Check in the Defender portal before asking again.")
 		return
 	}
-	actions, err := s.deps.Defender.ListMachineActions(ctx, machineID, info.defenderType)
+	actions, err := s.deps.Defender.ListMachineActions(ctx, machineID, actionType)
 	if err != nil {
 		s.log.WarnContext(ctx, "reconcile look-up failed; will retry", "request", r.ID, "error", err)
 		return
@@ -294,12 +295,11 @@ func (s *Service) followUp(ctx context.Context, id string) {
 				s.threadReply(ctx, r, renderStatusChange(ma))
 			}
 			if ma.Status.Final() {
-				if ma.Status == successStatus(r.Action) {
+				state, msg := finalOutcome(r.Action, ma.Status)
+				if state == store.StateSucceeded {
 					s.audit(ctx, "system", "result", id, map[string]any{"ok": true, "status": string(ma.Status)})
-					s.finish(ctx, r, store.StateSucceeded, "")
-				} else {
-					s.finish(ctx, r, store.StateFailed, fmt.Sprintf("Defender reports the action as %s.", ma.Status))
 				}
+				s.finish(ctx, r, state, msg)
 				return
 			}
 		}

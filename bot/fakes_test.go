@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -399,18 +400,18 @@ func newFakeDefender() *fakeDefender {
 	}
 }
 
-func (d *fakeDefender) Run(_ context.Context, action string, params map[string]string) (*Result, error) {
+func (d *fakeDefender) Run(_ context.Context, action string, params map[string]string) (*playbook.Result, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.runs = append(d.runs, runCall{action, maps.Clone(params)})
 	if d.runErr != nil {
 		return nil, d.runErr
 	}
-	if info := actionTable[action]; info.targetsMachine {
-		ma := &defender.MachineAction{ID: "ma-1", Type: info.defenderType, Status: d.runStatus, MachineID: params["machine_id"], RequestorComment: params["comment"]}
-		return &Result{Output: map[string]any{"id": ma.ID, "status": string(ma.Status)}, MachineAction: ma}, nil
+	if n := playbook.Name(action); n.TargetsMachine() {
+		ma := &defender.MachineAction{ID: "ma-1", Type: n.MachineActionType(), Status: d.runStatus, MachineID: params["machine_id"], RequestorComment: params["comment"]}
+		return &playbook.Result{Output: map[string]any{"id": ma.ID, "status": string(ma.Status)}, MachineAction: ma}, nil
 	}
-	return &Result{Output: map[string]any{"id": "x-1", "status": "Succeeded"}}, nil
+	return &playbook.Result{Output: map[string]any{"id": "x-1", "status": "Succeeded"}}, nil
 }
 
 func (d *fakeDefender) GetMachine(_ context.Context, id string) (*defender.Machine, error) {

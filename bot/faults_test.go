@@ -282,6 +282,53 @@ func TestStoreOutageAtEachStepOfApproval(t *testing.T) {
 	}
 }
 
+// TestStoreOutageWhenRecordingARejection: a rejection the store could not
+// record is told to the approver as such and changes nothing; submitted again
+// after recovery, it is recorded.
+func TestStoreOutageWhenRecordingARejection(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db testDB) {
+		clock := &fakeClock{t: t0}
+		st := db.open(t, clock)
+		fs := newFaultStore(st)
+		def := newFakeDefender()
+		rp := newReplica(t, "r1", fs, def, clock, replicaOpts{})
+		rp.command(t, analyst, "isolate ws-001.contoso.com full beaconing")
+		r := onlyRequest(t, st)
+
+		rp.click(t, approver1, actionReject, r.ID)
+		views := rp.slack.find("views.open")
+		require.Len(t, views, 1)
+		submit := func() {
+			resp, err := rp.svc.HandleInteraction(context.Background(), viewSubmission(approver1, views[0].View, map[string]string{blockReason: "no evidence"}))
+			require.NoError(t, err)
+			require.Nil(t, resp)
+			rp.svc.Wait()
+		}
+
+		fs.setHook(func(op string) error {
+			if op == "Reject" {
+				return errStoreDown
+			}
+			return nil
+		})
+		submit()
+		msgs := rp.slack.ephemeralTo(approver1)
+		require.Len(t, msgs, 1)
+		assert.Contains(t, msgs[0], "Could not record your rejection (database error)")
+		assert.NotContains(t, msgs[0], "127.0.0.1", "internal error details are not shown in Slack")
+		assert.Equal(t, store.StatePending, getRequest(t, st, r.ID).State)
+		assert.NotContains(t, auditKinds(t, st, r.ID), "reject")
+
+		fs.setHook(nil)
+		submit()
+		got := getRequest(t, st, r.ID)
+		assert.Equal(t, store.StateRejected, got.State)
+		assert.Equal(t, "no evidence", got.RejectReason)
+		assert.Contains(t, auditKinds(t, st, r.ID), "reject")
+		assert.Zero(t, def.runCount())
+	})
+}
+
 // TestStoreOutageDuringFollowUp: a follow-up in progress survives an outage
 // and keeps polling after it, and posts each status once.
 func TestStoreOutageDuringFollowUp(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/slack-go/slack"
@@ -152,7 +153,7 @@ func (s *Service) submitCommandModal(ctx context.Context, cb slack.InteractionCa
 	if errs := validateParams(&c); len(errs) > 0 {
 		m := map[string]string{}
 		for _, e := range errs {
-			if _, dup := m[e.field]; !dup && hasField(action, e.field) {
+			if _, dup := m[e.field]; !dup && slices.Contains(modalFields[action], e.field) {
 				m[e.field] = e.msg
 			}
 		}
@@ -170,15 +171,6 @@ func (s *Service) submitCommandModal(ctx context.Context, cb slack.InteractionCa
 	inv.ChannelID, inv.ResponseURL = meta.ChannelID, meta.ResponseURL
 	s.goAsync(ctx, "modal "+action, func(ctx context.Context) { s.submit(ctx, inv, c) })
 	return nil
-}
-
-func hasField(action, f string) bool {
-	for _, x := range modalFields[action] {
-		if x == f {
-			return true
-		}
-	}
-	return false
 }
 
 // inputValue reads one input block's value (text or selected option).

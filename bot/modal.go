@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 
 	"github.com/slack-go/slack"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/playbook"
 )
 
 // modalMeta travels in a modal's private_metadata.
@@ -75,9 +78,10 @@ func commandModal(verb string, c Command, inv invocation) (slack.ModalViewReques
 		case "machine":
 			blocks = append(blocks, textInput(f, "Machine (ID or computer DNS name)", c.Machine, false))
 		case "isolation_type":
-			blocks = append(blocks, selectInput(f, "Isolation type", "Full", "Full", "Selective", "UnManagedDevice"))
+			blocks = append(blocks, selectInput(f, "Isolation type", string(defender.IsolationFull),
+				string(defender.IsolationFull), string(defender.IsolationSelective), string(defender.IsolationUnManagedDevice)))
 		case "scan_type":
-			blocks = append(blocks, selectInput(f, "Scan type", "Quick", "Quick", "Full"))
+			blocks = append(blocks, selectInput(f, "Scan type", string(defender.ScanQuick), string(defender.ScanQuick), string(defender.ScanFull)))
 		case "action_id":
 			blocks = append(blocks, textInput(f, "Machine action ID", p[f], false))
 		case "alert_id":
@@ -89,7 +93,7 @@ func commandModal(verb string, c Command, inv invocation) (slack.ModalViewReques
 		case "determination":
 			var all []string
 			for _, cl := range classifications {
-				all = append(all, determinations[cl]...)
+				all = append(all, playbook.Determinations(cl)...)
 			}
 			blocks = append(blocks, selectInput(f, "Determination (must match the classification)", "", dedupe(all)...).WithOptional(true))
 		case "owner":

@@ -61,13 +61,6 @@ func userRef(id string) string {
 
 func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
-func actionTitle(a string) string {
-	if info, ok := actionTable[a]; ok {
-		return info.title
-	}
-	return a
-}
-
 // requestFields are the facts approvers decide on.
 func requestFields(r *store.Request) []*slack.TextBlockObject {
 	f := []*slack.TextBlockObject{
@@ -141,6 +134,12 @@ func onMachine(r *store.Request) string {
 		return " on " + escapeMrkdwn(id)
 	}
 	return ""
+}
+
+// requestRef names a request in messages to people:
+// "`<id>` (Isolate a machine on ws-001.contoso.com)".
+func requestRef(r *store.Request) string {
+	return fmt.Sprintf("`%s` (%s%s)", r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r))
 }
 
 func approverList(r *store.Request) string {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -29,7 +30,7 @@ type trackingDefender struct {
 	after  func(ctx context.Context)
 }
 
-func (d *trackingDefender) Run(ctx context.Context, action string, params map[string]string) (*Result, error) {
+func (d *trackingDefender) Run(ctx context.Context, action string, params map[string]string) (*playbook.Result, error) {
 	if d.before != nil {
 		if err := d.before(ctx); err != nil {
 			return nil, err

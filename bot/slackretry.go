@@ -26,13 +26,8 @@ func withSlackRetry(ctx context.Context, call func() error) error {
 		if err == nil || !errors.As(err, &rl) || attempt == slackAttempts-1 {
 			return err
 		}
-		wait := min(max(rl.RetryAfter, 100*time.Millisecond), maxSlackWait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
+		if serr := sleepCtx(ctx, min(max(rl.RetryAfter, 100*time.Millisecond), maxSlackWait)); serr != nil {
+			return errors.Join(err, serr)
 		}
 	}
 	return err

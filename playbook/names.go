@@ -5,6 +5,8 @@ package playbook
 
 import (
 	"strings"
+
+	"github.com/defenderbot/defenderbot/defender"
 )
 
 // Name is a playbook action name as typed in the CLI and in Slack.
@@ -103,6 +105,26 @@ func (n Name) TargetsMachine() bool {
 		return true
 	}
 	return false
+}
+
+// MachineActionType is the MachineAction type Defender records for the
+// action ("Isolate", "RunAntiVirusScan", ...), so that the action can be
+// found again in the machine's action list; "" for actions that create no
+// machine action of their own (alert actions, get-action, cancel-action).
+func (n Name) MachineActionType() string {
+	switch n {
+	case Isolate:
+		return defender.ActionIsolate
+	case Deisolate:
+		return defender.ActionUnisolate
+	case RestrictCodeExecution:
+		return defender.ActionRestrictCodeExecution
+	case UnrestrictCodeExecution:
+		return defender.ActionUnrestrictCodeExecution
+	case Scan:
+		return defender.ActionRunAntiVirusScan
+	}
+	return ""
 }
 
 // TargetsAlert reports whether the action changes an alert.

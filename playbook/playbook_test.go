@@ -14,6 +14,7 @@ import (
 
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/playbook"
 )
 
@@ -400,4 +401,34 @@ func TestDescribe(t *testing.T) {
 	}
 	long := playbook.Describe(playbook.CommentAlert, playbook.Args{AlertID: "a", Comment: string(slices.Repeat([]byte("x"), 500))})
 	assert.Less(t, len([]rune(long)), 160)
+}
+
+// MachineActionType must be the type Defender records for each action, or a
+// request left "executing" by a crash could not be found again. The emulator
+// spells the types independently of the defender package.
+func TestMachineActionTypeIsWhatDefenderRecords(t *testing.T) {
+	for _, n := range playbook.Names() {
+		if !n.TargetsMachine() {
+			assert.Empty(t, n.MachineActionType(), n)
+			continue
+		}
+		t.Run(string(n), func(t *testing.T) {
+			emu := defendertest.NewServer(t)
+			emu.AddSampleData()
+			client, err := defender.New(defender.Config{
+				BaseURL: emu.URL, AuthorityHost: emu.URL, TenantID: defendertest.TenantID,
+				ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret,
+			}, defender.WithHTTPClient(emu.HTTPClient()))
+			require.NoError(t, err)
+			args := playbook.Args{MachineID: defendertest.SampleMachineID1, Comment: "type check"}
+			if n == playbook.Scan {
+				args.ScanType = "Quick"
+			}
+			res, err := playbook.NewRunner(client).Run(context.Background(), n, args)
+			require.NoError(t, err)
+			require.NotNil(t, res.MachineAction)
+			assert.NotEmpty(t, n.MachineActionType())
+			assert.Equal(t, res.MachineAction.Type, n.MachineActionType())
+		})
+	}
 }
