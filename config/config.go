@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/defenderbot/defenderbot/defender"
 )
 
 // Config is defenderbot's whole configuration. The yaml tags are the file's
@@ -93,8 +95,8 @@ type IOCs struct {
 
 // Default values, also documented in config.example.yaml.
 const (
-	DefaultDefenderBaseURL = "https://api.securitycenter.microsoft.com"
-	DefaultAuthorityHost   = "https://login.microsoftonline.com"
+	DefaultDefenderBaseURL = defender.DefaultBaseURL
+	DefaultAuthorityHost   = defender.DefaultAuthorityHost
 	DefaultSlackAPIURL     = "https://slack.com/api/"
 )
 

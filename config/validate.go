@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/defenderbot/defenderbot/defender"
 	"github.com/robfig/cron/v3"
 )
 
@@ -67,9 +68,9 @@ var (
 	Drivers    = []string{"sqlite", "postgres"}
 	SyncModes  = []string{"incremental", "snapshot"}
 	// IndicatorActions are Defender's indicator actions (the seed's Push IOCs "action").
-	IndicatorActions = []string{"Warn", "Block", "Audit", "Alert", "AlertAndBlock", "BlockAndRemediate", "Allowed"}
+	IndicatorActions = defender.IndicatorActions()
 	// Severities are Defender's indicator severities.
-	Severities = []string{"Informational", "Low", "Medium", "High"}
+	Severities = defender.IndicatorSeverities()
 	// PlaybookActions are the playbook action names (kept equal to
 	// playbook.Names by a test; config stays free of that dependency).
 	PlaybookActions = []string{"comment-alert", "update-alert", "isolate", "deisolate",

@@ -1,6 +1,7 @@
 package defender
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -176,13 +177,15 @@ func ParseDetermination(classification, determination string) (string, error) {
 }
 
 // validIndicatorTypes, validIndicatorActions and validSeverities are the
-// closed sets of the indicator API.
+// closed sets of the indicator API. The actions and severities are the one
+// list that config and ioc check their settings against (IndicatorActions,
+// IndicatorSeverities).
 var (
 	validIndicatorTypes = []IndicatorType{
 		IndicatorFileSha1, IndicatorFileSha256, IndicatorFileMd5, IndicatorCertificateThumbprint,
 		IndicatorIPAddress, IndicatorDomainName, IndicatorURL,
 	}
-	validIndicatorActions = []string{"Alert", "Warn", "Block", "Audit", "BlockAndRemediate", "AlertAndBlock", "Allowed"}
+	validIndicatorActions = []string{"Warn", "Block", "Audit", "Alert", "AlertAndBlock", "BlockAndRemediate", "Allowed"}
 	validSeverities       = []string{"Informational", "Low", "Medium", "High"}
 	validActionTypes      = []string{
 		"RunAntiVirusScan", "Offboard", "LiveResponse", "CollectInvestigationPackage", "Isolate",
@@ -192,6 +195,14 @@ var (
 		StatusPending, StatusInProgress, StatusSucceeded, StatusFailed, StatusTimeOut, StatusCancelled,
 	}
 )
+
+// IndicatorActions returns the indicator actions the import API accepts, in
+// Microsoft's spelling (a fresh slice: callers may keep or change it).
+func IndicatorActions() []string { return slices.Clone(validIndicatorActions) }
+
+// IndicatorSeverities returns the indicator severities the import API
+// accepts, in Microsoft's spelling (a fresh slice).
+func IndicatorSeverities() []string { return slices.Clone(validSeverities) }
 
 func aliasesOf[T ~string](vals []T) map[string]T {
 	m := make(map[string]T, len(vals))

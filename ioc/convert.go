@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/stix"
@@ -130,22 +132,16 @@ type ConvertOptions struct {
 	SekoiaBaseURL string
 }
 
-// Actions and severities Defender accepts.
-var (
-	validActions    = []string{"Alert", "Warn", "Block", "Audit", "BlockAndRemediate", "AlertAndBlock", "Allowed"}
-	validSeverities = []string{"Informational", "Low", "Medium", "High"}
-)
-
 // ErrInvalidOptions is wrapped by every options error.
 var ErrInvalidOptions = errors.New("invalid IOC sync options")
 
 // Validate checks the options as Microsoft would, before anything is sent.
 func (o ConvertOptions) Validate() error {
-	if !contains(validActions, o.Action) {
-		return fmt.Errorf("%w: action %q must be one of %s", ErrInvalidOptions, o.Action, strings.Join(validActions, ", "))
+	if actions := defender.IndicatorActions(); !slices.Contains(actions, o.Action) {
+		return fmt.Errorf("%w: action %q must be one of %s", ErrInvalidOptions, o.Action, strings.Join(actions, ", "))
 	}
-	if o.Severity != "" && !contains(validSeverities, o.Severity) {
-		return fmt.Errorf("%w: severity %q must be one of %s", ErrInvalidOptions, o.Severity, strings.Join(validSeverities, ", "))
+	if severities := defender.IndicatorSeverities(); o.Severity != "" && !slices.Contains(severities, o.Severity) {
+		return fmt.Errorf("%w: severity %q must be one of %s", ErrInvalidOptions, o.Severity, strings.Join(severities, ", "))
 	}
 	if o.Action == "Audit" && !o.GenerateAlert {
 		return fmt.Errorf("%w: action Audit requires generate_alert (Microsoft refuses an Audit indicator that raises no alert)", ErrInvalidOptions)
@@ -156,15 +152,6 @@ func (o ConvertOptions) Validate() error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Convert turns one STIX object into Defender indicators. now decides whether
@@ -378,13 +365,11 @@ func truncate(s string, n int) string {
 		return s
 	}
 	cut := n - len("…")
-	for cut > 0 && !isRuneStart(s[cut]) {
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
 	return s[:cut] + "…"
 }
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // Key is the upsert key of an indicator: type and normalised value.
 func Key(t defender.IndicatorType, value string) string { return string(t) + "|" + value }

@@ -208,24 +208,27 @@ type planner struct {
 	freshCap   int // most fresh indicators that can fit; -1: no limit
 	leftOut    []*entry
 	leftOutN   int
+
+	// managedInDefender counts the records whose deletion would reach
+	// Defender (defenderIDOf not empty).
+	managedInDefender int
 }
 
 func newPlanner(in planInput, sk *sketch) *planner {
 	pl := &planner{in: in, sk: sk, recIDs: map[string]bool{}, yields: map[string][]string{}, kept: map[string]bool{},
 		dups: map[string]*entry{}, removals: map[string]removal{}, live: map[string]bool{}, skipCounts: map[string]int{},
 		freshCap: -1}
-	managedInDefender := 0
 	for k, r := range in.records {
 		if r.StixID != "" {
 			pl.recIDs[r.StixID] = true
 		}
 		if pl.defenderIDOf(k, r) != "" {
-			managedInDefender++
+			pl.managedInDefender++
 		}
 	}
 	if in.tenantLimit > 0 {
 		// Deletions free at most one slot per managed indicator in Defender.
-		pl.freshCap = max(in.tenantLimit-in.active+managedInDefender, 0)
+		pl.freshCap = max(in.tenantLimit-in.active+pl.managedInDefender, 0)
 	}
 	return pl
 }
@@ -576,35 +579,26 @@ func (pl *planner) finish() *plan {
 				p.snapshotDeletes++
 			}
 		}
-		// Only deletions that reach Defender count, against the managed
-		// indicators Defender has: forgetting the record of an indicator that
-		// never got there (a failed import) deletes nothing.
-		managed, hits := 0, 0
-		for k, r := range in.records {
-			if pl.defenderIDOf(k, r) != "" {
-				managed++
-			}
+	}
+
+	// Only deletions that reach Defender count, for the snapshot guard
+	// (against the managed indicators Defender has: forgetting the record of
+	// an indicator that never got there, a failed import, deletes nothing)
+	// and for the slots they free.
+	hits := 0
+	for _, d := range p.deletes {
+		if d.defenderID != "" {
+			hits++
 		}
-		for _, d := range p.deletes {
-			if d.defenderID != "" {
-				hits++
-			}
-		}
-		if hits > 0 && !in.force && float64(hits) > in.maxDeleteFraction*float64(managed) {
-			p.guard = fmt.Errorf("%w: snapshot would delete %d of %d managed indicators in Defender (%.1f%%), more than max_delete_fraction %.0f%%; check the feed, then raise iocs.max_delete_fraction or run `defenderbot push-iocs --force` once",
-				ErrDeleteGuard, hits, managed, 100*float64(hits)/float64(managed), 100*in.maxDeleteFraction)
-		}
+	}
+	if managed := pl.managedInDefender; in.snapshot && hits > 0 && !in.force && float64(hits) > in.maxDeleteFraction*float64(managed) {
+		p.guard = fmt.Errorf("%w: snapshot would delete %d of %d managed indicators in Defender (%.1f%%), more than max_delete_fraction %.0f%%; check the feed, then raise iocs.max_delete_fraction or run `defenderbot push-iocs --force` once",
+			ErrDeleteGuard, hits, managed, 100*float64(hits)/float64(managed), 100*in.maxDeleteFraction)
 	}
 
 	// Tenant limit: the new slots may not exceed what is left after deletions.
 	if in.tenantLimit > 0 {
-		freed := 0
-		for _, d := range p.deletes {
-			if d.defenderID != "" {
-				freed++
-			}
-		}
-		room := max(in.tenantLimit-in.active+freed, 0)
+		room := max(in.tenantLimit-in.active+hits, 0)
 		for len(pl.fresh) > room {
 			pl.leave(heap.Pop(&pl.fresh).(*entry))
 		}

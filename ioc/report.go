@@ -71,9 +71,7 @@ func (r *Report) fromPlan(p *plan) {
 }
 
 func (r *Report) finish(c *countingAPI, d time.Duration, err error) {
-	r.ImportCalls = int(c.imports.Load())
-	r.DeleteCalls = int(c.deletes.Load())
-	r.ListCalls = int(c.ls.Load())
+	r.ImportCalls, r.DeleteCalls, r.ListCalls = c.imports, c.deletes, c.ls
 	r.APICalls = r.ImportCalls + r.DeleteCalls + r.ListCalls
 	r.Duration = d
 	if err != nil {

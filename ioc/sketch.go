@@ -6,8 +6,9 @@ import (
 	"math"
 	"math/bits"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/defenderbot/defenderbot/stix"
 )
 
 // The planner reads the feed twice so that its memory does not grow with the
@@ -177,20 +178,13 @@ func mixDigest(sum uint64, seed maphash.Seed, c *Conversion, errID string) uint6
 // feedSize is the size of the files ReadFeed would read under path (0 if
 // unknown: ReadFeed reports the problem).
 func feedSize(path string) int64 {
-	fi, err := os.Stat(path)
+	files, err := stix.FeedFiles(path)
 	if err != nil {
 		return 0
 	}
-	if !fi.IsDir() {
-		return fi.Size()
-	}
-	entries, _ := os.ReadDir(path)
 	var n int64
-	for _, e := range entries {
-		if filepath.Ext(e.Name()) != ".json" {
-			continue
-		}
-		if fi, err := os.Stat(filepath.Join(path, e.Name())); err == nil && fi.Mode().IsRegular() && n < math.MaxInt64-fi.Size() {
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil && n < math.MaxInt64-fi.Size() {
 			n += fi.Size()
 		}
 	}

@@ -114,7 +114,7 @@ func referencePlan(t *testing.T, s *Syncer) *plan {
 	for _, r := range recs {
 		records[r.Key] = r
 	}
-	inDefender, active, err := s.listDefender(ctx, now)
+	inDefender, active, err := listDefender(ctx, s.api, now)
 	require.NoError(t, err)
 	return refMakePlan(refPlanInput{feed: fs, records: records, inDefender: inDefender, active: active, now: now,
 		snapshot: s.opts.Mode == ModeSnapshot, force: s.opts.Force, maxDeleteFraction: s.opts.MaxDeleteFraction,
@@ -167,7 +167,7 @@ func TestPlannerMatchesReference(t *testing.T) {
 					})
 					s.sketchBits = bits
 					want := referencePlan(t, s)
-					got, read, err := s.prepare(context.Background(), true)
+					got, read, err := s.prepare(context.Background(), s.api, true)
 					require.NoError(t, err, name)
 					require.Positive(t, read)
 
@@ -220,7 +220,7 @@ func TestRunCountsWithoutListing(t *testing.T) {
 	writeFeed(t, h.dir, append(domains(0, 5), feedObj{N: 9, Pattern: "[domain-name:value = 'd1.example']"},
 		feedObj{N: 10, Pattern: "[domain-name:value = 'gone.example']", Revoked: true}))
 	s := h.syncer(t, func(o *Options) { o.TenantLimit = 3 })
-	p, _, err := s.prepare(context.Background(), false)
+	p, _, err := s.prepare(context.Background(), s.api, false)
 	require.NoError(t, err)
 	assert.Nil(t, p.skipped)
 	assert.Nil(t, p.leftOut)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/defenderbot/defenderbot/defender"
@@ -94,7 +93,7 @@ func (o *Options) convertOptions() ConvertOptions {
 // Syncer keeps Defender's indicators in sync with a STIX feed.
 type Syncer struct {
 	running sync.Mutex // one run at a time per Syncer
-	api     *countingAPI
+	api     IndicatorAPI
 	store   StateStore
 	opts    Options
 	logger  *slog.Logger
@@ -136,7 +135,7 @@ func NewSyncer(api IndicatorAPI, st StateStore, opts Options, logger *slog.Logge
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{api: &countingAPI{api: api}, store: st, opts: opts, logger: logger}, nil
+	return &Syncer{api: api, store: st, opts: opts, logger: logger}, nil
 }
 
 // Plan is what a run would do; Plan (the method) sends nothing.
@@ -158,7 +157,7 @@ type Plan struct {
 // Plan reads the feed, the store and Defender and returns what a run would
 // do. It sends no write call.
 func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
-	p, _, err := s.prepare(ctx, true)
+	p, _, err := s.prepare(ctx, s.api, true)
 	if err != nil {
 		return nil, err
 	}
@@ -190,15 +189,15 @@ func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
 // plans): nothing is planned from it, the next run reads it again.
 var ErrFeedChanged = errors.New("the STIX feed changed while it was being read")
 
-// prepare reads everything and plans. It returns the plan and the number of
-// objects read. list asks the plan to list every skip and left-out indicator
+// prepare reads everything (Defender through api) and plans. It returns the
+// plan and the number of objects read. list asks the plan to list every skip and left-out indicator
 // (Plan), not only to count them (Run), which costs memory in the size of
 // the feed.
 //
 // The feed is read twice, so that memory does not grow with it: the first
 // pass sketches which STIX ids and values repeat, the second applies the
 // objects and keeps only what the plan needs (see doc.go).
-func (s *Syncer) prepare(ctx context.Context, list bool) (*plan, int, error) {
+func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*plan, int, error) {
 	now := s.opts.Now()
 	copts := s.opts.convertOptions()
 	path := s.opts.StixObjectsPath
@@ -227,7 +226,7 @@ func (s *Syncer) prepare(ctx context.Context, list bool) (*plan, int, error) {
 	for _, r := range recs {
 		records[r.Key] = r
 	}
-	inDefender, active, err := s.listDefender(ctx, now)
+	inDefender, active, err := listDefender(ctx, api, now)
 	if err != nil {
 		return nil, sk.read, err
 	}
@@ -255,9 +254,9 @@ func (s *Syncer) prepare(ctx context.Context, list bool) (*plan, int, error) {
 
 // listDefender reads every indicator the app can see, to know the tenant's
 // active count, what someone else added, and what is already gone.
-func (s *Syncer) listDefender(ctx context.Context, now time.Time) (map[string]defender.Indicator, int, error) {
+func listDefender(ctx context.Context, api IndicatorAPI, now time.Time) (map[string]defender.Indicator, int, error) {
 	// Top 0: the client follows Defender's paging to the end.
-	all, err := s.api.ListIndicators(ctx, defender.IndicatorListOptions{})
+	all, err := api.ListIndicators(ctx, defender.IndicatorListOptions{})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list Defender indicators: %w", err)
 	}
@@ -286,10 +285,11 @@ func (s *Syncer) Run(ctx context.Context, trigger string) (*Report, error) {
 	}
 	defer s.running.Unlock()
 	start := s.opts.Now()
-	s.api.reset()
+	// Counted per run: a Plan running meanwhile does not add to this report.
+	api := &countingAPI{api: s.api}
 	rep := &Report{Trigger: trigger, Mode: s.opts.Mode, DryRun: s.opts.DryRun, StartedAt: start.UTC(),
 		Skipped: map[string]int{}, Failed: map[string]int{}}
-	p, read, err := s.prepare(ctx, false)
+	p, read, err := s.prepare(ctx, api, false)
 	rep.Read = read
 	if err == nil {
 		rep.fromPlan(p)
@@ -297,7 +297,7 @@ func (s *Syncer) Run(ctx context.Context, trigger string) (*Report, error) {
 		case p.guard != nil:
 			err = p.guard
 		case !s.opts.DryRun:
-			err = s.execute(ctx, p, rep)
+			err = s.execute(ctx, api, p, rep)
 		}
 	}
 	if err != nil && ctx.Err() != nil {
@@ -306,14 +306,10 @@ func (s *Syncer) Run(ctx context.Context, trigger string) (*Report, error) {
 			err = fmt.Errorf("%w (%w)", cause, err)
 		}
 	}
-	rep.finish(s.api, s.opts.Now().Sub(start), err)
+	rep.finish(api, s.opts.Now().Sub(start), err)
 	s.persist(ctx, rep, start)
 	if s.opts.Metrics != nil && !s.opts.DryRun {
-		failed := 0
-		for _, n := range rep.Failed {
-			failed += n
-		}
-		s.opts.Metrics.IOCRun(err == nil, rep.Imported, rep.Updated, rep.Deleted, failed, s.opts.Now())
+		s.opts.Metrics.IOCRun(err == nil, rep.Imported, rep.Updated, rep.Deleted, rep.failedTotal(), s.opts.Now())
 	}
 	log := s.logger.With("trigger", trigger, "mode", s.opts.Mode, "dry_run", s.opts.DryRun)
 	if err != nil {
@@ -326,7 +322,7 @@ func (s *Syncer) Run(ctx context.Context, trigger string) (*Report, error) {
 
 // execute sends the plan: deletions first (they free room under the tenant
 // limit), then imports in batches, recording the state after every batch.
-func (s *Syncer) execute(ctx context.Context, p *plan, rep *Report) error {
+func (s *Syncer) execute(ctx context.Context, api IndicatorAPI, p *plan, rep *Report) error {
 	now := s.opts.Now
 	// What Defender accepted is recorded even if the run is being cancelled.
 	sctx := context.WithoutCancel(ctx)
@@ -360,7 +356,7 @@ func (s *Syncer) execute(ctx context.Context, p *plan, rep *Report) error {
 		for i, d := range batch {
 			idList[i], keys[i] = d.defenderID, d.key
 		}
-		if err := s.api.DeleteIndicators(ctx, idList); err != nil {
+		if err := api.DeleteIndicators(ctx, idList); err != nil {
 			if fatal(ctx, err) {
 				return fmt.Errorf("delete indicators: %w", err)
 			}
@@ -382,7 +378,7 @@ func (s *Syncer) execute(ctx context.Context, p *plan, rep *Report) error {
 		for i, e := range batch {
 			inds[i] = e.ind
 		}
-		results, err := s.api.ImportIndicators(ctx, inds)
+		results, err := api.ImportIndicators(ctx, inds)
 		if err != nil {
 			if fatal(ctx, err) {
 				return fmt.Errorf("import indicators: %w", err)
@@ -589,25 +585,24 @@ func describeRun(label string, r *store.SyncRun) string {
 	return s
 }
 
-// countingAPI counts the calls of a run, by kind.
+// countingAPI counts the calls of one run, by kind (a run makes its calls
+// one at a time).
 type countingAPI struct {
 	api                  IndicatorAPI
-	imports, deletes, ls atomic.Int64
+	imports, deletes, ls int
 }
 
-func (c *countingAPI) reset() { c.imports.Store(0); c.deletes.Store(0); c.ls.Store(0) }
-
 func (c *countingAPI) ImportIndicators(ctx context.Context, inds []defender.Indicator) ([]defender.ImportResult, error) {
-	c.imports.Add(1)
+	c.imports++
 	return c.api.ImportIndicators(ctx, inds)
 }
 
 func (c *countingAPI) ListIndicators(ctx context.Context, opts defender.IndicatorListOptions) ([]defender.Indicator, error) {
-	c.ls.Add(1)
+	c.ls++
 	return c.api.ListIndicators(ctx, opts)
 }
 
 func (c *countingAPI) DeleteIndicators(ctx context.Context, ids []string) error {
-	c.deletes.Add(1)
+	c.deletes++
 	return c.api.DeleteIndicators(ctx, ids)
 }

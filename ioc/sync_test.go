@@ -435,6 +435,35 @@ func TestDryRunSendsNothing(t *testing.T) {
 	assert.Contains(t, rep.Text(), "would import 10")
 }
 
+// planDuringImport calls plan before each import it passes on.
+type planDuringImport struct {
+	*fakeAPI
+	plan func()
+}
+
+func (p *planDuringImport) ImportIndicators(ctx context.Context, inds []defender.Indicator) ([]defender.ImportResult, error) {
+	p.plan()
+	return p.fakeAPI.ImportIndicators(ctx, inds)
+}
+
+func TestPlanDuringRunIsNotCountedInTheRun(t *testing.T) {
+	h := newHarness(t)
+	writeFeed(t, h.dir, domains(0, 10))
+	api := &planDuringImport{fakeAPI: h.api}
+	s, err := NewSyncer(api, h.st, Options{StixObjectsPath: h.path, Action: "Block", Now: func() time.Time { return h.clock }}, nil)
+	require.NoError(t, err)
+	api.plan = func() {
+		p, err := s.Plan(context.Background())
+		require.NoError(t, err)
+		assert.Len(t, p.Import, 10)
+	}
+	rep, err := s.Run(context.Background(), "cli")
+	require.NoError(t, err)
+	assert.Equal(t, 2, h.api.lists, "the run's list and the Plan's")
+	assert.Equal(t, 1, rep.ListCalls, "the Plan's list call is not the run's")
+	assert.Equal(t, 2, rep.APICalls)
+}
+
 func TestNewSyncerRejectsBadOptions(t *testing.T) {
 	api, st := newFakeAPI(), newMemStore()
 	base := Options{StixObjectsPath: "x.json", Action: "Block"}

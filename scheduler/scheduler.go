@@ -86,9 +86,13 @@ func New(logger *slog.Logger, opts ...Option) *Scheduler {
 		o(s)
 	}
 	cl := cronLogger{s.logger}
-	// Order matters (robfig/cron v3.0.1): the first wrapper is the outermost.
-	// SkipIfStillRunning must be outside Recover, otherwise a job that panics
-	// once never releases its slot and is skipped forever.
+	// runJob recovers the job's own panics (so that OnPanic sees them); the
+	// chain's Recover is the backstop for what escapes runJob, a panicking
+	// OnPanic callback, which would otherwise crash the process from cron's
+	// goroutine. Order matters (robfig/cron v3.0.1): the first wrapper is the
+	// outermost, and SkipIfStillRunning must be outside Recover, otherwise a
+	// panic escapes it before it releases its slot and the job is skipped
+	// forever.
 	s.cron = cron.New(
 		cron.WithLocation(s.loc),
 		cron.WithParser(s.parser),
@@ -149,8 +153,8 @@ func (s *Scheduler) Add(spec, name string, job func(ctx context.Context) error) 
 	return nil
 }
 
-// runJob runs one invocation. It recovers panics itself (as well as the
-// chain's Recover) so that the OnPanic callback sees them.
+// runJob runs one invocation. It recovers the job's panics itself, rather
+// than leaving them to the chain's Recover, so that OnPanic sees them.
 func (s *Scheduler) runJob(name string, job func(ctx context.Context) error) {
 	s.mu.Lock()
 	ctx := s.ctx

@@ -83,6 +83,21 @@ func TestPanickingJobIsRecoveredAndRunsAgain(t *testing.T) {
 	assert.Equal(t, []string{"flaky: boom"}, panics)
 }
 
+func TestPanickingOnPanicCallbackIsContained(t *testing.T) {
+	// The chain's Recover is what stops this panic; inside SkipIfStillRunning
+	// it also leaves the job's slot free for the next run.
+	s := New(quiet(), OnPanic(func(string, any, []byte) { panic("callback broke too") }))
+	var runs int
+	require.NoError(t, s.Add("@hourly", "flaky", func(context.Context) error {
+		runs++
+		panic("boom")
+	}))
+	for range 3 {
+		require.NotPanics(t, func() { require.NoError(t, s.Trigger("flaky")) })
+	}
+	assert.Equal(t, 3, runs, "a job whose panic report panicked must still run the next times")
+}
+
 func TestErrorsAreReported(t *testing.T) {
 	var got []error
 	s := New(quiet(), OnError(func(name string, err error) { got = append(got, err) }))

@@ -78,17 +78,33 @@ func (e *ObjectError) Unwrap() error { return e.Err }
 // returns one (returned unchanged) or when ctx ends. Memory use does not grow with the feed: objects
 // are decoded one at a time.
 func ReadFeed(ctx context.Context, path string, visit func(*Object, *ObjectError) error) error {
+	files, err := FeedFiles(path)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := readFile(ctx, f, visit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FeedFiles lists the files ReadFeed reads for path, in its order: path itself when it is not a
+// directory, else the directory's regular *.json files (symlinks followed), sorted by name.
+func FeedFiles(path string) ([]string, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("stix feed: %w", err)
+		return nil, fmt.Errorf("stix feed: %w", err)
 	}
 	if !info.IsDir() {
-		return readFile(ctx, path, visit)
+		return []string{path}, nil
 	}
 	entries, err := os.ReadDir(path) // sorted by name
 	if err != nil {
-		return fmt.Errorf("stix feed: %w", err)
+		return nil, fmt.Errorf("stix feed: %w", err)
 	}
+	var files []string
 	for _, e := range entries {
 		if filepath.Ext(e.Name()) != ".json" {
 			continue
@@ -96,16 +112,13 @@ func ReadFeed(ctx context.Context, path string, visit func(*Object, *ObjectError
 		full := filepath.Join(path, e.Name())
 		fi, err := os.Stat(full) // follows symlinks
 		if err != nil {
-			return fmt.Errorf("stix feed: %w", err)
+			return nil, fmt.Errorf("stix feed: %w", err)
 		}
-		if !fi.Mode().IsRegular() {
-			continue
-		}
-		if err := readFile(ctx, full, visit); err != nil {
-			return err
+		if fi.Mode().IsRegular() {
+			files = append(files, full)
 		}
 	}
-	return nil
+	return files, nil
 }
 
 func readFile(ctx context.Context, path string, visit func(*Object, *ObjectError) error) error {

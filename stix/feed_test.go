@@ -181,6 +181,19 @@ func TestReadFeed_Directory(t *testing.T) {
 	assert.Equal(t, filepath.Join(dir, "b.json"), objs[1].Source)
 	assert.Equal(t, filepath.Join(dir, "c.json"), errs[0].Source)
 	assert.Equal(t, 0, objs[3].Index, "index restarts with each file")
+
+	files, err := FeedFiles(dir)
+	require.NoError(t, err)
+	want := []string{"a.json", "b.json", "c.json", "d.json"}
+	for i, name := range want {
+		want[i] = filepath.Join(dir, name)
+	}
+	assert.Equal(t, want, files, "the files ReadFeed read, in its order")
+	files, err = FeedFiles(want[0])
+	require.NoError(t, err)
+	assert.Equal(t, want[:1], files)
+	_, err = FeedFiles(filepath.Join(dir, "missing"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
 func TestReadFeed_Errors(t *testing.T) {

@@ -394,6 +394,23 @@ func race(n int, fn func(i int)) {
 	wg.Wait()
 }
 
+// oneWins has n callers call try at once and checks that none failed and
+// exactly one got true.
+func oneWins(t *testing.T, n int, try func(i int) (bool, error)) {
+	t.Helper()
+	var wins, fails atomic.Int32
+	race(n, func(i int) {
+		ok, err := try(i)
+		if err != nil {
+			fails.Add(1)
+		} else if ok {
+			wins.Add(1)
+		}
+	})
+	assert.Zero(t, fails.Load())
+	assert.EqualValues(t, 1, wins.Load())
+}
+
 // approvalRace has n voters call vote at once and checks exactly-once approval.
 func approvalRace(t *testing.T, required, n int, vote func(i int) (store.Decision, error)) {
 	var approved, notPending, accepted atomic.Int32
@@ -459,17 +476,9 @@ func testConcurrentTransition(t *testing.T, s store.Store) {
 	create(t, s, newRequest("r1", 1))
 	_, _, err := s.AddApproval(ctx, "r1", "U1", T0())
 	require.NoError(t, err)
-	var wins, fails atomic.Int32
-	race(50, func(int) {
-		ok, err := s.Transition(ctx, "r1", store.StateApproved, store.StateExecuting, T0())
-		if err != nil {
-			fails.Add(1)
-		} else if ok {
-			wins.Add(1)
-		}
+	oneWins(t, 50, func(int) (bool, error) {
+		return s.Transition(ctx, "r1", store.StateApproved, store.StateExecuting, T0())
 	})
-	assert.Zero(t, fails.Load())
-	assert.EqualValues(t, 1, wins.Load())
 }
 
 func testMarkSeen(t *testing.T, s store.Store) {
@@ -496,17 +505,9 @@ func testMarkSeen(t *testing.T, s store.Store) {
 	_, err = s.MarkSeen(ctx, "k3", T0(), 0)
 	require.ErrorContains(t, err, "ttl must be positive")
 
-	var firsts, fails atomic.Int32
-	race(50, func(int) {
-		f, err := s.MarkSeen(ctx, "race", T0(), ttl)
-		if err != nil {
-			fails.Add(1)
-		} else if f {
-			firsts.Add(1)
-		}
+	oneWins(t, 50, func(int) (bool, error) {
+		return s.MarkSeen(ctx, "race", T0(), ttl)
 	})
-	assert.Zero(t, fails.Load())
-	assert.EqualValues(t, 1, firsts.Load())
 
 	// Many distinct keys, enough to trigger the opportunistic purge, stay correct.
 	for i := range 300 {
@@ -549,17 +550,9 @@ func testLeases(t *testing.T, s store.Store) {
 	_, err = s.AcquireLease(ctx, "x", "a", T0(), 0)
 	require.ErrorContains(t, err, "ttl must be positive")
 
-	var wins, fails atomic.Int32
-	race(50, func(i int) {
-		ok, err := s.AcquireLease(ctx, "contended", userID(i), T0(), ttl)
-		if err != nil {
-			fails.Add(1)
-		} else if ok {
-			wins.Add(1)
-		}
+	oneWins(t, 50, func(i int) (bool, error) {
+		return s.AcquireLease(ctx, "contended", userID(i), T0(), ttl)
 	})
-	assert.Zero(t, fails.Load())
-	assert.EqualValues(t, 1, wins.Load())
 }
 
 func testAudit(t *testing.T, s store.Store) {
