@@ -6,8 +6,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/defenderbot/defenderbot/config"
+	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/ioc"
 )
 
@@ -17,8 +19,8 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 	fs := newFlagSet(c, "push-iocs", "push-iocs --stix-objects-path FILE [flags]")
 	cfgPath := configFlag(fs)
 	path := fs.String("stix-objects-path", "", "STIX 2.1 feed: a bundle, a JSON array of objects, or a directory of them (iocs.stix_objects_path)")
-	action := fs.String("action", "", "indicator action: Alert, Warn, Block, Audit, BlockAndRemediate, AlertAndBlock, Allowed (iocs.action)")
-	severity := fs.String("severity", "", "indicator severity: Informational, Low, Medium, High (iocs.severity)")
+	action := fs.String("action", "", "indicator action: "+strings.Join(defender.IndicatorActions(), ", ")+" (iocs.action)")
+	severity := fs.String("severity", "", "indicator severity: "+strings.Join(defender.IndicatorSeverities(), ", ")+" (iocs.severity)")
 	genAlert := fs.Bool("generate-alert", false, "raise an alert when an indicator matches (iocs.generate_alert)")
 	sekoia := fs.String("sekoia-base-url", "", "Sekoia.io base URL, for links to Sekoia objects in descriptions (iocs.sekoia_base_url)")
 	mode := fs.String("mode", "", "incremental (the feed brings additions and revocations) or snapshot (the feed is the whole truth) (iocs.mode)")
