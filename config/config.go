@@ -89,6 +89,7 @@ type IOCs struct {
 	GenerateAlert     bool    `yaml:"generate_alert"`
 	SekoiaBaseURL     string  `yaml:"sekoia_base_url"`
 	Mode              string  `yaml:"mode"`
+	Patterns          string  `yaml:"patterns"`
 	MaxDeleteFraction float64 `yaml:"max_delete_fraction"`
 	ReportChannel     string  `yaml:"report_channel"`
 }
@@ -135,6 +136,7 @@ func Default() *Config {
 			Severity:          "Medium",
 			GenerateAlert:     true,
 			Mode:              "incremental",
+			Patterns:          "all",
 			MaxDeleteFraction: 0.2,
 		},
 	}

@@ -338,6 +338,7 @@ func TestValidateProblems(t *testing.T) {
 		{"audit alert", func(c *config.Config) { c.IOCs.Action = "Audit"; c.IOCs.GenerateAlert = false }, "iocs.action Audit requires iocs.generate_alert"},
 		{"severity", func(c *config.Config) { c.IOCs.Severity = "Critical" }, "iocs.severity must be one of Informational, Low, Medium, High"},
 		{"mode", func(c *config.Config) { c.IOCs.Mode = "full" }, "iocs.mode must be one of incremental, snapshot"},
+		{"patterns", func(c *config.Config) { c.IOCs.Patterns = "some" }, "iocs.patterns must be one of all, simple"},
 		{"fraction", func(c *config.Config) { c.IOCs.MaxDeleteFraction = 1.5 }, "iocs.max_delete_fraction must be between 0 and 1"},
 		{"sekoia url", func(c *config.Config) { c.IOCs.SekoiaBaseURL = "http://app.sekoia.io" }, "iocs.sekoia_base_url must be https"},
 		{"report channel", func(c *config.Config) { c.IOCs.ReportChannel = "soc" }, "iocs.report_channel must be a channel ID"},

@@ -431,6 +431,7 @@ func (c *Config) normalize() {
 	}
 	c.Store.Driver = strings.ToLower(strings.TrimSpace(c.Store.Driver))
 	c.IOCs.Mode = strings.ToLower(strings.TrimSpace(c.IOCs.Mode))
+	c.IOCs.Patterns = strings.ToLower(strings.TrimSpace(c.IOCs.Patterns))
 	c.IOCs.Action = canonical(c.IOCs.Action, IndicatorActions)
 	c.IOCs.Severity = canonical(c.IOCs.Severity, Severities)
 	c.IOCs.SekoiaBaseURL = strings.TrimRight(strings.TrimSpace(c.IOCs.SekoiaBaseURL), "/")

@@ -67,6 +67,8 @@ var (
 	LogFormats = []string{"json", "text"}
 	Drivers    = []string{"sqlite", "postgres"}
 	SyncModes  = []string{"incremental", "snapshot"}
+	// PatternModes are the values of iocs.patterns (ioc.PatternsAll, ioc.PatternsSimple).
+	PatternModes = []string{"all", "simple"}
 	// IndicatorActions are Defender's indicator actions (the seed's Push IOCs "action").
 	IndicatorActions = defender.IndicatorActions()
 	// Severities are Defender's indicator severities.
@@ -243,6 +245,7 @@ func (c *Config) validateCommon(v *validator) {
 		v.addf("iocs.action Audit requires iocs.generate_alert (an Audit indicator that raises no alert does nothing)")
 	}
 	v.oneOf("iocs.mode", i.Mode, SyncModes)
+	v.oneOf("iocs.patterns", i.Patterns, PatternModes)
 	if !(i.MaxDeleteFraction >= 0 && i.MaxDeleteFraction <= 1) {
 		v.addf("iocs.max_delete_fraction must be between 0 and 1 (got %v)", i.MaxDeleteFraction)
 	}

@@ -120,6 +120,10 @@ type Conversion struct {
 	// parsed: only then does the conversion say which values the object
 	// no longer asserts.
 	evaluated bool
+	// Compound is set when the indicators come from a pattern that is not
+	// a plain disjunction (AND, FOLLOWEDBY or a qualifier): PatternsAll
+	// took them out of it.
+	Compound bool
 }
 
 // ConvertOptions are the indicator fields set from configuration.
@@ -130,7 +134,24 @@ type ConvertOptions struct {
 	// SekoiaBaseURL, when set, adds a link to the object in Sekoia's UI to the
 	// description of objects that carry x_ic_observable_types.
 	SekoiaBaseURL string
+	// Patterns chooses which patterns give indicators: PatternsAll (the
+	// default, "") or PatternsSimple.
+	Patterns string
 }
+
+// Pattern modes (ConvertOptions.Patterns, iocs.patterns).
+const (
+	// PatternsAll takes every "=" comparison on a supported path, wherever
+	// it stands: inside AND, OR or FOLLOWEDBY, under qualifiers. This is
+	// what the Sekoia.io playbook takes. It broadens compound patterns (a
+	// file's name AND hash becomes the hash alone), which is the point: a
+	// feed's AND joins facts about one threat, each worth blocking.
+	PatternsAll = "all"
+	// PatternsSimple takes only patterns made of comparisons joined by OR
+	// (any AND, FOLLOWEDBY or qualifier skips the whole pattern), so that
+	// no indicator matches more than the pattern did.
+	PatternsSimple = "simple"
+)
 
 // ErrInvalidOptions is wrapped by every options error.
 var ErrInvalidOptions = errors.New("invalid IOC sync options")
@@ -145,6 +166,9 @@ func (o ConvertOptions) Validate() error {
 	}
 	if o.Action == "Audit" && !o.GenerateAlert {
 		return fmt.Errorf("%w: action Audit requires generate_alert (Microsoft refuses an Audit indicator that raises no alert)", ErrInvalidOptions)
+	}
+	if o.Patterns != "" && o.Patterns != PatternsAll && o.Patterns != PatternsSimple {
+		return fmt.Errorf("%w: patterns %q must be %s or %s", ErrInvalidOptions, o.Patterns, PatternsAll, PatternsSimple)
 	}
 	if o.SekoiaBaseURL != "" {
 		if _, err := normalizeURL(o.SekoiaBaseURL); err != nil {
@@ -199,13 +223,16 @@ func convert(obj *stix.Object, opts ConvertOptions, now time.Time, payload bool)
 		return c
 	}
 	c.evaluated = true
-	// AND, FOLLOWEDBY and qualifiers narrow the match; splitting them into
-	// single values would block far more than the feed asked for.
 	comps, err := p.Disjuncts()
 	if err != nil {
-		c.State = StateIgnored
-		c.Skipped = append(c.Skipped, skip(obj.ID, ReasonNotSingle, err.Error()))
-		return c
+		if opts.Patterns == PatternsSimple {
+			// AND, FOLLOWEDBY and qualifiers narrow the match; simple mode
+			// never blocks more than the pattern matched.
+			c.State = StateIgnored
+			c.Skipped = append(c.Skipped, skip(obj.ID, ReasonNotSingle, err.Error()))
+			return c
+		}
+		comps, c.Compound = p.Comparisons(), true
 	}
 	var base defender.Indicator
 	payload = payload && c.State == StateLive
@@ -233,6 +260,7 @@ func convert(obj *stix.Object, opts ConvertOptions, now time.Time, payload bool)
 		c.Indicators = append(c.Indicators, ind)
 	}
 	if len(c.Indicators) == 0 {
+		c.Compound = false
 		if len(c.Skipped) == 0 {
 			c.Skipped = append(c.Skipped, skip(obj.ID, ReasonNoIndicator))
 		}
@@ -256,6 +284,9 @@ func comparisonValue(id string, cmp *stix.Comparison) (defender.IndicatorType, s
 	t, ok := indicatorType(cmp.Path)
 	if !ok {
 		return fail(ReasonPath)
+	}
+	if cmp.Value.Invalid != "" {
+		return fail(ReasonInvalidValue, cmp.Value.Invalid)
 	}
 	if cmp.Value.Kind != stix.KindString {
 		return fail(ReasonNotString)

@@ -92,6 +92,7 @@ func TestConvertSingleObjects(t *testing.T) {
 		state   ObjectState
 		want    []string // type|value
 		skipped []string // reason prefixes
+		simple  bool     // PatternsSimple
 	}{
 		{name: "ipv4", pattern: "[ipv4-addr:value = '198.51.100.9']", state: StateLive, want: []string{"IpAddress|198.51.100.9"}},
 		{name: "double equals", pattern: "[ipv4-addr:value == '198.51.100.9']", state: StateLive, want: []string{"IpAddress|198.51.100.9"}},
@@ -99,8 +100,17 @@ func TestConvertSingleObjects(t *testing.T) {
 		{name: "same value twice in one pattern", pattern: "[domain-name:value = 'a.example'] OR [domain-name:value = 'A.EXAMPLE.']", state: StateLive, want: []string{"DomainName|a.example"}},
 		{name: "or of observations", pattern: "([url:value = 'http://x.example/a'] OR [file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b'])", state: StateLive,
 			want: []string{"Url|http://x.example/a", "FileMd5|ab03a48a29967e738583140e6eb84f0b"}},
-		{name: "and inside brackets", pattern: "[file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b' AND file:size = 3]", state: StateIgnored, skipped: []string{ReasonNotSingle}},
-		{name: "observation and", pattern: "[domain-name:value = 'a.example'] AND [url:value = 'http://b.example/']", state: StateIgnored, skipped: []string{ReasonNotSingle}},
+		{name: "simple: and inside brackets", simple: true, pattern: "[file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b' AND file:size = 3]", state: StateIgnored, skipped: []string{ReasonNotSingle}},
+		{name: "simple: observation and", simple: true, pattern: "[domain-name:value = 'a.example'] AND [url:value = 'http://b.example/']", state: StateIgnored, skipped: []string{ReasonNotSingle}},
+		{name: "and inside brackets", pattern: "[file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b' AND file:size = 3]", state: StateLive,
+			want: []string{"FileMd5|ab03a48a29967e738583140e6eb84f0b"}, skipped: []string{ReasonPath}},
+		{name: "observation and", pattern: "[domain-name:value = 'a.example'] AND [url:value = 'http://b.example/']", state: StateLive,
+			want: []string{"DomainName|a.example", "Url|http://b.example/"}},
+		{name: "compound with no usable comparison", pattern: "[file:name = 'x.exe' AND file:size = 3]", state: StateIgnored, skipped: []string{ReasonPath, ReasonPath}},
+		{name: "impossible date spoils only its comparison", pattern: "[file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b' AND file:created = t'2024-02-30T12:00:00Z']", state: StateLive,
+			want: []string{"FileMd5|ab03a48a29967e738583140e6eb84f0b"}, skipped: []string{ReasonPath}},
+		{name: "simple: impossible date spoils only its comparison", simple: true, pattern: "[file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b'] OR [file:created = t'2024-02-30T12:00:00Z']", state: StateLive,
+			want: []string{"FileMd5|ab03a48a29967e738583140e6eb84f0b"}, skipped: []string{ReasonPath}},
 		{name: "negated", pattern: "[domain-name:value NOT = 'a.example']", state: StateIgnored, skipped: []string{ReasonNegated}},
 		{name: "not equal", pattern: "[domain-name:value != 'a.example']", state: StateIgnored, skipped: []string{ReasonOperator}},
 		{name: "list index path", pattern: "[file:hashes.MD5[0] = 'ab03a48a29967e738583140e6eb84f0b']", state: StateIgnored, skipped: []string{ReasonPath}},
@@ -120,6 +130,10 @@ func TestConvertSingleObjects(t *testing.T) {
 			o := obj(id, tt.pattern)
 			if tt.mutate != nil {
 				tt.mutate(o)
+			}
+			opts := opts
+			if tt.simple {
+				opts.Patterns = PatternsSimple
 			}
 			c := Convert(o, opts, testNow)
 			assert.Equal(t, tt.state, c.State, "state")
@@ -232,6 +246,7 @@ func TestGoldenPlans(t *testing.T) {
 		opts func(*Options)
 	}{
 		{"all_kinds", filepath.Join("testdata", "all_kinds.json"), testNow, nil},
+		{"all_kinds_simple", filepath.Join("testdata", "all_kinds.json"), testNow, func(o *Options) { o.Patterns = PatternsSimple }},
 		{"sekoia_live", testutil.Fixture(t, "sekoia/stix_objects_ipv4_and_file_hash.json"), sekoiaValid,
 			func(o *Options) {
 				o.Action, o.Severity, o.GenerateAlert, o.SekoiaBaseURL = "Warn", "Medium", false, "https://app.sekoia.io"

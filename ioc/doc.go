@@ -2,12 +2,15 @@
 // keeps Defender in sync with a feed, sending only what changed.
 //
 // Conversion: only "indicator" objects whose pattern_type is "stix" (or
-// absent) are read. A pattern must be a pure disjunction (OR); AND,
-// FOLLOWEDBY and qualifiers narrow a match and are skipped whole, because
-// splitting them into single values would block more than the feed asked.
-// Only non-negated "=" comparisons on ipv4-addr/ipv6-addr/domain-name/url
-// values, file MD5/SHA-1/SHA-256 hashes and x509-certificate SHA-1 hashes make
-// indicators; every other comparison is skipped with a reason. Values are
+// absent) are read. With PatternsAll (the default) every non-negated "="
+// comparison of the pattern on a supported path makes an indicator,
+// wherever it stands (inside AND, OR, FOLLOWEDBY, under qualifiers), as the
+// Sekoia.io playbook does; the report counts those taken from compound
+// patterns. With PatternsSimple a pattern must be a pure disjunction (OR):
+// AND, FOLLOWEDBY and qualifiers narrow a match and skip the pattern whole.
+// Supported paths: ipv4-addr/ipv6-addr/domain-name/url values, file
+// MD5/SHA-1/SHA-256 hashes and x509-certificate SHA-1 hashes; every other
+// comparison is skipped with a reason. Values are
 // validated and normalised (NormalizeValue). Several objects giving the same
 // type and value merge into one indicator: the highest severity wins, then
 // the latest valid_until (none is latest), then the newest object, then the

@@ -57,6 +57,7 @@ func TestIncrementalNewVersionDropsValue(t *testing.T) {
 		skipped string // a reason the run reports
 		bFrom   string // STIX id b's record points to ("" when b has no record)
 		mode    string // of the second run (with force); default incremental
+		simple  bool   // the second run takes only simple patterns
 	}{
 		{name: "new version drops a value", feed: []feedObj{x(onlyA)},
 			want: []string{"a.example", "c.example"}, deleted: 1, dropped: 1},
@@ -69,9 +70,12 @@ func TestIncrementalNewVersionDropsValue(t *testing.T) {
 			want: []string{"c.example", "other.example"}, deleted: 2, dropped: 2},
 		{name: "revoked version with a narrower pattern removes everything",
 			feed: []feedObj{{N: 1, Pattern: onlyA, Modified: v2, Revoked: true}}, want: []string{"c.example"}, deleted: 2, dropped: 1},
-		{name: "version that parses but cannot be expressed removes everything",
+		{name: "simple patterns: version that parses but cannot be expressed removes everything", simple: true,
 			feed: []feedObj{x("[domain-name:value = 'a.example' AND domain-name:value = 'b.example']")},
 			want: []string{"c.example"}, deleted: 2, dropped: 2, skipped: ReasonNotSingle},
+		{name: "all patterns: a compound version keeps its values",
+			feed: []feedObj{x("[domain-name:value = 'a.example'] FOLLOWEDBY [domain-name:value = 'b.example'] WITHIN 60 SECONDS")},
+			want: []string{"a.example", "b.example", "c.example"}, bFrom: genID(1)},
 		{name: "unparseable version removes nothing", feed: []feedObj{x("[domain-name:value = 'a.example'")},
 			want: []string{"a.example", "b.example", "c.example"}, skipped: ReasonVersionKept, bFrom: genID(1)},
 		{name: "version not valid yet removes nothing",
@@ -97,6 +101,9 @@ func TestIncrementalNewVersionDropsValue(t *testing.T) {
 			mode := func(o *Options) {
 				if tt.mode != "" {
 					o.Mode, o.Force = tt.mode, true
+				}
+				if tt.simple {
+					o.Patterns = PatternsSimple
 				}
 			}
 			writeFeed(t, h.dir, tt.feed)

@@ -2,8 +2,10 @@ package ioc
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -194,4 +196,43 @@ func (c *cancelAfterImport) ImportIndicators(ctx context.Context, inds []defende
 	res, err := c.IndicatorAPI.ImportIndicators(ctx, inds)
 	c.cancel()
 	return res, err
+}
+
+// TestCompoundShapesFeed: a feed of the compound pattern shapes of real feeds
+// (MISP attributes and objects, vendor reports, observation AND / FOLLOWEDBY,
+// qualifiers) imports every "=" value on a supported path in "all" mode, and
+// only the plain disjunction's in "simple" mode.
+func TestCompoundShapesFeed(t *testing.T) {
+	all := []string{
+		"0f343b0931126a20f133d67c2b018a3b", "203.0.113.1", "203.0.113.2", "2001:db8::7",
+		"900150983cd24fb0d6963f7d28e17f72", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		"a94a8fe5ccb19ba61c4c0873d391e987982fbbd3", "beacon.example", "c2.example", "d41d8cd98f00b204e9800998ecf8427e",
+		"http://stage1.example/a", "http://stage2.example/b", "twice.example",
+		"192.0.2.77", "plain.example", // the plain disjunction
+	}
+	slices.Sort(all)
+	simple := []string{"192.0.2.77", "plain.example"}
+	for _, tt := range []struct {
+		patterns string
+		want     []string
+		compound int
+	}{{"", all, len(all) - 2}, {PatternsAll, all, len(all) - 2}, {PatternsSimple, simple, 0}} {
+		t.Run("patterns="+tt.patterns, func(t *testing.T) {
+			h := newEmuHarness(t)
+			rep, err := h.run(t, func(o *Options) {
+				o.StixObjectsPath = filepath.Join("testdata", "compound_shapes.json")
+				o.Patterns = tt.patterns
+			})
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, emuValues(h))
+			assert.Equal(t, len(tt.want), rep.Imported)
+			assert.Equal(t, tt.compound, rep.Compound)
+			if tt.compound > 0 {
+				assert.Contains(t, rep.Text(), fmt.Sprintf("%d indicators from compound patterns", tt.compound))
+			} else {
+				assert.NotContains(t, rep.Text(), "compound")
+				assert.Equal(t, 8, rep.Skipped[ReasonNotSingle], "every compound shape")
+			}
+		})
+	}
 }

@@ -141,6 +141,8 @@ type plan struct {
 	// dropped counts deletions of values the latest version of their object
 	// no longer yields.
 	dropped int
+	// compound counts the live indicators taken from compound patterns.
+	compound int
 	// snapshotDeletes counts deletions caused by snapshot mode.
 	snapshotDeletes int
 	// snapshotHeld is set when snapshot deletions were not planned because
@@ -201,6 +203,7 @@ type planner struct {
 	foreignSkips, removalSkips []keyedSkip
 
 	unchanged  int
+	compound   int
 	inTenant   []*entry // imports that take no new slot (updates)
 	forget     []string
 	feedForget []string
@@ -320,6 +323,9 @@ func (pl *planner) apply(c *Conversion) {
 	}
 	switch c.State {
 	case StateLive:
+		if c.Compound {
+			pl.compound += len(c.Indicators)
+		}
 		for i := range c.Indicators {
 			e := &entry{ind: c.Indicators[i], validFrom: c.validFrom, modified: c.modified}
 			e.key = Key(e.ind.IndicatorType, e.ind.IndicatorValue)
@@ -622,6 +628,7 @@ func (pl *planner) finish() *plan {
 	slices.Sort(pl.feedForget)
 	p.forget = append(pl.feedForget, pl.forget...)
 	p.unchanged = pl.unchanged
+	p.compound = pl.compound
 	p.skipCounts = pl.skipCounts
 	p.leftOutCount = pl.leftOutN
 	if in.list {

@@ -33,6 +33,7 @@ type refFeedState struct {
 	yields     map[string][]string
 	kept       map[string]bool
 	skipped    []Skip
+	compound   int  // live indicators from compound patterns
 	incomplete bool // some object or source could not be read
 	// anonUnreadable: an unreadable object had no readable id, so it may be
 	// a later version of any object.
@@ -140,6 +141,9 @@ func (f *refFeedState) add(c Conversion) {
 	f.skipped = append(f.skipped, c.Skipped...)
 	switch c.State {
 	case StateLive:
+		if c.Compound {
+			f.compound += len(c.Indicators)
+		}
 		for i := range c.Indicators {
 			e := &entry{ind: c.Indicators[i], validFrom: c.validFrom, modified: c.modified}
 			e.key = Key(e.ind.IndicatorType, e.ind.IndicatorValue)
@@ -183,7 +187,7 @@ type refPlanInput struct {
 
 // refMakePlan decides what to import and delete. It is pure: no I/O.
 func refMakePlan(in refPlanInput) *plan {
-	p := &plan{skipped: in.feed.skipped}
+	p := &plan{skipped: in.feed.skipped, compound: in.feed.compound}
 	listed := in.inDefender != nil
 	var fresh []*entry // indicators that will take a new slot in the tenant
 

@@ -36,6 +36,9 @@ type Report struct {
 	// Retried counts the planned imports that re-send an indicator which
 	// failed in an earlier run, from its stored payload.
 	Retried int `json:"retried,omitempty"`
+	// Compound counts the feed's live indicators taken from compound
+	// patterns (AND, FOLLOWEDBY, qualifiers), imported or unchanged.
+	Compound int `json:"compound,omitempty"`
 	// Skipped counts objects or comparisons that gave no indicator, by reason.
 	Skipped map[string]int `json:"skipped,omitempty"`
 	// Failed counts indicators Defender refused (or calls that failed), by reason.
@@ -63,6 +66,7 @@ func (r *Report) fromPlan(p *plan) {
 	r.PlannedDeletes = len(p.deletes)
 	r.Retried = p.retried
 	r.Dropped = p.dropped
+	r.Compound = p.compound
 	r.LeftOut = p.leftOutCount
 	r.SnapshotHeld = p.snapshotHeld
 	for k, n := range p.skipCounts {
@@ -128,6 +132,9 @@ func (r *Report) Text() string {
 	}
 	if r.Retried > 0 {
 		fmt.Fprintf(&b, "; %d earlier failures retried", r.Retried)
+	}
+	if r.Compound > 0 {
+		fmt.Fprintf(&b, "; %d indicators from compound patterns", r.Compound)
 	}
 	if s := countsText(r.Skipped); s != "" {
 		b.WriteString("; skipped " + s)

@@ -53,6 +53,12 @@ func randomFeed(t *testing.T, r *rand.Rand, path string, repeatIDs bool) bool {
 			pattern = "[" + value() // does not parse
 		case k == 1:
 			pattern = "[" + value() + " AND " + value() + "]"
+		case k == 2:
+			pattern = "[" + value() + "] AND ([" + value() + "] OR [file:size = 3])"
+		case k == 3:
+			pattern = "[" + value() + "] FOLLOWEDBY [" + value() + " AND file:name = 'x.exe'] WITHIN 600 SECONDS"
+		case k == 4:
+			pattern = "[" + value() + "] REPEATS 5 TIMES AND [" + value() + "] START t'2024-02-30T00:00:00Z' STOP t'2024-03-01T00:00:00Z'"
 		default:
 			parts := []string{value()}
 			for range r.IntN(3) {
@@ -164,6 +170,7 @@ func TestPlannerMatchesReference(t *testing.T) {
 					name := fmt.Sprintf("seed=%d/%s/limit=%d/bits=%d", seed, mode, limit, bits)
 					s := h.syncer(t, func(o *Options) {
 						o.Mode, o.TenantLimit, o.MaxDeleteFraction = mode, limit, 0.5
+						o.Patterns = []string{PatternsAll, PatternsSimple}[seed%2]
 					})
 					s.sketchBits = bits
 					want := referencePlan(t, s)
@@ -198,6 +205,7 @@ func TestPlannerMatchesReference(t *testing.T) {
 					require.Equal(t, want.unchanged, got.unchanged, name)
 					require.Equal(t, want.retried, got.retried, name)
 					require.Equal(t, want.dropped, got.dropped, name)
+					require.Equal(t, want.compound, got.compound, name)
 					require.Equal(t, want.snapshotDeletes, got.snapshotDeletes, name)
 					require.Equal(t, want.snapshotHeld, got.snapshotHeld, name)
 					require.Equal(t, fmt.Sprint(want.guard), fmt.Sprint(got.guard), name)

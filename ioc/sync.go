@@ -67,7 +67,9 @@ type Options struct {
 	Severity        string
 	SekoiaBaseURL   string
 	Mode            string // ModeIncremental (default) or ModeSnapshot
-	GenerateAlert   bool
+	// Patterns is PatternsAll (default) or PatternsSimple.
+	Patterns      string
+	GenerateAlert bool
 	// MaxDeleteFraction (0..1) caps the share of managed indicators a
 	// snapshot run may delete; 0 allows no snapshot deletion without Force.
 	MaxDeleteFraction float64
@@ -87,7 +89,7 @@ type RunObserver interface {
 }
 
 func (o *Options) convertOptions() ConvertOptions {
-	return ConvertOptions{Action: o.Action, Severity: o.Severity, GenerateAlert: o.GenerateAlert, SekoiaBaseURL: o.SekoiaBaseURL}
+	return ConvertOptions{Action: o.Action, Severity: o.Severity, GenerateAlert: o.GenerateAlert, SekoiaBaseURL: o.SekoiaBaseURL, Patterns: o.Patterns}
 }
 
 // Syncer keeps Defender's indicators in sync with a STIX feed.

@@ -47,8 +47,16 @@ type Within struct{ Seconds float64 }
 // Repeats is "REPEATS n TIMES"; Times is > 0.
 type Repeats struct{ Times int }
 
-// StartStop is "START t'...' STOP t'...'"; Start is before Stop.
-type StartStop struct{ Start, Stop time.Time }
+// StartStop is "START t'...' STOP t'...'"; Start is before Stop. A timestamp that the grammar accepts
+// but that names no calendar day (t'2024-02-30T00:00:00Z') leaves its time zero and its text in
+// StartText or StopText: the qualifier then matches nothing (see Valid), and the pattern still parses.
+type StartStop struct {
+	Start, Stop         time.Time
+	StartText, StopText string
+}
+
+// Valid reports whether both timestamps name a calendar day.
+func (q StartStop) Valid() bool { return q.StartText == "" && q.StopText == "" }
 
 // ComparisonExpr is one of *Comparison or *ComparisonOp.
 type ComparisonExpr interface{ isComparison() }
@@ -127,15 +135,20 @@ func (k LiteralKind) String() string {
 }
 
 // Literal is a constant on the right of a comparison.
+//
+// Invalid is set (to the reason) for a timestamp the grammar accepts but that names no calendar day
+// (t'2024-02-30T12:00:00Z'): Str then holds its text and Time is zero. Such a comparison can match
+// nothing; the rest of the pattern stands.
 type Literal struct {
-	Kind  LiteralKind
-	Str   string
-	Int   int64
-	Float float64
-	Bool  bool
-	Bytes []byte
-	Time  time.Time
-	Set   []Literal
+	Invalid string
+	Kind    LiteralKind
+	Str     string
+	Int     int64
+	Float   float64
+	Bool    bool
+	Bytes   []byte
+	Time    time.Time
+	Set     []Literal
 }
 
 func (*Observation) isObservation()   {}
@@ -161,7 +174,14 @@ func (q Repeats) String() string { return "REPEATS " + strconv.Itoa(q.Times) + "
 
 // String renders the qualifier in pattern syntax.
 func (q StartStop) String() string {
-	return "START " + formatTimestamp(q.Start) + " STOP " + formatTimestamp(q.Stop)
+	start, stop := "t'"+q.StartText+"'", "t'"+q.StopText+"'"
+	if q.StartText == "" {
+		start = formatTimestamp(q.Start)
+	}
+	if q.StopText == "" {
+		stop = formatTimestamp(q.Stop)
+	}
+	return "START " + start + " STOP " + stop
 }
 
 // String renders the pattern canonically: single spaces, keywords upper-case, "==" as "=", "<>" as
@@ -395,6 +415,10 @@ func writeLiteral(b *strings.Builder, l Literal) {
 		b.WriteString(base64.StdEncoding.EncodeToString(l.Bytes))
 		b.WriteByte('\'')
 	case KindTimestamp:
+		if l.Invalid != "" {
+			b.WriteString("t'" + l.Str + "'")
+			break
+		}
 		b.WriteString(formatTimestamp(l.Time))
 	case KindSet:
 		b.WriteByte('(')

@@ -285,10 +285,16 @@ func (l *lexer) prefixed(prefix byte) (token, *SyntaxError) {
 		tok.lit = Literal{Kind: KindBinary, Bytes: b}
 	case 't':
 		t, msg := parseTimestamp(body)
-		if msg != "" {
+		switch {
+		case msg == errNoSuchDay:
+			// The grammar takes any day 01-31: the literal parses, and only
+			// the comparison or qualifier that holds it is unusable.
+			tok.lit = Literal{Kind: KindTimestamp, Str: body, Invalid: msg}
+		case msg != "":
 			return token{}, l.errf(start, "bad timestamp literal %s: %s", text, msg)
+		default:
+			tok.lit = Literal{Kind: KindTimestamp, Time: t}
 		}
-		tok.lit = Literal{Kind: KindTimestamp, Time: t}
 	}
 	return tok, nil
 }
@@ -306,8 +312,12 @@ func decodeBinary(body string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(body)
 }
 
+// errNoSuchDay is parseTimestamp's message for a day 01-31 that its month does not have: the grammar
+// accepts it (t'2024-02-30T00:00:00Z' lexes), but it names no instant.
+const errNoSuchDay = "no such day in that month"
+
 // parseTimestamp reads YYYY-MM-DDTHH:MM:SS[.f+]Z, the only form STIX allows, and checks that the date
-// exists (the grammar does not; we refuse 02-31 rather than let Go roll it into March). A leap second
+// exists (the grammar does not; 02-31 gives errNoSuchDay rather than rolling into March). A leap second
 // (:60) is accepted and rolls into the next minute. It returns a non-empty message on failure.
 func parseTimestamp(s string) (time.Time, string) {
 	const want = "want YYYY-MM-DDTHH:MM:SS[.fraction]Z in UTC"
@@ -354,7 +364,7 @@ func parseTimestamp(s string) (time.Time, string) {
 	switch {
 	case month < 1 || month > 12:
 		return time.Time{}, "month out of range"
-	case day < 1 || day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day():
+	case day < 1 || day > 31:
 		return time.Time{}, "day out of range"
 	case hour > 23:
 		return time.Time{}, "hour out of range"
@@ -362,6 +372,8 @@ func parseTimestamp(s string) (time.Time, string) {
 		return time.Time{}, "minute out of range"
 	case sec > 60:
 		return time.Time{}, "second out of range"
+	case day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day():
+		return time.Time{}, errNoSuchDay
 	}
 	t := time.Date(year, time.Month(month), day, hour, minute, sec, nanos, time.UTC)
 	if t.Year() > 9999 { // a leap second on the last day of 9999 has no four-digit rendering

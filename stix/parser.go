@@ -11,7 +11,7 @@ import (
 const MaxDepth = 200
 
 // SyntaxError is a pattern that does not lex or parse, or breaks a rule of the spec the grammar
-// cannot express (a literal of the wrong type for its operator, a duplicate qualifier...). Offset is
+// cannot express (a literal of the wrong type for its operator, STOP before START...). Offset is
 // a byte offset into the pattern.
 type SyntaxError struct {
 	Offset int
@@ -25,9 +25,10 @@ func (e *SyntaxError) Error() string {
 // ParsePattern parses a STIX 2.1 pattern. Errors are *SyntaxError with a specific message.
 //
 // Beyond the grammar it rejects: literals of the wrong type for the operator (LIKE 5, > true), an
-// empty or mixed-type IN set, integers beyond ±(2^53-1), impossible dates, negative list indexes,
-// two qualifiers of the same type on one expression, WITHIN or REPEATS not above zero, and STOP not
-// after START.
+// empty or mixed-type IN set, integers beyond ±(2^53-1), negative list indexes, WITHIN or REPEATS
+// not above zero, and STOP not after START. It accepts what the grammar (and the OASIS pattern
+// validator) accepts although the spec frowns on it: repeated qualifiers of one type on an
+// expression, and a timestamp whose day its month lacks, which marks that literal Invalid.
 func ParsePattern(s string) (*Pattern, error) {
 	p := &parser{lex: lexer{src: s}}
 	pat, err := p.parse()
@@ -146,7 +147,6 @@ func (p *parser) obsAnd() ObservationExpr {
 func (p *parser) obsQualified() ObservationExpr {
 	expr := p.obsPrimary()
 	for {
-		pos := p.tok.pos
 		var q Qualifier
 		switch {
 		case p.isKeyword("WITHIN"):
@@ -158,29 +158,11 @@ func (p *parser) obsQualified() ObservationExpr {
 		default:
 			return expr
 		}
-		// The spec forbids two qualifiers of one type on an expression; parentheses do not reset it.
-		for inner := expr; ; {
-			qe, ok := inner.(*Qualified)
-			if !ok {
-				break
-			}
-			if qualifierName(qe.Qualifier) == qualifierName(q) {
-				p.fail(pos, "duplicate %s qualifier on one observation expression", qualifierName(q))
-			}
-			inner = qe.Expr
-		}
+		// The spec says an expression MUST NOT carry two qualifiers of one
+		// type, but the grammar and the OASIS validator accept them, and
+		// feeds publish them: they parse, and nest.
 		expr = &Qualified{Expr: expr, Qualifier: q}
 	}
-}
-
-func qualifierName(q Qualifier) string {
-	switch q.(type) {
-	case Within:
-		return "WITHIN"
-	case Repeats:
-		return "REPEATS"
-	}
-	return "START/STOP"
 }
 
 func (p *parser) obsPrimary() ObservationExpr {
@@ -265,23 +247,30 @@ func (p *parser) startStop() Qualifier {
 	p.advance()
 	stopPos := p.tok.pos
 	stop := p.timestamp("STOP")
-	if !stop.Stop.After(start.Stop) {
+	q := StartStop{Start: start.Time, Stop: stop.Time}
+	if start.Invalid != "" {
+		q.StartText = start.Str
+	}
+	if stop.Invalid != "" {
+		q.StopText = stop.Str
+	}
+	if q.Valid() && !q.Stop.After(q.Start) {
 		p.fail(stopPos, "STOP timestamp must be after START timestamp")
 	}
-	return StartStop{Start: start.Stop, Stop: stop.Stop}
+	return q
 }
 
-// timestamp reads one t'...' literal (returned in Stop, for brevity).
-func (p *parser) timestamp(after string) StartStop {
+// timestamp reads one t'...' literal.
+func (p *parser) timestamp(after string) Literal {
 	if p.tok.kind != tokLiteral || p.tok.lit.Kind != KindTimestamp {
 		if p.tok.kind == tokLiteral && p.tok.lit.Kind == KindString {
 			p.fail(p.tok.pos, "%s needs a t'...' timestamp, found a plain string (STIX 2.0 syntax)", after)
 		}
 		p.fail(p.tok.pos, "expected a t'...' timestamp after %s, found %s", after, p.describe())
 	}
-	t := p.tok.lit.Time
+	lit := p.tok.lit
 	p.advance()
-	return StartStop{Stop: t}
+	return lit
 }
 
 func (p *parser) cmpOr() ComparisonExpr {

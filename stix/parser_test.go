@@ -219,7 +219,9 @@ func TestParsePattern_Errors(t *testing.T) {
 		{"[a:b = t'2016-01-01T00:00:00+01:00']", "bad timestamp literal t'2016-01-01T00:00:00+01:00': want YYYY-MM-DDTHH:MM:SS[.fraction]Z in UTC at offset 7"},
 		{"[a:b = t'2016-01-01T00:00:00.Z']", "bad timestamp literal t'2016-01-01T00:00:00.Z': want YYYY-MM-DDTHH:MM:SS[.fraction]Z in UTC at offset 7"},
 		{"[a:b = t'2016-13-01T00:00:00Z']", "bad timestamp literal t'2016-13-01T00:00:00Z': month out of range at offset 7"},
-		{"[a:b = t'2023-02-29T00:00:00Z']", "bad timestamp literal t'2023-02-29T00:00:00Z': day out of range at offset 7"},
+		{"[a:b = t'2016-01-32T00:00:00Z']", "bad timestamp literal t'2016-01-32T00:00:00Z': day out of range at offset 7"},
+		{"[a:b = t'2016-02-00T00:00:00Z']", "bad timestamp literal t'2016-02-00T00:00:00Z': day out of range at offset 7"},
+		{"[a:b = t'2016-02-30T24:00:00Z']", "bad timestamp literal t'2016-02-30T24:00:00Z': hour out of range at offset 7"},
 		{"[a:b = t'2016-01-01T24:00:00Z']", "bad timestamp literal t'2016-01-01T24:00:00Z': hour out of range at offset 7"},
 		{"[a:b = t'2016-01-01T00:60:00Z']", "bad timestamp literal t'2016-01-01T00:60:00Z': minute out of range at offset 7"},
 		{"[a:b = t'2016-01-01T00:00:61Z']", "bad timestamp literal t'2016-01-01T00:00:61Z': second out of range at offset 7"},
@@ -246,8 +248,6 @@ func TestParsePattern_Errors(t *testing.T) {
 		{"[a:b = 1] START '2016-01-01T00:00:00Z' STOP '2016-01-02T00:00:00Z'", "START needs a t'...' timestamp, found a plain string (STIX 2.0 syntax) at offset 16"},
 		{"[a:b = 1] START t'2016-01-01T00:00:00Z'", "expected STOP after the START timestamp, found end of pattern at offset 39"},
 		{"[a:b = 1] START t'2016-01-02T00:00:00Z' STOP t'2016-01-01T00:00:00Z'", "STOP timestamp must be after START timestamp at offset 45"},
-		{"[a:b = 1] WITHIN 5 SECONDS WITHIN 6 SECONDS", "duplicate WITHIN qualifier on one observation expression at offset 27"},
-		{"([a:b = 1] REPEATS 2 TIMES) REPEATS 3 TIMES", "duplicate REPEATS qualifier on one observation expression at offset 28"},
 		{"[a:b = 1] LAST 5 SECONDS", "expected AND, OR, FOLLOWEDBY, a qualifier or the end of the pattern, found keyword LAST at offset 10"},
 		{"[a:b = 1 && a:c = 2]", "unexpected character '&' at offset 9"},
 		{"[a:b ! 1]", "unexpected character '!' at offset 5"},
@@ -294,4 +294,48 @@ func TestParsePattern_LongChain(t *testing.T) {
 	d, err := p.Disjuncts()
 	require.NoError(t, err)
 	assert.Len(t, d, 20000)
+}
+
+// What the grammar (and the OASIS validator) accepts parses, even where the spec frowns on it.
+func TestParsePattern_GrammarAccepts(t *testing.T) {
+	t.Run("repeated qualifiers", func(t *testing.T) {
+		for _, in := range []string{
+			"[a:b = 1] WITHIN 5 SECONDS WITHIN 6 SECONDS",
+			"([a:b = 1] REPEATS 2 TIMES) REPEATS 2 TIMES",
+			"[a:b = 1] START t'2024-01-01T00:00:00Z' STOP t'2024-01-02T00:00:00Z' START t'2024-01-03T00:00:00Z' STOP t'2024-01-04T00:00:00Z'",
+		} {
+			p := mustParse(t, in)
+			q, ok := p.Expr.(*Qualified)
+			require.True(t, ok, in)
+			_, ok = q.Expr.(*Qualified)
+			assert.True(t, ok, "%s: the qualifiers nest", in)
+			assert.Equal(t, p, mustParse(t, p.String()), "round trip of %s", in)
+		}
+	})
+	t.Run("a timestamp naming no calendar day", func(t *testing.T) {
+		for _, day := range []string{"2024-02-30T12:00:00Z", "2023-02-29T00:00:00Z", "2024-04-31T00:00:00.5Z"} {
+			in := "[file:created = t'" + day + "' OR file:hashes.MD5 = 'x']"
+			p := mustParse(t, in)
+			cs := p.Comparisons()
+			require.Len(t, cs, 2)
+			lit := cs[0].Value
+			assert.Equal(t, KindTimestamp, lit.Kind)
+			assert.Equal(t, day, lit.Str)
+			assert.Equal(t, "no such day in that month", lit.Invalid)
+			assert.True(t, lit.Time.IsZero())
+			assert.Empty(t, cs[1].Value.Invalid)
+			assert.Equal(t, in, p.String())
+			assert.Equal(t, p, mustParse(t, p.String()))
+		}
+	})
+	t.Run("in a START/STOP qualifier", func(t *testing.T) {
+		in := "[a:b = 1] START t'2024-02-30T00:00:00Z' STOP t'2024-01-02T00:00:00Z'"
+		p := mustParse(t, in)
+		q := p.Expr.(*Qualified).Qualifier.(StartStop)
+		assert.False(t, q.Valid())
+		assert.Equal(t, "2024-02-30T00:00:00Z", q.StartText)
+		assert.Equal(t, time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC), q.Stop)
+		assert.Equal(t, in, p.String())
+		assert.Equal(t, p, mustParse(t, p.String()))
+	})
 }

@@ -157,6 +157,7 @@ func iocOptions(i config.IOCs) ioc.Options {
 		Severity:          i.Severity,
 		SekoiaBaseURL:     i.SekoiaBaseURL,
 		Mode:              i.Mode,
+		Patterns:          i.Patterns,
 		GenerateAlert:     i.GenerateAlert,
 		MaxDeleteFraction: i.MaxDeleteFraction,
 	}
