@@ -92,6 +92,24 @@ type IOCs struct {
 	Patterns          string  `yaml:"patterns"`
 	MaxDeleteFraction float64 `yaml:"max_delete_fraction"`
 	ReportChannel     string  `yaml:"report_channel"`
+	// TAXII reads the feed from a TAXII 2.1 collection instead of
+	// STIXObjectsPath (exactly one of the two when the sync is enabled).
+	TAXII TAXII `yaml:"taxii"`
+}
+
+// TAXII locates a TAXII 2.1 collection and how to authenticate to it:
+// Username and Password (HTTP Basic) or Token (Bearer).
+type TAXII struct {
+	// URL is the API root, e.g. https://taxii.example/api1/.
+	URL          string `yaml:"url"`
+	Collection   string `yaml:"collection"`
+	Username     string `yaml:"username"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	Token        Secret `yaml:"token"`
+	TokenFile    string `yaml:"token_file"`
+	// PageSize is the limit asked of the server per page.
+	PageSize int `yaml:"page_size"`
 }
 
 // Default values, also documented in config.example.yaml.
@@ -138,6 +156,7 @@ func Default() *Config {
 			Mode:              "incremental",
 			Patterns:          "all",
 			MaxDeleteFraction: 0.2,
+			TAXII:             TAXII{PageSize: 1000},
 		},
 	}
 }

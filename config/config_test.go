@@ -204,7 +204,7 @@ func TestEveryKeyHasAnEnvOverride(t *testing.T) {
 			switch f.Key {
 			case "defender.timeout", "defender.poll_interval", "defender.poll_timeout", "approval.ttl":
 				raw = "7m"
-			case "defender.max_retries", "approval.required_approvals":
+			case "defender.max_retries", "approval.required_approvals", "iocs.taxii.page_size":
 				raw = "7"
 			case "approval.allow_self_approval", "iocs.enabled":
 				raw = "true"
@@ -343,6 +343,21 @@ func TestValidateProblems(t *testing.T) {
 		{"sekoia url", func(c *config.Config) { c.IOCs.SekoiaBaseURL = "http://app.sekoia.io" }, "iocs.sekoia_base_url must be https"},
 		{"report channel", func(c *config.Config) { c.IOCs.ReportChannel = "soc" }, "iocs.report_channel must be a channel ID"},
 		{"stix path", func(c *config.Config) { c.IOCs.Enabled = true }, "iocs.stix_objects_path is required when iocs.enabled is true"},
+		{"feed twice", func(c *config.Config) {
+			c.IOCs.STIXObjectsPath, c.IOCs.TAXII.URL, c.IOCs.TAXII.Collection = "feed.json", "https://taxii.example/api1/", "c1"
+		}, "iocs.stix_objects_path and iocs.taxii.url are both set"},
+		{"taxii http", func(c *config.Config) { c.IOCs.TAXII.URL, c.IOCs.TAXII.Collection = "http://taxii.example/api1/", "c1" }, "iocs.taxii.url must be https"},
+		{"taxii collection", func(c *config.Config) { c.IOCs.TAXII.URL = "https://taxii.example/api1/" }, "iocs.taxii.collection is required"},
+		{"taxii collection path", func(c *config.Config) {
+			c.IOCs.TAXII.URL, c.IOCs.TAXII.Collection = "https://taxii.example/api1/", "c1/objects/"
+		}, "iocs.taxii.collection must be a collection ID"},
+		{"taxii both auths", func(c *config.Config) {
+			c.IOCs.TAXII = config.TAXII{URL: "https://taxii.example/", Collection: "c", Username: "u", Password: "p", Token: "t", PageSize: 10}
+		}, "not both"},
+		{"taxii user alone", func(c *config.Config) {
+			c.IOCs.TAXII = config.TAXII{URL: "https://taxii.example/", Collection: "c", Username: "u", PageSize: 10}
+		}, "iocs.taxii.username needs iocs.taxii.password"},
+		{"taxii page size", func(c *config.Config) { c.IOCs.TAXII.PageSize = 0 }, "iocs.taxii.page_size must be between 1 and 10000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -354,6 +369,38 @@ func TestValidateProblems(t *testing.T) {
 			assert.Contains(t, strings.Join(verr.Problems, "\n"), tt.want)
 		})
 	}
+}
+
+func TestTAXIIFeed(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "taxii-pw")
+	require.NoError(t, os.WriteFile(pw, []byte("taxii-s3cret-from-file\n"), 0o600))
+	cfg, err := config.Load("", env(map[string]string{
+		"DEFENDERBOT_IOCS_ENABLED":             "true",
+		"DEFENDERBOT_IOCS_TAXII_URL":           "http://127.0.0.1:9000/api1/",
+		"DEFENDERBOT_IOCS_TAXII_COLLECTION":    "365fed99-08fa-fdcd-a1b3-fb247eb41d01",
+		"DEFENDERBOT_IOCS_TAXII_USERNAME":      "analyst",
+		"DEFENDERBOT_IOCS_TAXII_PASSWORD_FILE": pw,
+		"DEFENDERBOT_IOCS_TAXII_PAGE_SIZE":     "200",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, config.TAXII{URL: "http://127.0.0.1:9000/api1/", Collection: "365fed99-08fa-fdcd-a1b3-fb247eb41d01",
+		Username: "analyst", Password: "taxii-s3cret-from-file", PasswordFile: pw, PageSize: 200}, cfg.IOCs.TAXII)
+	assert.NotContains(t, cfg.String(), "taxii-s3cret-from-file")
+	var logBuf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logBuf, nil)).Info("config", "cfg", cfg)
+	assert.NotContains(t, logBuf.String(), "taxii-s3cret-from-file")
+	assert.Contains(t, logBuf.String(), `"password":"[REDACTED]"`)
+
+	// Enabled with TAXII and no file: valid (http is fine on loopback).
+	cfg.Defender.TenantID, cfg.Defender.AppID, cfg.Defender.AppSecret = "t", "a", "s"
+	require.NoError(t, cfg.Validate(config.ForDefender))
+	cfg.IOCs.TAXII.URL = ""
+	assert.ErrorContains(t, cfg.Validate(config.ForDefender), "iocs.stix_objects_path is required when iocs.enabled is true (or iocs.taxii.url")
+
+	_, err = config.Load("", env(map[string]string{"DEFENDERBOT_IOCS_TAXII_TOKEN": "inline-tok-secret", "DEFENDERBOT_IOCS_TAXII_TOKEN_FILE": pw}))
+	require.ErrorContains(t, err, "iocs.taxii.token and iocs.taxii.token_file are both set")
+	assert.NotContains(t, err.Error(), "inline-tok-secret")
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {

@@ -384,6 +384,8 @@ func secretFiles(cfg *Config) []struct {
 		{"slack.signing_secret", "slack.signing_secret_file", &cfg.Slack.SigningSecret, cfg.Slack.SigningSecretFile},
 		{"slack.app_token", "slack.app_token_file", &cfg.Slack.AppToken, cfg.Slack.AppTokenFile},
 		{"store.dsn", "store.dsn_file", &cfg.Store.DSN, cfg.Store.DSNFile},
+		{"iocs.taxii.password", "iocs.taxii.password_file", &cfg.IOCs.TAXII.Password, cfg.IOCs.TAXII.PasswordFile},
+		{"iocs.taxii.token", "iocs.taxii.token_file", &cfg.IOCs.TAXII.Token, cfg.IOCs.TAXII.TokenFile},
 	}
 }
 
@@ -435,6 +437,9 @@ func (c *Config) normalize() {
 	c.IOCs.Action = canonical(c.IOCs.Action, IndicatorActions)
 	c.IOCs.Severity = canonical(c.IOCs.Severity, Severities)
 	c.IOCs.SekoiaBaseURL = strings.TrimRight(strings.TrimSpace(c.IOCs.SekoiaBaseURL), "/")
+	c.IOCs.STIXObjectsPath = strings.TrimSpace(c.IOCs.STIXObjectsPath)
+	c.IOCs.TAXII.URL = strings.TrimSpace(c.IOCs.TAXII.URL)
+	c.IOCs.TAXII.Collection = strings.TrimSpace(c.IOCs.TAXII.Collection)
 	for i, a := range c.Approval.ActionsWithoutApproval {
 		c.Approval.ActionsWithoutApproval[i] = strings.ToLower(strings.TrimSpace(a))
 	}

@@ -255,6 +255,31 @@ func (c *Config) validateCommon(v *validator) {
 	if i.ReportChannel != "" && !channelRE.MatchString(i.ReportChannel) {
 		v.addf("iocs.report_channel must be a channel ID such as C0123ABCD (got %q)", i.ReportChannel)
 	}
+	c.validateTAXII(v)
+}
+
+// validateTAXII checks iocs.taxii when a URL is set (and its page size
+// always). Plain http is allowed on loopback only (the emulator).
+func (c *Config) validateTAXII(v *validator) {
+	t := c.IOCs.TAXII
+	if t.PageSize < 1 || t.PageSize > 10000 {
+		v.addf("iocs.taxii.page_size must be between 1 and 10000 (got %d)", t.PageSize)
+	}
+	if t.URL == "" {
+		return
+	}
+	v.httpsURL("iocs.taxii.url", t.URL, true)
+	if t.Collection == "" {
+		v.addf("iocs.taxii.collection is required with iocs.taxii.url (the collection ID)")
+	} else if strings.ContainsAny(t.Collection, "/?#") {
+		v.addf("iocs.taxii.collection must be a collection ID, not a path (got %q)", t.Collection)
+	}
+	if t.Token.IsSet() && (t.Username != "" || t.Password.IsSet()) {
+		v.addf("iocs.taxii: set username and password (HTTP Basic) or token (Bearer), not both")
+	}
+	if t.Username != "" && !t.Password.IsSet() {
+		v.addf("iocs.taxii.username needs iocs.taxii.password (or iocs.taxii.password_file)")
+	}
 }
 
 func (c *Config) validateDefenderCreds(v *validator) {
@@ -295,8 +320,12 @@ func (c *Config) validateServe(v *validator) {
 }
 
 func (c *Config) validateIOCsEnabled(v *validator) {
-	if c.IOCs.Enabled && c.IOCs.STIXObjectsPath == "" {
-		v.addf("iocs.stix_objects_path is required when iocs.enabled is true")
+	i := c.IOCs
+	switch {
+	case i.STIXObjectsPath != "" && i.TAXII.URL != "":
+		v.addf("iocs.stix_objects_path and iocs.taxii.url are both set: the feed is one or the other")
+	case c.IOCs.Enabled && i.STIXObjectsPath == "" && i.TAXII.URL == "":
+		v.addf("iocs.stix_objects_path is required when iocs.enabled is true (or iocs.taxii.url, for a TAXII 2.1 collection)")
 	}
 }
 
