@@ -828,3 +828,29 @@ func (s *sqlStore) lastSyncRun(ctx context.Context, where string, args ...any) (
 	}
 	return &r, nil
 }
+
+// FeedCursor returns feed's recorded position, or ErrNotFound.
+func (s *sqlStore) FeedCursor(ctx context.Context, feed string) (string, error) {
+	var pos string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT position FROM feed_cursors WHERE feed = ?`), feed).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("read feed cursor: %w", err)
+	}
+	return pos, nil
+}
+
+// SetFeedCursor inserts or replaces feed's position.
+func (s *sqlStore) SetFeedCursor(ctx context.Context, feed, position string, at time.Time) error {
+	if feed == "" || position == "" {
+		return errors.New("set feed cursor: feed and position are required")
+	}
+	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO feed_cursors (feed, position, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (feed) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`),
+		feed, position, s.t(s.stamp(at))); err != nil {
+		return fmt.Errorf("set feed cursor: %w", err)
+	}
+	return nil
+}

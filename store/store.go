@@ -195,4 +195,10 @@ type Store interface {
 	LastSyncRun(ctx context.Context) (*SyncRun, error)
 	// LastSuccessfulSyncRun returns ErrNotFound if no run succeeded yet.
 	LastSuccessfulSyncRun(ctx context.Context) (*SyncRun, error)
+
+	// FeedCursor returns where the last complete read of feed got to (for a
+	// TAXII collection, an X-TAXII-Date-Added-Last), or ErrNotFound.
+	FeedCursor(ctx context.Context, feed string) (string, error)
+	// SetFeedCursor records feed's position (at: the store's clock if zero).
+	SetFeedCursor(ctx context.Context, feed, position string, at time.Time) error
 }

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"IndicatorRecords", testIndicatorRecords},
 		{"SyncRuns", testSyncRuns},
+		{"FeedCursors", testFeedCursors},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -699,4 +700,24 @@ func testSyncRuns(t *testing.T, s store.Store) {
 
 	require.ErrorContains(t, s.SaveSyncRun(ctx, store.SyncRun{StartedAt: T0()}), "id is required")
 	require.ErrorContains(t, s.SaveSyncRun(ctx, store.SyncRun{ID: "x"}), "started_at is required")
+}
+
+func testFeedCursors(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const a, b = "taxii https://taxii.example/api1/ c1", "taxii https://taxii.example/api1/ c2"
+	_, err := s.FeedCursor(ctx, a)
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	require.NoError(t, s.SetFeedCursor(ctx, a, "2026-03-01T00:00:01.000001Z", time.Now()))
+	require.NoError(t, s.SetFeedCursor(ctx, b, "2026-03-02T00:00:00.000000Z", time.Time{}))
+	require.NoError(t, s.SetFeedCursor(ctx, a, "2026-03-01T00:00:02.123456Z", time.Now()))
+	got, err := s.FeedCursor(ctx, a)
+	require.NoError(t, err)
+	assert.Equal(t, "2026-03-01T00:00:02.123456Z", got, "kept as given, microseconds included")
+	got, err = s.FeedCursor(ctx, b)
+	require.NoError(t, err)
+	assert.Equal(t, "2026-03-02T00:00:00.000000Z", got, "one position per feed")
+
+	assert.Error(t, s.SetFeedCursor(ctx, "", "x", time.Now()))
+	assert.Error(t, s.SetFeedCursor(ctx, a, "", time.Now()))
 }
