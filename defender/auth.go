@@ -19,10 +19,12 @@ type TokenProvider interface {
 	Token(ctx context.Context) (string, error)
 }
 
-// tokenRefresher is implemented by providers that can bypass their cache
-// after the API rejected a token (401: expired or revoked).
-type tokenRefresher interface {
-	refreshToken(ctx context.Context, stale string) (string, error)
+// RefreshingTokenProvider is a TokenProvider that can bypass its cache after
+// an API rejected a token (401: expired or revoked). Clients use RefreshToken
+// when a provider implements it.
+type RefreshingTokenProvider interface {
+	TokenProvider
+	RefreshToken(ctx context.Context, stale string) (string, error)
 }
 
 // microsoftAuthorityHosts are the Microsoft Entra hosts MSAL knows; only for
@@ -108,6 +110,39 @@ func newMSALProvider(cfg Config, hc *http.Client, obs Observer) (*msalProvider, 
 	return p, nil
 }
 
+// NewTokenProvider returns the MSAL client-credentials provider that New
+// uses, for cfg.Scope: another resource of the same app registration (for
+// example Microsoft Graph, https://graph.microsoft.com/.default) gets its
+// tokens from here rather than from a second copy of the MSAL set-up. Only
+// AuthorityHost, TenantID, ClientID, ClientSecret and Scope are read;
+// AuthorityHost defaults to DefaultAuthorityHost. Options WithHTTPClient and
+// WithObserver apply (token calls are observed under APIToken).
+func NewTokenProvider(cfg Config, opts ...Option) (RefreshingTokenProvider, error) {
+	s, err := applyOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AuthorityHost == "" {
+		cfg.AuthorityHost = DefaultAuthorityHost
+	}
+	if cfg.Scope == "" {
+		return nil, invalid("Scope", "is required")
+	}
+	if _, err := validateHTTPSURL("AuthorityHost", cfg.AuthorityHost, false); err != nil {
+		return nil, err
+	}
+	if err := validateCredentials(cfg); err != nil {
+		return nil, err
+	}
+	if s.hc == nil {
+		s.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	return newMSALProvider(cfg, s.hc, s.obs)
+}
+
 // Token returns a cached token or fetches a new one.
 func (p *msalProvider) Token(ctx context.Context) (string, error) {
 	p.mu.Lock()
@@ -116,9 +151,9 @@ func (p *msalProvider) Token(ctx context.Context) (string, error) {
 	return p.acquire(ctx, c)
 }
 
-// refreshToken discards MSAL's cache (a new client has an empty one) unless
+// RefreshToken discards MSAL's cache (a new client has an empty one) unless
 // another goroutine already replaced the stale token.
-func (p *msalProvider) refreshToken(ctx context.Context, stale string) (string, error) {
+func (p *msalProvider) RefreshToken(ctx context.Context, stale string) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if tok, err := p.acquire(ctx, p.client); err == nil && tok != stale {
@@ -191,8 +226,8 @@ func (c *Client) refresh(ctx context.Context, stale string) (string, error) {
 	defer cancel()
 	var tok string
 	var err error
-	if r, ok := c.tokens.(tokenRefresher); ok {
-		tok, err = r.refreshToken(ctx, stale)
+	if r, ok := c.tokens.(RefreshingTokenProvider); ok {
+		tok, err = r.RefreshToken(ctx, stale)
 	} else {
 		tok, err = c.tokens.Token(ctx)
 	}

@@ -162,19 +162,28 @@ type nopObserver struct{}
 func (nopObserver) ObserveCall(string, string, int, time.Duration) {}
 func (nopObserver) ObserveRetry(string, string)                    {}
 
-var tenantRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
-
-// New validates cfg, applies defaults and returns a Client. No network call
-// is made; use CheckToken to verify the credentials.
-func New(cfg Config, opts ...Option) (*Client, error) {
+// applyOptions runs opts (nil ones skipped) on fresh settings.
+func applyOptions(opts []Option) (settings, error) {
 	var s settings
 	for _, o := range opts {
 		if o == nil {
 			continue
 		}
 		if err := o(&s); err != nil {
-			return nil, err
+			return s, err
 		}
+	}
+	return s, nil
+}
+
+var tenantRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
+
+// New validates cfg, applies defaults and returns a Client. No network call
+// is made; use CheckToken to verify the credentials.
+func New(cfg Config, opts ...Option) (*Client, error) {
+	s, err := applyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
@@ -209,7 +218,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		s.obs = nopObserver{}
 	}
 	if s.sleep == nil {
-		s.sleep = sleepCtx
+		s.sleep = SleepContext
 	}
 	if s.tokens == nil {
 		p, err := newMSALProvider(cfg, s.hc, s.obs)
@@ -250,22 +259,8 @@ func validateConfig(cfg Config, customTokens bool) (*url.URL, error) {
 		return nil, err
 	}
 	if !customTokens {
-		switch t := strings.ToLower(cfg.TenantID); {
-		case t == "":
-			return nil, invalid("TenantID", "is required")
-		case !tenantRE.MatchString(cfg.TenantID) || len(t) > maxIDLen:
-			return nil, invalid("TenantID", "must be a tenant GUID or domain name")
-		case t == "common" || t == "organizations" || t == "consumers" || t == "adfs":
-			return nil, invalid("TenantID", "%q cannot be used with client credentials: give the tenant GUID or domain", cfg.TenantID)
-		}
-		if err := validateID("ClientID", cfg.ClientID); err != nil {
+		if err := validateCredentials(cfg); err != nil {
 			return nil, err
-		}
-		if cfg.ClientSecret == "" {
-			return nil, invalid("ClientSecret", "is required")
-		}
-		if cfg.Scope == "" || strings.ContainsFunc(cfg.Scope, func(r rune) bool { return r <= ' ' }) {
-			return nil, invalid("Scope", "must be one scope without spaces, e.g. %s", DefaultScope)
 		}
 	}
 	if cfg.Timeout < 0 {
@@ -281,6 +276,28 @@ func validateConfig(cfg Config, customTokens bool) (*url.URL, error) {
 		return nil, err
 	}
 	return base, nil
+}
+
+// validateCredentials checks what MSAL's client-credentials flow needs.
+func validateCredentials(cfg Config) error {
+	switch t := strings.ToLower(cfg.TenantID); {
+	case t == "":
+		return invalid("TenantID", "is required")
+	case !tenantRE.MatchString(cfg.TenantID) || len(t) > maxIDLen:
+		return invalid("TenantID", "must be a tenant GUID or domain name")
+	case t == "common" || t == "organizations" || t == "consumers" || t == "adfs":
+		return invalid("TenantID", "%q cannot be used with client credentials: give the tenant GUID or domain", cfg.TenantID)
+	}
+	if err := validateID("ClientID", cfg.ClientID); err != nil {
+		return err
+	}
+	if cfg.ClientSecret == "" {
+		return invalid("ClientSecret", "is required")
+	}
+	if cfg.Scope == "" || strings.ContainsFunc(cfg.Scope, func(r rune) bool { return r <= ' ' }) {
+		return invalid("Scope", "must be one scope without spaces, e.g. %s", DefaultScope)
+	}
+	return nil
 }
 
 func validateHTTPSURL(field, raw string, allowPath bool) (*url.URL, error) {

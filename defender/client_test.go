@@ -323,7 +323,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{"99999999999999999", 365 * 24 * time.Hour, true},
 	}
 	for _, tt := range tests {
-		got, ok := parseRetryAfter(tt.in, now)
+		got, ok := ParseRetryAfter(tt.in, now)
 		assert.Equal(t, tt.want, got, tt.in)
 		assert.Equal(t, tt.ok, ok, tt.in)
 	}
@@ -339,7 +339,7 @@ func (r *rotatingTokens) Token(context.Context) (string, error) {
 	return "tok-" + string(rune('1'+r.n.Load())), nil
 }
 
-func (r *rotatingTokens) refreshToken(context.Context, string) (string, error) {
+func (r *rotatingTokens) RefreshToken(context.Context, string) (string, error) {
 	r.refreshes.Add(1)
 	r.n.Add(1)
 	return "tok-" + string(rune('1'+r.n.Load())), nil

@@ -150,7 +150,7 @@ func RetryAfterOf(err error) time.Duration {
 // newAPIError builds an APIError from a response. body is at most maxErrorBody.
 func newAPIError(method, path string, status int, header http.Header, body []byte, now time.Time) *APIError {
 	ae := &APIError{StatusCode: status, Method: method, Path: path}
-	ae.RetryAfter, _ = parseRetryAfter(header.Get("Retry-After"), now)
+	ae.RetryAfter, _ = ParseRetryAfter(header.Get("Retry-After"), now)
 	var env struct {
 		Error *struct {
 			Code    string `json:"code"`

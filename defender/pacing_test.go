@@ -13,11 +13,11 @@ import (
 )
 
 func TestSleepCtx(t *testing.T) {
-	require.NoError(t, sleepCtx(t.Context(), time.Millisecond))
+	require.NoError(t, SleepContext(t.Context(), time.Millisecond))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	assert.ErrorIs(t, sleepCtx(ctx, time.Hour), context.Canceled)
-	assert.ErrorIs(t, sleepCtx(ctx, 0), context.Canceled)
+	assert.ErrorIs(t, SleepContext(ctx, time.Hour), context.Canceled)
+	assert.ErrorIs(t, SleepContext(ctx, 0), context.Canceled)
 }
 
 func TestNeverSent(t *testing.T) {

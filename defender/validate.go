@@ -56,9 +56,10 @@ func validateText(field, s string, required bool) error {
 	return nil
 }
 
-// fold lower-cases s and drops separators so "in progress", "In-Progress" and
-// "inprogress" compare equal.
-func fold(s string) string {
+// FoldEnum lower-cases s and drops separators so "in progress", "In-Progress"
+// and "inprogress" compare equal: user input matches either API's spelling
+// of an enum.
+func FoldEnum(s string) string {
 	var b strings.Builder
 	for _, r := range strings.TrimSpace(s) {
 		switch r {
@@ -72,7 +73,7 @@ func fold(s string) string {
 
 // lookup maps user input onto one canonical value of a closed set.
 func lookup[T ~string](field, s string, aliases map[string]T, allowed []T) (T, error) {
-	if v, ok := aliases[fold(s)]; ok {
+	if v, ok := aliases[FoldEnum(s)]; ok {
 		return v, nil
 	}
 	names := make([]string, len(allowed))
@@ -163,9 +164,9 @@ func ParseDetermination(classification, determination string) (string, error) {
 	allowed := determinationsFor(cls)
 	aliases := make(map[string]string, len(allowed))
 	for _, d := range allowed {
-		aliases[fold(d)] = d
+		aliases[FoldEnum(d)] = d
 	}
-	if d, ok := aliases[fold(determination)]; ok {
+	if d, ok := aliases[FoldEnum(determination)]; ok {
 		return d, nil
 	}
 	field := "determination"
@@ -207,7 +208,7 @@ func IndicatorSeverities() []string { return slices.Clone(validSeverities) }
 func aliasesOf[T ~string](vals []T) map[string]T {
 	m := make(map[string]T, len(vals))
 	for _, v := range vals {
-		m[fold(string(v))] = v
+		m[FoldEnum(string(v))] = v
 	}
 	return m
 }

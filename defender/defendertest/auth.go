@@ -31,6 +31,19 @@ func isMDEResource(res string) bool {
 	return false
 }
 
+// rolesForLocked returns the roles and audience of a token for resource:
+// WindowsDefenderATP roles for Defender, SecurityAlert roles for Graph, none
+// for anything else.
+func (s *Server) rolesForLocked(resource string) ([]string, string) {
+	switch {
+	case isMDEResource(resource):
+		return append([]string(nil), s.cfg.roles...), audienceMDE
+	case isGraphResource(resource):
+		return s.graphRolesLocked(), audienceGraph
+	}
+	return nil, ""
+}
+
 // aadError builds an Entra ID (AADSTS) error body.
 func aadError(status int, errName string, code int, desc string) response {
 	now := time.Now().UTC()
@@ -144,15 +157,14 @@ func (s *Server) token(r *http.Request, tenant string, body []byte, v1 bool) res
 	}
 
 	var roles []string
+	var audience string
 	if v1 {
 		res := form.Get("resource")
 		if res == "" {
 			return aadError(http.StatusBadRequest, "invalid_request", 900144,
 				"The request body must contain the following parameter: 'resource'.")
 		}
-		if isMDEResource(res) {
-			roles = append([]string(nil), s.cfg.roles...)
-		}
+		roles, audience = s.rolesForLocked(res)
 	} else {
 		scope := form.Get("scope")
 		if strings.TrimSpace(scope) == "" {
@@ -175,9 +187,7 @@ func (s *Server) token(r *http.Request, tenant string, body []byte, v1 bool) res
 			return aadError(http.StatusBadRequest, "invalid_scope", 70011,
 				"The provided request must include exactly one resource scope with /.default.")
 		}
-		if isMDEResource(defaults[0]) {
-			roles = append([]string(nil), s.cfg.roles...)
-		}
+		roles, audience = s.rolesForLocked(defaults[0])
 	}
 
 	raw := make([]byte, 32)
@@ -187,7 +197,7 @@ func (s *Server) token(r *http.Request, tenant string, body []byte, v1 bool) res
 	tok := "emu." + base64.RawURLEncoding.EncodeToString(raw)
 	now := s.nowLocked()
 	lifetime := s.cfg.tokenLifetime
-	s.state.tokens[tok] = &token{roles: roles, expires: now.Add(lifetime)}
+	s.state.tokens[tok] = &token{audience: audience, roles: roles, expires: now.Add(lifetime)}
 	s.state.tokensIssued++
 	expiresIn := int(lifetime/time.Second) - 1
 	if expiresIn < 0 {

@@ -124,6 +124,9 @@ func apiName(method string, segs []string) string {
 	if isTokenPath(segs) {
 		return APIToken
 	}
+	if isGraphPath(segs) {
+		return APIGraphAlerts
+	}
 	rest := apiSegments(segs)
 	if len(rest) == 0 {
 		return ""
@@ -177,6 +180,8 @@ func faultResponse(f *Fault, api string) response {
 		resp = response{status: f.Status, header: http.Header{"Content-Type": {"application/json; charset=utf-8"}}, body: []byte(f.Body)}
 	case api == APIToken:
 		resp = aadError(f.Status, "temporarily_unavailable", 50012, nonEmpty(f.Message, "The service is temporarily unavailable."))
+	case api == APIGraphAlerts:
+		resp = graphError(f.Status, nonEmpty(f.Code, graphCode(f.Status)), nonEmpty(f.Message, "Injected fault"))
 	default:
 		code := f.Code
 		if code == "" {
@@ -278,6 +283,9 @@ func (s *Server) route(r *http.Request, segs []string, body []byte) response {
 	}
 	if rest := apiSegments(segs); rest != nil {
 		return s.routeAPI(r, rest, body)
+	}
+	if isGraphPath(segs) {
+		return s.routeGraph(r, segs[2:], body)
 	}
 	if len(segs) == 4 && strings.EqualFold(segs[1], "v2.0") && strings.EqualFold(segs[2], ".well-known") &&
 		strings.EqualFold(segs[3], "openid-configuration") {
@@ -454,6 +462,9 @@ func (s *Server) authenticateLocked(r *http.Request) (*token, *response) {
 	if tok.revoked || !s.nowLocked().Before(tok.expires) {
 		return nil, unauthorized("The access token has expired.")
 	}
+	if tok.audience == audienceGraph {
+		return nil, unauthorized("The access token was issued for another audience.")
+	}
 	return tok, nil
 }
 
@@ -469,6 +480,7 @@ var quotas = map[string]quota{
 	APIIndicators:      {100, 1500},
 	APIIndicatorImport: {30, 0},
 	APIIndicatorDelete: {30, 1500},
+	APIGraphAlerts:     {150, 0}, // per app per tenant, any operation on alerts
 }
 
 // rateLimitLocked records a call unless the API's sliding windows are full,

@@ -10,9 +10,10 @@ import (
 )
 
 type token struct {
-	roles   []string
-	expires time.Time
-	revoked bool
+	audience string // audienceMDE or audienceGraph
+	roles    []string
+	expires  time.Time
+	revoked  bool
 }
 
 type action struct {
@@ -37,6 +38,7 @@ type state struct {
 	faults       []*Fault
 	requests     []Request
 	calls        map[string][]time.Time // API name -> accepted call times (rate limits)
+	graph        graphState             // Microsoft Graph alerts_v2 (graph.go)
 }
 
 func newState() state {

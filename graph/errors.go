@@ -1,0 +1,152 @@
+package graph
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/defenderbot/defenderbot/defender"
+)
+
+// ErrInvalidArgument is wrapped by every validation error (no request was
+// sent). It is defender's sentinel, so one errors.Is covers both clients.
+var ErrInvalidArgument = defender.ErrInvalidArgument
+
+// Graph error codes callers may branch on (Graph's codes are camelCase).
+const (
+	CodeItemNotFound    = "itemNotFound"
+	CodeTooManyRequests = "TooManyRequests"
+)
+
+// maxErrorBody caps how much of an error response is read.
+const maxErrorBody = 1 << 20
+
+// APIError is a non-2xx answer from Graph. Code and Message come from the
+// {"error":{code,message,innerError}} envelope when the body has one.
+type APIError struct {
+	StatusCode int
+	Code       string
+	Message    string
+	// RequestID is innerError.request-id, for Microsoft support.
+	RequestID string
+	Method    string
+	// Path is the request path without host or query.
+	Path string
+	// RetryAfter is the server's Retry-After, if any (429/503).
+	RetryAfter time.Duration
+}
+
+// Error implements error.
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "graph: %s %s: %d", e.Method, e.Path, e.StatusCode)
+	if e.Code != "" {
+		b.WriteString(" " + e.Code)
+	} else if t := http.StatusText(e.StatusCode); t != "" {
+		b.WriteString(" " + t)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if e.RequestID != "" {
+		b.WriteString(" (request-id " + e.RequestID + ")")
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	return b.String()
+}
+
+// RateLimitError is returned when Graph still answers 429 after the
+// client's retries, or asks for a wait longer than Config.MaxBackoff.
+type RateLimitError struct {
+	*APIError
+}
+
+// Error implements error.
+func (e *RateLimitError) Error() string { return e.APIError.Error() }
+
+// Unwrap lets errors.As find the embedded *APIError.
+func (e *RateLimitError) Unwrap() error { return e.APIError }
+
+func asAPIError(err error) (*APIError, bool) {
+	var ae *APIError
+	if errors.As(err, &ae) && ae != nil {
+		return ae, true
+	}
+	return nil, false
+}
+
+// IsNotFound reports whether err is a 404 (unknown alert).
+func IsNotFound(err error) bool {
+	ae, ok := asAPIError(err)
+	return ok && ae.StatusCode == http.StatusNotFound
+}
+
+// IsForbidden reports whether err is a 403 (the app lacks a SecurityAlert
+// permission).
+func IsForbidden(err error) bool {
+	ae, ok := asAPIError(err)
+	return ok && ae.StatusCode == http.StatusForbidden
+}
+
+// IsRateLimited reports whether err is Graph throttling the client.
+func IsRateLimited(err error) bool {
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return true
+	}
+	ae, ok := asAPIError(err)
+	return ok && ae.StatusCode == http.StatusTooManyRequests
+}
+
+// RetryAfterOf returns the server-requested wait carried by err, or 0.
+func RetryAfterOf(err error) time.Duration {
+	if ae, ok := asAPIError(err); ok {
+		return ae.RetryAfter
+	}
+	return 0
+}
+
+// newAPIError builds an APIError from a response (body at most maxErrorBody).
+func newAPIError(method, path string, status int, header http.Header, body []byte, now time.Time) *APIError {
+	ae := &APIError{StatusCode: status, Method: method, Path: path}
+	ae.RetryAfter, _ = defender.ParseRetryAfter(header.Get("Retry-After"), now)
+	var env struct {
+		Error *struct {
+			Code       string `json:"code"`
+			Message    string `json:"message"`
+			InnerError struct {
+				RequestID string `json:"request-id"`
+			} `json:"innerError"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &env); err == nil && env.Error != nil {
+		ae.Code, ae.Message, ae.RequestID = env.Error.Code, env.Error.Message, env.Error.InnerError.RequestID
+		if ae.RequestID == "" {
+			ae.RequestID = header.Get("request-id")
+		}
+		return ae
+	}
+	ae.RequestID = header.Get("request-id")
+	ae.Message = snippet(body)
+	return ae
+}
+
+// snippet is a short, printable excerpt of a non-JSON error body.
+func snippet(body []byte) string {
+	const max = 200
+	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(body), " ")), " ")
+	if r := []rune(s); len(r) > max {
+		s = string(r[:max]) + "…"
+	}
+	return s
+}
+
+// invalid builds a validation error naming the field.
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("graph: %w: %s: %s", ErrInvalidArgument, field, fmt.Sprintf(format, args...))
+}
