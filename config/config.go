@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/graph"
 )
 
 // Config is defenderbot's whole configuration. The yaml tags are the file's
@@ -26,6 +27,7 @@ type Config struct {
 	Approval Approval `yaml:"approval"`
 	Store    Store    `yaml:"store"`
 	IOCs     IOCs     `yaml:"iocs"`
+	Alerts   Alerts   `yaml:"alerts"`
 }
 
 // Defender holds the Defender for Endpoint API and Azure AD app settings.
@@ -40,6 +42,12 @@ type Defender struct {
 	PollInterval  time.Duration `yaml:"poll_interval"`
 	PollTimeout   time.Duration `yaml:"poll_timeout"`
 	MaxRetries    int           `yaml:"max_retries"`
+	// GraphBaseURL is Microsoft Graph's root (alerts_v2); national clouds
+	// have their own host.
+	GraphBaseURL string `yaml:"graph_base_url"`
+	// AlertsAPI chooses where comment-alert and update-alert go: "legacy"
+	// (Defender's /api/alerts) or "graph" (alerts_v2).
+	AlertsAPI string `yaml:"alerts_api"`
 }
 
 // Slack holds the Slack app settings. With AppToken set the bot uses Socket
@@ -112,10 +120,29 @@ type TAXII struct {
 	PageSize int `yaml:"page_size"`
 }
 
+// Alerts configures the Defender alert feed (Graph alerts_v2) into Slack.
+type Alerts struct {
+	Enabled      bool          `yaml:"enabled"`
+	Channel      string        `yaml:"channel"`
+	MinSeverity  string        `yaml:"min_severity"`
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// Backfill is how far back the very first poll looks.
+	Backfill time.Duration `yaml:"backfill"`
+	// ServiceSources keeps only alerts from these products; empty: all.
+	ServiceSources []string `yaml:"service_sources"`
+}
+
+// Values of defender.alerts_api.
+const (
+	AlertsAPILegacy = "legacy"
+	AlertsAPIGraph  = "graph"
+)
+
 // Default values, also documented in config.example.yaml.
 const (
 	DefaultDefenderBaseURL = defender.DefaultBaseURL
 	DefaultAuthorityHost   = defender.DefaultAuthorityHost
+	DefaultGraphBaseURL    = graph.DefaultBaseURL
 	DefaultSlackAPIURL     = "https://slack.com/api/"
 )
 
@@ -132,6 +159,8 @@ func Default() *Config {
 			PollInterval:  15 * time.Second,
 			PollTimeout:   30 * time.Minute,
 			MaxRetries:    5,
+			GraphBaseURL:  DefaultGraphBaseURL,
+			AlertsAPI:     AlertsAPILegacy,
 		},
 		Slack: Slack{
 			APIURL:  DefaultSlackAPIURL,
@@ -157,6 +186,12 @@ func Default() *Config {
 			Patterns:          "all",
 			MaxDeleteFraction: 0.2,
 			TAXII:             TAXII{PageSize: 1000},
+		},
+		Alerts: Alerts{
+			MinSeverity:    graph.SeverityMedium,
+			PollInterval:   time.Minute,
+			Backfill:       time.Hour,
+			ServiceSources: []string{},
 		},
 	}
 }

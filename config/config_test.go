@@ -202,11 +202,12 @@ func TestEveryKeyHasAnEnvOverride(t *testing.T) {
 		t.Run(f.Key, func(t *testing.T) {
 			var raw string
 			switch f.Key {
-			case "defender.timeout", "defender.poll_interval", "defender.poll_timeout", "approval.ttl":
+			case "defender.timeout", "defender.poll_interval", "defender.poll_timeout", "approval.ttl",
+				"alerts.poll_interval", "alerts.backfill":
 				raw = "7m"
 			case "defender.max_retries", "approval.required_approvals", "iocs.taxii.page_size":
 				raw = "7"
-			case "approval.allow_self_approval", "iocs.enabled":
+			case "approval.allow_self_approval", "iocs.enabled", "alerts.enabled":
 				raw = "true"
 			case "iocs.generate_alert":
 				raw = "false"
@@ -358,6 +359,14 @@ func TestValidateProblems(t *testing.T) {
 			c.IOCs.TAXII = config.TAXII{URL: "https://taxii.example/", Collection: "c", Username: "u", PageSize: 10}
 		}, "iocs.taxii.username needs iocs.taxii.password"},
 		{"taxii page size", func(c *config.Config) { c.IOCs.TAXII.PageSize = 0 }, "iocs.taxii.page_size must be between 1 and 10000"},
+		{"graph url", func(c *config.Config) { c.Defender.GraphBaseURL = "http://graph.microsoft.com" }, "defender.graph_base_url must be https"},
+		{"alerts api", func(c *config.Config) { c.Defender.AlertsAPI = "beta" }, "defender.alerts_api must be one of legacy, graph"},
+		{"min severity", func(c *config.Config) { c.Alerts.MinSeverity = "critical" }, "alerts.min_severity must be one of informational, low, medium, high"},
+		{"alerts poll", func(c *config.Config) { c.Alerts.PollInterval = time.Second }, "alerts.poll_interval must be at least 10s"},
+		{"backfill", func(c *config.Config) { c.Alerts.Backfill = -time.Hour }, "alerts.backfill must be between 0 and 720h"},
+		{"service source", func(c *config.Config) { c.Alerts.ServiceSources = []string{"mde"} }, `alerts.service_sources[0]: unknown service source "mde"`},
+		{"alerts channel", func(c *config.Config) { c.Alerts.Channel = "#soc" }, "alerts.channel must be a channel ID"},
+		{"alerts enabled", func(c *config.Config) { c.Alerts.Enabled = true }, "alerts.channel is required when alerts.enabled is true"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -571,4 +580,20 @@ func TestUnknownEnv(t *testing.T) {
 		"PATH=/usr/bin",
 	})
 	assert.Equal(t, []string{"DEFENDERBOT_DEFENDER_POLL_INTERVALL", "DEFENDERBOT_SLACK_TOKEN"}, got)
+}
+
+func TestAlertsFromEnvironment(t *testing.T) {
+	cfg, err := config.Load("", env(map[string]string{
+		"DEFENDERBOT_ALERTS_ENABLED":          "true",
+		"DEFENDERBOT_ALERTS_CHANNEL":          "C0ALERTS",
+		"DEFENDERBOT_ALERTS_MIN_SEVERITY":     "High",
+		"DEFENDERBOT_ALERTS_SERVICE_SOURCES":  "MicrosoftDefenderForEndpoint, microsoftDefenderForIdentity",
+		"DEFENDERBOT_DEFENDER_ALERTS_API":     "Graph",
+		"DEFENDERBOT_DEFENDER_GRAPH_BASE_URL": "https://graph.microsoft.us/",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, config.Alerts{Enabled: true, Channel: "C0ALERTS", MinSeverity: "high", PollInterval: time.Minute,
+		Backfill: time.Hour, ServiceSources: []string{"microsoftDefenderForEndpoint", "microsoftDefenderForIdentity"}}, cfg.Alerts)
+	assert.Equal(t, config.AlertsAPIGraph, cfg.Defender.AlertsAPI)
+	assert.Equal(t, "https://graph.microsoft.us", cfg.Defender.GraphBaseURL)
 }

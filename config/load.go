@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/defenderbot/defenderbot/graph"
 )
 
 // EnvPrefix starts every per-key environment override:
@@ -430,6 +432,16 @@ func (c *Config) normalize() {
 	if u := strings.TrimSpace(c.Slack.APIURL); u != "" && !strings.HasSuffix(u, "/") {
 		// slack-go joins method names onto the URL and needs the slash.
 		c.Slack.APIURL = u + "/"
+	}
+	c.Defender.GraphBaseURL = strings.TrimRight(strings.TrimSpace(c.Defender.GraphBaseURL), "/")
+	c.Defender.AlertsAPI = strings.ToLower(strings.TrimSpace(c.Defender.AlertsAPI))
+	c.Alerts.MinSeverity = canonical(c.Alerts.MinSeverity, graph.Severities())
+	c.Alerts.Channel = strings.TrimSpace(c.Alerts.Channel)
+	if c.Alerts.ServiceSources == nil {
+		c.Alerts.ServiceSources = []string{}
+	}
+	for i, src := range c.Alerts.ServiceSources {
+		c.Alerts.ServiceSources[i] = canonical(src, graph.ServiceSources())
 	}
 	c.Store.Driver = strings.ToLower(strings.TrimSpace(c.Store.Driver))
 	c.IOCs.Mode = strings.ToLower(strings.TrimSpace(c.IOCs.Mode))

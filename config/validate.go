@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/graph"
 	"github.com/robfig/cron/v3"
 )
 
@@ -69,6 +70,7 @@ var (
 	SyncModes  = []string{"incremental", "snapshot"}
 	// PatternModes are the values of iocs.patterns (ioc.PatternsAll, ioc.PatternsSimple).
 	PatternModes = []string{"all", "simple"}
+	AlertsAPIs   = []string{AlertsAPILegacy, AlertsAPIGraph}
 	// IndicatorActions are Defender's indicator actions (the seed's Push IOCs "action").
 	IndicatorActions = defender.IndicatorActions()
 	// Severities are Defender's indicator severities.
@@ -233,6 +235,28 @@ func (c *Config) validateCommon(v *validator) {
 	v.oneOf("store.driver", c.Store.Driver, Drivers)
 	if !c.Store.DSN.IsSet() {
 		v.addf("store.dsn is required")
+	}
+
+	v.httpsURL("defender.graph_base_url", d.GraphBaseURL, false)
+	v.oneOf("defender.alerts_api", d.AlertsAPI, AlertsAPIs)
+	al := c.Alerts
+	v.oneOf("alerts.min_severity", al.MinSeverity, graph.Severities())
+	if al.PollInterval < 10*time.Second {
+		v.addf("alerts.poll_interval must be at least 10s (got %s)", al.PollInterval)
+	}
+	if al.Backfill < 0 || al.Backfill > 30*24*time.Hour {
+		v.addf("alerts.backfill must be between 0 and 720h (got %s)", al.Backfill)
+	}
+	for i, src := range al.ServiceSources {
+		if !slices.Contains(graph.ServiceSources(), src) {
+			v.addf("alerts.service_sources[%d]: unknown service source %q (known: %s)", i, src, strings.Join(graph.ServiceSources(), ", "))
+		}
+	}
+	if al.Channel != "" && !channelRE.MatchString(al.Channel) {
+		v.addf("alerts.channel must be a channel ID such as C0123ABCD (got %q)", al.Channel)
+	}
+	if al.Enabled && al.Channel == "" {
+		v.addf("alerts.channel is required when alerts.enabled is true")
 	}
 
 	i := c.IOCs

@@ -201,4 +201,6 @@ type Store interface {
 	FeedCursor(ctx context.Context, feed string) (string, error)
 	// SetFeedCursor records feed's position (at: the store's clock if zero).
 	SetFeedCursor(ctx context.Context, feed, position string, at time.Time) error
+
+	AlertStore
 }

@@ -43,7 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SyncRuns", testSyncRuns},
 		{"FeedCursors", testFeedCursors},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, alertTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, open(t))
