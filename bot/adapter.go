@@ -2,14 +2,13 @@ package bot
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/playbook"
 )
 
 // MachineFinder is the part of *defender.Client the bot uses besides the
-// playbook actions.
+// actions actions.
 type MachineFinder interface {
 	GetMachine(ctx context.Context, id string) (*defender.Machine, error)
 	FindMachinesByName(ctx context.Context, name string) ([]defender.Machine, error)
@@ -17,23 +16,19 @@ type MachineFinder interface {
 	ListMachineActions(ctx context.Context, o defender.MachineActionListOptions) ([]defender.MachineAction, error)
 }
 
-// NewDefender adapts the playbook runner and the Defender client (which
+// NewDefender adapts the actions runner and the Defender client (which
 // satisfies MachineFinder) to the bot's Defender interface.
-func NewDefender(runner *playbook.Runner, client MachineFinder) Defender {
+func NewDefender(runner *actions.Runner, client MachineFinder) Defender {
 	return &defenderAdapter{runner: runner, MachineFinder: client}
 }
 
 type defenderAdapter struct {
-	runner *playbook.Runner
+	runner *actions.Runner
 	MachineFinder
 }
 
-func (d *defenderAdapter) Run(ctx context.Context, action string, params map[string]string) (*playbook.Result, error) {
-	n, ok := playbook.Lookup(action)
-	if !ok {
-		return nil, fmt.Errorf("unknown playbook action %q: %w", action, defender.ErrInvalidArgument)
-	}
-	return d.runner.Run(ctx, n, playbook.ArgsFromMap(params))
+func (d *defenderAdapter) Run(ctx context.Context, n actions.Name, a actions.Args) (*actions.Result, error) {
+	return d.runner.Run(ctx, n, a)
 }
 
 func (d *defenderAdapter) ListMachineActions(ctx context.Context, machineID, actionType string) ([]defender.MachineAction, error) {

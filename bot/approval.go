@@ -9,9 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
+	"strings"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/store"
 )
@@ -34,8 +35,20 @@ func (s *Service) isApprover(ctx context.Context, user string) (bool, error) {
 	return s.groups.inList(ctx, s.cfg.Approvers, user)
 }
 
-func (s *Service) needsApproval(action string) bool {
+func (s *Service) needsApproval(action actions.Name) bool {
 	return !slices.Contains(s.cfg.ActionsWithoutApproval, action)
+}
+
+// auditIOCSync names the on-demand IOC sync in audit lines.
+const auditIOCSync = "iocs-sync"
+
+// auditAction names a command's action in audit lines: the action, or the
+// bot's own verb as it was always recorded ("iocs-sync").
+func auditAction(c Command) string {
+	if c.Action != "" {
+		return string(c.Action)
+	}
+	return strings.ReplaceAll(c.Verb, " ", "-")
 }
 
 // submit is the common path of a valid command, from a slash command or a
@@ -48,31 +61,31 @@ func (s *Service) submit(ctx context.Context, inv invocation, c Command) {
 		return
 	}
 	if !allowed {
-		s.audit(ctx, inv.UserID, "refused", "", map[string]any{"reason": "requester not allowed", "action": c.Action})
+		s.audit(ctx, inv.UserID, "refused", "", map[string]any{"reason": "requester not allowed", "action": auditAction(c)})
 		s.reply(ctx, inv, ":no_entry: You are not allowed to request Defender actions. Ask an administrator to add you (or your user group) to approval.requesters.")
 		return
 	}
-	switch c.Action {
-	case actIOCStatus:
+	switch c.Verb {
+	case verbIOCStatus:
 		s.iocStatus(ctx, inv)
 		return
-	case actIOCSync:
+	case verbIOCSync:
 		s.iocSync(ctx, inv)
 		return
 	}
-	params := maps.Clone(c.Params)
+	params := c.Args
 	machineName := ""
-	if targetsMachine(c.Action) {
+	if c.Action.TargetsMachine() {
 		m, msg := s.resolveMachine(ctx, c.Machine)
 		if m == nil {
 			s.reply(ctx, inv, msg)
 			return
 		}
-		params["machine_id"] = m.ID
+		params.MachineID = m.ID
 		machineName = m.ComputerDNSName
 	}
 	switch {
-	case !s.needsApproval(c.Action) && readOnly(c.Action):
+	case !s.needsApproval(c.Action) && c.Action.ReadOnly():
 		s.runDirect(ctx, inv, c.Action, params)
 	case !s.needsApproval(c.Action):
 		// A state-changing action an administrator exempted from approval
@@ -86,7 +99,7 @@ func (s *Service) submit(ctx context.Context, inv invocation, c Command) {
 
 // runUnapproved stores a request that needs no approval as already approved
 // and executes it.
-func (s *Service) runUnapproved(ctx context.Context, inv invocation, action string, params map[string]string, machineName string) {
+func (s *Service) runUnapproved(ctx context.Context, inv invocation, action actions.Name, params actions.Args, machineName string) {
 	r := s.newRequest(inv, action, params, machineName)
 	r.State = store.StateApproved
 	if err := s.deps.Store.CreateRequest(ctx, r); err != nil {
@@ -94,7 +107,7 @@ func (s *Service) runUnapproved(ctx context.Context, inv invocation, action stri
 		s.reply(ctx, inv, ":warning: Could not record the request (database error); nothing was done. Try again.")
 		return
 	}
-	s.audit(ctx, inv.UserID, "request", r.ID, map[string]any{"action": action, "params": params, "machine_name": machineName, "approval": "not required"})
+	s.audit(ctx, inv.UserID, "request", r.ID, map[string]any{"action": string(action), "params": params.Map(), "machine_name": machineName, "approval": "not required"})
 	s.reply(ctx, inv, fmt.Sprintf(":arrow_forward: Request %s needs no approval (approval.actions_without_approval); running it now.", requestRef(r)))
 	if err := s.execute(ctx, r); err != nil {
 		s.reply(ctx, inv, ":warning: The request is recorded but could not be started (database error); it will be retried shortly.")
@@ -102,12 +115,12 @@ func (s *Service) runUnapproved(ctx context.Context, inv invocation, action stri
 }
 
 // newRequest builds the stored form of a request from inv.
-func (s *Service) newRequest(inv invocation, action string, params map[string]string, machineName string) *store.Request {
+func (s *Service) newRequest(inv invocation, action actions.Name, params actions.Args, machineName string) *store.Request {
 	now := s.now()
 	return &store.Request{
 		ID:                newID(),
 		Action:            action,
-		Params:            params,
+		Args:              params,
 		MachineName:       machineName,
 		RequesterID:       inv.UserID,
 		RequesterName:     inv.UserName,
@@ -131,13 +144,13 @@ func (s *Service) resolveMachine(ctx context.Context, query string) (*defender.M
 			if defender.IsNotFound(err) {
 				return nil, fmt.Sprintf(":warning: No machine with ID `%s` in Defender. Check the ID in the Defender portal's device inventory.", escapeMrkdwn(query))
 			}
-			return nil, ":warning: Could not look the machine up: " + escapeMrkdwn(explainDefenderError(err, actGetAction))
+			return nil, ":warning: Could not look the machine up: " + escapeMrkdwn(explainDefenderError(err, actions.GetAction))
 		}
 		return m, ""
 	}
 	ms, err := s.deps.Defender.FindMachinesByName(ctx, query)
 	if err != nil {
-		return nil, ":warning: Could not look the machine up: " + escapeMrkdwn(explainDefenderError(err, actGetAction))
+		return nil, ":warning: Could not look the machine up: " + escapeMrkdwn(explainDefenderError(err, actions.GetAction))
 	}
 	if len(ms) != 1 {
 		return nil, renderMachineChoices(query, ms)
@@ -146,14 +159,14 @@ func (s *Service) resolveMachine(ctx context.Context, query string) (*defender.M
 }
 
 // createRequest stores a pending request and posts it for approval.
-func (s *Service) createRequest(ctx context.Context, inv invocation, action string, params map[string]string, machineName string) {
+func (s *Service) createRequest(ctx context.Context, inv invocation, action actions.Name, params actions.Args, machineName string) {
 	r := s.newRequest(inv, action, params, machineName)
 	if err := s.deps.Store.CreateRequest(ctx, r); err != nil {
 		s.log.ErrorContext(ctx, "store request failed", "error", err)
 		s.reply(ctx, inv, ":warning: Could not record the request (database error); nothing was done. Try again.")
 		return
 	}
-	s.audit(ctx, inv.UserID, "request", r.ID, map[string]any{"action": action, "params": params, "machine_name": machineName})
+	s.audit(ctx, inv.UserID, "request", r.ID, map[string]any{"action": string(action), "params": params.Map(), "machine_name": machineName})
 
 	var ch, ts string
 	err := withSlackRetry(ctx, func() error {
@@ -335,14 +348,14 @@ func (s *Service) iocSync(ctx context.Context, inv invocation) {
 	}
 	ok, err := s.isApprover(ctx, inv.UserID)
 	if err != nil || !ok {
-		s.audit(ctx, inv.UserID, "refused", "", map[string]any{"reason": "not an approver", "action": actIOCSync})
+		s.audit(ctx, inv.UserID, "refused", "", map[string]any{"reason": "not an approver", "action": auditIOCSync})
 		s.reply(ctx, inv, ":no_entry: Only approvers can run the IOC sync on demand; it also runs on its schedule.")
 		return
 	}
 	s.audit(ctx, inv.UserID, "iocs_sync", "", map[string]any{"trigger": "slack"})
 	summary, err := s.deps.IOCs.RunNow(ctx, "slack")
 	if err != nil {
-		s.audit(ctx, inv.UserID, "result", "", map[string]any{"action": actIOCSync, "ok": false, "error": err.Error()})
+		s.audit(ctx, inv.UserID, "result", "", map[string]any{"action": auditIOCSync, "ok": false, "error": err.Error()})
 		// The summary says what stopped the run in plain words; the full
 		// error (with transport detail) is in the log and the audit trail.
 		msg := summary
@@ -353,7 +366,7 @@ func (s *Service) iocSync(ctx context.Context, inv invocation) {
 		s.reply(ctx, inv, ":warning: IOC sync failed: "+escapeMrkdwn(msg))
 		return
 	}
-	s.audit(ctx, inv.UserID, "result", "", map[string]any{"action": actIOCSync, "ok": true, "summary": summary})
+	s.audit(ctx, inv.UserID, "result", "", map[string]any{"action": auditIOCSync, "ok": true, "summary": summary})
 	s.reply(ctx, inv, ":white_check_mark: IOC sync done: "+escapeMrkdwn(summary))
 }
 

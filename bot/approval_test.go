@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/store"
 )
@@ -26,8 +27,8 @@ func TestRequestApproveFollowUp(t *testing.T) {
 
 	r := h.store.only(t)
 	assert.Equal(t, store.StatePending, r.State)
-	assert.Equal(t, "isolate", r.Action)
-	assert.Equal(t, map[string]string{"machine_id": machineID, "isolation_type": "Selective", "comment": "beaconing to <!channel> & c2"}, r.Params)
+	assert.Equal(t, actions.Isolate, r.Action)
+	assert.Equal(t, map[string]string{"machine_id": machineID, "isolation_type": "Selective", "comment": "beaconing to <!channel> & c2"}, r.Args.Map())
 	assert.Equal(t, "ws-001.contoso.com", r.MachineName)
 	assert.Equal(t, t0.Add(time.Hour), r.ExpiresAt)
 
@@ -133,7 +134,7 @@ func TestSelfApprovalAllowedByConfig(t *testing.T) {
 	h.def.runStatus = defender.StatusSucceeded
 	h.command(t, analyst, "scan ws-001.contoso.com full check it")
 	r := h.store.only(t)
-	assert.Equal(t, "Full", r.Params["scan_type"])
+	assert.Equal(t, "Full", r.Args.ScanType)
 	h.click(t, analyst, actionApprove, r.ID)
 	assert.Equal(t, 1, h.def.runCount())
 	assert.Equal(t, store.StateSucceeded, h.store.only(t).State)
@@ -373,8 +374,8 @@ func TestModalForMissingArguments(t *testing.T) {
 	assert.Nil(t, resp)
 	h.svc.Wait()
 	r := h.store.only(t)
-	assert.Equal(t, "Selective", r.Params["isolation_type"])
-	assert.Equal(t, "from the form", r.Params["comment"])
+	assert.Equal(t, "Selective", r.Args.IsolationType)
+	assert.Equal(t, "from the form", r.Args.Comment)
 	assert.Equal(t, "CSOC", r.ChannelID)
 }
 

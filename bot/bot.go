@@ -16,9 +16,9 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/internal/logctx"
-	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -29,12 +29,12 @@ type Config struct {
 	Approvers              []string // Slack user IDs (U…/W…) or user-group IDs (S…)
 	Requesters             []string // same; empty means anyone may request
 	AllowSelfApproval      bool
-	RequiredApprovals      int           // distinct approvers needed; default 1
-	TTL                    time.Duration // how long a request stays approvable; default 1h
-	ActionsWithoutApproval []string      // playbook action names run at once; default ["get-action"]
-	PollInterval           time.Duration // machine-action follow-up; default 15s
-	PollTimeout            time.Duration // give up following after this; default 30m
-	ReplicaID              string        // lease owner name; default a random ID
+	RequiredApprovals      int            // distinct approvers needed; default 1
+	TTL                    time.Duration  // how long a request stays approvable; default 1h
+	ActionsWithoutApproval []actions.Name // actions run at once; default [get-action]
+	PollInterval           time.Duration  // machine-action follow-up; default 15s
+	PollTimeout            time.Duration  // give up following after this; default 30m
+	ReplicaID              string         // lease owner name; default a random ID
 	// ResponseURLHosts are the hosts (host[:port]) a response_url may point
 	// at; default Slack's (hooks.slack.com, hooks.slack-gov.com). Anything
 	// else is not posted to: the reply goes by chat.postEphemeral instead.
@@ -143,7 +143,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		problems = append(problems, "durations must not be negative")
 	}
 	for _, a := range cfg.ActionsWithoutApproval {
-		if !knownAction(a) {
+		if !a.Valid() {
 			problems = append(problems, fmt.Sprintf("Config.ActionsWithoutApproval: unknown action %q", a))
 		}
 	}
@@ -160,7 +160,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg.TTL = time.Hour
 	}
 	if cfg.ActionsWithoutApproval == nil {
-		cfg.ActionsWithoutApproval = []string{"get-action"}
+		cfg.ActionsWithoutApproval = []actions.Name{actions.GetAction}
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 15 * time.Second
@@ -224,12 +224,11 @@ func (s *Service) goAsync(parent context.Context, name string, f func(ctx contex
 	}()
 }
 
-// Defender is what the bot needs from Microsoft Defender: the playbook
-// actions (by the seed's action and argument names, as stored in
-// store.Request) plus machine look-ups. NewDefender adapts the playbook
-// runner and the defender client.
+// Defender is what the bot needs from Microsoft Defender: the registry's
+// actions (as stored in store.Request) plus machine look-ups. NewDefender
+// adapts the actions runner and the defender client.
 type Defender interface {
-	Run(ctx context.Context, action string, params map[string]string) (*playbook.Result, error)
+	Run(ctx context.Context, n actions.Name, a actions.Args) (*actions.Result, error)
 	GetMachine(ctx context.Context, id string) (*defender.Machine, error)
 	FindMachinesByName(ctx context.Context, name string) ([]defender.Machine, error)
 	GetMachineAction(ctx context.Context, id string) (*defender.MachineAction, error)

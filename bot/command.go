@@ -4,30 +4,37 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/playbook"
 )
 
 // Command is a parsed /defender command.
 type Command struct {
-	// Verb is the canonical verb as shown in usage: "isolate", "release",
-	// "restrict", "unrestrict", "scan", "action", "cancel", "alert comment",
-	// "alert update", "iocs sync", "iocs status" or "help".
+	// Verb is the canonical verb as shown in usage: an action's Slack verb
+	// ("isolate", "release", "alert comment", ...) or one of the bot's own:
+	// "iocs sync", "iocs status" or "help".
 	Verb string
-	// Action is the playbook action name ("isolate", "get-action", ...) or
-	// one of the bot's own: "iocs-sync", "iocs-status", "help".
-	Action string
+	// Action is the registry's action of Verb ("" for the bot's own verbs).
+	Action actions.Name
 	// Machine is the <machine> argument as typed: a machine ID or a DNS name.
 	Machine string
-	// Params holds the seed's argument names (comment, isolation_type,
-	// scan_type, action_id, alert_id, status, classification, determination,
-	// owner) with canonical enum values. machine_id is set after the machine
-	// is resolved.
-	Params map[string]string
+	// Args are the action's arguments, canonical once valid. MachineID is
+	// set after the machine is resolved.
+	Args actions.Args
 }
+
+// The bot's own verbs, which are not Defender actions.
+const (
+	verbIOCSync   = "iocs sync"
+	verbIOCStatus = "iocs status"
+	verbHelp      = "help"
+)
+
+var ownVerbs = []string{verbIOCSync, verbIOCStatus, verbHelp}
 
 // ParseError is a malformed or incomplete command.
 type ParseError struct {
@@ -38,18 +45,14 @@ type ParseError struct {
 
 func (e *ParseError) Error() string { return e.Msg }
 
-// maxCommentLen keeps comments well within Defender's limits; the bot adds a
-// request tag to it.
-const maxCommentLen = 1000
-
 var (
 	machineIDRe   = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
 	machineNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,253}$`)
-	// Defender action IDs are GUIDs and alert IDs look like
-	// da637472900382838869_1364969609; this also keeps them path-safe.
-	idRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
-	ownerRe = regexp.MustCompile(`^[^\s<>&]{1,256}$`)
 )
+
+// validID is the check of an ID taken from Slack (an argument, or a request
+// ID on a button): the registry's one ID rule.
+func validID(id string) bool { return id != "" && defender.IDProblem(id) == "" }
 
 // token is one word of the command; quoted words are never keywords.
 type token struct {
@@ -108,19 +111,46 @@ func joinTokens(ts []token) string {
 	return strings.TrimSpace(strings.Join(parts, " "))
 }
 
-// verbAliases maps what users type to the canonical verb.
-var verbAliases = map[string]string{
-	"isolate": "isolate", "release": "release", "deisolate": "release", "unisolate": "release",
-	"restrict": "restrict", "unrestrict": "unrestrict", "scan": "scan", "action": "action",
-	"cancel": "cancel", "alert": "alert", "iocs": "iocs", "help": "help",
+// allVerbs lists every canonical verb, in usage order: the registry's
+// actions, then the bot's own.
+func allVerbs() []string {
+	var vs []string
+	for _, sp := range actions.All() {
+		vs = append(vs, sp.Verb)
+	}
+	return append(vs, ownVerbs...)
 }
 
-// verbAction maps a canonical verb to its action.
-var verbAction = map[string]string{
-	"isolate": actIsolate, "release": actDeisolate, "restrict": actRestrict, "unrestrict": actUnrestrict,
-	"scan": actScan, "action": actGetAction, "cancel": actCancelAction,
-	"alert comment": actCommentAlert, "alert update": actUpdateAlert,
-	"iocs sync": actIOCSync, "iocs status": actIOCStatus, "help": actHelp,
+// verbGroups maps the first word of two-word verbs ("alert") to their
+// second words, in usage order.
+func verbGroups() map[string][]string {
+	g := map[string][]string{}
+	for _, v := range allVerbs() {
+		if first, second, ok := strings.Cut(v, " "); ok {
+			g[first] = append(g[first], second)
+		}
+	}
+	return g
+}
+
+// canonicalVerb maps the first word users type to a canonical verb or a
+// verb group ("alert").
+func canonicalVerb(word string) (string, bool) {
+	w := strings.ToLower(word)
+	if _, ok := verbGroups()[w]; ok {
+		return w, true
+	}
+	for _, v := range ownVerbs {
+		if v == w {
+			return v, true
+		}
+	}
+	for _, sp := range actions.All() {
+		if sp.Verb == w || slices.Contains(sp.VerbAliases, w) {
+			return sp.Verb, true
+		}
+	}
+	return "", false
 }
 
 // ParseCommand parses the text after the slash command. It never panics; any
@@ -131,237 +161,209 @@ func ParseCommand(text string) (Command, error) {
 		return Command{}, &ParseError{Msg: err.Error()}
 	}
 	if len(toks) == 0 {
-		return Command{Verb: "help", Action: actHelp, Params: map[string]string{}}, nil
+		return Command{Verb: verbHelp}, nil
 	}
-	verb, ok := verbAliases[strings.ToLower(toks[0].text)]
+	verb, ok := canonicalVerb(toks[0].text)
 	if !ok || toks[0].quoted {
 		return Command{}, &ParseError{Msg: fmt.Sprintf("unknown command %q", truncate(toks[0].text, 40))}
 	}
 	rest := toks[1:]
-	switch verb {
-	case "alert", "iocs":
-		sub := map[string][]string{"alert": {"comment", "update"}, "iocs": {"sync", "status"}}[verb]
+	if sub, group := verbGroups()[verb]; group {
+		_, hasAction := actions.ByVerb(verb + " " + sub[0])
 		if len(rest) == 0 {
-			return Command{}, &ParseError{Verb: verb, Msg: fmt.Sprintf("%s needs a subcommand: %s", verb, strings.Join(sub, " or ")), Missing: verb == "alert"}
+			return Command{}, &ParseError{Verb: verb, Msg: fmt.Sprintf("%s needs a subcommand: %s", verb, strings.Join(sub, " or ")), Missing: hasAction}
 		}
 		s := strings.ToLower(rest[0].text)
-		if s != sub[0] && s != sub[1] {
+		if !slices.Contains(sub, s) {
 			return Command{}, &ParseError{Verb: verb, Msg: fmt.Sprintf("unknown %s subcommand %q: use %s", verb, truncate(rest[0].text, 40), strings.Join(sub, " or "))}
 		}
 		verb += " " + s
 		rest = rest[1:]
 	}
-	c := Command{Verb: verb, Action: verbAction[verb], Params: map[string]string{}}
+	c := Command{Verb: verb}
 	perr := func(msg string, missing bool) error { return &ParseError{Verb: verb, Msg: msg, Missing: missing} }
-
-	switch verb {
-	case "help", "iocs sync", "iocs status":
+	spec, isAction := actions.ByVerb(verb)
+	if !isAction {
 		if len(rest) > 0 {
 			return Command{}, perr(fmt.Sprintf("%s takes no arguments", verb), false)
 		}
 		return c, nil
-	case "isolate", "release", "restrict", "unrestrict", "scan":
-		if len(rest) == 0 {
-			return Command{}, perr("which machine? give a machine ID or its computer DNS name", true)
-		}
+	}
+	c.Action = spec.Name
+	if len(rest) == 0 {
+		return Command{}, perr(whichTarget(spec), true)
+	}
+	if spec.Target == actions.TargetMachine {
 		c.Machine = rest[0].text
-		rest = rest[1:]
+	} else {
+		c.Args.Set(spec.Required[0], rest[0].text)
+	}
+	rest = rest[1:]
+	if spec.SlackChoice != "" {
 		if len(rest) > 0 && !rest[0].quoted {
-			switch verb {
-			case "isolate":
-				if t, err := defender.ParseIsolationType(rest[0].text); err == nil {
-					c.Params["isolation_type"] = string(t)
-					rest = rest[1:]
-				}
-			case "scan":
-				if t, err := defender.ParseScanType(rest[0].text); err == nil {
-					c.Params["scan_type"] = string(t)
-					rest = rest[1:]
-				}
+			if v, ok := actions.Canonical(spec.SlackChoice, rest[0].text); ok {
+				c.Args.Set(spec.SlackChoice, v)
+				rest = rest[1:]
 			}
 		}
-		if verb == "isolate" && c.Params["isolation_type"] == "" {
-			c.Params["isolation_type"] = string(defender.IsolationFull)
-		}
-		if verb == "scan" && c.Params["scan_type"] == "" {
-			c.Params["scan_type"] = string(defender.ScanQuick)
-		}
-		c.Params["comment"] = joinTokens(rest)
-	case "action":
-		if len(rest) == 0 {
-			return Command{}, perr("which action? give the machine action ID", true)
-		}
-		if len(rest) > 1 {
-			return Command{}, perr("action takes only the action ID", false)
-		}
-		c.Params["action_id"] = rest[0].text
-	case "cancel":
-		if len(rest) == 0 {
-			return Command{}, perr("which action? give the machine action ID and a comment", true)
-		}
-		c.Params["action_id"] = rest[0].text
-		c.Params["comment"] = joinTokens(rest[1:])
-	case "alert comment":
-		if len(rest) == 0 {
-			return Command{}, perr("which alert? give the alert ID and a comment", true)
-		}
-		c.Params["alert_id"] = rest[0].text
-		c.Params["comment"] = joinTokens(rest[1:])
-	case "alert update":
-		if len(rest) == 0 {
-			return Command{}, perr("which alert? give the alert ID and at least one change", true)
-		}
-		c.Params["alert_id"] = rest[0].text
-		var comment []token
-		for _, t := range rest[1:] {
-			k, v, isKV := strings.Cut(t.text, "=")
-			if !isKV || t.quoted {
-				comment = append(comment, t)
-				continue
-			}
-			key := strings.ToLower(k)
-			switch key {
-			case "status", "classification", "determination", "owner":
-			default:
-				return Command{}, perr(fmt.Sprintf("unknown field %q: use status=, classification=, determination= or owner= (quote a comment that contains =)", truncate(k, 40)), false)
-			}
-			if _, dup := c.Params[key]; dup {
-				return Command{}, perr(fmt.Sprintf("%s is given twice", key), false)
-			}
-			c.Params[key] = v
-		}
-		if len(comment) > 0 {
-			c.Params["comment"] = joinTokens(comment)
+		if c.Args.Get(spec.SlackChoice) == "" {
+			c.Args.Set(spec.SlackChoice, spec.SlackDefault)
 		}
 	}
-	if errs := validateParams(&c); len(errs) > 0 {
+	var comment []token
+	for _, t := range rest {
+		k, v, isKV := strings.Cut(t.text, "=")
+		if len(spec.SlackFields) == 0 || !isKV || t.quoted {
+			comment = append(comment, t)
+			continue
+		}
+		key := strings.ToLower(k)
+		if !slices.Contains(spec.SlackFields, key) {
+			return Command{}, perr(fmt.Sprintf("unknown field %q: use %s (quote a comment that contains =)", truncate(k, 40), fieldList(spec.SlackFields)), false)
+		}
+		if c.Args.Get(key) != "" {
+			return Command{}, perr(fmt.Sprintf("%s is given twice", key), false)
+		}
+		c.Args.Set(key, v)
+	}
+	switch {
+	case takes(spec, actions.ArgComment):
+		c.Args.Comment = joinTokens(comment)
+	case len(comment) > 0:
+		return Command{}, perr(fmt.Sprintf("%s takes only the %s ID", verb, targetWord(spec)), false)
+	}
+	if errs := validateCommand(&c); len(errs) > 0 {
 		return c, perr(errs[0].msg, errs[0].missing)
 	}
 	return c, nil
 }
 
-// fieldError is one invalid field; field is the seed argument name (and the
-// modal's input block ID).
+// fieldList renders key=value fields for a message: "a=, b= or c=".
+func fieldList(fields []string) string {
+	s := make([]string, len(fields))
+	for i, f := range fields {
+		s[i] = f + "="
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+}
+
+func takes(spec actions.Spec, arg string) bool {
+	return slices.Contains(spec.Required, arg) || slices.Contains(spec.Optional, arg)
+}
+
+// targetWord names what an action acts on, as analysts say it.
+func targetWord(spec actions.Spec) string {
+	switch spec.Target {
+	case actions.TargetMachine:
+		return "machine"
+	case actions.TargetAlert:
+		return "alert"
+	}
+	return "action"
+}
+
+// whichTarget asks for a command's missing target.
+func whichTarget(spec actions.Spec) string {
+	switch {
+	case spec.Target == actions.TargetMachine:
+		return "which machine? give a machine ID or its computer DNS name"
+	case len(spec.AtLeastOneOf) > 0:
+		return fmt.Sprintf("which %s? give the %s ID and at least one change", targetWord(spec), targetWord(spec))
+	}
+	what := targetWord(spec) + " ID"
+	if spec.Target == actions.TargetMachineAction {
+		what = "machine action ID"
+	}
+	if slices.Contains(spec.Required, actions.ArgComment) {
+		what += " and a comment"
+	}
+	return fmt.Sprintf("which %s? give the %s", targetWord(spec), what)
+}
+
+// fieldError is one invalid field; field is the argument name (and the
+// form's input block ID), or "machine".
 type fieldError struct {
 	field   string
 	msg     string
 	missing bool
 }
 
-// validateParams checks and canonicalises c's arguments in place. It is
-// shared by the slash-command parser and the modal submission.
-func validateParams(c *Command) []fieldError {
+// validateCommand checks c with the registry's one validation and makes its
+// arguments canonical. It is shared by the slash-command parser and the
+// form submission; only the <machine> reference (an ID or a DNS name,
+// resolved later) and the wording are the bot's own.
+func validateCommand(c *Command) []fieldError {
+	spec, ok := c.Action.Spec()
+	if !ok {
+		return []fieldError{{msg: "unknown action"}}
+	}
 	var errs []fieldError
-	add := func(field, msg string, missing bool) { errs = append(errs, fieldError{field, msg, missing}) }
-	machine := targetsMachine(c.Action)
-	if machine {
+	if spec.Target == actions.TargetMachine {
 		switch {
 		case c.Machine == "":
-			add("machine", "which machine? give a machine ID or its computer DNS name", true)
+			errs = append(errs, fieldError{"machine", "which machine? give a machine ID or its computer DNS name", true})
 		case !machineIDRe.MatchString(c.Machine) && !machineNameRe.MatchString(c.Machine):
-			add("machine", fmt.Sprintf("%q is neither a machine ID (40 hex characters) nor a computer DNS name", truncate(c.Machine, 60)), false)
+			errs = append(errs, fieldError{"machine", fmt.Sprintf("%q is neither a machine ID (40 hex characters) nor a computer DNS name", truncate(c.Machine, 60)), false})
 		}
 	}
-	if c.Action == actIsolate {
-		if t, err := defender.ParseIsolationType(c.Params["isolation_type"]); err == nil {
-			c.Params["isolation_type"] = string(t)
-		} else {
-			add("isolation_type", "isolation type must be full, selective or unmanaged", false)
+	canon, aerrs := actions.Check(c.Action, c.Args)
+	for _, e := range aerrs {
+		if e.Arg == actions.ArgMachineID && e.Kind == actions.Missing {
+			continue // resolved from <machine> after validation
 		}
+		errs = append(errs, slackArgError(spec, c.Args, e))
 	}
-	if c.Action == actScan {
-		if t, err := defender.ParseScanType(c.Params["scan_type"]); err == nil {
-			c.Params["scan_type"] = string(t)
-		} else {
-			add("scan_type", "scan type must be quick or full", false)
-		}
+	if len(errs) == 0 {
+		canon.MachineID = c.Args.MachineID
+		c.Args = canon
 	}
-	for _, f := range []string{"action_id", "alert_id"} {
-		needs := (f == "action_id" && (c.Action == actGetAction || c.Action == actCancelAction)) ||
-			(f == "alert_id" && (c.Action == actCommentAlert || c.Action == actUpdateAlert))
-		if !needs {
-			continue
-		}
-		v := c.Params[f]
-		what := strings.TrimSuffix(f, "_id")
-		switch {
-		case v == "":
-			add(f, fmt.Sprintf("which %s? give its ID", what), true)
-		case !idRe.MatchString(v):
-			add(f, fmt.Sprintf("%q is not a valid %s ID", truncate(v, 60), what), false)
-		}
-	}
-	needsComment := machine || c.Action == actCancelAction || c.Action == actCommentAlert
-	comment := strings.TrimSpace(c.Params["comment"])
+	return errs
+}
+
+// slackArgError words a registry argument error for Slack.
+func slackArgError(spec actions.Spec, given actions.Args, e *actions.ArgError) fieldError {
+	v := truncate(e.Value, 40)
 	switch {
-	case needsComment && comment == "":
-		add("comment", "a comment is required: say why (it is recorded in Defender)", true)
-	case len(comment) > maxCommentLen:
-		add("comment", fmt.Sprintf("the comment is too long (%d characters, at most %d)", len(comment), maxCommentLen), false)
+	case e.Kind == actions.Missing && e.Arg == "":
+		return fieldError{spec.AtLeastOneOf[0], fmt.Sprintf("nothing to update: give %s or a comment", strings.Join(fieldsEq(spec.SlackFields), ", ")), true}
+	case e.Kind == actions.Missing && e.Arg == actions.ArgComment:
+		return fieldError{e.Arg, "a comment is required: say why (it is recorded in Defender)", true}
+	case e.Kind == actions.Missing && (e.Arg == actions.ArgActionID || e.Arg == actions.ArgAlertID):
+		return fieldError{e.Arg, fmt.Sprintf("which %s? give its ID", strings.TrimSuffix(e.Arg, "_id")), true}
+	case e.Kind == actions.Missing:
+		return fieldError{e.Arg, e.Msg, true}
+	case e.Kind != actions.Invalid:
+		return fieldError{e.Arg, e.Msg, false}
 	}
-	if comment == "" {
-		delete(c.Params, "comment")
-	} else {
-		c.Params["comment"] = comment
+	switch e.Arg {
+	case actions.ArgActionID, actions.ArgAlertID, actions.ArgMachineID:
+		return fieldError{e.Arg, fmt.Sprintf("%q is not a valid %s ID", truncate(e.Value, 60), strings.TrimSuffix(e.Arg, "_id")), false}
+	case actions.ArgIsolationType:
+		return fieldError{e.Arg, "isolation type must be full, selective or unmanaged", false}
+	case actions.ArgScanType:
+		return fieldError{e.Arg, "scan type must be quick or full", false}
+	case actions.ArgComment:
+		return fieldError{e.Arg, "the " + e.Msg, false}
+	case actions.ArgStatus, actions.ArgClassification:
+		as, _ := actions.ArgSpecOf(e.Arg)
+		return fieldError{e.Arg, fmt.Sprintf("%s %q is not one of %s", e.Arg, v, strings.Join(as.Choices, ", ")), false}
+	case actions.ArgDetermination:
+		if given.Classification == "" {
+			return fieldError{e.Arg, "determination needs a classification (determination must match it)", false}
+		}
+		cls, _ := actions.Canonical(actions.ArgClassification, given.Classification)
+		return fieldError{e.Arg, fmt.Sprintf("determination %q does not match classification %s: use one of %s", v, cls, strings.Join(actions.Determinations(cls), ", ")), false}
 	}
-	if c.Action == actUpdateAlert {
-		errs = append(errs, validateAlertUpdate(c.Params)...)
-	}
-	return errs
+	return fieldError{e.Arg, e.Msg, false}
 }
 
-func validateAlertUpdate(p map[string]string) []fieldError {
-	var errs []fieldError
-	for _, k := range []string{"status", "classification", "determination", "owner"} {
-		if v, ok := p[k]; ok && strings.TrimSpace(v) == "" {
-			delete(p, k)
-		}
+func fieldsEq(fields []string) []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = f + "="
 	}
-	if p["status"] == "" && p["classification"] == "" && p["determination"] == "" && p["owner"] == "" && p["comment"] == "" {
-		return []fieldError{{field: "status", msg: "nothing to update: give status=, classification=, determination=, owner= or a comment", missing: true}}
-	}
-	if v := p["status"]; v != "" {
-		if st, err := defender.ParseAlertStatus(v); err == nil {
-			p["status"] = string(st)
-		} else {
-			errs = append(errs, fieldError{field: "status", msg: fmt.Sprintf("status %q is not one of %s", truncate(v, 40), strings.Join(alertStatuses, ", "))})
-		}
-	}
-	cls := p["classification"]
-	if cls != "" {
-		if c, err := defender.ParseClassification(cls); err == nil {
-			p["classification"] = c
-			cls = c
-		} else {
-			errs = append(errs, fieldError{field: "classification", msg: fmt.Sprintf("classification %q is not one of %s", truncate(cls, 40), strings.Join(classifications, ", "))})
-			cls = ""
-		}
-	}
-	if d := p["determination"]; d != "" {
-		switch {
-		case cls == "" && p["classification"] == "":
-			errs = append(errs, fieldError{field: "determination", msg: "determination needs a classification (determination must match it)"})
-		case cls != "":
-			if c, err := defender.ParseDetermination(cls, d); err == nil {
-				p["determination"] = c
-			} else {
-				errs = append(errs, fieldError{field: "determination", msg: fmt.Sprintf("determination %q does not match classification %s: use one of %s", truncate(d, 40), cls, strings.Join(playbook.Determinations(cls), ", "))})
-			}
-		}
-	}
-	if o := p["owner"]; o != "" && !ownerRe.MatchString(o) {
-		errs = append(errs, fieldError{field: "owner", msg: "owner must be a user principal name such as analyst@contoso.com"})
-	}
-	return errs
+	return out
 }
-
-// The alert enums in Microsoft's spelling, for messages and the form's menus
-// (parsing is defender.ParseAlertStatus and defender.ParseClassification).
-var (
-	alertStatuses   = []string{string(defender.AlertNew), string(defender.AlertInProgress), string(defender.AlertResolved)}
-	classifications = []string{defender.ClassificationTruePositive, defender.ClassificationInformationalExpectedActivity,
-		defender.ClassificationFalsePositive}
-)
 
 // truncate shortens user input quoted back in messages.
 func truncate(s string, n int) string {
@@ -372,23 +374,31 @@ func truncate(s string, n int) string {
 	return string(r[:n]) + "…"
 }
 
-// usage is each verb's one-line syntax.
-var usage = map[string]string{
-	"isolate":       "isolate <machine> [full|selective|unmanaged] <comment…>   (default full)",
-	"release":       "release <machine> <comment…>   (also: deisolate, unisolate)",
-	"restrict":      "restrict <machine> <comment…>",
-	"unrestrict":    "unrestrict <machine> <comment…>",
-	"scan":          "scan <machine> [quick|full] <comment…>   (default quick)",
-	"action":        "action <action-id>",
-	"cancel":        "cancel <action-id> <comment…>",
-	"alert":         "alert comment <alert-id> <comment…>  |  alert update <alert-id> [status=…] [classification=…] [determination=…] [owner=…] [comment…]",
-	"alert comment": "alert comment <alert-id> <comment…>",
-	"alert update":  "alert update <alert-id> [status=New|InProgress|Resolved] [classification=…] [determination=…] [owner=…] [comment…]",
-	"iocs":          "iocs sync  |  iocs status",
-	"iocs sync":     "iocs sync",
-	"iocs status":   "iocs status",
-	"help":          "help",
+// usage is a verb's one-line syntax; a verb group's ("alert") lists its verbs.
+func usage(verb string) (string, bool) {
+	if spec, ok := actions.ByVerb(verb); ok {
+		u := verb + " " + spec.SlackSyntax
+		var notes []string
+		if spec.SlackNote != "" {
+			notes = append(notes, spec.SlackNote)
+		}
+		if len(spec.VerbAliases) > 0 {
+			notes = append(notes, "(also: "+strings.Join(spec.VerbAliases, ", ")+")")
+		}
+		if len(notes) > 0 {
+			u += "   " + strings.Join(notes, " ")
+		}
+		return u, true
+	}
+	if slices.Contains(ownVerbs, verb) {
+		return verb, true
+	}
+	if sub, ok := verbGroups()[verb]; ok {
+		parts := make([]string, len(sub))
+		for i, s := range sub {
+			parts[i], _ = usage(verb + " " + s)
+		}
+		return strings.Join(parts, "  |  "), true
+	}
+	return "", false
 }
-
-// usageOrder is the order of the help text.
-var usageOrder = []string{"isolate", "release", "restrict", "unrestrict", "scan", "action", "cancel", "alert comment", "alert update", "iocs sync", "iocs status", "help"}

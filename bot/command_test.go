@@ -2,10 +2,13 @@ package bot
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/defenderbot/defenderbot/actions"
 )
 
 func TestParseCommand(t *testing.T) {
@@ -46,7 +49,7 @@ func TestParseCommand(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tc.verb, c.Verb)
 			assert.Equal(t, tc.machine, c.Machine)
-			assert.Equal(t, tc.params, c.Params)
+			assert.Equal(t, tc.params, c.Args.Map())
 		})
 	}
 }
@@ -100,7 +103,7 @@ func TestParseCommandErrors(t *testing.T) {
 }
 
 func TestParseCommandLongComment(t *testing.T) {
-	long := make([]byte, maxCommentLen+1)
+	long := make([]byte, actions.MaxCommentLen+1)
 	for i := range long {
 		long[i] = 'a'
 	}
@@ -122,15 +125,15 @@ func FuzzParseCommand(f *testing.F) {
 			}
 			return
 		}
-		if _, ok := verbAction[c.Verb]; !ok {
+		if !slices.Contains(allVerbs(), c.Verb) {
 			t.Fatalf("unknown verb %q", c.Verb)
 		}
-		if targetsMachine(c.Action) && !machineIDRe.MatchString(c.Machine) && !machineNameRe.MatchString(c.Machine) {
+		if c.Action.TargetsMachine() && !machineIDRe.MatchString(c.Machine) && !machineNameRe.MatchString(c.Machine) {
 			t.Fatalf("bad machine accepted: %q", c.Machine)
 		}
-		for _, k := range []string{"action_id", "alert_id"} {
-			if v, ok := c.Params[k]; ok && !idRe.MatchString(v) {
-				t.Fatalf("bad %s accepted: %q", k, v)
+		for _, v := range []string{c.Args.ActionID, c.Args.AlertID} {
+			if v != "" && !validID(v) {
+				t.Fatalf("bad ID accepted: %q", v)
 			}
 		}
 	})

@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -37,13 +36,13 @@ func msgApproval(r *store.Request) []slack.MsgOption {
 }
 
 // runDirect runs an action that needs no approval (by default get-action).
-func (s *Service) runDirect(ctx context.Context, inv invocation, action string, params map[string]string) {
+func (s *Service) runDirect(ctx context.Context, inv invocation, action actions.Name, args actions.Args) {
 	id := newID()
-	p := maps.Clone(params)
-	if c, ok := p["comment"]; ok {
-		p["comment"] = taggedComment(c, id, nil)
+	p := args
+	if p.Comment != "" {
+		p.Comment = taggedComment(p.Comment, id, nil)
 	}
-	if err := s.auditStrict(ctx, inv.UserID, "call", id, map[string]any{"action": action, "params": p, "approval": "not required"}); err != nil {
+	if err := s.auditStrict(ctx, inv.UserID, "call", id, map[string]any{"action": string(action), "params": p.Map(), "approval": "not required"}); err != nil {
 		s.reply(ctx, inv, ":warning: "+notAudited)
 		return
 	}
@@ -51,12 +50,12 @@ func (s *Service) runDirect(ctx context.Context, inv invocation, action string, 
 	if err != nil {
 		s.log.WarnContext(ctx, "defender call failed", "request", id, "action", action, "error", err)
 		msg := explainDefenderError(err, action)
-		s.audit(ctx, inv.UserID, "result", id, map[string]any{"action": action, "ok": false, "error": msg})
+		s.audit(ctx, inv.UserID, "result", id, map[string]any{"action": string(action), "ok": false, "error": msg})
 		s.reply(ctx, inv, ":warning: "+escapeMrkdwn(msg))
 		return
 	}
-	s.audit(ctx, inv.UserID, "result", id, map[string]any{"action": action, "ok": true, "output": res.Output})
-	s.reply(ctx, inv, actionTitle(action), renderOutput(actionTitle(action), res.Output)...)
+	s.audit(ctx, inv.UserID, "result", id, map[string]any{"action": string(action), "ok": true, "output": res.Output})
+	s.reply(ctx, inv, action.Title(), renderOutput(action.Title(), res.Output)...)
 }
 
 // execute claims an approved request (approved -> executing) and runs it.
@@ -84,15 +83,15 @@ func (s *Service) execute(ctx context.Context, r *store.Request) error {
 	for i, a := range r.Approvals {
 		approvers[i] = a.UserID
 	}
-	params := maps.Clone(r.Params)
-	if c, ok := params["comment"]; ok {
-		params["comment"] = taggedComment(c, r.ID, approvers)
+	args := r.Args
+	if args.Comment != "" {
+		args.Comment = taggedComment(args.Comment, r.ID, approvers)
 	}
-	if err := s.auditStrict(ctx, "system", "call", r.ID, map[string]any{"action": r.Action, "params": params, "approved_by": approvers}); err != nil {
+	if err := s.auditStrict(ctx, "system", "call", r.ID, map[string]any{"action": string(r.Action), "params": args.Map(), "approved_by": approvers}); err != nil {
 		s.finish(ctx, r, store.StateFailed, notAudited)
 		return nil
 	}
-	res, err := s.deps.Defender.Run(ctx, r.Action, params)
+	res, err := s.deps.Defender.Run(ctx, r.Action, args)
 	if err != nil {
 		s.log.WarnContext(ctx, "defender call failed", "request", r.ID, "action", r.Action, "error", err)
 		s.finish(ctx, r, store.StateFailed, explainDefenderError(err, r.Action))
@@ -141,9 +140,9 @@ func (s *Service) accepted(ctx context.Context, r *store.Request, ma *defender.M
 // finalOutcome is the request's final state, and its error message, for
 // the final status of its machine action. A cancel returns the action it
 // cancelled, so for a cancel success is Cancelled.
-func finalOutcome(action string, st defender.ActionStatus) (store.RequestState, string) {
+func finalOutcome(action actions.Name, st defender.ActionStatus) (store.RequestState, string) {
 	success := defender.StatusSucceeded
-	if action == actCancelAction {
+	if action == actions.CancelAction {
 		success = defender.StatusCancelled
 	}
 	if st == success {
@@ -189,8 +188,8 @@ func (s *Service) reconcile(ctx context.Context, r *store.Request) {
 		return
 	}
 	defer s.releaseLease(ctx, lease)
-	actionType := playbook.Name(r.Action).MachineActionType()
-	machineID := r.Params["machine_id"]
+	actionType := r.Action.MachineActionType()
+	machineID := r.Args.MachineID
 	if actionType == "" || machineID == "" {
 		s.finish(ctx, r, store.StateFailed, "defenderbot stopped while calling Defender; the outcome is unknown. Check in the Defender portal before asking again.")
 		return

@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
 )
 
 // explainDefenderError turns a Defender error into plain words saying what to
 // do next. It never includes secrets: APIError carries only Microsoft's code
 // and message.
-func explainDefenderError(err error, action string) string {
+func explainDefenderError(err error, action actions.Name) string {
 	var ae *defender.APIError
 	switch {
 	case errors.Is(err, defender.ErrInvalidArgument):
@@ -27,15 +28,15 @@ func explainDefenderError(err error, action string) string {
 		return "An action of this type is already pending on this machine: wait for it to finish, or cancel it with `/defender cancel <action-id> <comment>` (find the ID in the Action center)."
 	case defender.IsNotFound(err):
 		what := "machine"
-		switch action {
-		case actGetAction, actCancelAction:
-			what = "machine action"
-		case actCommentAlert, actUpdateAlert:
-			what = "alert"
+		if spec, ok := action.Spec(); ok {
+			what = targetWord(spec)
+			if spec.Target == actions.TargetMachineAction {
+				what = "machine action"
+			}
 		}
 		return fmt.Sprintf("Defender says the %s was not found: check the ID in the Defender portal.", what)
 	case defender.IsForbidden(err):
-		return fmt.Sprintf("Defender refused: the Azure app lacks the permission %s (or the device group is out of its reach). Grant it in Entra ID under API permissions > WindowsDefenderATP and grant admin consent.", permissionFor(action))
+		return fmt.Sprintf("Defender refused: the Azure app lacks the permission %s (or the device group is out of its reach). Grant it in Entra ID under API permissions > WindowsDefenderATP and grant admin consent.", action.Permission())
 	case defender.IsUnauthorized(err):
 		return "Defender did not accept defenderbot's token: check the Azure app registration and its admin consent."
 	case defender.IsRateLimited(err):
@@ -60,23 +61,4 @@ func explainDefenderError(err error, action string) string {
 	}
 	// The transport detail (URLs, addresses) goes to the log, not to Slack.
 	return "The call to Defender failed and its outcome is unknown (the details are in defenderbot's log). Check the Action center in the Defender portal before asking again."
-}
-
-// permissionFor names the WindowsDefenderATP application permission an action needs.
-func permissionFor(action string) string {
-	switch action {
-	case actIsolate, actDeisolate:
-		return "Machine.Isolate"
-	case actRestrict, actUnrestrict:
-		return "Machine.RestrictExecution"
-	case actScan:
-		return "Machine.Scan"
-	case actGetAction:
-		return "Machine.Read.All"
-	case actCancelAction:
-		return "Machine.Isolate / Machine.RestrictExecution / Machine.Scan (that of the action cancelled)"
-	case actCommentAlert, actUpdateAlert:
-		return "Alert.ReadWrite.All"
-	}
-	return "Machine.Read.All"
 }

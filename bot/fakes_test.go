@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,8 +15,8 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -40,7 +39,6 @@ func newMemStore() *memStore {
 
 func cloneReq(r *store.Request) *store.Request {
 	c := *r
-	c.Params = maps.Clone(r.Params)
 	c.Approvals = slices.Clone(r.Approvals)
 	return &c
 }
@@ -400,18 +398,18 @@ func newFakeDefender() *fakeDefender {
 	}
 }
 
-func (d *fakeDefender) Run(_ context.Context, action string, params map[string]string) (*playbook.Result, error) {
+func (d *fakeDefender) Run(_ context.Context, n actions.Name, a actions.Args) (*actions.Result, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.runs = append(d.runs, runCall{action, maps.Clone(params)})
+	d.runs = append(d.runs, runCall{string(n), a.Map()})
 	if d.runErr != nil {
 		return nil, d.runErr
 	}
-	if n := playbook.Name(action); n.TargetsMachine() {
-		ma := &defender.MachineAction{ID: "ma-1", Type: n.MachineActionType(), Status: d.runStatus, MachineID: params["machine_id"], RequestorComment: params["comment"]}
-		return &playbook.Result{Output: map[string]any{"id": ma.ID, "status": string(ma.Status)}, MachineAction: ma}, nil
+	if n.TargetsMachine() {
+		ma := &defender.MachineAction{ID: "ma-1", Type: n.MachineActionType(), Status: d.runStatus, MachineID: a.MachineID, RequestorComment: a.Comment}
+		return &actions.Result{Output: map[string]any{"id": ma.ID, "status": string(ma.Status)}, MachineAction: ma}, nil
 	}
-	return &playbook.Result{Output: map[string]any{"id": "x-1", "status": "Succeeded"}}, nil
+	return &actions.Result{Output: map[string]any{"id": "x-1", "status": "Succeeded"}}, nil
 }
 
 func (d *fakeDefender) GetMachine(_ context.Context, id string) (*defender.Machine, error) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/slack-go/slack"
+
+	"github.com/defenderbot/defenderbot/actions"
 )
 
 // HandleCommand answers a slash command. The returned message is the
@@ -43,15 +45,15 @@ func (s *Service) HandleCommand(ctx context.Context, cmd slack.SlashCommand) *sl
 		}
 		return blocksMsg(escapeMrkdwn(pe.Msg), renderParseError(command, pe))
 	}
-	if c.Action == actHelp {
+	if c.Verb == verbHelp {
 		return blocksMsg("defenderbot help", renderHelp(command))
 	}
-	s.goAsync(ctx, "command "+c.Action, func(ctx context.Context) { s.submit(ctx, inv, c) })
-	what := actionTitle(c.Action)
-	switch c.Action {
-	case actIOCSync:
+	s.goAsync(ctx, "command "+c.Verb, func(ctx context.Context) { s.submit(ctx, inv, c) })
+	what := c.Action.Title()
+	switch c.Verb {
+	case verbIOCSync:
 		what = "IOC sync"
-	case actIOCStatus:
+	case verbIOCStatus:
 		what = "IOC sync status"
 	}
 	if c.Machine != "" {
@@ -79,7 +81,7 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 			}
 			// Only the request ID is taken from the button: everything else is re-read.
 			id := a.Value
-			if !idRe.MatchString(id) {
+			if !validID(id) {
 				continue
 			}
 			switch a.ActionID {
@@ -117,15 +119,15 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 func (s *Service) submitReject(ctx context.Context, cb slack.InteractionCallback, inv invocation) any {
 	var meta modalMeta
 	_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
-	if !idRe.MatchString(meta.RequestID) {
+	if !validID(meta.RequestID) {
 		return slack.NewErrorsViewSubmissionResponse(map[string]string{blockReason: "This form is no longer valid; click Reject again."})
 	}
 	reason := strings.TrimSpace(inputValue(cb.View.State, blockReason))
 	switch {
 	case reason == "":
 		return slack.NewErrorsViewSubmissionResponse(map[string]string{blockReason: "Give a reason: the requester sees it."})
-	case len(reason) > maxCommentLen:
-		return slack.NewErrorsViewSubmissionResponse(map[string]string{blockReason: fmt.Sprintf("At most %d characters.", maxCommentLen)})
+	case len(reason) > actions.MaxCommentLen:
+		return slack.NewErrorsViewSubmissionResponse(map[string]string{blockReason: fmt.Sprintf("At most %d characters.", actions.MaxCommentLen)})
 	}
 	if meta.ChannelID != "" {
 		inv.ChannelID = meta.ChannelID
@@ -137,39 +139,35 @@ func (s *Service) submitReject(ctx context.Context, cb slack.InteractionCallback
 func (s *Service) submitCommandModal(ctx context.Context, cb slack.InteractionCallback, inv invocation) any {
 	var meta modalMeta
 	_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
-	action, ok := verbAction[meta.Verb]
-	if !ok || !knownAction(action) {
+	spec, ok := actions.ByVerb(meta.Verb)
+	if !ok {
 		return slack.NewClearViewSubmissionResponse()
 	}
-	c := Command{Verb: meta.Verb, Action: action, Params: map[string]string{}}
-	for _, f := range modalFields[action] {
+	c := Command{Verb: meta.Verb, Action: spec.Name}
+	for _, f := range spec.Form {
 		v := strings.TrimSpace(inputValue(cb.View.State, f))
 		if f == "machine" {
 			c.Machine = v
-		} else if v != "" {
-			c.Params[f] = v
+		} else {
+			c.Args.Set(f, v)
 		}
 	}
-	if errs := validateParams(&c); len(errs) > 0 {
+	if errs := validateCommand(&c); len(errs) > 0 {
 		m := map[string]string{}
 		for _, e := range errs {
-			if _, dup := m[e.field]; !dup && slices.Contains(modalFields[action], e.field) {
+			if _, dup := m[e.field]; !dup && slices.Contains(spec.Form, e.field) {
 				m[e.field] = e.msg
 			}
 		}
 		if len(m) == 0 {
 			// Never submit what failed validation: show the problem on the
 			// form's first field rather than dropping it.
-			fields := modalFields[action]
-			if len(fields) == 0 {
-				return slack.NewClearViewSubmissionResponse()
-			}
-			m[fields[0]] = errs[0].msg
+			m[spec.Form[0]] = errs[0].msg
 		}
 		return slack.NewErrorsViewSubmissionResponse(m)
 	}
 	inv.ChannelID, inv.ResponseURL = meta.ChannelID, meta.ResponseURL
-	s.goAsync(ctx, "modal "+action, func(ctx context.Context) { s.submit(ctx, inv, c) })
+	s.goAsync(ctx, "modal "+string(c.Action), func(ctx context.Context) { s.submit(ctx, inv, c) })
 	return nil
 }
 

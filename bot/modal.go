@@ -2,11 +2,11 @@ package bot
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/slack-go/slack"
 
-	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/playbook"
+	"github.com/defenderbot/defenderbot/actions"
 )
 
 // modalMeta travels in a modal's private_metadata.
@@ -15,19 +15,6 @@ type modalMeta struct {
 	RequestID   string `json:"r,omitempty"`
 	ChannelID   string `json:"c,omitempty"`
 	ResponseURL string `json:"u,omitempty"`
-}
-
-// modalFields lists each action's inputs; the block ID is the field name.
-var modalFields = map[string][]string{
-	actIsolate:      {"machine", "isolation_type", "comment"},
-	actDeisolate:    {"machine", "comment"},
-	actRestrict:     {"machine", "comment"},
-	actUnrestrict:   {"machine", "comment"},
-	actScan:         {"machine", "scan_type", "comment"},
-	actGetAction:    {"action_id"},
-	actCancelAction: {"action_id", "comment"},
-	actCommentAlert: {"alert_id", "comment"},
-	actUpdateAlert:  {"alert_id", "status", "classification", "determination", "owner", "comment"},
 }
 
 func options(values ...string) []*slack.OptionBlockObject {
@@ -51,8 +38,8 @@ func selectInput(id, label string, initial string, values ...string) *slack.Inpu
 
 func textInput(id, label, initial string, multiline bool) *slack.InputBlock {
 	el := slack.NewPlainTextInputBlockElement(nil, id).WithMultiline(multiline)
-	if id == "comment" {
-		el = el.WithMaxLength(maxCommentLen)
+	if id == actions.ArgComment {
+		el = el.WithMaxLength(actions.MaxCommentLen)
 	}
 	if initial != "" {
 		el = el.WithInitialValue(initial)
@@ -60,56 +47,38 @@ func textInput(id, label, initial string, multiline bool) *slack.InputBlock {
 	return slack.NewInputBlock(id, plain(label), nil, el)
 }
 
-// commandModal is the form for a verb whose arguments were missing,
-// prefilled with what was given.
+// commandModal is the form of a verb whose arguments were missing,
+// prefilled with what was given: the registry's Form inputs, in order.
 func commandModal(verb string, c Command, inv invocation) (slack.ModalViewRequest, bool) {
-	action, ok := verbAction[verb]
-	fields, ok2 := modalFields[action]
-	if !ok || !ok2 {
+	spec, ok := actions.ByVerb(verb)
+	if !ok {
 		return slack.ModalViewRequest{}, false
 	}
-	p := c.Params
-	if p == nil {
-		p = map[string]string{}
-	}
 	var blocks []slack.Block
-	for _, f := range fields {
-		switch f {
-		case "machine":
+	for _, f := range spec.Form {
+		if f == "machine" {
 			blocks = append(blocks, textInput(f, "Machine (ID or computer DNS name)", c.Machine, false))
-		case "isolation_type":
-			blocks = append(blocks, selectInput(f, "Isolation type", string(defender.IsolationFull),
-				string(defender.IsolationFull), string(defender.IsolationSelective), string(defender.IsolationUnManagedDevice)))
-		case "scan_type":
-			blocks = append(blocks, selectInput(f, "Scan type", string(defender.ScanQuick), string(defender.ScanQuick), string(defender.ScanFull)))
-		case "action_id":
-			blocks = append(blocks, textInput(f, "Machine action ID", p[f], false))
-		case "alert_id":
-			blocks = append(blocks, textInput(f, "Alert ID", p[f], false))
-		case "status":
-			blocks = append(blocks, selectInput(f, "Status", "", alertStatuses...).WithOptional(true))
-		case "classification":
-			blocks = append(blocks, selectInput(f, "Classification", "", classifications...).WithOptional(true))
-		case "determination":
-			var all []string
-			for _, cl := range classifications {
-				all = append(all, playbook.Determinations(cl)...)
-			}
-			blocks = append(blocks, selectInput(f, "Determination (must match the classification)", "", dedupe(all)...).WithOptional(true))
-		case "owner":
-			blocks = append(blocks, textInput(f, "Owner (user principal name)", p[f], false).WithOptional(true))
-		case "comment":
-			in := textInput(f, "Comment (recorded in Defender)", p[f], true)
-			if action == actUpdateAlert {
-				in = in.WithOptional(true)
-			}
-			blocks = append(blocks, in)
+			continue
 		}
+		as, _ := actions.ArgSpecOf(f)
+		optional := !slices.Contains(spec.Required, f) && f != spec.SlackChoice
+		var in *slack.InputBlock
+		switch {
+		case as.Choices != nil:
+			initial := ""
+			if f == spec.SlackChoice {
+				initial = spec.SlackDefault
+			}
+			in = selectInput(f, as.Label, initial, as.Choices...)
+		default:
+			in = textInput(f, as.Label, c.Args.Get(f), f == actions.ArgComment)
+		}
+		blocks = append(blocks, in.WithOptional(optional))
 	}
 	meta, _ := json.Marshal(modalMeta{Verb: verb, ChannelID: inv.ChannelID, ResponseURL: inv.ResponseURL})
 	return slack.ModalViewRequest{
 		Type:            slack.VTModal,
-		Title:           plain(truncate(actionTitle(action), 24)),
+		Title:           plain(truncate(spec.Title, 24)),
 		Submit:          plain("Request"),
 		Close:           plain("Cancel"),
 		Blocks:          slack.Blocks{BlockSet: blocks},
@@ -133,16 +102,4 @@ func rejectModal(requestID, channelID string) slack.ModalViewRequest {
 		CallbackID:      callbackReject,
 		PrivateMetadata: string(meta),
 	}
-}
-
-func dedupe(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/store"
 )
@@ -21,7 +22,7 @@ func TestStateChangingActionWithoutApproval(t *testing.T) {
 		def.runStatus = defender.StatusPending
 		def.statuses = []defender.ActionStatus{defender.StatusInProgress, defender.StatusSucceeded}
 		rp := newReplica(t, "r1", st, def, clock, replicaOpts{cfg: func(c *Config) {
-			c.ActionsWithoutApproval = []string{actGetAction, actScan}
+			c.ActionsWithoutApproval = []actions.Name{actions.GetAction, actions.Scan}
 		}})
 
 		rp.command(t, analyst, "scan ws-001.contoso.com quick weekly check")

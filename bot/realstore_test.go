@@ -328,7 +328,7 @@ func TestRealStoreFlows(t *testing.T) {
 				r := onlyRequest(t, st)
 				require.Equal(t, store.StatePending, r.State)
 				require.NotEmpty(t, r.ApprovalTS, "the approval message ts is stored")
-				assert.Equal(t, map[string]string{"machine_id": machineID, "isolation_type": "Full", "comment": "beaconing to c2"}, r.Params)
+				assert.Equal(t, map[string]string{"machine_id": machineID, "isolation_type": "Full", "comment": "beaconing to c2"}, r.Args.Map())
 
 				fl.do(t, rp, st, clock, r.ID)
 

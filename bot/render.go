@@ -40,7 +40,8 @@ func section(s string) *slack.SectionBlock { return slack.NewSectionBlock(mrkdwn
 
 func contextBlock(s string) *slack.ContextBlock { return slack.NewContextBlock("", mrkdwn(s)) }
 
-// paramLabels orders and names the request arguments shown to approvers.
+// paramLabels orders and names the request arguments shown to approvers
+// (machine_id and comment are shown on their own).
 var paramLabels = []struct{ key, label string }{
 	{"isolation_type", "Isolation type"},
 	{"scan_type", "Scan type"},
@@ -65,9 +66,9 @@ func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC")
 func requestFields(r *store.Request) []*slack.TextBlockObject {
 	f := []*slack.TextBlockObject{
 		mrkdwn("*Requested by*\n" + userRef(r.RequesterID)),
-		mrkdwn("*Action*\n" + escapeMrkdwn(actionTitle(r.Action))),
+		mrkdwn("*Action*\n" + escapeMrkdwn(r.Action.Title())),
 	}
-	if id := r.Params["machine_id"]; id != "" {
+	if id := r.Args.MachineID; id != "" {
 		name := r.MachineName
 		if name == "" {
 			name = "(name unknown)"
@@ -75,7 +76,7 @@ func requestFields(r *store.Request) []*slack.TextBlockObject {
 		f = append(f, mrkdwn(fmt.Sprintf("*Machine*\n%s\n`%s`", escapeMrkdwn(name), escapeMrkdwn(id))))
 	}
 	for _, p := range paramLabels {
-		if v := r.Params[p.key]; v != "" {
+		if v := r.Args.Get(p.key); v != "" {
 			f = append(f, mrkdwn(fmt.Sprintf("*%s*\n`%s`", p.label, escapeMrkdwn(v))))
 		}
 	}
@@ -94,7 +95,7 @@ func renderApproval(r *store.Request) []slack.Block {
 	pending := r.State == store.StatePending
 	// Once decided, the message no longer asks for approval nor shows a
 	// deadline that no longer applies.
-	header, facts := actionTitle(r.Action), fmt.Sprintf("Request `%s`", escapeMrkdwn(r.ID))
+	header, facts := r.Action.Title(), fmt.Sprintf("Request `%s`", escapeMrkdwn(r.ID))
 	if pending {
 		header = "Approval needed: " + header
 		facts += fmt.Sprintf(" · needs %d approval(s) · expires %s", r.RequiredApprovals, fmtTime(r.ExpiresAt))
@@ -103,7 +104,7 @@ func renderApproval(r *store.Request) []slack.Block {
 		slack.NewHeaderBlock(plain(header)),
 		slack.NewSectionBlock(nil, requestFields(r), nil),
 	}
-	if c := r.Params["comment"]; c != "" {
+	if c := r.Args.Comment; c != "" {
 		blocks = append(blocks, section("*Comment*\n"+quote(c)))
 	}
 	blocks = append(blocks, contextBlock(facts))
@@ -116,7 +117,7 @@ func renderApproval(r *store.Request) []slack.Block {
 			WithStyle(slack.StylePrimary).
 			WithConfirm(slack.NewConfirmationBlockObject(
 				plain("Approve this action?"),
-				mrkdwn(fmt.Sprintf("This runs *%s* in Microsoft Defender%s.", escapeMrkdwn(actionTitle(r.Action)), onMachine(r))),
+				mrkdwn(fmt.Sprintf("This runs *%s* in Microsoft Defender%s.", escapeMrkdwn(r.Action.Title()), onMachine(r))),
 				plain("Approve"), plain("Cancel")))
 		reject := slack.NewButtonBlockElement(actionReject, r.ID, plain("Reject")).WithStyle(slack.StyleDanger)
 		blocks = append(blocks, slack.NewActionBlock(blockDecision, approve, reject))
@@ -130,7 +131,7 @@ func onMachine(r *store.Request) string {
 	if r.MachineName != "" {
 		return " on " + escapeMrkdwn(r.MachineName)
 	}
-	if id := r.Params["machine_id"]; id != "" {
+	if id := r.Args.MachineID; id != "" {
 		return " on " + escapeMrkdwn(id)
 	}
 	return ""
@@ -139,7 +140,7 @@ func onMachine(r *store.Request) string {
 // requestRef names a request in messages to people:
 // "`<id>` (Isolate a machine on ws-001.contoso.com)".
 func requestRef(r *store.Request) string {
-	return fmt.Sprintf("`%s` (%s%s)", r.ID, escapeMrkdwn(actionTitle(r.Action)), onMachine(r))
+	return fmt.Sprintf("`%s` (%s%s)", r.ID, escapeMrkdwn(r.Action.Title()), onMachine(r))
 }
 
 func approverList(r *store.Request) string {
@@ -187,7 +188,7 @@ func outcomeText(r *store.Request) string {
 // approvalFallback is the notification text of the approval message. Slack
 // reads it as mrkdwn, so the requester's name is escaped like any user text.
 func approvalFallback(r *store.Request) string {
-	return fmt.Sprintf("%s requested: %s%s (%s)", escapeMrkdwn(r.RequesterName), escapeMrkdwn(actionTitle(r.Action)), onMachine(r), escapeMrkdwn(string(r.State)))
+	return fmt.Sprintf("%s requested: %s%s (%s)", escapeMrkdwn(r.RequesterName), escapeMrkdwn(r.Action.Title()), onMachine(r), escapeMrkdwn(string(r.State)))
 }
 
 // renderStatusChange is a thread reply for a machine action status change.
@@ -205,9 +206,10 @@ func renderStatusChange(ma *defender.MachineAction) string {
 // renderHelp lists every verb.
 func renderHelp(command string) []slack.Block {
 	var b strings.Builder
-	for _, v := range usageOrder {
+	for _, v := range allVerbs() {
+		u, _ := usage(v)
 		// Slack reads <…> as a link or mention even in code: escape it.
-		fmt.Fprintf(&b, "`%s %s`\n", escapeMrkdwn(command), escapeMrkdwn(usage[v]))
+		fmt.Fprintf(&b, "`%s %s`\n", escapeMrkdwn(command), escapeMrkdwn(u))
 	}
 	return []slack.Block{
 		section("*Microsoft Defender for Endpoint from Slack*\nState-changing actions are posted for approval; `action` and `iocs status` answer at once."),
@@ -219,7 +221,7 @@ func renderHelp(command string) []slack.Block {
 // renderParseError explains a malformed command and shows the usage.
 func renderParseError(command string, pe *ParseError) []slack.Block {
 	blocks := []slack.Block{section(":warning: " + escapeMrkdwn(pe.Msg))}
-	if u, ok := usage[pe.Verb]; ok {
+	if u, ok := usage(pe.Verb); ok {
 		blocks = append(blocks, section(fmt.Sprintf("Usage: `%s %s`", escapeMrkdwn(command), escapeMrkdwn(u))))
 	} else {
 		blocks = append(blocks, section(fmt.Sprintf("Try `%s help`.", escapeMrkdwn(command))))

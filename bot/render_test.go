@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/store"
 )
@@ -41,8 +42,8 @@ func sampleRequest(state store.RequestState) *store.Request {
 	return &store.Request{
 		ID:     "0b6f3c1e-2d4a-4f5b-9c8d-7e6f5a4b3c2d",
 		Action: "isolate",
-		Params: map[string]string{"machine_id": machineID, "isolation_type": "Full",
-			"comment": "beacon to <http://evil|click> & ping <!channel>\nsecond line"},
+		Args: actions.Args{MachineID: machineID, IsolationType: "Full",
+			Comment: "beacon to <http://evil|click> & ping <!channel>\nsecond line"},
 		MachineName:       "ws-001.contoso.com",
 		RequesterID:       analyst,
 		RequesterName:     "ana",
@@ -99,7 +100,7 @@ func TestRenderGolden(t *testing.T) {
 			return v
 		},
 		"modal_alert_update": func() any {
-			v, ok := commandModal("alert update", Command{Params: map[string]string{"alert_id": "da1_2"}}, invocation{ChannelID: "CSOC"})
+			v, ok := commandModal("alert update", Command{Args: actions.Args{AlertID: "da1_2"}}, invocation{ChannelID: "CSOC"})
 			require.True(t, ok)
 			return v
 		},

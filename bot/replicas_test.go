@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -30,7 +30,7 @@ type trackingDefender struct {
 	after  func(ctx context.Context)
 }
 
-func (d *trackingDefender) Run(ctx context.Context, action string, params map[string]string) (*playbook.Result, error) {
+func (d *trackingDefender) Run(ctx context.Context, action actions.Name, params actions.Args) (*actions.Result, error) {
 	if d.before != nil {
 		if err := d.before(ctx); err != nil {
 			return nil, err

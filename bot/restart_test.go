@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/store"
 )
@@ -15,7 +16,7 @@ import (
 func seed(t *testing.T, h *harness, id string, st store.RequestState, mod func(*store.Request)) {
 	t.Helper()
 	r := &store.Request{ID: id, Action: "isolate", State: st, RequiredApprovals: 1, RequesterID: analyst,
-		Params:          map[string]string{"machine_id": machineID, "comment": "c", "isolation_type": "Full"},
+		Args:            actions.Args{MachineID: machineID, Comment: "c", IsolationType: "Full"},
 		ApprovalChannel: approvals, ApprovalTS: "1.1", CreatedAt: t0.Add(-time.Hour), UpdatedAt: t0.Add(-time.Hour), ExpiresAt: t0.Add(time.Hour),
 		Approvals: []store.Approval{{UserID: approver1}}}
 	if mod != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/graph"
 	"github.com/robfig/cron/v3"
@@ -75,10 +76,6 @@ var (
 	IndicatorActions = defender.IndicatorActions()
 	// Severities are Defender's indicator severities.
 	Severities = defender.IndicatorSeverities()
-	// PlaybookActions are the playbook action names (kept equal to
-	// playbook.Names by a test; config stays free of that dependency).
-	PlaybookActions = []string{"comment-alert", "update-alert", "isolate", "deisolate",
-		"restrict-code-execution", "unrestrict-code-execution", "scan", "get-action", "cancel-action"}
 )
 
 var (
@@ -227,8 +224,8 @@ func (c *Config) validateCommon(v *validator) {
 		v.addf("approval.required_approvals (%d) exceeds the number of approvers (%d)", a.RequiredApprovals, len(a.Approvers))
 	}
 	for i, name := range a.ActionsWithoutApproval {
-		if !slices.Contains(PlaybookActions, name) {
-			v.addf("approval.actions_without_approval[%d]: unknown action %q (known: %s)", i, name, strings.Join(PlaybookActions, ", "))
+		if !actions.Name(name).Valid() {
+			v.addf("approval.actions_without_approval[%d]: unknown action %q (known: %s)", i, name, actionList())
 		}
 	}
 
@@ -407,4 +404,13 @@ func checkCron(spec string) (err error) {
 	}()
 	_, err = cronParser.Parse(spec)
 	return err
+}
+
+func actionList() string {
+	names := actions.Names()
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ", ")
 }

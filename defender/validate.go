@@ -1,6 +1,7 @@
 package defender
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"unicode"
@@ -10,34 +11,59 @@ import (
 // maxIDLen bounds IDs and names put in a URL path or filter.
 const maxIDLen = 256
 
-// validateID rejects IDs that are empty or could change the meaning of the
-// URL they are put in (path traversal, query or fragment injection, escapes).
+// IDProblem is the one check of an ID (machine, machine action, alert) put
+// in a URL path or filter: it returns "" for a usable ID, else what is wrong
+// with it ("must not contain '/'"), rejecting anything that could change the
+// meaning of the URL (path traversal, query or fragment injection, escapes).
+// The action registry checks arguments with it; the client's guard too.
+func IDProblem(id string) string {
+	if len(id) > maxIDLen {
+		return fmt.Sprintf("is longer than %d characters", maxIDLen)
+	}
+	if !utf8.ValidString(id) {
+		return "is not valid UTF-8"
+	}
+	if strings.Contains(id, "..") {
+		return `must not contain ".."`
+	}
+	for _, r := range id {
+		switch {
+		case r == '/' || r == '\\' || r == '?' || r == '#' || r == '%' || r == '&':
+			return fmt.Sprintf("must not contain %q", r)
+		case unicode.IsControl(r) || unicode.IsSpace(r):
+			return "must not contain spaces or control characters"
+		}
+	}
+	return ""
+}
+
+// TextProblem is the one check of free text sent to Defender (comments,
+// owners, indicator values): "" for valid UTF-8 with no control characters
+// other than line breaks and tabs, else what is wrong.
+func TextProblem(s string) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
+			return "must not contain control characters"
+		}
+	}
+	return ""
+}
+
+// validateID is the client's guard on an ID (required, then IDProblem).
 func validateID(field, id string) error {
 	if id == "" {
 		return invalid(field, "is required")
 	}
-	if len(id) > maxIDLen {
-		return invalid(field, "is longer than %d bytes", maxIDLen)
-	}
-	if !utf8.ValidString(id) {
-		return invalid(field, "is not valid UTF-8")
-	}
-	if strings.Contains(id, "..") {
-		return invalid(field, "must not contain %q", "..")
-	}
-	for _, r := range id {
-		switch {
-		case r == '/' || r == '\\' || r == '?' || r == '#' || r == '%':
-			return invalid(field, "must not contain %q", r)
-		case unicode.IsControl(r) || unicode.IsSpace(r):
-			return invalid(field, "must not contain whitespace or control characters")
-		}
+	if p := IDProblem(id); p != "" {
+		return invalid(field, "%s", p)
 	}
 	return nil
 }
 
-// validateText checks a free-text field (comments): required, valid UTF-8,
-// no control characters other than line breaks and tabs.
+// validateText is the client's guard on free text (TextProblem).
 func validateText(field, s string, required bool) error {
 	if strings.TrimSpace(s) == "" {
 		if required {
@@ -45,13 +71,8 @@ func validateText(field, s string, required bool) error {
 		}
 		return nil
 	}
-	if !utf8.ValidString(s) {
-		return invalid(field, "is not valid UTF-8")
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
-			return invalid(field, "must not contain control characters")
-		}
+	if p := TextProblem(s); p != "" {
+		return invalid(field, "%s", p)
 	}
 	return nil
 }

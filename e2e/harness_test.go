@@ -19,12 +19,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/bot"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/handlers"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
-	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/store"
 	"github.com/defenderbot/defenderbot/store/storetest"
 )
@@ -167,7 +167,7 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 	b, err := bot.New(cfg, bot.Deps{
 		Store:    st,
 		Slack:    w.slack.Client(),
-		Defender: bot.NewDefender(playbook.NewRunner(client), client),
+		Defender: bot.NewDefender(actions.NewRunner(client), client),
 		Logger:   logger,
 		Now:      w.clock.Now,
 	})

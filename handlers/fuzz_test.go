@@ -18,12 +18,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/bot"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/handlers"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
-	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/store/storetest"
 )
 
@@ -152,7 +152,7 @@ func newFuzzStack(f testing.TB) *fuzzStack {
 	}, bot.Deps{
 		Store:      st,
 		Slack:      sf.Client(),
-		Defender:   bot.NewDefender(playbook.NewRunner(client), client),
+		Defender:   bot.NewDefender(actions.NewRunner(client), client),
 		Logger:     logger,
 		HTTPClient: &http.Client{Timeout: 5 * time.Second, Transport: onlyHost{host: api.Host, next: http.DefaultTransport}},
 	})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/defenderbot/defenderbot/actions"
 )
 
 // sqlStore implements Store over database/sql for both dialects.
@@ -99,7 +101,7 @@ func (s *sqlStore) CreateRequest(ctx context.Context, r *Request) error {
 	if r == nil {
 		return errors.New("create request: nil request")
 	}
-	if strings.TrimSpace(r.Action) == "" {
+	if strings.TrimSpace(string(r.Action)) == "" {
 		return errors.New("create request: action is required")
 	}
 	if r.RequiredApprovals < 1 {
@@ -121,9 +123,9 @@ func (s *sqlStore) CreateRequest(ctx context.Context, r *Request) error {
 		r.UpdatedAt = r.CreatedAt
 	}
 	r.CreatedAt, r.UpdatedAt, r.ExpiresAt = normTime(r.CreatedAt), normTime(r.UpdatedAt), normTime(r.ExpiresAt)
-	params, err := jsonArg(r.Params)
+	params, err := argsJSON(r.Args)
 	if err != nil {
-		return fmt.Errorf("create request %s: params: %w", r.ID, err)
+		return fmt.Errorf("create request %s: args: %w", r.ID, err)
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO requests (`+requestColumns+`)
@@ -196,7 +198,7 @@ func scanRequest(row rowScanner) (*Request, error) {
 	}
 	r.State = RequestState(state)
 	if params.Valid {
-		if err := json.Unmarshal([]byte(params.String), &r.Params); err != nil {
+		if err := json.Unmarshal([]byte(params.String), &r.Args); err != nil {
 			return nil, fmt.Errorf("request %s: decode params: %w", r.ID, err)
 		}
 	}
@@ -674,6 +676,19 @@ func (s *sqlStore) ListAudit(ctx context.Context, since time.Time) ([]AuditEvent
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
 	return out, nil
+}
+
+// argsJSON encodes a request's arguments as a JSON object keyed by argument
+// name; no arguments is NULL.
+func argsJSON(a actions.Args) (any, error) {
+	if a == (actions.Args{}) {
+		return nil, nil
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
 }
 
 // jsonArg encodes a map as JSON text; a nil map is NULL.

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/defenderbot/defenderbot/actions"
 )
 
 // Errors callers can match with errors.Is.
@@ -55,11 +57,11 @@ type Approval struct {
 	At     time.Time
 }
 
-// Request is a request to run a playbook action, waiting for or past approval.
+// Request is a request to run an action, waiting for or past approval.
 type Request struct {
 	ID     string
-	Action string            // playbook action name, e.g. "isolate"
-	Params map[string]string // the seed's argument names: machine_id, comment, isolation_type, ...
+	Action actions.Name // e.g. actions.Isolate
+	Args   actions.Args // canonical (actions.Normalize), MachineID resolved
 
 	MachineName string // computer DNS name shown to approvers, if the action targets a machine
 

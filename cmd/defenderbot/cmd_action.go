@@ -12,43 +12,30 @@ import (
 	"os"
 	"strings"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/playbook"
 )
 
-var argHelp = map[string]string{
-	"alert_id":       "alert ID (comment-alert, update-alert)",
-	"comment":        "comment recorded with the action or on the alert",
-	"machine_id":     "machine ID (isolate, deisolate, restrict/unrestrict-code-execution, scan)",
-	"isolation_type": "Full (default), Selective or UnManagedDevice (isolate)",
-	"scan_type":      "Quick or Full (scan)",
-	"action_id":      "machine action ID (get-action, cancel-action)",
-	"status":         "New, InProgress or Resolved (update-alert)",
-	"classification": "TruePositive, InformationalExpectedActivity or FalsePositive (update-alert)",
-	"determination":  "determination matching the classification, e.g. Malware, NotMalicious, Other (update-alert)",
-	"owner":          "user the alert is assigned to (update-alert)",
-}
-
-// argFlags maps each seed argument to its CLI flag (underscores become dashes).
+// argFlag maps each argument to its CLI flag (underscores become dashes).
 func argFlag(arg string) string { return strings.ReplaceAll(arg, "_", "-") }
 
-// runAction runs one playbook action and prints its seed output fields as
-// one JSON object. Exit codes: 0 success, 1 failure (nothing on stdout,
+// runAction runs one action of the registry and prints its output fields
+// as one JSON object. Exit codes: 0 success, 1 failure (nothing on stdout,
 // except with --wait when the action ended in a status other than
 // Succeeded: the JSON is printed and the exit code is 1), 2 usage.
 func runAction(ctx context.Context, c *cli, args []string) int {
 	fs := newFlagSet(c, "action", "action NAME [flags]")
 	fs.Usage = func() { actionUsage(c.stderr, fs) }
 	cfgPath := configFlag(fs)
-	argsFile := fs.String("args", "", "JSON file holding the seed's argument object (flags override its values)")
-	raw := fs.Bool("raw", false, "print Microsoft's whole response body instead of the seed's output fields")
+	argsFile := fs.String("args", "", "JSON file holding the argument object, keyed by argument name (flags override its values)")
+	raw := fs.Bool("raw", false, "print Microsoft's whole response body instead of the action's output fields")
 	wait := fs.Bool("wait", false, "poll the machine action until it reaches a final status (or defender.poll_timeout)")
 	pollInterval := fs.Duration("poll-interval", 0, "with --wait, time between polls (default defender.poll_interval)")
 	pollTimeout := fs.Duration("poll-timeout", 0, "with --wait, how long to wait (default defender.poll_timeout)")
 	argVals := map[string]*string{}
-	for _, a := range playbook.ArgNames() {
-		argVals[a] = fs.String(argFlag(a), "", argHelp[a])
+	for _, a := range actions.ArgSpecs() {
+		argVals[a.Name] = fs.String(argFlag(a.Name), "", a.Help)
 	}
 
 	if len(args) == 0 {
@@ -65,7 +52,7 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 		actionUsage(c.stderr, fs)
 		return 2
 	}
-	name, ok := playbook.Lookup(args[0])
+	name, ok := actions.Lookup(args[0])
 	if !ok {
 		fmt.Fprintf(c.stderr, "defenderbot action: unknown action %q\n", args[0])
 		actionUsage(c.stderr, fs)
@@ -87,7 +74,7 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 		return 2
 	}
 
-	var a playbook.Args
+	var a actions.Args
 	if *argsFile != "" {
 		var err error
 		if a, err = readArgsFile(*argsFile); err != nil {
@@ -102,7 +89,7 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 			}
 		}
 	})
-	a, err := playbook.Normalize(name, a)
+	a, err := actions.Normalize(name, a)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
 		return 1
@@ -117,7 +104,7 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
 		return 1
 	}
-	runner := playbook.NewRunner(client)
+	runner := actions.NewRunner(client)
 	res, err := runner.Run(ctx, name, a)
 	if err != nil {
 		printActionError(c.stderr, err)
@@ -167,9 +154,9 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 
 func actionUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintln(w, "usage: defenderbot action NAME [flags]")
-	fmt.Fprintln(w, "\nRuns one playbook action against Defender and prints the seed's output fields as one JSON object.")
+	fmt.Fprintln(w, "\nRuns one action against Defender and prints its output fields as one JSON object.")
 	fmt.Fprintln(w, "\nactions:")
-	for _, n := range playbook.Names() {
+	for _, n := range actions.Names() {
 		req := make([]string, 0, 4)
 		for _, a := range n.RequiredArgs() {
 			req = append(req, "--"+argFlag(a))
@@ -179,22 +166,30 @@ func actionUsage(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintf(w, "  %-26s %s: %s\n", n, n.Title(), strings.Join(req, " "))
 	}
-	fmt.Fprintln(w, "  (update-alert needs at least one of --status, --classification, --determination, --comment, --owner)")
+	for _, s := range actions.All() {
+		if len(s.AtLeastOneOf) > 0 {
+			flags := make([]string, len(s.AtLeastOneOf))
+			for i, a := range s.AtLeastOneOf {
+				flags[i] = "--" + argFlag(a)
+			}
+			fmt.Fprintf(w, "  (%s needs at least one of %s)\n", s.Name, strings.Join(flags, ", "))
+		}
+	}
 	fmt.Fprintln(w, "\nflags:")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 }
 
-// readArgsFile reads the seed's JSON argument object. Unknown keys and
+// readArgsFile reads the JSON argument object. Unknown keys and
 // non-string values are rejected: a misspelt key must not be ignored.
-func readArgsFile(path string) (playbook.Args, error) {
+func readArgsFile(path string) (actions.Args, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return playbook.Args{}, fmt.Errorf("--args: %w", err)
+		return actions.Args{}, fmt.Errorf("--args: %w", err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(data, &m); err != nil {
-		return playbook.Args{}, fmt.Errorf("--args %s: not a JSON object: %w", path, err)
+		return actions.Args{}, fmt.Errorf("--args %s: not a JSON object: %w", path, err)
 	}
 	strs := make(map[string]string, len(m))
 	for k, v := range m {
@@ -203,19 +198,19 @@ func readArgsFile(path string) (playbook.Args, error) {
 			strs[k] = v
 		case nil:
 		default:
-			return playbook.Args{}, fmt.Errorf("--args %s: %s must be a string", path, k)
+			return actions.Args{}, fmt.Errorf("--args %s: %s must be a string", path, k)
 		}
 	}
-	a, err := playbook.ArgsFromMapStrict(strs)
+	a, err := actions.ArgsFromMap(strs)
 	if err != nil {
-		return playbook.Args{}, fmt.Errorf("--args %s: %w", path, err)
+		return actions.Args{}, fmt.Errorf("--args %s: %w", path, err)
 	}
 	return a, nil
 }
 
-// renderResult returns one JSON object and a newline: the seed's fields in
-// the seed's order, or Microsoft's body with --raw.
-func renderResult(n playbook.Name, res *playbook.Result, raw bool) ([]byte, error) {
+// renderResult returns one JSON object and a newline: the action's output
+// fields in their declared order, or Microsoft's body with --raw.
+func renderResult(n actions.Name, res *actions.Result, raw bool) ([]byte, error) {
 	var buf bytes.Buffer
 	if raw {
 		if len(res.Raw) == 0 {

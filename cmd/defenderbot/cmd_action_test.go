@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
-	"github.com/defenderbot/defenderbot/playbook"
 )
 
 const (
@@ -90,20 +90,20 @@ func TestActionEveryActionAgainstEmulator(t *testing.T) {
 	require.NotEmpty(t, actionID)
 
 	tests := []struct {
-		name  playbook.Name
+		name  actions.Name
 		args  []string
 		check map[string]any
 	}{
-		{playbook.Isolate, []string{"--machine-id", testMachine, "--comment", "beaconing", "--isolation-type", "selective"},
+		{actions.Isolate, []string{"--machine-id", testMachine, "--comment", "beaconing", "--isolation-type", "selective"},
 			map[string]any{"type": "Isolate", "machineid": testMachine, "status": "Pending", "requestor": defendertest.AppDisplayName}},
-		{playbook.Deisolate, []string{"--machine-id", testMachine, "--comment", "clean"}, map[string]any{"type": "Unisolate", "machineid": testMachine}},
-		{playbook.RestrictCodeExecution, []string{"--machine-id", testMachine, "--comment", "again"}, map[string]any{"type": "RestrictCodeExecution"}},
-		{playbook.UnrestrictCodeExecution, []string{"--machine-id", testMachine, "--comment", "ok"}, map[string]any{"type": "UnrestrictCodeExecution"}},
-		{playbook.Scan, []string{"--machine-id", testMachine, "--comment", "check", "--scan-type", "quick"}, map[string]any{"type": "RunAntiVirusScan"}},
-		{playbook.GetAction, []string{"--action-id", actionID}, map[string]any{"id": actionID, "type": "RestrictCodeExecution"}},
-		{playbook.CancelAction, []string{"--action-id", actionID, "--comment", "mistake"}, map[string]any{"id": actionID}},
-		{playbook.CommentAlert, []string{"--alert-id", testAlert, "--comment", "looking"}, map[string]any{"id": testAlert}},
-		{playbook.UpdateAlert, []string{"--alert-id", testAlert, "--status", "resolved", "--classification", "truepositive", "--determination", "malware"},
+		{actions.Deisolate, []string{"--machine-id", testMachine, "--comment", "clean"}, map[string]any{"type": "Unisolate", "machineid": testMachine}},
+		{actions.RestrictCodeExecution, []string{"--machine-id", testMachine, "--comment", "again"}, map[string]any{"type": "RestrictCodeExecution"}},
+		{actions.UnrestrictCodeExecution, []string{"--machine-id", testMachine, "--comment", "ok"}, map[string]any{"type": "UnrestrictCodeExecution"}},
+		{actions.Scan, []string{"--machine-id", testMachine, "--comment", "check", "--scan-type", "quick"}, map[string]any{"type": "RunAntiVirusScan"}},
+		{actions.GetAction, []string{"--action-id", actionID}, map[string]any{"id": actionID, "type": "RestrictCodeExecution"}},
+		{actions.CancelAction, []string{"--action-id", actionID, "--comment", "mistake"}, map[string]any{"id": actionID}},
+		{actions.CommentAlert, []string{"--alert-id", testAlert, "--comment", "looking"}, map[string]any{"id": testAlert}},
+		{actions.UpdateAlert, []string{"--alert-id", testAlert, "--status", "resolved", "--classification", "truepositive", "--determination", "malware"},
 			map[string]any{"id": testAlert, "status": "Resolved", "classification": "TruePositive", "determination": "Malware",
 				"title": "Suspicious PowerShell", "description": "desc", "category": "Execution"}},
 	}
@@ -270,7 +270,7 @@ func TestActionUsageErrors(t *testing.T) {
 			assert.Empty(t, r.stdout)
 			assert.Contains(t, r.stderr, tt.want)
 			if tt.code == 2 && tt.name != "wait on alert" && tt.name != "stray arg" {
-				for _, n := range playbook.Names() {
+				for _, n := range actions.Names() {
 					assert.Contains(t, r.stderr, string(n), "usage lists every action")
 				}
 			}
@@ -284,7 +284,7 @@ func TestActionWait(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	out := decodeOne(t, r.stdout)
 	assert.Equal(t, "Succeeded", out["status"])
-	assert.ElementsMatch(t, playbook.Isolate.Outputs(), keys(out))
+	assert.ElementsMatch(t, actions.Isolate.Outputs(), keys(out))
 }
 
 func TestActionWaitFailedOutcome(t *testing.T) {

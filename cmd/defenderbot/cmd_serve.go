@@ -15,13 +15,13 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/bot"
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/handlers"
 	"github.com/defenderbot/defenderbot/ioc"
 	"github.com/defenderbot/defenderbot/metrics"
-	"github.com/defenderbot/defenderbot/playbook"
 	"github.com/defenderbot/defenderbot/scheduler"
 	"github.com/defenderbot/defenderbot/store"
 )
@@ -149,7 +149,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 		AllowSelfApproval:      a.AllowSelfApproval,
 		RequiredApprovals:      a.RequiredApprovals,
 		TTL:                    a.TTL,
-		ActionsWithoutApproval: a.ActionsWithoutApproval,
+		ActionsWithoutApproval: actionNames(a.ActionsWithoutApproval),
 		PollInterval:           cfg.Defender.PollInterval,
 		PollTimeout:            cfg.Defender.PollTimeout,
 		ReplicaID:              replica,
@@ -157,7 +157,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 	}, bot.Deps{
 		Store:    st,
 		Slack:    s.slack,
-		Defender: bot.NewDefender(playbook.NewRunner(s.defender), s.defender),
+		Defender: bot.NewDefender(actions.NewRunner(s.defender), s.defender),
 		IOCs:     iocs,
 		Logger:   logger,
 		Metrics:  s.metrics,
@@ -292,4 +292,13 @@ func (s *serveApp) close() {
 		}
 		s.store = nil
 	}
+}
+
+// actionNames types the configured action names (config checked them).
+func actionNames(names []string) []actions.Name {
+	out := make([]actions.Name, len(names))
+	for i, n := range names {
+		out[i] = actions.Name(n)
+	}
+	return out
 }

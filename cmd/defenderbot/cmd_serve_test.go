@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
@@ -158,7 +159,7 @@ func TestServeRunsAndShutsDownKeepingPendingRequests(t *testing.T) {
 	pending, err := st.ListRequests(context.Background(), store.RequestFilter{States: []store.RequestState{store.StatePending}})
 	require.NoError(t, err)
 	require.Len(t, pending, 1, "the pending request survives the shutdown")
-	assert.Equal(t, "isolate", pending[0].Action)
+	assert.Equal(t, actions.Isolate, pending[0].Action)
 	assert.Empty(t, emu.MachineActions(), "nothing ran without approval")
 }
 

@@ -41,7 +41,7 @@ func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"serve":           {"run the Slack bot and the IOC scheduler (production)", runServe},
 		"demo":            {"run the whole approval flow on loopback, no credentials needed", runDemo},
-		"action":          {"run one playbook action against Defender and print its output as JSON", runAction},
+		"action":          {"run one action against Defender and print its output as JSON", runAction},
 		"push-iocs":       {"push IOCs from a STIX feed to Defender once", runPushIOCs},
 		"validate-config": {"check a configuration file and list every problem", runValidateConfig},
 		"emulator":        {"run the Defender API emulator standalone", runEmulator},

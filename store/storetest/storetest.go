@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -105,7 +106,7 @@ func newRequest(id string, required int) *store.Request {
 	return &store.Request{
 		ID:                id,
 		Action:            "isolate",
-		Params:            map[string]string{"machine_id": "m-" + id, "comment": "test", "isolation_type": "Full"},
+		Args:              actions.Args{MachineID: "m-" + id, Comment: "test", IsolationType: "Full"},
 		MachineName:       "host-" + id + ".contoso.local",
 		RequesterID:       "U_REQ",
 		RequesterName:     "Req Uester",

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -78,7 +79,7 @@ func testCreateAndGet(t *testing.T, s store.Store) {
 		require.False(t, r.CreatedAt.IsZero())
 		got, err := s.GetRequest(ctx, r.ID)
 		require.NoError(t, err)
-		assert.Nil(t, got.Params)
+		assert.Equal(t, actions.Args{}, got.Args)
 		assert.True(t, got.ExpiresAt.IsZero(), "no expiry stays zero")
 		assert.Equal(t, r.CreatedAt, got.CreatedAt)
 		assert.Empty(t, got.Approvals)
@@ -158,7 +159,7 @@ func testListRequests(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Len(t, got, 4)
 	assert.Equal(t, []store.Approval{{UserID: "U1", At: us(T0())}}, got[2].Approvals, "approvals are loaded")
-	assert.Equal(t, "m-r1", got[2].Params["machine_id"])
+	assert.Equal(t, "m-r1", got[2].Args.MachineID)
 
 	_, err = s.ListRequests(ctx, store.RequestFilter{Limit: -1})
 	require.ErrorContains(t, err, "negative limit")

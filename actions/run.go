@@ -1,17 +1,17 @@
-package playbook
+package actions
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/defenderbot/defenderbot/defender"
 )
 
-// API is the part of the Defender client the playbook uses.
+// API is the part of the Defender client the actions call; adding an
+// action adds its client method here.
 type API interface {
 	IsolateMachine(ctx context.Context, machineID, comment string, t defender.IsolationType) (*defender.MachineAction, error)
 	UnisolateMachine(ctx context.Context, machineID, comment string) (*defender.MachineAction, error)
@@ -26,7 +26,7 @@ type API interface {
 
 // Result is what an action returned.
 type Result struct {
-	// Output holds exactly the seed's output fields of the action; absent
+	// Output holds exactly the action's output fields; absent
 	// values (a null title) are nil.
 	Output map[string]any
 	// Raw is Microsoft's whole response body.
@@ -37,7 +37,7 @@ type Result struct {
 	Alert *defender.Alert
 }
 
-// Runner runs playbook actions against Defender.
+// Runner runs actions against Defender.
 type Runner struct {
 	api API
 }
@@ -56,30 +56,7 @@ func (r *Runner) Run(ctx context.Context, n Name, a Args) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var (
-		ma    *defender.MachineAction
-		alert *defender.Alert
-	)
-	switch n {
-	case Isolate:
-		ma, err = r.api.IsolateMachine(ctx, a.MachineID, a.Comment, defender.IsolationType(a.IsolationType))
-	case Deisolate:
-		ma, err = r.api.UnisolateMachine(ctx, a.MachineID, a.Comment)
-	case RestrictCodeExecution:
-		ma, err = r.api.RestrictCodeExecution(ctx, a.MachineID, a.Comment)
-	case UnrestrictCodeExecution:
-		ma, err = r.api.UnrestrictCodeExecution(ctx, a.MachineID, a.Comment)
-	case Scan:
-		ma, err = r.api.RunAntivirusScan(ctx, a.MachineID, a.Comment, defender.ScanType(a.ScanType))
-	case GetAction:
-		ma, err = r.api.GetMachineAction(ctx, a.ActionID)
-	case CancelAction:
-		ma, err = r.api.CancelMachineAction(ctx, a.ActionID, a.Comment)
-	case CommentAlert:
-		alert, err = r.api.CommentAlert(ctx, a.AlertID, a.Comment)
-	case UpdateAlert:
-		alert, err = r.api.UpdateAlert(ctx, a.AlertID, alertUpdate(a))
-	}
+	ma, alert, err := n.spec().call(ctx, r.api, a)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n, err)
 	}
@@ -119,7 +96,7 @@ func nullable(p *string) any {
 }
 
 // MachineActionResult builds n's result from a MachineAction (n must return
-// one; the output has n's seed fields).
+// one; the output has n's output fields).
 func MachineActionResult(n Name, ma *defender.MachineAction) *Result {
 	all := map[string]any{
 		"id":        ma.ID,
@@ -162,7 +139,7 @@ func (r *Runner) Wait(ctx context.Context, n Name, id string, interval time.Dura
 	if !n.ReturnsMachineAction() {
 		return nil, &ArgError{Action: n, Msg: fmt.Sprintf("%s does not return a machine action to wait for", n)}
 	}
-	if msg := checkID(id); id == "" || msg != "" {
+	if id == "" || defender.IDProblem(id) != "" {
 		return nil, &ArgError{Action: n, Arg: "action_id", Msg: "action_id is invalid"}
 	}
 	if interval <= 0 {
@@ -193,77 +170,4 @@ func (r *Runner) Wait(ctx context.Context, n Name, id string, interval time.Dura
 		case <-ticker.C:
 		}
 	}
-}
-
-// Describe renders the action in one line for humans, e.g.
-// "Isolate machine 1e5bc9d7… (Full): suspicious beaconing". Long IDs are
-// shortened; use the arguments themselves where the full ID matters.
-func Describe(n Name, a Args) string {
-	if na, err := Normalize(n, a); err == nil {
-		a = na
-	}
-	var b strings.Builder
-	switch n {
-	case Isolate:
-		fmt.Fprintf(&b, "Isolate machine %s (%s)", short(a.MachineID), orDefault(a.IsolationType, "Full"))
-	case Deisolate:
-		fmt.Fprintf(&b, "Release machine %s from isolation", short(a.MachineID))
-	case RestrictCodeExecution:
-		fmt.Fprintf(&b, "Restrict code execution on machine %s", short(a.MachineID))
-	case UnrestrictCodeExecution:
-		fmt.Fprintf(&b, "Remove the code execution restriction on machine %s", short(a.MachineID))
-	case Scan:
-		fmt.Fprintf(&b, "Run a %s antivirus scan on machine %s", orDefault(a.ScanType, "?"), short(a.MachineID))
-	case GetAction:
-		fmt.Fprintf(&b, "Get the status of machine action %s", short(a.ActionID))
-	case CancelAction:
-		fmt.Fprintf(&b, "Cancel machine action %s", short(a.ActionID))
-	case CommentAlert:
-		fmt.Fprintf(&b, "Comment alert %s", short(a.AlertID))
-	case UpdateAlert:
-		fmt.Fprintf(&b, "Update alert %s", short(a.AlertID))
-		var parts []string
-		for _, k := range []string{"status", "classification", "determination", "owner"} {
-			if v := a.Get(k); v != "" {
-				parts = append(parts, k+" "+oneLine(v, 60))
-			}
-		}
-		if len(parts) > 0 {
-			b.WriteString(" (" + strings.Join(parts, ", ") + ")")
-		}
-	default:
-		fmt.Fprintf(&b, "Unknown action %q", string(n))
-	}
-	if a.Comment != "" {
-		b.WriteString(": " + oneLine(a.Comment, 120))
-	}
-	return b.String()
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-// short abbreviates long IDs (machine IDs are 40 hex digits) for one-liners.
-func short(id string) string {
-	if id == "" {
-		return "?"
-	}
-	r := []rune(id)
-	if len(r) <= 12 {
-		return id
-	}
-	return string(r[:8]) + "…"
-}
-
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	r := []rune(s)
-	if len(r) <= max {
-		return s
-	}
-	return string(r[:max-1]) + "…"
 }
