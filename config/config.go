@@ -10,6 +10,7 @@ import (
 
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/graph"
+	"github.com/defenderbot/defenderbot/stix"
 )
 
 // Config is defenderbot's whole configuration. The yaml tags are the file's
@@ -100,6 +101,9 @@ type IOCs struct {
 	Patterns          string  `yaml:"patterns"`
 	MaxDeleteFraction float64 `yaml:"max_delete_fraction"`
 	ReportChannel     string  `yaml:"report_channel"`
+	// MaxObjectBytes caps the size of one STIX object of the feed: a larger one is skipped as
+	// unreadable, so that one object cannot exhaust memory.
+	MaxObjectBytes int `yaml:"max_object_bytes"`
 	// TAXII reads the feed from a TAXII 2.1 collection instead of
 	// STIXObjectsPath (exactly one of the two when the sync is enabled).
 	TAXII TAXII `yaml:"taxii"`
@@ -144,6 +148,9 @@ const (
 	DefaultAuthorityHost   = defender.DefaultAuthorityHost
 	DefaultGraphBaseURL    = graph.DefaultBaseURL
 	DefaultSlackAPIURL     = "https://slack.com/api/"
+	// DefaultMaxObjectBytes is iocs.max_object_bytes' default: 1 MiB, some thousand times a real
+	// indicator object.
+	DefaultMaxObjectBytes = stix.DefaultMaxObjectBytes
 )
 
 // Default returns the configuration used when nothing is set.
@@ -185,6 +192,7 @@ func Default() *Config {
 			Mode:              "incremental",
 			Patterns:          "all",
 			MaxDeleteFraction: 0.2,
+			MaxObjectBytes:    DefaultMaxObjectBytes,
 			TAXII:             TAXII{PageSize: 1000},
 		},
 		Alerts: Alerts{

@@ -207,6 +207,8 @@ func TestEveryKeyHasAnEnvOverride(t *testing.T) {
 				raw = "7m"
 			case "defender.max_retries", "approval.required_approvals", "iocs.taxii.page_size":
 				raw = "7"
+			case "iocs.max_object_bytes":
+				raw = "7000"
 			case "approval.allow_self_approval", "iocs.enabled", "alerts.enabled":
 				raw = "true"
 			case "iocs.generate_alert":

@@ -28,6 +28,9 @@ const (
 	ForServe
 )
 
+// minObjectBytes is the smallest iocs.max_object_bytes: below it real indicators would not fit.
+const minObjectBytes = 1024
+
 // String returns the name used by `validate-config --for`.
 func (p Purpose) String() string {
 	switch p {
@@ -269,6 +272,9 @@ func (c *Config) validateCommon(v *validator) {
 	v.oneOf("iocs.patterns", i.Patterns, PatternModes)
 	if !(i.MaxDeleteFraction >= 0 && i.MaxDeleteFraction <= 1) {
 		v.addf("iocs.max_delete_fraction must be between 0 and 1 (got %v)", i.MaxDeleteFraction)
+	}
+	if i.MaxObjectBytes < minObjectBytes {
+		v.addf("iocs.max_object_bytes must be at least %d (got %d)", minObjectBytes, i.MaxObjectBytes)
 	}
 	if i.SekoiaBaseURL != "" {
 		v.httpsURL("iocs.sekoia_base_url", i.SekoiaBaseURL, false)

@@ -250,21 +250,20 @@ func (pl *planner) keyedSkip(list *[]keyedSkip, key string, s Skip) {
 	}
 }
 
-// addObject reads one object. STIX objects are versioned by "modified": the
+// addConversion takes one converted object. STIX objects are versioned by "modified": the
 // latest version is the object, whatever the order of the feed, so an older
 // revoked copy removes nothing and a later revoked version removes the value.
 // The sketch tells whether the object has other versions; if so, only the
 // first occurrence of its latest version is applied, where it stands.
-func (pl *planner) addObject(obj *stix.Object, opts ConvertOptions, now time.Time) {
-	c := Convert(obj, opts, now)
+func (pl *planner) addConversion(c *Conversion) {
 	pl.read++
-	pl.sum = mixDigest(pl.sum, pl.sk.seed, &c, "")
+	pl.sum = mixDigest(pl.sum, pl.sk.seed, c, "")
 	st := pl.sk.ids[c.StixID]
 	if c.StixID == "" || st == nil {
-		pl.apply(&c) // its only version
+		pl.apply(c) // its only version
 		return
 	}
-	v := versionOf(&c)
+	v := versionOf(c)
 	pl.start(st, &v)
 	if !st.hasRunning {
 		st.running, st.hasRunning = v, true
@@ -285,7 +284,7 @@ func (pl *planner) addObject(obj *stix.Object, opts ConvertOptions, now time.Tim
 		pl.skip(&pl.feedSkips, skip(c.StixID, ReasonVersionUnreadable))
 		return
 	}
-	pl.apply(&c)
+	pl.apply(c)
 }
 
 // start completes, at the first occurrence of a repeated id, what the

@@ -75,6 +75,9 @@ type Options struct {
 	MaxDeleteFraction float64
 	Force             bool
 	DryRun            bool
+	// MaxObjectBytes caps one STIX object of the feed (0: stix.DefaultMaxObjectBytes); a larger one
+	// is unreadable.
+	MaxObjectBytes int
 	// TenantLimit is the number of active indicators Defender allows (0: 15,000).
 	TenantLimit int
 	// Now is the clock (nil: time.Now).
@@ -121,6 +124,9 @@ func NewSyncer(api IndicatorAPI, st StateStore, opts Options, logger *slog.Logge
 	}
 	if opts.MaxDeleteFraction < 0 || opts.MaxDeleteFraction > 1 {
 		return nil, fmt.Errorf("%w: max_delete_fraction must be between 0 and 1 (got %v)", ErrInvalidOptions, opts.MaxDeleteFraction)
+	}
+	if opts.MaxObjectBytes < 0 {
+		return nil, fmt.Errorf("%w: max_object_bytes must not be negative", ErrInvalidOptions)
 	}
 	if opts.TenantLimit < 0 {
 		return nil, fmt.Errorf("%w: tenant limit must not be negative", ErrInvalidOptions)
@@ -207,14 +213,21 @@ func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*pla
 	if s.sketchBits > 0 {
 		sk.bloom, sk.nbits = make([]uint64, (s.sketchBits+63)/64), (s.sketchBits+63)&^63
 	}
-	err := stix.ReadFeed(ctx, path, func(obj *stix.Object, oerr *stix.ObjectError) error {
+	ropts := stix.ReadOptions{MaxObjectBytes: s.opts.MaxObjectBytes}
+	// Objects are decoded and converted on every core; the sketch and the
+	// planner take them one at a time, in feed order.
+	err := stix.Process(ctx, path, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
 		if oerr != nil {
-			s.logger.Warn("STIX object unreadable", "source", oerr.Source, "index", oerr.Index, "id", oerr.ID, "err", oerr.Err)
-			sk.addError(oerr.ID)
+			return read{err: oerr}
+		}
+		return read{c: convert(obj, copts, now, false)}
+	}, func(r read) error {
+		if r.err != nil {
+			s.logger.Warn("STIX object unreadable", "source", r.err.Source, "index", r.err.Index, "id", r.err.ID, "err", r.err.Err)
+			sk.addError(r.err.ID)
 			return nil
 		}
-		c := convert(obj, copts, now, false)
-		sk.addObject(&c)
+		sk.addObject(&r.c)
 		return nil
 	})
 	if err != nil {
@@ -237,12 +250,17 @@ func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*pla
 		snapshot: s.opts.Mode == ModeSnapshot, force: s.opts.Force,
 		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit, list: list,
 	}, sk)
-	err = stix.ReadFeed(ctx, path, func(obj *stix.Object, oerr *stix.ObjectError) error {
+	err = stix.Process(ctx, path, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
 		if oerr != nil {
-			pl.addError(oerr)
+			return read{err: oerr}
+		}
+		return read{c: Convert(obj, copts, now)}
+	}, func(r read) error {
+		if r.err != nil {
+			pl.addError(r.err)
 			return nil
 		}
-		pl.addObject(obj, copts, now)
+		pl.addConversion(&r.c)
 		return nil
 	})
 	if err != nil {
@@ -252,6 +270,12 @@ func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*pla
 		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w (%d objects, then %d); run again", path, ErrFeedChanged, sk.read, pl.read)
 	}
 	return pl.finish(), sk.read, nil
+}
+
+// read is one object of the feed once converted, or why it could not be read.
+type read struct {
+	c   Conversion
+	err *stix.ObjectError
 }
 
 // listDefender reads every indicator the app can see, to know the tenant's

@@ -1,5 +1,7 @@
 // Package stix reads STIX 2.1 feeds (bundles, arrays of objects, single objects or directories of
-// such files) one object at a time, and lexes and parses the whole STIX 2.1 patterning language into a
+// such files) one object at a time, with a hand-written scanner that cuts the stream into objects and
+// a decoder that reads only the properties a consumer needs, on several cores (Process), with each
+// object's size capped; and it lexes and parses the whole STIX 2.1 patterning language into a
 // typed syntax tree.
 //
 // The parser follows the official ANTLR grammar (STIXPattern.g4) and adds the checks a consumer needs

@@ -2,7 +2,6 @@ package stix
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,23 +70,31 @@ func (e *ObjectError) Unwrap() error { return e.Err }
 // JSON array of objects, or one or more objects, or a directory of such files (*.json, sorted by name,
 // not recursive; other files are ignored).
 //
-// A malformed object (not decodable, properties of the wrong JSON type, bad timestamps) is passed as
-// visit(nil, objErr) and reading continues. A broken source (bad JSON syntax, truncated, empty) is
-// passed as visit(nil, objErr) with objErr wrapping ErrBrokenSource, and reading goes on with the next
-// file. ReadFeed returns an error only for I/O problems (path missing, unreadable file), when visit
-// returns one (returned unchanged) or when ctx ends. Memory use does not grow with the feed: objects
-// are decoded one at a time.
+// A malformed object (not decodable, properties of the wrong JSON type, bad timestamps, larger than
+// DefaultMaxObjectBytes) is passed as visit(nil, objErr) and reading continues. A broken source (bad
+// JSON syntax, truncated, empty, a bundle with two "objects") is passed as visit(nil, objErr) with
+// objErr wrapping ErrBrokenSource, and reading goes on with the next file. ReadFeed returns an error
+// only for I/O problems (path missing, unreadable file), when visit returns one (returned unchanged)
+// or when ctx ends. Memory use does not grow with the feed, nor with the size of one object.
+// Process does the same on several cores.
 func ReadFeed(ctx context.Context, path string, visit func(*Object, *ObjectError) error) error {
-	files, err := FeedFiles(path)
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		if err := readFile(ctx, f, visit); err != nil {
-			return err
-		}
-	}
-	return nil
+	return Process(ctx, path, ReadOptions{Workers: 1}, pair, visitPair(visit))
+}
+
+// ReadFeedFrom is ReadFeed over one stream; source names it in Object.Source and ObjectError.Source.
+func ReadFeedFrom(ctx context.Context, r io.Reader, source string, visit func(*Object, *ObjectError) error) error {
+	return ProcessFrom(ctx, r, source, ReadOptions{Workers: 1}, pair, visitPair(visit))
+}
+
+type objOrErr struct {
+	o *Object
+	e *ObjectError
+}
+
+func pair(o *Object, e *ObjectError) objOrErr { return objOrErr{o, e} }
+
+func visitPair(visit func(*Object, *ObjectError) error) func(objOrErr) error {
+	return func(p objOrErr) error { return visit(p.o, p.e) }
 }
 
 // FeedFiles lists the files ReadFeed reads for path, in its order: path itself when it is not a
@@ -119,282 +126,6 @@ func FeedFiles(path string) ([]string, error) {
 		}
 	}
 	return files, nil
-}
-
-func readFile(ctx context.Context, path string, visit func(*Object, *ObjectError) error) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("stix feed: %w", err)
-	}
-	defer f.Close() //nolint:errcheck // read-only
-	return ReadFeedFrom(ctx, f, path, visit)
-}
-
-// ReadFeedFrom is ReadFeed over one stream; source names it in Object.Source and ObjectError.Source.
-func ReadFeedFrom(ctx context.Context, r io.Reader, source string, visit func(*Object, *ObjectError) error) error {
-	fr := &feedReader{ctx: ctx, dec: json.NewDecoder(r), source: source, visit: visit}
-	err := fr.run()
-	var b brokenErr
-	if errors.As(err, &b) {
-		return visit(nil, &ObjectError{Source: source, Index: fr.index, Err: fmt.Errorf("%w: %w", ErrBrokenSource, b.err)})
-	}
-	return err
-}
-
-// brokenErr marks an error that ends the current source but not the feed.
-type brokenErr struct{ err error }
-
-func (b brokenErr) Error() string { return b.err.Error() }
-
-type feedReader struct {
-	ctx    context.Context
-	dec    *json.Decoder
-	source string
-	visit  func(*Object, *ObjectError) error
-	index  int
-}
-
-// classify separates bad input (the source is broken) from I/O failures (the feed read fails).
-func (fr *feedReader) classify(err error) error {
-	var syn *json.SyntaxError
-	switch {
-	case errors.As(err, &syn):
-		return brokenErr{fmt.Errorf("bad JSON at byte %d: %w", syn.Offset, err)}
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF): // EOF inside an array or object
-		return brokenErr{fmt.Errorf("truncated JSON at byte %d", fr.dec.InputOffset())}
-	}
-	return fmt.Errorf("stix feed %s: read: %w", fr.source, err)
-}
-
-func (fr *feedReader) run() error {
-	seen := false
-	for {
-		tok, err := fr.dec.Token()
-		if errors.Is(err, io.EOF) {
-			if !seen {
-				return brokenErr{errors.New("empty source: no JSON value")}
-			}
-			return nil
-		}
-		if err != nil {
-			return fr.classify(err)
-		}
-		seen = true
-		switch tok {
-		case json.Delim('['):
-			if err := fr.elements(); err != nil {
-				return err
-			}
-		case json.Delim('{'):
-			if err := fr.topObject(); err != nil {
-				return err
-			}
-		default:
-			return brokenErr{fmt.Errorf("top-level value is %s, not a STIX object, an array of objects or a bundle", describeToken(tok))}
-		}
-	}
-}
-
-func describeToken(tok json.Token) string {
-	switch tok.(type) {
-	case string:
-		return "a string"
-	case float64, json.Number:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case nil:
-		return "null"
-	}
-	return fmt.Sprintf("%v", tok)
-}
-
-// elements streams the members of an array whose '[' was just read, and its closing ']'.
-func (fr *feedReader) elements() error {
-	for fr.dec.More() {
-		if err := fr.ctx.Err(); err != nil {
-			return err
-		}
-		var w *wireObject
-		if err := fr.dec.Decode(&w); err != nil {
-			var typ *json.UnmarshalTypeError
-			if !errors.As(err, &typ) {
-				return fr.classify(err)
-			}
-			id := ""
-			if w != nil {
-				id = w.ID
-			}
-			if err := fr.emitError(id, typeError(typ)); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := fr.emit(w); err != nil {
-			return err
-		}
-	}
-	if _, err := fr.dec.Token(); err != nil { // the closing ']'
-		return fr.classify(err)
-	}
-	return nil
-}
-
-// topObject reads a top-level object whose '{' was just read: a bundle (an "objects" array, streamed
-// whatever its position among the keys) or a single STIX object (kept whole; it is one object).
-func (fr *feedReader) topObject() error {
-	rest := map[string]json.RawMessage{}
-	bundle := false
-	for fr.dec.More() {
-		tok, err := fr.dec.Token()
-		if err != nil {
-			return fr.classify(err)
-		}
-		key, _ := tok.(string)
-		if key == "objects" && !bundle {
-			tok, err := fr.dec.Token()
-			if err != nil {
-				return fr.classify(err)
-			}
-			if tok != json.Delim('[') {
-				return brokenErr{errors.New(`top-level object has an "objects" property that is not an array`)}
-			}
-			bundle = true
-			if err := fr.elements(); err != nil {
-				return err
-			}
-			continue
-		}
-		var v json.RawMessage
-		if err := fr.dec.Decode(&v); err != nil {
-			return fr.classify(err)
-		}
-		rest[key] = v
-	}
-	if _, err := fr.dec.Token(); err != nil { // the closing '}'
-		return fr.classify(err)
-	}
-	if bundle {
-		var typ string
-		if raw, ok := rest["type"]; ok && (json.Unmarshal(raw, &typ) != nil || typ != "bundle") {
-			return fr.emitError("", fmt.Errorf(`top-level object has an "objects" array but type %s, not "bundle"`, raw))
-		}
-		return nil
-	}
-	whole, err := json.Marshal(rest)
-	if err != nil {
-		return fr.emitError("", err)
-	}
-	var w *wireObject
-	if err := json.Unmarshal(whole, &w); err != nil {
-		var typ *json.UnmarshalTypeError
-		id := ""
-		if w != nil {
-			id = w.ID
-		}
-		if errors.As(err, &typ) {
-			err = typeError(typ)
-		}
-		return fr.emitError(id, err)
-	}
-	return fr.emit(w)
-}
-
-func typeError(e *json.UnmarshalTypeError) error {
-	if e.Field == "" {
-		return fmt.Errorf("object is a JSON %s, not a JSON object", e.Value)
-	}
-	return fmt.Errorf("property %s is a JSON %s, want %s", e.Field, e.Value, jsonTypeName(e.Type.String()))
-}
-
-func jsonTypeName(goType string) string {
-	switch goType {
-	case "string", "*string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "int", "*int":
-		return "integer"
-	case "[]string":
-		return "array of strings"
-	}
-	return goType
-}
-
-func (fr *feedReader) emitError(id string, err error) error {
-	oe := &ObjectError{Source: fr.source, Index: fr.index, ID: id, Err: err}
-	fr.index++
-	return fr.visit(nil, oe)
-}
-
-func (fr *feedReader) emit(w *wireObject) error {
-	if w == nil {
-		return fr.emitError("", errors.New("object is null"))
-	}
-	o, err := w.object()
-	if err != nil {
-		return fr.emitError(w.ID, err)
-	}
-	o.Source, o.Index = fr.source, fr.index
-	fr.index++
-	return fr.visit(o, nil)
-}
-
-// wireObject is Object as JSON carries it: timestamps stay strings so that their format is checked
-// here, with a clear message, rather than by time.Time's lenient unmarshaller.
-type wireObject struct {
-	Type               string   `json:"type"`
-	ID                 string   `json:"id"`
-	SpecVersion        string   `json:"spec_version"`
-	Name               string   `json:"name"`
-	Description        string   `json:"description"`
-	Pattern            string   `json:"pattern"`
-	PatternType        string   `json:"pattern_type"`
-	PatternVersion     string   `json:"pattern_version"`
-	Created            *string  `json:"created"`
-	Modified           *string  `json:"modified"`
-	ValidFrom          *string  `json:"valid_from"`
-	ValidUntil         *string  `json:"valid_until"`
-	Revoked            bool     `json:"revoked"`
-	Labels             []string `json:"labels"`
-	IndicatorTypes     []string `json:"indicator_types"`
-	Confidence         *int     `json:"confidence"`
-	XICObservableTypes []string `json:"x_ic_observable_types"`
-}
-
-func (w *wireObject) object() (*Object, error) {
-	o := &Object{
-		Type: w.Type, ID: w.ID, SpecVersion: w.SpecVersion, Name: w.Name, Description: w.Description,
-		Pattern: w.Pattern, PatternType: w.PatternType, PatternVersion: w.PatternVersion,
-		Revoked: w.Revoked, Labels: w.Labels, IndicatorTypes: w.IndicatorTypes, Confidence: w.Confidence,
-		XICObservableTypes: w.XICObservableTypes,
-	}
-	var errs []error
-	for _, f := range []struct {
-		name string
-		in   *string
-		out  *time.Time
-	}{{"created", w.Created, &o.Created}, {"modified", w.Modified, &o.Modified}, {"valid_from", w.ValidFrom, &o.ValidFrom}} {
-		if f.in == nil {
-			continue
-		}
-		t, err := ParseTimestamp(*f.in)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("property %s: %w", f.name, err))
-		}
-		*f.out = t
-	}
-	if w.ValidUntil != nil {
-		t, err := ParseTimestamp(*w.ValidUntil)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("property valid_until: %w", err))
-		}
-		o.ValidUntil = &t
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return o, nil
 }
 
 // ParseTimestamp reads a STIX timestamp (RFC 3339, "2024-01-02T03:04:05.678Z") and returns it in UTC.

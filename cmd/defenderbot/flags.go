@@ -160,6 +160,7 @@ func iocOptions(i config.IOCs) ioc.Options {
 		Patterns:          i.Patterns,
 		GenerateAlert:     i.GenerateAlert,
 		MaxDeleteFraction: i.MaxDeleteFraction,
+		MaxObjectBytes:    i.MaxObjectBytes,
 	}
 }
 
