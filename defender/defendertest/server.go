@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -122,9 +121,18 @@ func New(opts ...Option) *Server {
 	return s
 }
 
+// TB is the part of testing.TB that NewServer needs. It is declared here so
+// that the emulator, which the production binary serves (`defenderbot
+// emulator`, `defenderbot demo`), does not link the testing package.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
 // NewServer starts an emulator on 127.0.0.1 with a fresh self-signed TLS
 // certificate and closes it when the test ends.
-func NewServer(tb testing.TB, opts ...Option) *Server {
+func NewServer(tb TB, opts ...Option) *Server {
 	tb.Helper()
 	s := New(opts...)
 	if err := s.Start(nil); err != nil {
