@@ -32,6 +32,7 @@ func defaultLimits() (perMinute, perHour map[string]int) {
 		APIIndicators:      100,
 		APIIndicatorImport: 30,
 		APIIndicatorDelete: 30,
+		APIPackageURI:      2,
 	}
 	perHour = map[string]int{
 		APIMachineActions:  1500,
@@ -39,6 +40,7 @@ func defaultLimits() (perMinute, perHour map[string]int) {
 		APIAlerts:          1500,
 		APIIndicators:      1500,
 		APIIndicatorDelete: 1500,
+		APIPackageURI:      120,
 	}
 	return perMinute, perHour
 }

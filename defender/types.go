@@ -88,6 +88,8 @@ type Machine struct {
 	RiskScore              string    `json:"riskScore"`
 	ExposureLevel          string    `json:"exposureLevel"`
 	RBACGroupName          *string   `json:"rbacGroupName"`
+	RBACGroupID            *int64    `json:"rbacGroupId"`
+	OSBuild                *int64    `json:"osBuild"`
 	MachineTags            []string  `json:"machineTags"`
 	AADDeviceID            *string   `json:"aadDeviceId"`
 	IsPotentialDuplication bool      `json:"isPotentialDuplication"`
@@ -187,11 +189,12 @@ type ImportResult struct {
 
 // API names used for client-side pacing, retries and metrics.
 const (
-	APIMachineActions  = "machineactions"    // isolate, unisolate, restrict, unrestrict, scan, cancel, get/list actions
-	APIMachines        = "machines"          // get machine, list machines
-	APIAlerts          = "alerts"            // get, list, PATCH alert
-	APIIndicators      = "indicators"        // list, submit one, delete one
-	APIIndicatorImport = "indicators_import" // POST /api/indicators/import
+	APIMachineActions  = "machineactions"            // isolate, unisolate, restrict, unrestrict, scan, collect, stop and quarantine, cancel, get/list actions
+	APIPackageURI      = "machineactions_packageuri" // GET /api/machineactions/{id}/GetPackageUri (2/min, 120/hour)
+	APIMachines        = "machines"                  // get machine, list machines
+	APIAlerts          = "alerts"                    // get, list, PATCH alert
+	APIIndicators      = "indicators"                // list, submit one, delete one
+	APIIndicatorImport = "indicators_import"         // POST /api/indicators/import
 	APIIndicatorDelete = "indicators_batchdelete"
 	APIToken           = "token"
 )

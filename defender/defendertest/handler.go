@@ -133,11 +133,17 @@ func apiName(method string, segs []string) string {
 	}
 	switch strings.ToLower(rest[0]) {
 	case "machines":
+		if len(rest) == 3 && method == http.MethodGet && strings.EqualFold(rest[2], "alerts") {
+			return APIAlerts
+		}
 		if len(rest) >= 3 && method == http.MethodPost {
 			return APIMachineActions
 		}
 		return APIMachines
 	case "machineactions":
+		if len(rest) == 3 && strings.EqualFold(rest[2], "getpackageuri") {
+			return APIPackageURI
+		}
 		return APIMachineActions
 	case "alerts":
 		return APIAlerts
@@ -287,6 +293,9 @@ func (s *Server) route(r *http.Request, segs []string, body []byte) response {
 	if isGraphPath(segs) {
 		return s.routeGraph(r, segs[2:], body)
 	}
+	if isPackageDownloadPath(segs) {
+		return s.downloadPackage(r)
+	}
 	if len(segs) == 4 && strings.EqualFold(segs[1], "v2.0") && strings.EqualFold(segs[2], ".well-known") &&
 		strings.EqualFold(segs[3], "openid-configuration") {
 		if r.Method != http.MethodGet {
@@ -325,17 +334,19 @@ var (
 	alertReadRoles   = []string{RoleAlertReadAll, RoleAlertReadWriteAll}
 	tiRoles          = []string{RoleTiReadWrite, RoleTiReadWriteAll}
 	// cancelRoles are the roles Microsoft names for cancel (issue #6062's spelling).
-	cancelRoles = []string{RoleMachineIsolate, "Machine.CollectForensics", RoleMachineScan, RoleMachineRestrictExecution,
-		"Machine.StopAndQuarantine", "Machine.Offboard", "Machine.LiveResponse"}
+	cancelRoles = []string{RoleMachineIsolate, RoleMachineCollectForensics, RoleMachineScan, RoleMachineRestrictExecution,
+		RoleMachineStopAndQuarantine, "Machine.Offboard", "Machine.LiveResponse"}
 )
 
 // machineActionKinds maps the lower-cased path verb to the action type and role.
 var machineActionKinds = map[string]struct{ typ, role string }{
-	"isolate":                 {"Isolate", RoleMachineIsolate},
-	"unisolate":               {"Unisolate", RoleMachineIsolate},
-	"restrictcodeexecution":   {"RestrictCodeExecution", RoleMachineRestrictExecution},
-	"unrestrictcodeexecution": {"UnrestrictCodeExecution", RoleMachineRestrictExecution},
-	"runantivirusscan":        {"RunAntiVirusScan", RoleMachineScan},
+	"isolate":                     {"Isolate", RoleMachineIsolate},
+	"unisolate":                   {"Unisolate", RoleMachineIsolate},
+	"restrictcodeexecution":       {"RestrictCodeExecution", RoleMachineRestrictExecution},
+	"unrestrictcodeexecution":     {"UnrestrictCodeExecution", RoleMachineRestrictExecution},
+	"runantivirusscan":            {"RunAntiVirusScan", RoleMachineScan},
+	"collectinvestigationpackage": {"CollectInvestigationPackage", RoleMachineCollectForensics},
+	"stopandquarantinefile":       {"StopAndQuarantineFile", RoleMachineStopAndQuarantine},
 }
 
 // findEndpoint maps method + API path to an endpoint, or an error response.
@@ -359,6 +370,8 @@ func (s *Server) findEndpoint(method string, rest []string) (endpoint, *response
 			return endpoint{api: APIMachines, roles: machineReadRoles, handler: s.listMachines}, want(http.MethodGet)
 		case n == 2:
 			return endpoint{api: APIMachines, roles: machineReadRoles, handler: s.getMachine, params: rest[1:]}, want(http.MethodGet)
+		case n == 3 && method == http.MethodGet && strings.EqualFold(rest[2], "alerts"):
+			return endpoint{api: APIAlerts, roles: alertReadRoles, handler: s.listMachineAlerts, params: rest[1:2]}, nil
 		case n == 3:
 			kind, ok := machineActionKinds[strings.ToLower(rest[2])]
 			if !ok {
@@ -373,6 +386,8 @@ func (s *Server) findEndpoint(method string, rest []string) (endpoint, *response
 			return endpoint{api: APIMachineActions, roles: machineReadRoles, handler: s.listActions}, want(http.MethodGet)
 		case n == 2:
 			return endpoint{api: APIMachineActions, roles: machineReadRoles, handler: s.getAction, params: rest[1:]}, want(http.MethodGet)
+		case n == 3 && strings.EqualFold(rest[2], "getpackageuri"):
+			return endpoint{api: APIPackageURI, roles: machineReadRoles, handler: s.getPackageURI, params: rest[1:2]}, want(http.MethodGet)
 		case n == 3 && strings.EqualFold(rest[2], "cancel"):
 			return endpoint{api: APIMachineActions, roles: cancelRoles, handler: s.cancelAction, params: rest[1:2]}, want(http.MethodPost)
 		}
@@ -481,6 +496,7 @@ var quotas = map[string]quota{
 	APIIndicatorImport: {30, 0},
 	APIIndicatorDelete: {30, 1500},
 	APIGraphAlerts:     {150, 0}, // per app per tenant, any operation on alerts
+	APIPackageURI:      {2, 120},
 }
 
 // rateLimitLocked records a call unless the API's sliding windows are full,

@@ -34,6 +34,7 @@ type actionBody struct {
 	Comment       *string `json:"Comment"`
 	IsolationType *string `json:"IsolationType"`
 	ScanType      *string `json:"ScanType"`
+	Sha1          *string `json:"Sha1"`
 }
 
 // decodeObject decodes a JSON object body; a missing body, another JSON
@@ -102,19 +103,30 @@ func (s *Server) createAction(r *http.Request, p []string, body []byte) response
 				"Request body is incorrect: invalid ScanType '%s' (allowed: Quick, Full)", *b.ScanType))
 		}
 	}
+	var file *relatedFileInfo
+	if typ == "StopAndQuarantineFile" {
+		var e *response
+		if file, e = sha1Param(b.Sha1); e != nil {
+			return *e
+		}
+	}
 	m := s.machineLocked(p[0])
 	if m == nil {
 		return errorResponse(http.StatusNotFound, "ResourceNotFound", fmt.Sprintf("Machine %s was not found", p[0]))
 	}
+	if e := forensicPlatformCheck(typ, m); e != nil {
+		return *e
+	}
 	for _, a := range s.state.actions {
-		if a.Type != typ || !strings.EqualFold(a.MachineID, m.ID) {
+		if a.Type != typ || !strings.EqualFold(a.MachineID, m.ID) || !sameFile(a, file) {
 			continue
 		}
 		s.refreshLocked(a)
 		if isFinal(a.Status) {
 			continue
 		}
-		if s.cfg.duplicate == DuplicateReturnExisting {
+		// A second collection while one runs is always refused.
+		if s.cfg.duplicate == DuplicateReturnExisting && typ != "CollectInvestigationPackage" {
 			return entityResponse(http.StatusCreated, metadata(r, "MachineActions/$entity"), copyAction(a))
 		}
 		return errorResponse(http.StatusBadRequest, "ActiveRequestAlreadyExists", "Action is already in progress")
@@ -133,6 +145,9 @@ func (s *Server) createAction(r *http.Request, p []string, body []byte) response
 		RequestSource:         "PublicApi",
 		Commands:              []any{},
 	}}
+	if file != nil {
+		a.RelatedFileInfo = *file
+	}
 	s.state.actions = append(s.state.actions, a)
 	return entityResponse(http.StatusCreated, metadata(r, "MachineActions/$entity"), copyAction(a))
 }

@@ -16,13 +16,14 @@ const (
 func (s *Server) AddSampleData() {
 	now := s.Now()
 	group := "Finance"
+	groupID, build1, build2 := int64(42), int64(22631), int64(17763)
 	s.AddMachine(Machine{ID: SampleMachineID1, ComputerDNSName: "finance-laptop-01.contoso.com", OSPlatform: "Windows11",
 		Version: "23H2", LastIPAddress: "10.0.1.15", LastExternalIPAddress: "203.0.113.10", HealthStatus: "Active",
-		RiskScore: "High", ExposureLevel: "Medium", RBACGroupName: &group, MachineTags: []string{"finance"},
+		RiskScore: "High", ExposureLevel: "Medium", RBACGroupName: &group, RBACGroupID: &groupID, OSBuild: &build1, MachineTags: []string{"finance"},
 		LastSeen: now.Add(-time.Hour)})
 	s.AddMachine(Machine{ID: SampleMachineID2, ComputerDNSName: "web-srv-02.contoso.com", OSPlatform: "WindowsServer2019",
 		Version: "1809", LastIPAddress: "10.0.2.20", LastExternalIPAddress: "203.0.113.20", HealthStatus: "Active",
-		RiskScore: "Medium", ExposureLevel: "High", LastSeen: now.Add(-2 * time.Hour)})
+		RiskScore: "Medium", ExposureLevel: "High", OSBuild: &build2, LastSeen: now.Add(-2 * time.Hour)})
 	s.AddMachine(Machine{ID: SampleMachineID3, ComputerDNSName: "dev-linux-03", OSPlatform: "Linux",
 		LastIPAddress: "10.0.3.30", HealthStatus: "Inactive", RiskScore: "Low", ExposureLevel: "Low",
 		LastSeen: now.Add(-72 * time.Hour)})

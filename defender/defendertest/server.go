@@ -31,6 +31,7 @@ type config struct {
 	indicatorLimit int
 	tokenLifetime  time.Duration
 	pageSize       int
+	packageURITTL  time.Duration
 }
 
 func defaultConfig() config {
@@ -43,6 +44,7 @@ func defaultConfig() config {
 		indicatorLimit: 15000,
 		tokenLifetime:  time.Hour,
 		pageSize:       10000,
+		packageURITTL:  10 * time.Minute,
 	}
 }
 

@@ -39,6 +39,7 @@ type state struct {
 	requests     []Request
 	calls        map[string][]time.Time // API name -> accepted call times (rate limits)
 	graph        graphState             // Microsoft Graph alerts_v2 (graph.go)
+	packages     map[string]packageLink // download token -> link (GetPackageUri)
 }
 
 func newState() state {
@@ -46,6 +47,7 @@ func newState() state {
 		outcomes:  map[string]string{},
 		tokens:    map[string]*token{},
 		calls:     map[string][]time.Time{},
+		packages:  map[string]packageLink{},
 		nextIndID: 1,
 	}
 }

@@ -25,6 +25,8 @@ const (
 	RoleMachineIsolate           = "Machine.Isolate"
 	RoleMachineRestrictExecution = "Machine.RestrictExecution"
 	RoleMachineScan              = "Machine.Scan"
+	RoleMachineCollectForensics  = "Machine.CollectForensics"
+	RoleMachineStopAndQuarantine = "Machine.StopAndQuarantine"
 	RoleAlertReadAll             = "Alert.Read.All"
 	RoleAlertReadWriteAll        = "Alert.ReadWrite.All"
 	RoleTiReadWrite              = "Ti.ReadWrite"
@@ -36,7 +38,7 @@ const (
 func DefaultRoles() []string {
 	return []string{
 		RoleMachineReadAll, RoleMachineReadWriteAll, RoleMachineIsolate, RoleMachineRestrictExecution,
-		RoleMachineScan, RoleAlertReadAll, RoleAlertReadWriteAll, RoleTiReadWriteAll,
+		RoleMachineScan, RoleMachineCollectForensics, RoleMachineStopAndQuarantine, RoleAlertReadAll, RoleAlertReadWriteAll, RoleTiReadWriteAll,
 	}
 }
 
@@ -49,6 +51,7 @@ const (
 	APIIndicators      = "indicators"
 	APIIndicatorImport = "indicators_import"
 	APIIndicatorDelete = "indicators_batchdelete"
+	APIPackageURI      = "machineactions_packageuri"
 	APIToken           = "token"
 )
 
@@ -67,6 +70,8 @@ type Machine struct {
 	RiskScore              string    `json:"riskScore"`
 	ExposureLevel          string    `json:"exposureLevel"`
 	RBACGroupName          *string   `json:"rbacGroupName"`
+	RBACGroupID            *int64    `json:"rbacGroupId"`
+	OSBuild                *int64    `json:"osBuild"`
 	MachineTags            []string  `json:"machineTags"`
 	AADDeviceID            *string   `json:"aadDeviceId"`
 	IsPotentialDuplication bool      `json:"isPotentialDuplication"`
