@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/defenderbot/defenderbot/defender/defendertest"
+	"github.com/defenderbot/defenderbot/taxii"
+	"github.com/defenderbot/defenderbot/taxii/taxiitest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -47,6 +49,20 @@ func TestEmulatorCommand(t *testing.T) {
 		defendertest.SampleAlertID1, "CA certificate written to " + ca} {
 		assert.Contains(t, out, want)
 	}
+
+	// The TAXII server beside it serves the sample collection.
+	root := regexp.MustCompile(`API root: +(http://127\.0\.0\.1:\d+/api1/)`).FindStringSubmatch(out)
+	require.NotNil(t, root, out)
+	assert.Contains(t, out, "--taxii-collection "+taxiitest.SampleCollectionID)
+	tc, err := taxii.New(taxii.Config{APIRoot: root[1], Username: taxiitest.SampleUsername, Password: taxiitest.SamplePassword})
+	require.NoError(t, err)
+	_, err = tc.Objects(ctx, taxiitest.SampleCollectionID, taxii.ObjectsOptions{Types: []string{"indicator"}}, func(p *taxii.Page) error {
+		var objs []json.RawMessage
+		require.NoError(t, json.NewDecoder(p.Objects).Decode(&objs))
+		assert.Len(t, objs, 6)
+		return nil
+	})
+	require.NoError(t, err)
 
 	// trust the written CA, get a token, call the API
 	pem, err := os.ReadFile(ca)
@@ -97,5 +113,7 @@ func TestEmulatorCommandBadFlags(t *testing.T) {
 	assert.Contains(t, stderr.String(), "usage: defenderbot emulator")
 	assert.Equal(t, 2, run(context.Background(), c, []string{"emulator", "extra"}))
 	assert.Equal(t, 1, run(context.Background(), c, []string{"emulator", "--listen", "256.0.0.1:99999"}))
+	assert.Equal(t, 1, run(context.Background(), c, []string{"emulator", "--listen", "127.0.0.1:0", "--taxii-listen", "256.0.0.1:99999"}))
+	assert.Contains(t, stderr.String(), "TAXII server: listen on 256.0.0.1:99999")
 	assert.Empty(t, stdout.String())
 }
