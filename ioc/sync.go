@@ -62,11 +62,15 @@ var ErrRunning = errors.New("an IOC sync is already running")
 
 // Options configure a Syncer.
 type Options struct {
+	// StixObjectsPath is the feed's file or directory (FileFeed); set it
+	// or Feed, not both.
 	StixObjectsPath string
-	Action          string
-	Severity        string
-	SekoiaBaseURL   string
-	Mode            string // ModeIncremental (default) or ModeSnapshot
+	// Feed is where the STIX objects come from (a TAXIIFeed, say).
+	Feed          Feed
+	Action        string
+	Severity      string
+	SekoiaBaseURL string
+	Mode          string // ModeIncremental (default) or ModeSnapshot
 	// Patterns is PatternsAll (default) or PatternsSimple.
 	Patterns      string
 	GenerateAlert bool
@@ -100,6 +104,7 @@ type Syncer struct {
 	running sync.Mutex // one run at a time per Syncer
 	api     IndicatorAPI
 	store   StateStore
+	feed    Feed
 	opts    Options
 	logger  *slog.Logger
 	// sketchBits, when set, sizes the first pass's Bloom filter (tests
@@ -112,8 +117,17 @@ func NewSyncer(api IndicatorAPI, st StateStore, opts Options, logger *slog.Logge
 	if api == nil || st == nil {
 		return nil, fmt.Errorf("%w: a Defender client and a store are required", ErrInvalidOptions)
 	}
-	if strings.TrimSpace(opts.StixObjectsPath) == "" {
-		return nil, fmt.Errorf("%w: stix_objects_path is required", ErrInvalidOptions)
+	feed := opts.Feed
+	switch {
+	case feed != nil && strings.TrimSpace(opts.StixObjectsPath) != "":
+		return nil, fmt.Errorf("%w: give a stix_objects_path or another feed, not both", ErrInvalidOptions)
+	case feed == nil && strings.TrimSpace(opts.StixObjectsPath) == "":
+		return nil, fmt.Errorf("%w: stix_objects_path is required (or a TAXII collection)", ErrInvalidOptions)
+	case feed == nil:
+		feed = FileFeed{Path: opts.StixObjectsPath}
+	}
+	if _, ok := st.(CursorStore); feed.Positioned() && !ok {
+		return nil, fmt.Errorf("%w: the store cannot keep the position of %s", ErrInvalidOptions, feed)
 	}
 	switch opts.Mode {
 	case "":
@@ -143,7 +157,7 @@ func NewSyncer(api IndicatorAPI, st StateStore, opts Options, logger *slog.Logge
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{api: api, store: st, opts: opts, logger: logger}, nil
+	return &Syncer{api: api, store: st, feed: feed, opts: opts, logger: logger}, nil
 }
 
 // Plan is what a run would do; Plan (the method) sends nothing.
@@ -208,15 +222,19 @@ var ErrFeedChanged = errors.New("the STIX feed changed while it was being read")
 func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*plan, int, error) {
 	now := s.opts.Now()
 	copts := s.opts.convertOptions()
-	path := s.opts.StixObjectsPath
-	sk := newSketch(feedSize(path))
+	feed := s.feed
+	after, err := s.feedCursor(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	sk := newSketch(feedBytes(feed))
 	if s.sketchBits > 0 {
 		sk.bloom, sk.nbits = make([]uint64, (s.sketchBits+63)/64), (s.sketchBits+63)&^63
 	}
 	ropts := stix.ReadOptions{MaxObjectBytes: s.opts.MaxObjectBytes}
 	// Objects are decoded and converted on every core; the sketch and the
 	// planner take them one at a time, in feed order.
-	err := stix.Process(ctx, path, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
+	position, err := readFeed(ctx, feed, after, 0, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
 		if oerr != nil {
 			return read{err: oerr}
 		}
@@ -231,7 +249,7 @@ func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*pla
 		return nil
 	})
 	if err != nil {
-		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w", path, err)
+		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w", feed, err)
 	}
 	recs, err := s.store.ListIndicatorRecords(ctx)
 	if err != nil {
@@ -250,7 +268,13 @@ func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*pla
 		snapshot: s.opts.Mode == ModeSnapshot, force: s.opts.Force,
 		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit, list: list,
 	}, sk)
-	err = stix.Process(ctx, path, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
+	// A positioned feed (a TAXII collection) may have grown at its end
+	// since the first pass: the second reads the same objects, no more.
+	limit := 0
+	if feed.Positioned() {
+		limit = sk.read
+	}
+	_, err = readFeed(ctx, feed, after, limit, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
 		if oerr != nil {
 			return read{err: oerr}
 		}
@@ -264,12 +288,47 @@ func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*pla
 		return nil
 	})
 	if err != nil {
-		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w", path, err)
+		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w", feed, err)
 	}
 	if pl.read != sk.read || pl.sum != sk.sum {
-		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w (%d objects, then %d); run again", path, ErrFeedChanged, sk.read, pl.read)
+		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w (%d objects, then %d); run again", feed, ErrFeedChanged, sk.read, pl.read)
 	}
-	return pl.finish(), sk.read, nil
+	p := pl.finish()
+	p.position = position
+	return p, sk.read, nil
+}
+
+// feedCursor is where an incremental read of a positioned feed starts:
+// after the position its last successful run reached ("": the start).
+// Snapshot mode always reads the whole feed.
+func (s *Syncer) feedCursor(ctx context.Context) (string, error) {
+	cs, ok := s.store.(CursorStore)
+	if !ok || !s.feed.Positioned() || s.opts.Mode != ModeIncremental {
+		return "", nil
+	}
+	pos, err := cs.FeedCursor(ctx, s.feed.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the position of %s: %w", s.feed, err)
+	}
+	return pos, nil
+}
+
+// saveFeedCursor records where a successful run's read of a positioned
+// feed got to, so the next incremental run starts after it. A run that
+// did not read the whole feed, or failed, never gets here.
+func (s *Syncer) saveFeedCursor(ctx context.Context, p *plan) {
+	cs, ok := s.store.(CursorStore)
+	if !ok || !s.feed.Positioned() || p.position == "" {
+		return
+	}
+	if err := cs.SetFeedCursor(context.WithoutCancel(ctx), s.feed.String(), p.position, s.opts.Now()); err != nil {
+		// The next run reads from the older position: what it brings
+		// again is unchanged and costs no Defender call.
+		s.logger.ErrorContext(ctx, "save feed position", "feed", s.feed.String(), "err", err)
+	}
 }
 
 // read is one object of the feed once converted, or why it could not be read.
@@ -323,7 +382,9 @@ func (s *Syncer) Run(ctx context.Context, trigger string) (*Report, error) {
 		case p.guard != nil:
 			err = p.guard
 		case !s.opts.DryRun:
-			err = s.execute(ctx, api, p, rep)
+			if err = s.execute(ctx, api, p, rep); err == nil {
+				s.saveFeedCursor(ctx, p)
+			}
 		}
 	}
 	if err != nil && ctx.Err() != nil {
