@@ -125,7 +125,7 @@ type plan struct {
 	imports []*entry
 	// position is where the read of a positioned feed got to (Feed.Streams).
 	position string
-	deletes []deletion
+	deletes  []deletion
 	// retried counts the imports that re-send a failed indicator's stored
 	// payload because the feed did not bring its object this time.
 	retried int
