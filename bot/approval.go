@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
@@ -330,6 +331,25 @@ func (s *Service) sweep(ctx context.Context) {
 	for _, r := range rs {
 		s.announceExpired(ctx, r)
 	}
+	s.countPending(ctx)
+}
+
+// countPending reports the approval backlog to the metrics: how many
+// requests wait and for how long the oldest has.
+func (s *Service) countPending(ctx context.Context) {
+	if s.deps.Metrics == nil {
+		return
+	}
+	rs, err := s.deps.Store.ListRequests(ctx, store.RequestFilter{States: []store.RequestState{store.StatePending}})
+	if err != nil {
+		s.log.WarnContext(ctx, "counting pending requests failed", "error", err)
+		return
+	}
+	var oldest time.Duration
+	for _, r := range rs {
+		oldest = max(oldest, s.now().Sub(r.CreatedAt))
+	}
+	s.deps.Metrics.PendingApprovals(len(rs), oldest, s.cfg.TTL)
 }
 
 // announceExpired audits an expiry, removes the buttons and tells the requester.

@@ -59,9 +59,12 @@ type Deps struct {
 }
 
 // Metrics counts requests entering each state (pending, approved, rejected,
-// expired, refused, succeeded, failed); *metrics.Metrics satisfies it.
+// expired, refused, succeeded, failed), machine actions by final status and
+// the pending requests' backlog; *metrics.Metrics satisfies it.
 type Metrics interface {
 	Approval(state string)
+	MachineAction(action, status string)
+	PendingApprovals(n int, oldest, ttl time.Duration)
 }
 
 // SlackAPI is the part of the Slack Web API the bot uses; *slack.Client satisfies it.

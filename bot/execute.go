@@ -167,6 +167,13 @@ func (s *Service) finish(ctx context.Context, r *store.Request, state store.Requ
 	r.State, r.Error = state, errMsg
 	if s.deps.Metrics != nil {
 		s.deps.Metrics.Approval(string(state))
+		if r.MachineActionID != "" {
+			status := r.MachineActionStatus
+			if !defender.ActionStatus(status).Final() {
+				status = "Unknown" // Defender lost it, or it outlived poll_timeout
+			}
+			s.deps.Metrics.MachineAction(string(r.Action), status)
+		}
 	}
 	if state == store.StateFailed {
 		s.audit(ctx, "system", "result", r.ID, map[string]any{"ok": false, "error": errMsg, "machine_action_id": r.MachineActionID})

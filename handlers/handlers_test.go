@@ -92,8 +92,15 @@ func (m *memSeen) len() int {
 
 // recMetrics records outcomes per route.
 type recMetrics struct {
-	mu  sync.Mutex
-	got map[string][]string
+	mu    sync.Mutex
+	got   map[string][]string
+	ready []bool
+}
+
+func (r *recMetrics) Ready(ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ready = append(r.ready, ok)
 }
 
 func (r *recMetrics) SlackRequest(route, outcome string, d time.Duration) {
@@ -535,6 +542,9 @@ func TestReadyz(t *testing.T) {
 			assert.Equal(t, tc.want, rec.Code)
 			assert.JSONEq(t, tc.body, rec.Body.String())
 			assert.NotContains(t, rec.Body.String(), "hunter2")
+			e.metrics.mu.Lock()
+			defer e.metrics.mu.Unlock()
+			assert.Equal(t, []bool{tc.want == 200}, e.metrics.ready, "each check's outcome reaches the readiness gauge")
 		})
 	}
 }

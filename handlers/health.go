@@ -44,6 +44,7 @@ func (h *handler) readyz(c *gin.Context) {
 			checks[rc.Name] = "ok"
 		}
 	}
+	h.metrics.Ready(len(names) == 0)
 	if len(names) > 0 {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready", "failed": names, "checks": checks})
 		return

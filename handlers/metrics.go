@@ -14,11 +14,14 @@ const (
 
 // Metrics receives one observation per Slack request: its route, outcome
 // (ok, unauthorized, replay, bad_request, ignored, error) and how long the
-// acknowledgement took. *metrics.Metrics satisfies it.
+// acknowledgement took, and the outcome of each readiness check.
+// *metrics.Metrics satisfies it.
 type Metrics interface {
 	SlackRequest(route, outcome string, d time.Duration)
+	Ready(ok bool)
 }
 
 type noMetrics struct{}
 
 func (noMetrics) SlackRequest(string, string, time.Duration) {}
+func (noMetrics) Ready(bool)                                 {}

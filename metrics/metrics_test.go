@@ -47,5 +47,65 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 		m.ObserveCall("alerts", "PATCH", 200, time.Millisecond)
 		m.ObserveRetry("alerts", "503")
 		m.IOCRun(false, 0, 0, 0, 0, time.Now())
+		m.IOCSchedule(time.Hour, time.Now())
+		m.PendingApprovals(1, time.Second, time.Hour)
+		m.MachineAction("isolate", "Succeeded")
+		m.Lease("iocs-sync", true)
+		m.Ready(true)
 	})
+}
+
+func TestIOCFailureStreakAndSchedule(t *testing.T) {
+	m := New()
+	assert.Equal(t, 0.0, testutil.ToFloat64(m.iocRuns.WithLabelValues("error")), "known outcomes are exported from the start")
+	last := time.Unix(1_700_000_000, 0)
+	m.IOCSchedule(time.Hour, last)
+	assert.Equal(t, 3600.0, testutil.ToFloat64(m.iocPeriod))
+	assert.Equal(t, 1.7e9, testutil.ToFloat64(m.iocLastSuccess))
+	m.IOCSchedule(time.Hour, time.Time{})
+	assert.Equal(t, 1.7e9, testutil.ToFloat64(m.iocLastSuccess), "no run in the store keeps what is known")
+
+	m.IOCRun(false, 0, 0, 0, 0, time.Now())
+	m.IOCRun(false, 0, 0, 0, 0, time.Now())
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.iocFailStreak))
+	m.IOCRun(true, 0, 0, 0, 0, time.Unix(1_800_000_000, 0))
+	assert.Equal(t, 0.0, testutil.ToFloat64(m.iocFailStreak))
+	m.IOCRun(false, 0, 0, 0, 0, time.Now())
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.iocFailStreak))
+}
+
+func TestApprovalsMachineActionsReadiness(t *testing.T) {
+	m := New()
+	m.PendingApprovals(3, 90*time.Second, time.Hour)
+	assert.Equal(t, 3.0, testutil.ToFloat64(m.pending))
+	assert.Equal(t, 90.0, testutil.ToFloat64(m.pendingOldest))
+	assert.Equal(t, 3600.0, testutil.ToFloat64(m.approvalTTL))
+
+	m.MachineAction("isolate", "Succeeded")
+	m.MachineAction("isolate", "Succeeded")
+	m.MachineAction("scan", "TimeOut")
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.machineActions.WithLabelValues("isolate", "Succeeded")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.machineActions.WithLabelValues("scan", "TimeOut")))
+
+	m.Ready(true)
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.ready))
+	m.Ready(false)
+	assert.Equal(t, 0.0, testutil.ToFloat64(m.ready))
+}
+
+func TestLeasesHeldByKind(t *testing.T) {
+	m := New()
+	m.Lease("iocs-sync", true)
+	m.Lease("iocs-sync", true) // a renewal is not a second lease
+	m.Lease("followup:r1", true)
+	m.Lease("followup:r2", true)
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.leasesHeld.WithLabelValues("iocs-sync")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.leasesHeld.WithLabelValues("followup")))
+
+	m.Lease("followup:r1", false)
+	m.Lease("iocs-sync", false)
+	m.Lease("execute:r3", false) // releasing what was never held
+	assert.Equal(t, 0.0, testutil.ToFloat64(m.leasesHeld.WithLabelValues("iocs-sync")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.leasesHeld.WithLabelValues("followup")))
+	assert.Equal(t, 0.0, testutil.ToFloat64(m.leasesHeld.WithLabelValues("execute")))
 }

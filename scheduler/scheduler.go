@@ -108,6 +108,27 @@ func ValidateSpec(spec string) error {
 	return err
 }
 
+// LongestInterval is the longest gap between two consecutive runs of spec
+// among its next 100 runs after from (a weekday schedule's is the weekend),
+// so that "no success for N periods" never fires on a regular pause.
+func LongestInterval(spec string, from time.Time) (time.Duration, error) {
+	sched, err := parseSpec(cron.NewParser(parseOptions), spec)
+	if err != nil {
+		return 0, err
+	}
+	var longest time.Duration
+	prev := sched.Next(from.UTC())
+	for range 100 {
+		next := sched.Next(prev)
+		if next.IsZero() { // a schedule that never fires again
+			break
+		}
+		longest = max(longest, next.Sub(prev))
+		prev = next
+	}
+	return longest, nil
+}
+
 // parseSpec parses spec, turning the parser's panics (robfig/cron#554: a
 // "TZ=" prefix with nothing after it) into errors.
 func parseSpec(p cron.Parser, spec string) (sched cron.Schedule, err error) {

@@ -192,3 +192,24 @@ func TestStartContextEndStopsTriggers(t *testing.T) {
 	cancel()
 	require.Eventually(t, func() bool { return errors.Is(s.Trigger("job"), ErrStopped) }, 5*time.Second, time.Millisecond)
 }
+
+func TestLongestInterval(t *testing.T) {
+	from := time.Date(2026, 12, 2, 10, 30, 0, 0, time.UTC) // a Wednesday
+	tests := []struct {
+		spec string
+		want time.Duration
+	}{
+		{"@every 1h", time.Hour},
+		{"*/15 * * * *", 15 * time.Minute},
+		{"0 9 * * 1-5", 72 * time.Hour}, // Friday 09:00 to Monday 09:00
+		{"@daily", 24 * time.Hour},
+		{"CRON_TZ=Europe/Paris 0 6,18 * * *", 12 * time.Hour},
+	}
+	for _, tc := range tests {
+		got, err := LongestInterval(tc.spec, from)
+		require.NoError(t, err, tc.spec)
+		assert.Equal(t, tc.want, got, tc.spec)
+	}
+	_, err := LongestInterval("not a spec", from)
+	require.ErrorIs(t, err, ErrInvalidSpec)
+}

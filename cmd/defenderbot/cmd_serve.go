@@ -85,11 +85,12 @@ type serveApp struct {
 func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.Logger, slackOpts ...slack.Option) (*serveApp, error) {
 	s := &serveApp{cfg: cfg, log: logger, metrics: metrics.New()}
 
-	st, err := openStore(ctx, cfg, store.WithLogger(logger))
+	raw, err := openStore(ctx, cfg, store.WithLogger(logger))
 	if err != nil {
 		return nil, err
 	}
-	s.store = st
+	s.store = raw
+	st := leaseCountingStore{Store: raw, obs: s.metrics}
 
 	s.defender, err = newDefenderClient(c, cfg, logger, defender.WithObserver(s.metrics))
 	if err != nil {
@@ -138,6 +139,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 			s.close()
 			return nil, fmt.Errorf("iocs.schedule: %w", err)
 		}
+		s.seedIOCMetrics(ctx)
 	}
 
 	a := cfg.Approval
@@ -191,6 +193,24 @@ func responseURLHosts(apiURL string) []string {
 		hosts = append(hosts, u.Host)
 	}
 	return hosts
+}
+
+// seedIOCMetrics exports the schedule's period and the store's last
+// successful sync, so that the "no successful sync" alert survives restarts.
+func (s *serveApp) seedIOCMetrics(ctx context.Context) {
+	period, err := scheduler.LongestInterval(s.cfg.IOCs.Schedule, time.Now())
+	if err != nil {
+		s.log.Warn("IOC schedule period unknown", "error", err)
+	}
+	var last time.Time
+	run, err := s.store.LastSuccessfulSyncRun(ctx)
+	switch {
+	case err == nil:
+		last = run.FinishedAt
+	case !errors.Is(err, store.ErrNotFound):
+		s.log.Warn("reading the last successful IOC sync failed", "error", err)
+	}
+	s.metrics.IOCSchedule(period, last)
 }
 
 // reporter posts IOC sync summaries to iocs.report_channel, if set.

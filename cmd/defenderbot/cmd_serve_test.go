@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -139,6 +140,8 @@ func TestServeRunsAndShutsDownKeepingPendingRequests(t *testing.T) {
 	assert.Contains(t, metrics, `defenderbot_slack_ack_seconds_bucket`)
 	assert.Contains(t, metrics, `defenderbot_approval_requests_total{state="pending"} 1`)
 	assert.Contains(t, metrics, `defenderbot_defender_calls_total{api="machines",status="200"}`)
+	assert.Contains(t, metrics, "\ndefenderbot_ready 1\n", "the passed readiness check is exported")
+	assert.Contains(t, metrics, "\ndefenderbot_approval_ttl_seconds 3600\n", "the start-up sweep exports the approval backlog")
 
 	cancel()
 	select {
@@ -225,6 +228,11 @@ func TestServeWiresTheIOCSync(t *testing.T) {
 		runs[mf.GetName()] = true
 	}
 	assert.True(t, runs["defenderbot_ioc_sync_runs_total"], "IOC sync runs are counted")
+	assert.Equal(t, 3600.0, gaugeValue(t, app.metrics.Registry, "defenderbot_ioc_sync_period_seconds", ""), "the schedule's period is exported")
+	assert.Positive(t, gaugeValue(t, app.metrics.Registry, "defenderbot_ioc_last_success_timestamp_seconds", ""))
+	require.Eventually(t, func() bool {
+		return gaugeValue(t, app.metrics.Registry, "defenderbot_leases_held", "iocs-sync") == 0
+	}, 5*time.Second, 10*time.Millisecond, "the sync lease was counted and is released after the run")
 
 	cancel()
 	require.NoError(t, <-done)
@@ -290,4 +298,29 @@ func TestServeSocketMode(t *testing.T) {
 func TestResponseURLHosts(t *testing.T) {
 	assert.Equal(t, []string{"hooks.slack.com", "hooks.slack-gov.com"}, responseURLHosts("https://slack.com/api/"))
 	assert.Equal(t, []string{"hooks.slack.com", "hooks.slack-gov.com", "127.0.0.1:4390"}, responseURLHosts("http://127.0.0.1:4390/api/"))
+}
+
+// gaugeValue is the value of a gauge (with the given "kind" label, if any)
+// in reg, or -1 when it is not exported.
+func gaugeValue(t *testing.T, reg prometheus.Gatherer, name, kind string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			match := kind == ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "kind" && l.GetValue() == kind {
+					match = true
+				}
+			}
+			if match {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
 }
