@@ -97,6 +97,22 @@ func (f *fakeAPI) CommentAlert(_ context.Context, id, c string) (*defender.Alert
 	return f.alert, nil
 }
 
+func (f *fakeAPI) StopAndQuarantineFile(_ context.Context, id, sha1, c string) (*defender.MachineAction, error) {
+	f.record("StopAndQuarantineFile", id, sha1, c)
+	return f.ma()
+}
+func (f *fakeAPI) CollectInvestigationPackage(_ context.Context, id, c string) (*defender.MachineAction, error) {
+	f.record("CollectInvestigationPackage", id, c)
+	return f.ma()
+}
+func (f *fakeAPI) GetPackageURI(_ context.Context, id string) (string, error) {
+	f.record("GetPackageURI", id)
+	if f.err != nil {
+		return "", f.err
+	}
+	return "https://example.test/package.zip?token=t", nil
+}
+
 func strp(s string) *string { return &s }
 
 const machineID = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07"
@@ -119,7 +135,7 @@ func sampleAlert() *defender.Alert {
 
 func TestNamesAndLookup(t *testing.T) {
 	names := actions.Names()
-	require.Len(t, names, 9)
+	require.Len(t, names, 12)
 	for _, n := range names {
 		got, ok := actions.Lookup(string(n))
 		assert.True(t, ok)
@@ -146,9 +162,13 @@ func TestNamesAndLookup(t *testing.T) {
 func TestRegistryDeclarations(t *testing.T) {
 	verbs := map[string]bool{}
 	for _, s := range actions.All() {
-		assert.NotEmpty(t, s.Verb, s.Name)
-		assert.False(t, verbs[s.Verb], "verb %q declared twice", s.Verb)
-		verbs[s.Verb] = true
+		if s.Verb == "" {
+			// only an action whose result must never be posted in Slack
+			assert.False(t, s.ChangesState || s.Name.ReturnsMachineAction(), "%s has no Slack verb", s.Name)
+		} else {
+			assert.False(t, verbs[s.Verb], "verb %q declared twice", s.Verb)
+			verbs[s.Verb] = true
+		}
 		assert.NotEmpty(t, s.Help, s.Name)
 		assert.NotEmpty(t, s.Permission, s.Name)
 		assert.NotEmpty(t, s.Form, s.Name)
@@ -189,6 +209,14 @@ func TestCheckListsEveryProblem(t *testing.T) {
 	assert.Equal(t, "UnManagedDevice", v)
 	_, ok = actions.Canonical(actions.ArgScanType, "deep")
 	assert.False(t, ok)
+
+	_, errs = actions.Check(actions.StopAndQuarantineFile, actions.Args{MachineID: machineID, Sha1: "abc", Comment: "c"})
+	require.Len(t, errs, 1)
+	assert.Equal(t, "sha1", errs[0].Arg)
+	assert.Contains(t, errs[0].Msg, "40 hexadecimal digits")
+	_, errs = actions.Check(actions.Isolate, actions.Args{MachineID: machineID, Sha1: "87662bc3d60e4200ceaf7aae249d1c343f4b83c9", Comment: "c"})
+	require.Len(t, errs, 1, "a sha1 is not an argument of isolate")
+	assert.Equal(t, actions.NotAccepted, errs[0].Kind)
 }
 
 func TestNameProperties(t *testing.T) {
@@ -201,9 +229,11 @@ func TestNameProperties(t *testing.T) {
 			machine = append(machine, n)
 		}
 	}
-	assert.Equal(t, []actions.Name{actions.GetAction}, readOnly)
+	assert.Equal(t, []actions.Name{actions.GetPackageURI, actions.GetAction}, readOnly)
 	assert.ElementsMatch(t, []actions.Name{actions.Isolate, actions.Deisolate, actions.RestrictCodeExecution,
-		actions.UnrestrictCodeExecution, actions.Scan}, machine)
+		actions.UnrestrictCodeExecution, actions.Scan, actions.StopAndQuarantineFile, actions.CollectInvestigationPackage}, machine)
+	assert.False(t, actions.GetPackageURI.ReturnsMachineAction(), "a link, not a machine action to wait for")
+	assert.Equal(t, []string{"machine_id", "sha1", "comment"}, actions.StopAndQuarantineFile.RequiredArgs())
 	assert.Equal(t, "Isolate a machine", actions.Isolate.Title())
 	assert.Equal(t, "Get action info", actions.GetAction.Title())
 	assert.Equal(t, []string{"id", "type", "scope", "status", "requestor", "title", "machineid"}, actions.Scan.Outputs())
@@ -316,6 +346,11 @@ func TestRunCallsTheClientAndShapesOutput(t *testing.T) {
 		{actions.RestrictCodeExecution, actions.Args{MachineID: machineID, Comment: "c"}, want{call{"RestrictCodeExecution", []any{machineID, "c"}}, maOut}},
 		{actions.UnrestrictCodeExecution, actions.Args{MachineID: machineID, Comment: "c"}, want{call{"UnrestrictCodeExecution", []any{machineID, "c"}}, maOut}},
 		{actions.Scan, actions.Args{MachineID: machineID, Comment: "c", ScanType: "full"}, want{call{"RunAntivirusScan", []any{machineID, "c", defender.ScanFull}}, scoped}},
+		{actions.StopAndQuarantineFile, actions.Args{MachineID: machineID, Sha1: " 87662BC3D60E4200CEAF7AAE249D1C343F4B83C9", Comment: "c"},
+			want{call{"StopAndQuarantineFile", []any{machineID, "87662bc3d60e4200ceaf7aae249d1c343f4b83c9", "c"}}, maOut}},
+		{actions.CollectInvestigationPackage, actions.Args{MachineID: machineID, Comment: "c"}, want{call{"CollectInvestigationPackage", []any{machineID, "c"}}, maOut}},
+		{actions.GetPackageURI, actions.Args{ActionID: "a1"}, want{call{"GetPackageURI", []any{"a1"}},
+			map[string]any{"package_uri": "https://example.test/package.zip?token=t"}}},
 		{actions.GetAction, actions.Args{ActionID: "a1"}, want{call{"GetMachineAction", []any{"a1"}}, maOut}},
 		{actions.CancelAction, actions.Args{ActionID: "a1", Comment: "oops"}, want{call{"CancelMachineAction", []any{"a1", "oops"}}, maOut}},
 		{actions.CommentAlert, actions.Args{AlertID: "al1", Comment: "seen"}, want{call{"CommentAlert", []any{"al1", "seen"}},
@@ -341,6 +376,10 @@ func TestRunCallsTheClientAndShapesOutput(t *testing.T) {
 				keys = append(keys, k)
 			}
 			assert.ElementsMatch(t, tt.n.Outputs(), keys)
+			if tt.n == actions.GetPackageURI {
+				assert.Equal(t, "https://example.test/package.zip?token=t", res.PackageURI)
+				return
+			}
 			assert.NotEmpty(t, res.Raw)
 			if tt.n.TargetsAlert() {
 				assert.NotNil(t, res.Alert)
@@ -443,6 +482,9 @@ func TestMachineActionTypeIsWhatDefenderRecords(t *testing.T) {
 			args := actions.Args{MachineID: defendertest.SampleMachineID1, Comment: "type check"}
 			if n == actions.Scan {
 				args.ScanType = "Quick"
+			}
+			if n == actions.StopAndQuarantineFile {
+				args.Sha1 = "87662bc3d60e4200ceaf7aae249d1c343f4b83c9"
 			}
 			res, err := actions.NewRunner(client).Run(context.Background(), n, args)
 			require.NoError(t, err)

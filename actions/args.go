@@ -22,6 +22,7 @@ const (
 	ArgClassification = "classification"
 	ArgDetermination  = "determination"
 	ArgOwner          = "owner"
+	ArgSha1           = "sha1"
 )
 
 // Args are an action's arguments. JSON names are the argument names.
@@ -36,6 +37,7 @@ type Args struct {
 	Classification string `json:"classification,omitempty"`
 	Determination  string `json:"determination,omitempty"`
 	Owner          string `json:"owner,omitempty"`
+	Sha1           string `json:"sha1,omitempty"`
 }
 
 // MaxCommentLen is the one limit on an analyst's comment (and on a
@@ -121,6 +123,15 @@ var argSpecs = []ArgSpec{
 	{Name: ArgDetermination, Help: "determination matching the classification, e.g. Malware, NotMalicious, Other (update-alert)",
 		Label: "Determination (must match the classification)", Choices: allDeterminations(), check: checkDetermination},
 	{Name: ArgOwner, Help: "user the alert is assigned to (update-alert)", Label: "Owner (user principal name)", check: checkOwner},
+	{Name: ArgSha1, Help: "SHA-1 of the file (stop-and-quarantine-file)", Label: "File SHA-1", check: checkSha1},
+}
+
+func checkSha1(v string, _ Args) (string, string) {
+	h, err := defender.ParseSHA1(v)
+	if err != nil {
+		return v, "must be a SHA-1 hash (40 hexadecimal digits)"
+	}
+	return h, ""
 }
 
 // ArgSpecs returns every argument's declaration, in Args' field order.
@@ -188,6 +199,8 @@ func (a *Args) field(name string) *string {
 		return &a.Determination
 	case ArgOwner:
 		return &a.Owner
+	case ArgSha1:
+		return &a.Sha1
 	}
 	return nil
 }

@@ -34,6 +34,10 @@ const (
 	Scan                    Name = "scan"
 	GetAction               Name = "get-action"
 	CancelAction            Name = "cancel-action"
+	// The forensic actions (beyond the Sekoia.io playbook).
+	StopAndQuarantineFile       Name = "stop-and-quarantine-file"
+	CollectInvestigationPackage Name = "collect-investigation-package"
+	GetPackageURI               Name = "get-package-uri"
 )
 
 // Target is what an action acts on.
@@ -64,6 +68,9 @@ type Spec struct {
 	// value Slack fills in when it is not given (the CLI requires scan_type).
 	SlackChoice  string
 	SlackDefault string
+	// SlackPositional are arguments a Slack command gives as words after
+	// its target, in order ("quarantine ws-001 <sha1> …").
+	SlackPositional []string
 	// SlackFields are the arguments a Slack command gives as key=value.
 	SlackFields []string
 	// Form lists the inputs of the Slack form (modal), in order: argument
@@ -85,6 +92,9 @@ type Spec struct {
 
 	// call runs the action through the client with normalized arguments.
 	call func(ctx context.Context, api API, a Args) (*defender.MachineAction, *defender.Alert, error)
+	// link, instead of call, runs an action whose result is a link
+	// (get-package-uri): it is never posted in Slack, so it has no Verb.
+	link func(ctx context.Context, api API, a Args) (string, error)
 }
 
 var machineOutputs = []string{"id", "type", "status", "requestor", "title", "machineid"}
@@ -155,6 +165,39 @@ var registry = []Spec{
 		call: func(ctx context.Context, api API, a Args) (*defender.MachineAction, *defender.Alert, error) {
 			ma, err := api.RunAntivirusScan(ctx, a.MachineID, a.Comment, defender.ScanType(a.ScanType))
 			return ma, nil, err
+		},
+	},
+	{
+		Name: StopAndQuarantineFile, Title: "Stop and quarantine a file", Aliases: []string{"quarantine", "quarantine-file"},
+		Verb: "quarantine", SlackSyntax: "<machine> <sha1> <comment…>", SlackPositional: []string{ArgSha1},
+		Form:     []string{"machine", ArgSha1, ArgComment},
+		Required: []string{ArgMachineID, ArgSha1, ArgComment}, Outputs: machineOutputs,
+		Help:       "stops the processes running the file with this SHA-1 on the machine and quarantines it",
+		Permission: "Machine.StopAndQuarantine", ChangesState: true,
+		MachineActionType: defender.ActionStopAndQuarantineFile, Target: TargetMachine,
+		call: func(ctx context.Context, api API, a Args) (*defender.MachineAction, *defender.Alert, error) {
+			ma, err := api.StopAndQuarantineFile(ctx, a.MachineID, a.Sha1, a.Comment)
+			return ma, nil, err
+		},
+	},
+	{
+		Name: CollectInvestigationPackage, Title: "Collect an investigation package", Aliases: []string{"collect", "collect-package"},
+		Verb: "collect", SlackSyntax: "<machine> <comment…>",
+		Form:     []string{"machine", ArgComment},
+		Required: []string{ArgMachineID, ArgComment}, Outputs: machineOutputs,
+		Help:       "collects a forensic package from the machine; its download link goes by direct message to the requester and approvers only",
+		Permission: "Machine.CollectForensics", ChangesState: true,
+		MachineActionType: defender.ActionCollectInvestigationPackage, Target: TargetMachine,
+		call: machineCall(API.CollectInvestigationPackage),
+	},
+	{
+		Name: GetPackageURI, Title: "Get an investigation package's download link", Aliases: []string{"get-package-sas-uri"},
+		Form:     []string{ArgActionID},
+		Required: []string{ArgActionID}, Outputs: []string{"package_uri"},
+		Help:       "prints the short-lived download link of a collected investigation package (command line only: never posted in Slack)",
+		Permission: "Machine.Read.All", Target: TargetMachineAction,
+		link: func(ctx context.Context, api API, a Args) (string, error) {
+			return api.GetPackageURI(ctx, a.ActionID)
 		},
 	},
 	{
@@ -251,7 +294,7 @@ func Lookup(s string) (Name, bool) {
 // ByVerb returns the action of a canonical Slack verb ("release").
 func ByVerb(verb string) (Spec, bool) {
 	for _, s := range registry {
-		if s.Verb == verb {
+		if s.Verb != "" && s.Verb == verb {
 			return s, true
 		}
 	}
@@ -284,6 +327,9 @@ func (n Name) TargetsAlert() bool { return n.spec().Target == TargetAlert }
 // ReturnsMachineAction reports whether the action's result is a MachineAction
 // (and so can be polled with get-action).
 func (n Name) ReturnsMachineAction() bool {
+	if n.spec().link != nil {
+		return false
+	}
 	t := n.spec().Target
 	return t == TargetMachine || t == TargetMachineAction
 }

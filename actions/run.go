@@ -22,6 +22,9 @@ type API interface {
 	CancelMachineAction(ctx context.Context, id, comment string) (*defender.MachineAction, error)
 	UpdateAlert(ctx context.Context, alertID string, u defender.AlertUpdate) (*defender.Alert, error)
 	CommentAlert(ctx context.Context, alertID, comment string) (*defender.Alert, error)
+	StopAndQuarantineFile(ctx context.Context, machineID, sha1, comment string) (*defender.MachineAction, error)
+	CollectInvestigationPackage(ctx context.Context, machineID, comment string) (*defender.MachineAction, error)
+	GetPackageURI(ctx context.Context, actionID string) (string, error)
 }
 
 // Result is what an action returned.
@@ -35,6 +38,9 @@ type Result struct {
 	MachineAction *defender.MachineAction
 	// Alert is set for comment-alert and update-alert.
 	Alert *defender.Alert
+	// PackageURI is set for get-package-uri (also Output's package_uri). It
+	// grants access to forensic data: never log it or post it in a channel.
+	PackageURI string
 }
 
 // Runner runs actions against Defender.
@@ -55,6 +61,13 @@ func (r *Runner) Run(ctx context.Context, n Name, a Args) (*Result, error) {
 	a, err := Normalize(n, a)
 	if err != nil {
 		return nil, err
+	}
+	if link := n.spec().link; link != nil {
+		uri, err := link(ctx, r.api, a)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n, err)
+		}
+		return &Result{Output: map[string]any{"package_uri": uri}, PackageURI: uri}, nil
 	}
 	ma, alert, err := n.spec().call(ctx, r.api, a)
 	if err != nil {

@@ -116,7 +116,9 @@ func joinTokens(ts []token) string {
 func allVerbs() []string {
 	var vs []string
 	for _, sp := range actions.All() {
-		vs = append(vs, sp.Verb)
+		if sp.Verb != "" { // command-line-only actions have no verb
+			vs = append(vs, sp.Verb)
+		}
 	}
 	return append(vs, ownVerbs...)
 }
@@ -146,7 +148,7 @@ func canonicalVerb(word string) (string, bool) {
 		}
 	}
 	for _, sp := range actions.All() {
-		if sp.Verb == w || slices.Contains(sp.VerbAliases, w) {
+		if (sp.Verb != "" && sp.Verb == w) || slices.Contains(sp.VerbAliases, w) {
 			return sp.Verb, true
 		}
 	}
@@ -199,6 +201,13 @@ func ParseCommand(text string) (Command, error) {
 		c.Args.Set(spec.Required[0], rest[0].text)
 	}
 	rest = rest[1:]
+	for _, arg := range spec.SlackPositional {
+		if len(rest) == 0 {
+			break // missing: validation asks for it (a form can collect it)
+		}
+		c.Args.Set(arg, rest[0].text)
+		rest = rest[1:]
+	}
 	if spec.SlackChoice != "" {
 		if len(rest) > 0 && !rest[0].quoted {
 			if v, ok := actions.Canonical(spec.SlackChoice, rest[0].text); ok {
@@ -342,6 +351,8 @@ func slackArgError(spec actions.Spec, given actions.Args, e *actions.ArgError) f
 		return fieldError{e.Arg, "isolation type must be full, selective or unmanaged", false}
 	case actions.ArgScanType:
 		return fieldError{e.Arg, "scan type must be quick or full", false}
+	case actions.ArgSha1:
+		return fieldError{e.Arg, fmt.Sprintf("%q is not a SHA-1 hash (40 hexadecimal digits)", v), false}
 	case actions.ArgComment:
 		return fieldError{e.Arg, "the " + e.Msg, false}
 	case actions.ArgStatus, actions.ArgClassification:

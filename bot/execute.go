@@ -184,6 +184,9 @@ func (s *Service) finish(ctx context.Context, r *store.Request, state store.Requ
 		text = fmt.Sprintf(":warning: Your request %s failed: %s", requestRef(r), escapeMrkdwn(errMsg))
 	}
 	s.dm(ctx, r.RequesterID, text)
+	if state == store.StateSucceeded && r.Action == actions.CollectInvestigationPackage {
+		s.sendPackageLink(ctx, r)
+	}
 }
 
 // reconcile settles a request left "executing" by a crash: it looks for the

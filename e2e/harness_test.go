@@ -69,6 +69,8 @@ type world struct {
 	clock  *clock
 	// limits is the Defender client pacing of every process (zero: Microsoft's).
 	limits defender.Limits
+	// logs, when set, receives every process's logs (JSON, debug level).
+	logs io.Writer
 }
 
 // backends are the store drivers the end-to-end tests run against.
@@ -138,6 +140,10 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 	ctx := context.Background()
 	st, err := store.Open(ctx, w.driver, w.db, store.WithClock(w.clock.Now))
 	require.NoError(t, err)
+	logger := slog.New(slog.DiscardHandler)
+	if w.logs != nil {
+		logger = slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	client, err := defender.New(defender.Config{
 		BaseURL:       w.emu.URL,
 		AuthorityHost: w.emu.URL,
@@ -146,7 +152,7 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 		ClientSecret:  defendertest.ClientSecret,
 		MaxRetries:    1,
 		Limits:        w.limits,
-	}, defender.WithHTTPClient(w.emu.HTTPClient()))
+	}, defender.WithHTTPClient(w.emu.HTTPClient()), defender.WithLogger(logger))
 	require.NoError(t, err)
 
 	cfg := bot.Config{
@@ -163,7 +169,6 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	logger := slog.New(slog.DiscardHandler)
 	b, err := bot.New(cfg, bot.Deps{
 		Store:    st,
 		Slack:    w.slack.Client(),

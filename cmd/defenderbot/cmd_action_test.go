@@ -307,3 +307,40 @@ func TestActionWaitTimeout(t *testing.T) {
 	assert.Contains(t, []any{"Pending", "InProgress"}, out["status"])
 	assert.Contains(t, r.stderr, "check later with: defenderbot action get-action --action-id "+out["id"].(string))
 }
+
+func TestActionForensics(t *testing.T) {
+	srv := newEmulator(t)
+	env := emulatorEnv(srv)
+
+	r := runCLI(t, srv, env, "action", "stop-and-quarantine-file", "--machine-id", testMachine,
+		"--sha1", "87662BC3D60E4200CEAF7AAE249D1C343F4B83C9", "--comment", "dropper")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "StopAndQuarantineFile", decodeOne(t, r.stdout)["type"])
+	r = runCLI(t, srv, env, "action", "stop-and-quarantine-file", "--machine-id", testMachine, "--sha1", "abc", "--comment", "x")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "sha1")
+	assert.Empty(t, r.stdout)
+
+	r = runCLI(t, srv, env, "action", "collect-investigation-package", "--machine-id", testMachine, "--comment", "for IR")
+	require.Equal(t, 0, r.code, r.stderr)
+	out := decodeOne(t, r.stdout)
+	assert.Equal(t, "CollectInvestigationPackage", out["type"])
+	id := out["id"].(string)
+
+	r = runCLI(t, srv, env, "action", "get-package-uri", "--action-id", id)
+	assert.Equal(t, 1, r.code, "not collected yet")
+	assert.Empty(t, r.stdout)
+	assert.NotEmpty(t, r.stderr)
+
+	srv.Advance(5 * time.Minute)
+	r = runCLI(t, srv, env, "action", "get-package-uri", "--action-id", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	out = decodeOne(t, r.stdout)
+	assert.Equal(t, []string{"package_uri"}, keys(out))
+	assert.True(t, strings.HasPrefix(out["package_uri"].(string), srv.URL+"/safedownload/"), out["package_uri"])
+	assert.NotContains(t, r.stderr, "safedownload", "the link goes to stdout only")
+
+	r = runCLI(t, srv, env, "action", "get-package-uri", "--action-id", id, "--wait")
+	assert.Equal(t, 2, r.code, "a usage error: there is no machine action to wait for")
+	assert.Empty(t, r.stdout)
+}
