@@ -182,7 +182,7 @@ func (s *Service) createRequest(ctx context.Context, inv invocation, action acti
 			s.log.ErrorContext(ctx, "withdrawing the request failed", "request", r.ID, "error", rerr)
 		}
 		s.audit(ctx, "system", "reject", r.ID, map[string]any{"reason": "approval message could not be posted"})
-		s.reply(ctx, inv, fmt.Sprintf(":warning: Could not post the approval request in <#%s> (is the bot a member of that channel?). Nothing was done.", escapeMrkdwn(s.cfg.ApprovalChannel)))
+		s.reply(ctx, inv, approvalPostFailed(err, s.cfg.ApprovalChannel))
 		return
 	}
 	if err := s.deps.Store.SetApprovalMessage(ctx, r.ID, ch, ts); err != nil {

@@ -2,7 +2,9 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/internal/slackfake"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -269,6 +272,13 @@ func newFakeSlack(t *testing.T) *fakeSlack {
 		method := strings.TrimPrefix(r.URL.Path, "/")
 		c := slackCall{Method: method, Channel: r.Form.Get("channel"), User: r.Form.Get("user"), Thread: r.Form.Get("thread_ts"),
 			Text: r.Form.Get("text"), Blocks: r.Form.Get("blocks"), TS: r.Form.Get("ts")}
+		if p := slackfake.MessageProblems(json.RawMessage(c.Blocks)); len(p) > 0 {
+			// As Slack does: the whole message is refused.
+			t.Errorf("Slack would refuse %s: %v", method, p)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"ok":false,"error":"invalid_blocks"}`)
+			return
+		}
 		f.mu.Lock()
 		if method == "chat.postMessage" {
 			f.n++
@@ -327,6 +337,9 @@ func (f *fakeSlack) PostEphemeralContext(ctx context.Context, ch, user string, o
 }
 
 func (f *fakeSlack) OpenViewContext(_ context.Context, trigger string, v slack.ModalViewRequest) (*slack.ViewResponse, error) {
+	if raw, err := json.Marshal(v); err != nil || len(slackfake.ViewProblems(raw)) > 0 {
+		return nil, fmt.Errorf("invalid_arguments: %v %v", err, slackfake.ViewProblems(raw))
+	}
 	return &slack.ViewResponse{}, f.record(slackCall{Method: "views.open", TS: trigger, View: &v})
 }
 

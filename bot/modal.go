@@ -76,21 +76,21 @@ func commandModal(verb string, c Command, inv invocation) (slack.ModalViewReques
 		blocks = append(blocks, in.WithOptional(optional))
 	}
 	meta, _ := json.Marshal(modalMeta{Verb: verb, ChannelID: inv.ChannelID, ResponseURL: inv.ResponseURL})
-	return slack.ModalViewRequest{
+	return fitView(slack.ModalViewRequest{
 		Type:            slack.VTModal,
-		Title:           plain(truncate(spec.Title, 24)),
+		Title:           plain(spec.Title),
 		Submit:          plain("Request"),
 		Close:           plain("Cancel"),
 		Blocks:          slack.Blocks{BlockSet: blocks},
 		CallbackID:      callbackCmd,
 		PrivateMetadata: string(meta),
-	}, true
+	}), true
 }
 
 // rejectModal asks an approver why they reject.
 func rejectModal(requestID, channelID string) slack.ModalViewRequest {
 	meta, _ := json.Marshal(modalMeta{RequestID: requestID, ChannelID: channelID})
-	return slack.ModalViewRequest{
+	return fitView(slack.ModalViewRequest{
 		Type:   slack.VTModal,
 		Title:  plain("Reject request"),
 		Submit: plain("Reject"),
@@ -101,5 +101,5 @@ func rejectModal(requestID, channelID string) slack.ModalViewRequest {
 		}},
 		CallbackID:      callbackReject,
 		PrivateMetadata: string(meta),
-	}
+	})
 }

@@ -121,10 +121,10 @@ func renderApproval(r *store.Request) []slack.Block {
 				plain("Approve"), plain("Cancel")))
 		reject := slack.NewButtonBlockElement(actionReject, r.ID, plain("Reject")).WithStyle(slack.StyleDanger)
 		blocks = append(blocks, slack.NewActionBlock(blockDecision, approve, reject))
-		return blocks
+		return fitMessage(blocks)
 	}
 	blocks = append(blocks, slack.NewDividerBlock(), section(outcomeText(r)))
-	return blocks
+	return fitMessage(blocks)
 }
 
 func onMachine(r *store.Request) string {
@@ -211,11 +211,11 @@ func renderHelp(command string) []slack.Block {
 		// Slack reads <…> as a link or mention even in code: escape it.
 		fmt.Fprintf(&b, "`%s %s`\n", escapeMrkdwn(command), escapeMrkdwn(u))
 	}
-	return []slack.Block{
+	return fitMessage([]slack.Block{
 		section("*Microsoft Defender for Endpoint from Slack*\nState-changing actions are posted for approval; `action` and `iocs status` answer at once."),
 		section(strings.TrimRight(b.String(), "\n")),
 		contextBlock("&lt;machine&gt; is a Defender machine ID (40 hex characters) or a computer DNS name. Quote a comment with \"…\" if it starts with a keyword."),
-	}
+	})
 }
 
 // renderParseError explains a malformed command and shows the usage.
@@ -226,7 +226,7 @@ func renderParseError(command string, pe *ParseError) []slack.Block {
 	} else {
 		blocks = append(blocks, section(fmt.Sprintf("Try `%s help`.", escapeMrkdwn(command))))
 	}
-	return blocks
+	return fitMessage(blocks)
 }
 
 // renderMachineChoices explains an ambiguous or unknown machine name.
@@ -271,12 +271,6 @@ func renderOutput(title string, out map[string]any) []slack.Block {
 		}
 		fields = append(fields, mrkdwn(fmt.Sprintf("*%s*\n`%s`", escapeMrkdwn(k), escapeMrkdwn(v))))
 	}
-	blocks := []slack.Block{section("*" + escapeMrkdwn(title) + "*")}
-	// A section holds at most 10 fields.
-	for len(fields) > 0 {
-		n := min(10, len(fields))
-		blocks = append(blocks, slack.NewSectionBlock(nil, fields[:n], nil))
-		fields = fields[n:]
-	}
-	return blocks
+	// fitMessage splits the fields into sections of at most ten.
+	return fitMessage([]slack.Block{section("*" + escapeMrkdwn(title) + "*"), slack.NewSectionBlock(nil, fields, nil)})
 }

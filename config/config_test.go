@@ -599,3 +599,38 @@ func TestAlertsFromEnvironment(t *testing.T) {
 	assert.Equal(t, config.AlertsAPIGraph, cfg.Defender.AlertsAPI)
 	assert.Equal(t, "https://graph.microsoft.us", cfg.Defender.GraphBaseURL)
 }
+
+func TestWarningsWhenAnApproverCannotBeApprovedFor(t *testing.T) {
+	tests := []struct {
+		name       string
+		approvers  []string
+		requesters []string
+		required   int
+		self       bool
+		warn       bool
+	}{
+		{"one approver, anyone requests", []string{"U0A"}, nil, 1, false, true},
+		{"two approvers, one needed", []string{"U0A", "U0B"}, nil, 1, false, false},
+		{"two approvers, two needed", []string{"U0A", "U0B"}, nil, 2, false, true},
+		{"self approval allowed", []string{"U0A", "U0B"}, nil, 2, true, false},
+		{"approvers cannot request", []string{"U0A", "U0B"}, []string{"U0C"}, 2, false, false},
+		{"an approver may request", []string{"U0A", "U0B"}, []string{"U0C", "U0B"}, 2, false, true},
+		{"requesters by group may include an approver", []string{"U0A", "U0B"}, []string{"S0SOC"}, 2, false, true},
+		{"approver groups can grow", []string{"S0SOC"}, nil, 2, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default()
+			c.Approval.Approvers, c.Approval.Requesters = tt.approvers, tt.requesters
+			c.Approval.RequiredApprovals, c.Approval.AllowSelfApproval = tt.required, tt.self
+			w := c.Warnings()
+			if !tt.warn {
+				assert.Empty(t, w)
+				return
+			}
+			require.Len(t, w, 1)
+			assert.Contains(t, w[0], fmt.Sprintf("approval.required_approvals (%d) cannot be met", tt.required))
+			assert.Contains(t, w[0], fmt.Sprintf("only %d other approver(s)", len(tt.approvers)-1))
+		})
+	}
+}

@@ -420,3 +420,26 @@ func actionList() string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// Warnings lists settings that are valid but will not work as an operator
+// expects. validate-config prints them (exit status unchanged) and serve
+// logs them at start.
+func (c *Config) Warnings() []string {
+	var w []string
+	a := c.Approval
+	// Groups can grow, so only a closed list of users is counted. A request
+	// by an approver needs required_approvals approvers other than them.
+	if !a.AllowSelfApproval && a.RequiredApprovals >= 1 && len(a.Approvers) > 0 && onlyUsers(a.Approvers) &&
+		len(a.Approvers)-1 < a.RequiredApprovals {
+		for _, id := range a.Approvers {
+			if len(a.Requesters) == 0 || slices.Contains(a.Requesters, id) || !onlyUsers(a.Requesters) {
+				w = append(w, fmt.Sprintf("approval.required_approvals (%d) cannot be met when an approver (such as %s) requests: "+
+					"there are only %d other approver(s) and allow_self_approval is off, so such a request can only expire "+
+					"(add approvers, lower required_approvals, or keep approvers out of approval.requesters)",
+					a.RequiredApprovals, id, len(a.Approvers)-1))
+				break
+			}
+		}
+	}
+	return w
+}

@@ -46,6 +46,9 @@ func runServe(ctx context.Context, c *cli, args []string) int {
 	for _, name := range c.unknownEnv() {
 		logger.Warn("environment variable is not a configuration key and is ignored (misspelled?)", "variable", name)
 	}
+	for _, w := range cfg.Warnings() {
+		logger.Warn("configuration: " + w)
+	}
 
 	app, err := newServeApp(ctx, c, cfg, logger)
 	if err != nil {

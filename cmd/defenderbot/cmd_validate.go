@@ -26,6 +26,13 @@ func runValidateConfig(_ context.Context, c *cli, args []string) int {
 	for _, name := range c.unknownEnv() {
 		fmt.Fprintf(c.stderr, "defenderbot: warning: %s is not a configuration variable and is ignored (misspelled?)\n", name)
 	}
+	// Warnings do not change the exit status: the configuration works, just
+	// not as its author probably expects.
+	if cfg, err := loadConfig(c, *cfgPath); err == nil {
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(c.stderr, "defenderbot: warning: %s\n", w)
+		}
+	}
 	// Check, unlike Load then Validate, also validates what could be read
 	// when some keys are bad, so every problem is listed at once.
 	if err := config.Check(configPath(c, *cfgPath), c.env, purpose); err != nil {

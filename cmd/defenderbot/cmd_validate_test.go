@@ -121,3 +121,16 @@ func TestValidateConfigWarnsAboutMisspelledVariables(t *testing.T) {
 	assert.Contains(t, errb.String(), "DEFENDERBOT_DEFENDER_POLL_INTERVALL is not a configuration variable")
 	assert.NotContains(t, errb.String(), "DEFENDERBOT_LISTEN is not")
 }
+
+func TestValidateConfigWarnsWhenApprovalsCannotBeMet(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(`
+defender: {tenant_id: t, app_id: a, app_secret: s}
+slack: {bot_token: xoxb-1, signing_secret: sig, approval_channel: C0123ABCD}
+approval: {approvers: [U0AAA, U0BBB], required_approvals: 2}
+`), 0o600))
+	r := runCLI(t, nil, nil, "validate-config", "--config", p)
+	assert.Equal(t, 0, r.code, "a warning is not a problem")
+	assert.Contains(t, r.stdout, "configuration OK")
+	assert.Contains(t, r.stderr, "defenderbot: warning: approval.required_approvals (2) cannot be met when an approver (such as U0AAA) requests")
+}

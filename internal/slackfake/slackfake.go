@@ -4,8 +4,10 @@
 // chat.update, chat.postEphemeral, views.open, usergroups.users.list,
 // users.info, auth.test) plus a response_url receiver. Every call is recorded
 // for assertions; rate limiting (429 + Retry-After) and Slack errors can be
-// injected. It plays Slack's side of Socket Mode (SendEnvelope). It also signs requests the way Slack does, so tests can drive
-// the real HTTP endpoints.
+// injected. Like Slack, it refuses a message or view that breaks a Block Kit
+// limit (limits.go): invalid_blocks for messages, invalid_arguments for views.
+// It plays Slack's side of Socket Mode (SendEnvelope). It also signs requests
+// the way Slack does, so tests can drive the real HTTP endpoints.
 package slackfake
 
 import (
@@ -64,6 +66,9 @@ type Call struct {
 	Status int
 	// Error is the Slack error code answered ("" when ok).
 	Error string
+	// Problems are the Block Kit limits a refused payload broke, as Slack
+	// words them ("must be less than 3001 characters [json-pointer:/blocks/0/text/text]").
+	Problems []string
 	// Form holds every form field (form-encoded methods).
 	Form url.Values
 	// Body is the raw request body.
@@ -407,12 +412,51 @@ func (s *Server) fail(w http.ResponseWriter, c Call, slackErr string) {
 	writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": slackErr})
 }
 
+// refuseBlocks answers invalid_blocks, as Slack does, when the message's
+// blocks break a Block Kit limit.
+func (s *Server) refuseBlocks(w http.ResponseWriter, c Call) bool {
+	errs := limitErrors(c.Blocks, MaxMessageBlocks, "/blocks")
+	if len(errs) == 0 {
+		return false
+	}
+	c.Error, c.Problems = "invalid_blocks", errs
+	s.record(c)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": "invalid_blocks", "errors": errs,
+		"response_metadata": map[string]any{"messages": prefixed(errs)}})
+	return true
+}
+
+// refuseView answers invalid_arguments, as Slack's views.* methods do, when
+// the view breaks a Block Kit limit.
+func (s *Server) refuseView(w http.ResponseWriter, c Call, view json.RawMessage) bool {
+	errs := viewLimitErrors(view)
+	if len(errs) == 0 {
+		return false
+	}
+	c.Error, c.Problems = "invalid_arguments", errs
+	s.record(c)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": "invalid_arguments",
+		"response_metadata": map[string]any{"messages": prefixed(errs)}})
+	return true
+}
+
+func prefixed(errs []string) []string {
+	out := make([]string, len(errs))
+	for i, e := range errs {
+		out[i] = "[ERROR] " + e
+	}
+	return out
+}
+
 func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.begin(w, r, MethodPostMessage)
 	if !ok {
 		return
 	}
 	fillFromForm(&c)
+	if s.refuseBlocks(w, c) {
+		return
+	}
 	if c.Channel == "" {
 		s.fail(w, c, "channel_not_found")
 		return
@@ -433,6 +477,9 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	fillFromForm(&c)
 	c.TS = c.Form.Get("ts")
+	if s.refuseBlocks(w, c) {
+		return
+	}
 	s.mu.Lock()
 	m, found := s.messages[c.Channel+"|"+c.TS]
 	if !found {
@@ -453,6 +500,9 @@ func (s *Server) handlePostEphemeral(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fillFromForm(&c)
+	if s.refuseBlocks(w, c) {
+		return
+	}
 	if c.Channel == "" || c.User == "" {
 		s.fail(w, c, "channel_not_found")
 		return
@@ -478,6 +528,9 @@ func (s *Server) handleViewsOpen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.TriggerID, c.View = req.TriggerID, req.View
+	if s.refuseView(w, c, req.View) {
+		return
+	}
 	var view map[string]any
 	_ = json.Unmarshal(req.View, &view)
 	s.mu.Lock()
@@ -561,6 +614,13 @@ func (s *Server) handleResponseURL(w http.ResponseWriter, r *http.Request) {
 	c.Text, c.ResponseType, c.ReplaceOriginal, c.DeleteOriginal, c.ThreadTS = msg.Text, msg.ResponseType, msg.ReplaceOriginal, msg.DeleteOriginal, msg.ThreadTS
 	if len(msg.Blocks) > 0 && string(msg.Blocks) != "null" {
 		c.Blocks = msg.Blocks
+	}
+	if errs := limitErrors(c.Blocks, MaxMessageBlocks, "/blocks"); len(errs) > 0 {
+		// A response_url answers a refused message with 400 and the code.
+		c.Status, c.Error, c.Problems = http.StatusBadRequest, "invalid_blocks", errs
+		s.record(c)
+		http.Error(w, "invalid_blocks", http.StatusBadRequest)
+		return
 	}
 	s.record(c)
 	// Slack answers a response_url with a plain "ok".
