@@ -159,6 +159,8 @@ var fakeExistingSecret = map[string]string{
 	"SLACK_SIGNING_SECRET":  "signing-secret",
 	"SLACK_APP_TOKEN":       "xapp-1-2-abc",
 	"DEFENDERBOT_STORE_DSN": "postgres://defenderbot:pw@postgres.example.internal:5432/defenderbot?sslmode=require",
+	// (no DEFENDERBOT_IOCS_TAXII_TOKEN: the example uses Basic)
+	"DEFENDERBOT_IOCS_TAXII_PASSWORD": "taxii-api-key",
 }
 
 // podEnv is the environment the container would get: plain values, the
@@ -188,6 +190,9 @@ func podEnv(t *testing.T, r rendered) map[string]string {
 				data = fakeExistingSecret
 			}
 			val, ok := data[str(ref["key"])]
+			if optional, _ := ref["optional"].(bool); optional && !ok {
+				continue
+			}
 			require.True(t, ok, "env %s names key %s, which secret %s does not have", name, ref["key"], ref["name"])
 			env[name] = val
 		case dig(e, "valueFrom", "fieldRef") != nil:
@@ -245,6 +250,8 @@ func TestExamplesRenderAValidConfiguration(t *testing.T) {
 				assert.NotNil(t, r.find("PodDisruptionBudget"))
 				assert.NotNil(t, r.find("ServiceMonitor"))
 				assert.True(t, cfg.IOCs.Enabled)
+				assert.Equal(t, fakeExistingSecret["DEFENDERBOT_IOCS_TAXII_PASSWORD"], cfg.IOCs.TAXII.Password.Value(), "the TAXII password comes from the Secret")
+				assert.True(t, cfg.Alerts.Enabled)
 			} else {
 				assert.NotNil(t, r.find("Secret"))
 				assert.NotNil(t, r.find("PersistentVolumeClaim"))
@@ -387,6 +394,7 @@ func TestChartRefuses(t *testing.T) {
 		{"postgres without DSN", []string{"store.driver=postgres"}, "secrets.storeDSN is required"},
 		{"secret in the ConfigMap", []string{"config.slack.bot_token=xoxb-1"}, "config.slack.bot_token: secrets do not belong in the ConfigMap"},
 		{"store in config", []string{"config.store.dsn=x.db"}, "config.store is set by the chart"},
+		{"TAXII token in the ConfigMap", []string{"config.iocs.taxii.token=abc"}, "config.iocs.taxii.token: secrets do not belong in the ConfigMap"},
 		{"no tenant", []string{"config.defender.tenant_id="}, "config.defender.tenant_id is required"},
 		{"no approvers", []string{"config.approval.approvers=null"}, "config.approval.approvers must list"},
 		{"no bot token", []string{"secrets.slackBotToken="}, "secrets.slackBotToken is required"},
@@ -402,4 +410,51 @@ func TestChartRefuses(t *testing.T) {
 	r := mustTemplate(t, []string{"examples/default.yaml"}, "replicaCount=2", "store.driver=postgres", "secrets.storeDSN=postgres://u:p@db:5432/d")
 	assert.Equal(t, "RollingUpdate", str(dig(r.find("Deployment"), "spec", "strategy", "type")))
 	loadRendered(t, r)
+}
+
+// TestValuesCoverEveryConfigKey: values.yaml's config: lists every
+// configuration key a user may set in the ConfigMap (all but secrets, their
+// files and what the chart sets itself), so that a new key is documented in
+// the chart too.
+func TestValuesCoverEveryConfigKey(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	require.NoError(t, err)
+	var values struct {
+		Config map[string]any `yaml:"config"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &values))
+	have := map[string]bool{}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			have[prefix+k] = true
+		}
+	}
+	walk("", values.Config)
+
+	fields := config.Fields(config.Default())
+	secret := map[string]bool{}
+	for _, f := range fields {
+		if f.Secret {
+			secret[f.Key] = true
+		}
+	}
+	chartOwned := map[string]bool{"listen": true, "replica_id": true}
+	var missing []string
+	for _, f := range fields {
+		base, isFile := strings.CutSuffix(f.Key, "_file")
+		switch {
+		case f.Secret, isFile && secret[base], chartOwned[f.Key], strings.HasPrefix(f.Key, "store."):
+			assert.False(t, have[f.Key], "values.yaml config: sets %s, which the chart owns or is a secret", f.Key)
+		case !have[f.Key]:
+			missing = append(missing, f.Key)
+		}
+		delete(have, f.Key)
+	}
+	assert.Empty(t, missing, "configuration keys missing from %s/values.yaml config: (add them with their default)", chartDir)
+	assert.Empty(t, have, "values.yaml config: has keys the configuration does not know")
 }

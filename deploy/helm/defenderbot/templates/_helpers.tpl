@@ -100,6 +100,11 @@ Refuse what cannot work, with the value to change in the message.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- range list "password" "password_file" "token" "token_file" -}}
+{{- if hasKey (dig "iocs" "taxii" dict $c) . -}}
+{{- fail (printf "config.iocs.taxii.%s: secrets do not belong in the ConfigMap; set secrets.taxiiPassword or secrets.taxiiToken (or in secrets.existingSecret)" .) -}}
+{{- end -}}
+{{- end -}}
 {{- if hasKey $c "store" -}}
 {{- fail "config.store is set by the chart: use store.driver (and secrets.storeDSN for postgres)" -}}
 {{- end -}}
