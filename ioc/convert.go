@@ -116,6 +116,9 @@ type Conversion struct {
 	// ranking data, used to merge duplicates and to choose what to leave out
 	// at the tenant limit.
 	validFrom, modified time.Time
+	// keys and fps are the Key and (for a live payload) the Fingerprint of
+	// each indicator, computed with the conversion, on a worker.
+	keys, fps []string
 	// evaluated is set once the object was found valid and its pattern
 	// parsed: only then does the conversion say which values the object
 	// no longer asserts.
@@ -239,7 +242,6 @@ func convert(obj *stix.Object, opts ConvertOptions, now time.Time, payload bool)
 	if payload {
 		base = buildBase(obj, opts)
 	}
-	seen := make(map[string]bool, len(comps))
 	for _, cmp := range comps {
 		t, v, sk := comparisonValue(obj.ID, cmp)
 		if sk != nil {
@@ -247,10 +249,10 @@ func convert(obj *stix.Object, opts ConvertOptions, now time.Time, payload bool)
 			continue
 		}
 		k := Key(t, v)
-		if seen[k] {
+		if slices.Contains(c.keys, k) {
 			continue
 		}
-		seen[k] = true
+		c.keys = append(c.keys, k)
 		ind := base
 		ind.IndicatorType = t
 		ind.IndicatorValue = v
@@ -258,6 +260,9 @@ func convert(obj *stix.Object, opts ConvertOptions, now time.Time, payload bool)
 			ind.Title = title(obj, t, v)
 		}
 		c.Indicators = append(c.Indicators, ind)
+		if payload {
+			c.fps = append(c.fps, Fingerprint(&c.Indicators[len(c.Indicators)-1]))
+		}
 	}
 	if len(c.Indicators) == 0 {
 		c.Compound = false
@@ -400,6 +405,22 @@ func truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// key is Key of indicator i.
+func (c *Conversion) key(i int) string {
+	if i < len(c.keys) {
+		return c.keys[i]
+	}
+	return Key(c.Indicators[i].IndicatorType, c.Indicators[i].IndicatorValue)
+}
+
+// fingerprint is Fingerprint of indicator i.
+func (c *Conversion) fingerprint(i int) string {
+	if i < len(c.fps) {
+		return c.fps[i]
+	}
+	return Fingerprint(&c.Indicators[i])
 }
 
 // Key is the upsert key of an indicator: type and normalised value.

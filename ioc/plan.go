@@ -329,8 +329,8 @@ func (pl *planner) apply(c *Conversion) {
 		}
 		for i := range c.Indicators {
 			e := &entry{ind: c.Indicators[i], validFrom: c.validFrom, modified: c.modified}
-			e.key = Key(e.ind.IndicatorType, e.ind.IndicatorValue)
-			e.fp = Fingerprint(&e.ind)
+			e.key = c.key(i)
+			e.fp = c.fingerprint(i)
 			if !pl.sk.keys[e.key] {
 				pl.final(e) // no other object gives this value
 				continue
@@ -347,8 +347,8 @@ func (pl *planner) apply(c *Conversion) {
 			}
 		}
 	case StateRevoked, StateExpired:
-		for _, ind := range c.Indicators {
-			k := Key(ind.IndicatorType, ind.IndicatorValue)
+		for i := range c.Indicators {
+			k := c.key(i)
 			if _, managed := pl.in.records[k]; !managed && !pl.sk.keys[k] {
 				// No other object gives this value and defenderbot does not
 				// manage it: nothing to remove.
@@ -384,8 +384,8 @@ func (pl *planner) noteYield(c *Conversion) {
 	var keys []string
 	if c.State == StateLive {
 		keys = make([]string, len(c.Indicators))
-		for i, ind := range c.Indicators {
-			keys[i] = Key(ind.IndicatorType, ind.IndicatorValue)
+		for i := range c.Indicators {
+			keys[i] = c.key(i)
 		}
 	}
 	pl.yields[c.StixID] = keys

@@ -122,8 +122,7 @@ func (s *sketch) addObject(c *Conversion) {
 		}
 	}
 	for i := range c.Indicators {
-		ind := &c.Indicators[i]
-		k := Key(ind.IndicatorType, ind.IndicatorValue)
+		k := c.key(i)
 		if s.seen('k', k) {
 			s.keys[k] = true
 		}
@@ -170,7 +169,7 @@ func mixDigest(sum uint64, seed maphash.Seed, c *Conversion, errID string) uint6
 	}
 	for i := range c.Indicators {
 		h.WriteByte(0)
-		h.WriteString(Key(c.Indicators[i].IndicatorType, c.Indicators[i].IndicatorValue))
+		h.WriteString(c.key(i))
 	}
 	return h.Sum64()
 }

@@ -231,7 +231,8 @@ func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*pla
 	if s.sketchBits > 0 {
 		sk.bloom, sk.nbits = make([]uint64, (s.sketchBits+63)/64), (s.sketchBits+63)&^63
 	}
-	ropts := stix.ReadOptions{MaxObjectBytes: s.opts.MaxObjectBytes}
+	// The first pass needs neither titles nor descriptions.
+	ropts := stix.ReadOptions{MaxObjectBytes: s.opts.MaxObjectBytes, SkipText: true}
 	// Objects are decoded and converted on every core; the sketch and the
 	// planner take them one at a time, in feed order.
 	position, err := readFeed(ctx, feed, after, 0, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
@@ -274,6 +275,7 @@ func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*pla
 	if feed.Positioned() {
 		limit = sk.read
 	}
+	ropts.SkipText = false
 	_, err = readFeed(ctx, feed, after, limit, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
 		if oerr != nil {
 			return read{err: oerr}

@@ -157,17 +157,24 @@ func appendFoldedName(out, in []byte) []byte {
 // with a clear message.
 type wireObject struct {
 	Type, ID, SpecVersion, Name, Description, Pattern, PatternType, PatternVersion string
-	Created, Modified, ValidFrom, ValidUntil                                       *string
+	Created, Modified, ValidFrom, ValidUntil                                       stamp
 	Revoked                                                                        bool
 	Labels, IndicatorTypes, XICObservableTypes                                     []string
 	Confidence                                                                     *int
 }
 
+// stamp is a timestamp property as read: its (unquoted) text, pointing into the feed's bytes.
+type stamp struct {
+	set bool
+	raw []byte
+}
+
 // decoder walks the bytes of one JSON value.
 type decoder struct {
-	b     []byte
-	p     int
-	stack []byte // open containers while skipping a value
+	b        []byte
+	p        int
+	stack    []byte // open containers while skipping a value
+	skipText bool   // check name and description, do not decode them
 }
 
 func (d *decoder) ws() {
@@ -276,6 +283,18 @@ func internString(b []byte) string {
 		return "stix"
 	case "2.1":
 		return "2.1"
+	case "malicious-activity":
+		return "malicious-activity"
+	case "file":
+		return "file"
+	case "ipv4-addr":
+		return "ipv4-addr"
+	case "ipv6-addr":
+		return "ipv6-addr"
+	case "domain-name":
+		return "domain-name"
+	case "url":
+		return "url"
 	case "":
 		return ""
 	}
@@ -646,13 +665,13 @@ func (d *decoder) field(w *wireObject, f field) (synErr *syntaxError, typeErr er
 		}
 		switch f {
 		case fCreated:
-			w.Created = nil
+			w.Created = stamp{}
 		case fModified:
-			w.Modified = nil
+			w.Modified = stamp{}
 		case fValidFrom:
-			w.ValidFrom = nil
+			w.ValidFrom = stamp{}
 		case fValidUntil:
-			w.ValidUntil = nil
+			w.ValidUntil = stamp{}
 		case fLabels:
 			w.Labels = nil
 		case fIndicatorTypes:
@@ -669,6 +688,31 @@ func (d *decoder) field(w *wireObject, f field) (synErr *syntaxError, typeErr er
 		fCreated, fModified, fValidFrom, fValidUntil:
 		if c != '"' {
 			return mismatch("string")
+		}
+		if d.skipText && (f == fName || f == fDescription) {
+			_, _, _, err := d.str()
+			return err, nil
+		}
+		if f >= fCreated {
+			s, e, slow, err := d.str()
+			if err != nil {
+				return err, nil
+			}
+			st := stamp{set: true, raw: d.b[s:e]}
+			if slow {
+				st.raw = unquote(st.raw)
+			}
+			switch f {
+			case fCreated:
+				w.Created = st
+			case fModified:
+				w.Modified = st
+			case fValidFrom:
+				w.ValidFrom = st
+			default:
+				w.ValidUntil = st
+			}
+			return nil, nil
 		}
 		s, err := d.stringValue()
 		if err != nil {
@@ -691,14 +735,6 @@ func (d *decoder) field(w *wireObject, f field) (synErr *syntaxError, typeErr er
 			w.PatternType = s
 		case fPatternVersion:
 			w.PatternVersion = s
-		case fCreated:
-			w.Created = &s
-		case fModified:
-			w.Modified = &s
-		case fValidFrom:
-			w.ValidFrom = &s
-		case fValidUntil:
-			w.ValidUntil = &s
 		}
 		return nil, nil
 	case fRevoked:
@@ -835,22 +871,25 @@ func (w *wireObject) object() (*Object, error) {
 		XICObservableTypes: w.XICObservableTypes,
 	}
 	var errs []error
-	stamp := func(name string, in *string, out *time.Time) {
-		if in == nil {
+	parse := func(name string, in stamp, out *time.Time) {
+		if !in.set {
 			return
 		}
-		t, err := ParseTimestamp(*in)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("property %s: %w", name, err))
+		t, msg := parseTimestamp(in.raw)
+		if msg != "" {
+			var err error
+			if t, err = ParseTimestamp(string(in.raw)); err != nil {
+				errs = append(errs, fmt.Errorf("property %s: %w", name, err))
+			}
 		}
 		*out = t
 	}
-	stamp("created", w.Created, &o.Created)
-	stamp("modified", w.Modified, &o.Modified)
-	stamp("valid_from", w.ValidFrom, &o.ValidFrom)
-	if w.ValidUntil != nil {
+	parse("created", w.Created, &o.Created)
+	parse("modified", w.Modified, &o.Modified)
+	parse("valid_from", w.ValidFrom, &o.ValidFrom)
+	if w.ValidUntil.set {
 		var t time.Time
-		stamp("valid_until", w.ValidUntil, &t)
+		parse("valid_until", w.ValidUntil, &t)
 		o.ValidUntil = &t
 	}
 	if len(errs) > 0 {

@@ -35,8 +35,15 @@ func NormalizeHashKey(k string) string {
 		k = strings.TrimSpace(k[1 : len(k)-1])
 	}
 	up := strings.ToUpper(k)
-	squashed := strings.NewReplacer("-", "", "_", "", " ", "").Replace(up)
-	if name, ok := hashNames[squashed]; ok {
+	// Squash '-', '_' and ' ' out, on the stack: this runs for every hash comparison of a feed.
+	var buf [16]byte
+	squashed := buf[:0]
+	for i := 0; i < len(up) && len(squashed) <= len(buf); i++ {
+		if c := up[i]; c != '-' && c != '_' && c != ' ' {
+			squashed = append(squashed, c)
+		}
+	}
+	if name, ok := hashNames[string(squashed)]; ok {
 		return name
 	}
 	return up

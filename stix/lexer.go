@@ -319,7 +319,7 @@ const errNoSuchDay = "no such day in that month"
 // parseTimestamp reads YYYY-MM-DDTHH:MM:SS[.f+]Z, the only form STIX allows, and checks that the date
 // exists (the grammar does not; 02-31 gives errNoSuchDay rather than rolling into March). A leap second
 // (:60) is accepted and rolls into the next minute. It returns a non-empty message on failure.
-func parseTimestamp(s string) (time.Time, string) {
+func parseTimestamp[S string | []byte](s S) (time.Time, string) {
 	const want = "want YYYY-MM-DDTHH:MM:SS[.fraction]Z in UTC"
 	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[len(s)-1] != 'Z' {
 		return time.Time{}, want
@@ -341,7 +341,7 @@ func parseTimestamp(s string) (time.Time, string) {
 	}
 	nanos := 0
 	switch rest := s[19 : len(s)-1]; {
-	case rest == "":
+	case len(rest) == 0:
 	case rest[0] == '.' && len(rest) > 1:
 		digits := rest[1:]
 		for i := 0; i < len(digits); i++ {

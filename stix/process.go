@@ -18,6 +18,9 @@ type ReadOptions struct {
 	// Workers is the number of goroutines that decode objects and run the work function
 	// (0: runtime.GOMAXPROCS).
 	Workers int
+	// SkipText leaves Name and Description empty: they are checked (a wrong JSON type still makes
+	// the object unreadable) but not decoded, for a reader that does not use them.
+	SkipText bool
 }
 
 // Process reads the feed under path as ReadFeed does, calls work for every object (or object error)
@@ -58,7 +61,7 @@ func ProcessFrom[T any](ctx context.Context, r io.Reader, source string, opts Re
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p := &pipeline[T]{ctx: ctx, source: source, max: opts.MaxObjectBytes, work: work, visit: visit}
+	p := &pipeline[T]{ctx: ctx, source: source, max: opts.MaxObjectBytes, skipText: opts.SkipText, work: work, visit: visit}
 	if opts.Workers == 1 {
 		return p.sequential(r)
 	}
@@ -84,11 +87,12 @@ func freeBlock(b []byte) {
 }
 
 type pipeline[T any] struct {
-	ctx    context.Context
-	source string
-	max    int
-	work   func(*Object, *ObjectError) T
-	visit  func(T) error
+	ctx      context.Context
+	source   string
+	max      int
+	skipText bool
+	work     func(*Object, *ObjectError) T
+	visit    func(T) error
 }
 
 // result is one item's outcome.
@@ -164,7 +168,7 @@ func (p *pipeline[T]) deliver(r result[T]) (bool, error) {
 }
 
 func (p *pipeline[T]) sequential(r io.Reader) error {
-	var d decoder
+	d := decoder{skipText: p.skipText}
 	var err error
 	sc := newScanner(r, p.max, allocBlock, func(b *block) bool {
 		defer freeBlock(b.buf)
@@ -219,7 +223,7 @@ func (p *pipeline[T]) parallel(r io.Reader, n int) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var d decoder
+			d := decoder{skipText: p.skipText}
 			for j := range work {
 				j.out = make([]result[T], len(j.blk.items))
 				for i := range j.blk.items {
