@@ -1,6 +1,6 @@
-// Package handlers is defenderbot's HTTP surface: the Slack slash-command and
-// interaction endpoints (signature verification and replay protection come
-// before anything else), health and readiness probes, Prometheus metrics, and
+// Package handlers is defenderbot's HTTP surface: the Slack slash-command,
+// interaction and Events API endpoints (signature verification and replay
+// protection come before anything else), health and readiness probes, Prometheus metrics, and
 // the Socket Mode loop that feeds the same bot when no public URL is wanted.
 package handlers
 
@@ -31,8 +31,10 @@ const (
 	requestIDHeader        = "X-Request-ID"
 	routeCommands          = "/slack/commands"
 	routeInteractions      = "/slack/interactions"
+	routeEvents            = "/slack/events"
 	routeSocketCommands    = "socket:slash_commands"
 	routeSocketInteractive = "socket:interactive"
+	routeSocketEvents      = "socket:events_api"
 )
 
 // Bot is what the Slack endpoints need from the approval workflow
@@ -77,8 +79,11 @@ type Config struct {
 
 // Deps are the collaborators of the handlers.
 type Deps struct {
-	Bot  Bot
-	Seen SeenMarker
+	Bot Bot
+	// Events receives Events API callbacks (nil: they are acknowledged and
+	// ignored).
+	Events Events
+	Seen   SeenMarker
 	// Readiness lists the checks /readyz runs (store ping, Defender token, ...).
 	Readiness []ReadinessCheck
 	// Metrics counts Slack requests (nil: not counted).
@@ -95,6 +100,7 @@ type Deps struct {
 type handler struct {
 	cfg      Config
 	bot      Bot
+	evts     Events
 	seen     SeenMarker
 	ready    []ReadinessCheck
 	log      *slog.Logger
@@ -119,6 +125,7 @@ func newHandler(cfg Config, deps Deps) *handler {
 	h := &handler{
 		cfg:   cfg,
 		bot:   deps.Bot,
+		evts:  deps.Events,
 		seen:  deps.Seen,
 		ready: deps.Readiness,
 		log:   deps.Logger,
@@ -155,6 +162,7 @@ func New(cfg Config, deps Deps) *gin.Engine {
 	r.Use(requestLogger(h.log), recovery(h.log))
 	r.POST(routeCommands, h.slackRoute(routeCommands, h.slashCommand))
 	r.POST(routeInteractions, h.slackRoute(routeInteractions, h.interaction))
+	r.POST(routeEvents, h.slackRoute(routeEvents, h.events))
 	r.GET("/healthz", func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	})

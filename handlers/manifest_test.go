@@ -36,9 +36,12 @@ func TestAppManifestMatchesRoutes(t *testing.T) {
 	assert.False(t, m.Settings.SocketModeEnabled)
 	assert.True(t, m.Features.AppHome.MessagesTabEnabled, "requesters get outcomes by DM")
 	assert.True(t, m.Settings.Interactivity.IsEnabled)
+	assert.True(t, m.Features.AppHome.HomeTabEnabled, "approvers decide from the Home tab too")
+	require.NotNil(t, m.Settings.EventSubscriptions)
+	assert.Equal(t, []string{"app_home_opened"}, m.Settings.EventSubscriptions.BotEvents)
 
 	e := newEnv(t)
-	for _, u := range []string{cmd.Url, m.Settings.Interactivity.RequestUrl} {
+	for _, u := range []string{cmd.Url, m.Settings.Interactivity.RequestUrl, m.Settings.EventSubscriptions.RequestUrl} {
 		parsed, err := url.Parse(u)
 		require.NoError(t, err)
 		assert.Equal(t, "https", parsed.Scheme)

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/defenderbot/defenderbot/internal/logctx"
 )
 
 // RunSocketMode connects client to Slack over Socket Mode and feeds slash
-// commands and interactions into deps.Bot, the same methods the HTTP
+// commands and interactions into deps.Bot, and events into deps.Events, the same methods the HTTP
 // endpoints use, with the same replay protection (keyed by envelope_id,
 // since Socket Mode has no request signature: the app token authenticates
 // the connection). Each envelope is acknowledged as soon as the bot's fast
@@ -79,8 +80,11 @@ func (h *handler) socketEnvelope(ctx context.Context, client *socketmode.Client,
 	}
 	ctx = logctx.WithRequestID(ctx, req.EnvelopeID)
 	route := routeSocketInteractive
-	if evt.Type == socketmode.EventTypeSlashCommand {
+	switch evt.Type {
+	case socketmode.EventTypeSlashCommand:
 		route = routeSocketCommands
+	case socketmode.EventTypeEventsAPI:
+		route = routeSocketEvents
 	}
 	outcome := outcomeOK
 	defer func() { h.metrics.SlackRequest(route, outcome, time.Since(start)) }()
@@ -91,8 +95,10 @@ func (h *handler) socketEnvelope(ctx context.Context, client *socketmode.Client,
 	}
 
 	var (
-		cmd slack.SlashCommand
-		ic  slack.InteractionCallback
+		cmd     slack.SlashCommand
+		ic      slack.InteractionCallback
+		ev      slackevents.EventsAPIEvent
+		eventID string
 	)
 	switch evt.Type {
 	case socketmode.EventTypeSlashCommand:
@@ -115,8 +121,22 @@ func (h *handler) socketEnvelope(ctx context.Context, client *socketmode.Client,
 			ack()
 			return
 		}
+	case socketmode.EventTypeEventsAPI:
+		var ok bool
+		ev, ok = evt.Data.(slackevents.EventsAPIEvent)
+		if !ok {
+			outcome = outcomeBadRequest
+			ack()
+			return
+		}
+		cb, ok := ev.Data.(*slackevents.EventsAPICallbackEvent)
+		if ev.Type != slackevents.CallbackEvent || !ok || cb.EventID == "" || h.evts == nil {
+			outcome = outcomeIgnored
+			ack()
+			return
+		}
+		eventID = cb.EventID
 	default:
-		// Events API envelopes: we subscribe to none; ack so Slack stops retrying.
 		outcome = outcomeIgnored
 		ack()
 		return
@@ -136,8 +156,29 @@ func (h *handler) socketEnvelope(ctx context.Context, client *socketmode.Client,
 		return
 	}
 
+	if eventID != "" {
+		// Slack retries an event under a new envelope: the event_id is what
+		// stays the same (and what the HTTP endpoint deduplicates on too).
+		first, err := h.seen.MarkSeen(ctx, eventKey(eventID), h.now(), h.cfg.ReplayTTL)
+		if err != nil {
+			h.log.ErrorContext(ctx, "replay check failed", slog.Any("error", err))
+			outcome = outcomeError
+			return
+		}
+		if !first {
+			outcome = outcomeReplay
+			ack()
+			return
+		}
+	}
+
 	bctx, cancel := context.WithTimeout(ctx, h.cfg.AckTimeout)
 	defer cancel()
+	if evt.Type == socketmode.EventTypeEventsAPI {
+		h.evts.HandleEvent(bctx, ev)
+		ack()
+		return
+	}
 	if evt.Type == socketmode.EventTypeSlashCommand {
 		msg := h.bot.HandleCommand(bctx, cmd)
 		if msg == nil {
