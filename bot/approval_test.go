@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 func TestRequestApproveFollowUp(t *testing.T) {
@@ -26,7 +26,7 @@ func TestRequestApproveFollowUp(t *testing.T) {
 	assert.Contains(t, msg.Text, "Isolate a machine on ws-001.contoso.com")
 
 	r := h.store.only(t)
-	assert.Equal(t, store.StatePending, r.State)
+	assert.Equal(t, approval.StatePending, r.State)
 	assert.Equal(t, actions.Isolate, r.Action)
 	assert.Equal(t, map[string]string{"machine_id": machineID, "isolation_type": "Selective", "comment": "beaconing to <!channel> & c2"}, r.Args.Map())
 	assert.Equal(t, "ws-001.contoso.com", r.MachineName)
@@ -51,7 +51,7 @@ func TestRequestApproveFollowUp(t *testing.T) {
 	assert.Equal(t, machineID, run.Params["machine_id"])
 
 	r = h.store.only(t)
-	assert.Equal(t, store.StateSucceeded, r.State)
+	assert.Equal(t, approval.StateSucceeded, r.State)
 	assert.Equal(t, "ma-1", r.MachineActionID)
 	assert.Equal(t, "Succeeded", r.MachineActionStatus)
 
@@ -120,7 +120,7 @@ func TestRefusals(t *testing.T) {
 			r := h.store.only(t)
 			h.click(t, tc.clicker, actionApprove, r.ID)
 			assert.Equal(t, 0, h.def.runCount())
-			assert.Equal(t, store.StatePending, h.store.only(t).State)
+			assert.Equal(t, approval.StatePending, h.store.only(t).State)
 			msgs := h.slack.ephemeralTo(tc.clicker)
 			require.NotEmpty(t, msgs)
 			assert.Contains(t, msgs[len(msgs)-1], tc.want)
@@ -137,7 +137,7 @@ func TestSelfApprovalAllowedByConfig(t *testing.T) {
 	assert.Equal(t, "Full", r.Args.ScanType)
 	h.click(t, analyst, actionApprove, r.ID)
 	assert.Equal(t, 1, h.def.runCount())
-	assert.Equal(t, store.StateSucceeded, h.store.only(t).State)
+	assert.Equal(t, approval.StateSucceeded, h.store.only(t).State)
 }
 
 func TestGroupApproverAndTwoApprovals(t *testing.T) {
@@ -148,7 +148,7 @@ func TestGroupApproverAndTwoApprovals(t *testing.T) {
 
 	h.click(t, groupMem, actionApprove, r.ID)
 	assert.Equal(t, 0, h.def.runCount())
-	assert.Equal(t, store.StatePending, h.store.only(t).State)
+	assert.Equal(t, approval.StatePending, h.store.only(t).State)
 	assert.Contains(t, h.slack.ephemeralTo(groupMem)[0], "1 of 2")
 
 	// Same approver again does not count.
@@ -191,7 +191,7 @@ func TestRejectWithReason(t *testing.T) {
 	h.svc.Wait()
 
 	got := h.store.only(t)
-	assert.Equal(t, store.StateRejected, got.State)
+	assert.Equal(t, approval.StateRejected, got.State)
 	assert.Equal(t, approver1, got.RejectedBy)
 	assert.Equal(t, "not <@U1> enough evidence", got.RejectReason)
 	assert.Equal(t, 0, h.def.runCount())
@@ -232,7 +232,7 @@ func TestExpiry(t *testing.T) {
 	h.click(t, approver1, actionApprove, r.ID)
 	assert.Equal(t, 0, h.def.runCount())
 	assert.Contains(t, h.slack.ephemeralTo(approver1)[0], "expired")
-	assert.Equal(t, store.StateExpired, h.store.only(t).State)
+	assert.Equal(t, approval.StateExpired, h.store.only(t).State)
 }
 
 func TestExpirySweep(t *testing.T) {
@@ -240,8 +240,8 @@ func TestExpirySweep(t *testing.T) {
 	h.command(t, analyst, "isolate ws-001.contoso.com full evil")
 	r := h.store.only(t)
 	h.clock.Advance(61 * time.Minute)
-	h.svc.sweep(context.Background())
-	assert.Equal(t, store.StateExpired, h.store.only(t).State)
+	h.svc.core.Sweep(context.Background())
+	assert.Equal(t, approval.StateExpired, h.store.only(t).State)
 	ups := h.slack.find("chat.update")
 	require.Len(t, ups, 1)
 	assert.Contains(t, ups[0].Blocks, "Expired")
@@ -271,7 +271,7 @@ func TestConcurrentApprovesRunOnce(t *testing.T) {
 	wg.Wait()
 	h.svc.Wait()
 	assert.Equal(t, 1, h.def.runCount())
-	assert.Equal(t, store.StateSucceeded, h.store.only(t).State)
+	assert.Equal(t, approval.StateSucceeded, h.store.only(t).State)
 }
 
 func TestDefenderErrorsRendered(t *testing.T) {
@@ -295,7 +295,7 @@ func TestDefenderErrorsRendered(t *testing.T) {
 			r := h.store.only(t)
 			h.click(t, approver1, actionApprove, r.ID)
 			got := h.store.only(t)
-			assert.Equal(t, store.StateFailed, got.State)
+			assert.Equal(t, approval.StateFailed, got.State)
 			assert.Contains(t, got.Error, tc.want)
 			ups := h.slack.find("chat.update")
 			assert.Contains(t, ups[len(ups)-1].Blocks, "failed")

@@ -1,7 +1,12 @@
-// Package bot is defenderbot's Slack workflow: it parses /defender commands,
-// runs the two-person approval of state-changing Defender actions, renders
-// Block Kit messages and follows machine actions until they are final. It is
-// independent of HTTP: package handlers feeds it parsed Slack payloads.
+// Package bot is defenderbot's Slack edge: it parses /defender commands,
+// opens and reads forms (modals), resolves machine names and Slack user
+// groups, renders Block Kit messages, words every reply and retries Slack
+// calls. The approval rules (who may approve, votes, expiry, the claim,
+// execution, follow-up) are package approval's: bot drives the core and
+// shows what it reports.
+//
+// It must not import gin or handlers (package handlers feeds it parsed
+// Slack payloads), nor decide approvals itself.
 package bot
 
 import (
@@ -17,12 +22,13 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/internal/logctx"
-	"github.com/defenderbot/defenderbot/store"
 )
 
-// Config is the bot's policy.
+// Config is the bot's policy: the Slack settings and the approval policy
+// it hands to the approval core.
 type Config struct {
 	Command                string   // the slash command, "/defender"
 	ApprovalChannel        string   // channel ID where approval requests are posted
@@ -55,16 +61,10 @@ type Deps struct {
 	HTTPClient *http.Client // for response_url posts; default http.DefaultClient with a timeout
 	Logger     *slog.Logger
 	Now        func() time.Time
-	Metrics    Metrics // may be nil
-}
-
-// Metrics counts requests entering each state (pending, approved, rejected,
-// expired, refused, succeeded, failed), machine actions by final status and
-// the pending requests' backlog; *metrics.Metrics satisfies it.
-type Metrics interface {
-	Approval(state string)
-	MachineAction(action, status string)
-	PendingApprovals(n int, oldest, ttl time.Duration)
+	// Sleep waits d or until ctx ends (follow-up polls, Slack retries);
+	// default the real clock's.
+	Sleep   func(ctx context.Context, d time.Duration) error
+	Metrics approval.Metrics // may be nil
 }
 
 // SlackAPI is the part of the Slack Web API the bot uses; *slack.Client satisfies it.
@@ -82,23 +82,8 @@ type IOCSync interface {
 	StatusText(ctx context.Context) (string, error)
 }
 
-// Store is the subset of store.Store the bot uses.
-type Store interface {
-	CreateRequest(ctx context.Context, r *store.Request) error
-	GetRequest(ctx context.Context, id string) (*store.Request, error)
-	ListRequests(ctx context.Context, f store.RequestFilter) ([]*store.Request, error)
-	SetApprovalMessage(ctx context.Context, id, channel, ts string) error
-	AddApproval(ctx context.Context, id, userID string, at time.Time) (*store.Request, store.Decision, error)
-	Reject(ctx context.Context, id, userID, reason string, at time.Time) (*store.Request, error)
-	Transition(ctx context.Context, id string, from, to store.RequestState, at time.Time) (bool, error)
-	UpdateRequest(ctx context.Context, id string, u store.RequestUpdate, at time.Time) error
-	ExpirePending(ctx context.Context, now time.Time) ([]*store.Request, error)
-	AcquireLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error)
-	ReleaseLease(ctx context.Context, name, owner string) error
-	AppendAudit(ctx context.Context, e store.AuditEvent) error
-}
-
-var _ Store = store.Store(nil)
+// Store is the persistence of the approval core; store.Store satisfies it.
+type Store interface{ approval.Store }
 
 // Service is the Slack bot. Its methods are safe for concurrent use.
 type Service struct {
@@ -106,19 +91,12 @@ type Service struct {
 	deps   Deps
 	log    *slog.Logger
 	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
 	groups *groupCache
+	core   *approval.Core
 
 	// wg tracks async work started by Handle* so Wait can drain it.
 	wg sync.WaitGroup
-
-	// followCtx bounds machine-action follow-ups; Run cancels it on return.
-	followCtx    context.Context
-	followCancel context.CancelFunc
-	sweepEvery   time.Duration
-	sleep        func(ctx context.Context, d time.Duration) error
-
-	mu        sync.Mutex
-	following map[string]bool // request IDs this replica is following up
 }
 
 // New checks cfg, fills defaults and returns a Service.
@@ -183,33 +161,70 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.Sleep == nil {
+		deps.Sleep = sleepCtx
+	}
 	if deps.HTTPClient == nil {
 		deps.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	s := &Service{
-		cfg:       cfg,
-		deps:      deps,
-		log:       deps.Logger.With("component", "bot"),
-		now:       deps.Now,
-		following: map[string]bool{},
+		cfg:   cfg,
+		deps:  deps,
+		log:   deps.Logger.With("component", "bot"),
+		now:   deps.Now,
+		sleep: deps.Sleep,
 	}
-	s.groups = newGroupCache(deps.Slack, deps.Now, 5*time.Minute)
-	s.followCtx, s.followCancel = context.WithCancel(context.Background())
-	s.sweepEvery = time.Minute
-	s.sleep = sleepCtx
+	s.groups = newGroupCache(deps.Slack, deps.Now, 5*time.Minute, s.slackRetry)
+	core, err := approval.New(approval.Config{
+		Approvers:              cfg.Approvers,
+		Requesters:             cfg.Requesters,
+		AllowSelfApproval:      cfg.AllowSelfApproval,
+		RequiredApprovals:      cfg.RequiredApprovals,
+		TTL:                    cfg.TTL,
+		ActionsWithoutApproval: cfg.ActionsWithoutApproval,
+		PollInterval:           cfg.PollInterval,
+		PollTimeout:            cfg.PollTimeout,
+		ReplicaID:              cfg.ReplicaID,
+		SweepEvery:             time.Minute,
+	}, approval.Deps{
+		Store:     deps.Store,
+		Defender:  deps.Defender,
+		Directory: s.groups,
+		Notifier:  notifier{s},
+		Metrics:   deps.Metrics,
+		Logger:    deps.Logger,
+		Now:       deps.Now,
+		Sleep:     deps.Sleep,
+		Explain:   explainDefenderError,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bot: %w", err)
+	}
+	s.core = core
 	return s, nil
 }
 
 // Wait blocks until the async work started by HandleCommand/HandleInteraction
-// and by Run has finished. Call it after Run's ctx is cancelled.
+// and the follow-ups it started have finished. Call it after Run's ctx is
+// cancelled.
 func (s *Service) Wait() {
 	s.wg.Wait()
+	s.core.Wait()
 }
+
+// Run resumes work left by a previous process and runs the approval core's
+// expiry sweep and takeover scan until ctx ends (approval.Core.Run).
+func (s *Service) Run(ctx context.Context) error { return s.core.Run(ctx) }
 
 // goAsync runs f in the background, detached from the Slack request's ctx
 // (which ends when the HTTP response is written) but tracked by Wait. The
 // request ID of parent follows into f so its log lines can be correlated.
 func (s *Service) goAsync(parent context.Context, name string, f func(ctx context.Context)) {
+	s.goDetached(parent, name, 2*time.Minute, f)
+}
+
+// goDetached is goAsync with its own time limit.
+func (s *Service) goDetached(parent context.Context, name string, limit time.Duration, f func(ctx context.Context)) {
 	reqID := logctx.RequestID(parent)
 	s.wg.Add(1)
 	go func() {
@@ -221,21 +236,17 @@ func (s *Service) goAsync(parent context.Context, name string, f func(ctx contex
 		}()
 		// Not tied to shutdown either: a click being handled finishes (serve
 		// waits for Wait, bounded by its grace period).
-		ctx, cancel := context.WithTimeout(logctx.WithRequestID(context.Background(), reqID), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(logctx.WithRequestID(context.Background(), reqID), limit)
 		defer cancel()
 		f(ctx)
 	}()
 }
 
 // Defender is what the bot needs from Microsoft Defender: the registry's
-// actions (as stored in store.Request) plus machine look-ups. NewDefender
+// actions (as stored with a request) plus machine look-ups. NewDefender
 // adapts the actions runner and the defender client.
 type Defender interface {
-	Run(ctx context.Context, n actions.Name, a actions.Args) (*actions.Result, error)
+	approval.Defender
 	GetMachine(ctx context.Context, id string) (*defender.Machine, error)
 	FindMachinesByName(ctx context.Context, name string) ([]defender.Machine, error)
-	GetMachineAction(ctx context.Context, id string) (*defender.MachineAction, error)
-	// ListMachineActions lists the machine's actions of one MachineAction
-	// type (e.g. "Isolate"), newest first; used to reconcile after a crash.
-	ListMachineActions(ctx context.Context, machineID, actionType string) ([]defender.MachineAction, error)
 }

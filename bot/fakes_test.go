@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
 	"github.com/defenderbot/defenderbot/store"
@@ -26,9 +27,9 @@ import (
 // memStore is an in-memory Store with the contract's atomic semantics.
 type memStore struct {
 	mu     sync.Mutex
-	reqs   map[string]*store.Request
+	reqs   map[string]*approval.Request
 	leases map[string]lease
-	audit  []store.AuditEvent
+	audit  []approval.AuditEvent
 }
 
 type lease struct {
@@ -37,16 +38,16 @@ type lease struct {
 }
 
 func newMemStore() *memStore {
-	return &memStore{reqs: map[string]*store.Request{}, leases: map[string]lease{}}
+	return &memStore{reqs: map[string]*approval.Request{}, leases: map[string]lease{}}
 }
 
-func cloneReq(r *store.Request) *store.Request {
+func cloneReq(r *approval.Request) *approval.Request {
 	c := *r
 	c.Approvals = slices.Clone(r.Approvals)
 	return &c
 }
 
-func (m *memStore) CreateRequest(_ context.Context, r *store.Request) error {
+func (m *memStore) CreateRequest(_ context.Context, r *approval.Request) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.reqs[r.ID]; ok {
@@ -56,7 +57,7 @@ func (m *memStore) CreateRequest(_ context.Context, r *store.Request) error {
 	return nil
 }
 
-func (m *memStore) GetRequest(_ context.Context, id string) (*store.Request, error) {
+func (m *memStore) GetRequest(_ context.Context, id string) (*approval.Request, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.reqs[id]
@@ -66,10 +67,10 @@ func (m *memStore) GetRequest(_ context.Context, id string) (*store.Request, err
 	return cloneReq(r), nil
 }
 
-func (m *memStore) ListRequests(_ context.Context, f store.RequestFilter) ([]*store.Request, error) {
+func (m *memStore) ListRequests(_ context.Context, f approval.RequestFilter) ([]*approval.Request, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []*store.Request
+	var out []*approval.Request
 	for _, r := range m.reqs {
 		if len(f.States) == 0 || slices.Contains(f.States, r.State) {
 			out = append(out, cloneReq(r))
@@ -89,54 +90,54 @@ func (m *memStore) SetApprovalMessage(_ context.Context, id, ch, ts string) erro
 	return nil
 }
 
-func (m *memStore) AddApproval(_ context.Context, id, user string, at time.Time) (*store.Request, store.Decision, error) {
+func (m *memStore) AddApproval(_ context.Context, id, user string, at time.Time) (*approval.Request, approval.Decision, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.reqs[id]
 	if !ok {
-		return nil, store.Decision{}, store.ErrNotFound
+		return nil, approval.Decision{}, store.ErrNotFound
 	}
-	if r.State != store.StatePending {
-		return nil, store.Decision{}, store.ErrNotPending
+	if r.State != approval.StatePending {
+		return nil, approval.Decision{}, approval.ErrNotPending
 	}
 	if !at.Before(r.ExpiresAt) {
-		r.State = store.StateExpired
-		return nil, store.Decision{}, store.ErrExpired
+		r.State = approval.StateExpired
+		return nil, approval.Decision{}, approval.ErrExpired
 	}
 	for _, a := range r.Approvals {
 		if a.UserID == user {
-			return nil, store.Decision{}, store.ErrAlreadyVoted
+			return nil, approval.Decision{}, approval.ErrAlreadyVoted
 		}
 	}
-	r.Approvals = append(r.Approvals, store.Approval{UserID: user, At: at})
-	dec := store.Decision{}
+	r.Approvals = append(r.Approvals, approval.Vote{UserID: user, At: at})
+	dec := approval.Decision{}
 	if len(r.Approvals) >= r.RequiredApprovals {
-		r.State = store.StateApproved
+		r.State = approval.StateApproved
 		dec.Approved = true
 	}
 	r.UpdatedAt = at
 	return cloneReq(r), dec, nil
 }
 
-func (m *memStore) Reject(_ context.Context, id, user, reason string, at time.Time) (*store.Request, error) {
+func (m *memStore) Reject(_ context.Context, id, user, reason string, at time.Time) (*approval.Request, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.reqs[id]
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	if r.State != store.StatePending {
-		return nil, store.ErrNotPending
+	if r.State != approval.StatePending {
+		return nil, approval.ErrNotPending
 	}
 	if !at.Before(r.ExpiresAt) {
-		r.State = store.StateExpired
-		return nil, store.ErrExpired
+		r.State = approval.StateExpired
+		return nil, approval.ErrExpired
 	}
-	r.State, r.RejectedBy, r.RejectReason, r.UpdatedAt = store.StateRejected, user, reason, at
+	r.State, r.RejectedBy, r.RejectReason, r.UpdatedAt = approval.StateRejected, user, reason, at
 	return cloneReq(r), nil
 }
 
-func (m *memStore) Transition(_ context.Context, id string, from, to store.RequestState, at time.Time) (bool, error) {
+func (m *memStore) Transition(_ context.Context, id string, from, to approval.State, at time.Time) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.reqs[id]
@@ -150,7 +151,7 @@ func (m *memStore) Transition(_ context.Context, id string, from, to store.Reque
 	return true, nil
 }
 
-func (m *memStore) UpdateRequest(_ context.Context, id string, u store.RequestUpdate, at time.Time) error {
+func (m *memStore) UpdateRequest(_ context.Context, id string, u approval.RequestUpdate, at time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.reqs[id]
@@ -176,13 +177,13 @@ func (m *memStore) UpdateRequest(_ context.Context, id string, u store.RequestUp
 	return nil
 }
 
-func (m *memStore) ExpirePending(_ context.Context, now time.Time) ([]*store.Request, error) {
+func (m *memStore) ExpirePending(_ context.Context, now time.Time) ([]*approval.Request, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []*store.Request
+	var out []*approval.Request
 	for _, r := range m.reqs {
-		if r.State == store.StatePending && r.ExpiresAt.Before(now) {
-			r.State = store.StateExpired
+		if r.State == approval.StatePending && r.ExpiresAt.Before(now) {
+			r.State = approval.StateExpired
 			out = append(out, cloneReq(r))
 		}
 	}
@@ -209,7 +210,7 @@ func (m *memStore) ReleaseLease(_ context.Context, name, owner string) error {
 	return nil
 }
 
-func (m *memStore) AppendAudit(_ context.Context, e store.AuditEvent) error {
+func (m *memStore) AppendAudit(_ context.Context, e approval.AuditEvent) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.audit = append(m.audit, e)
@@ -228,7 +229,7 @@ func (m *memStore) auditKinds(requestID string) []string {
 	return out
 }
 
-func (m *memStore) only(t *testing.T) *store.Request {
+func (m *memStore) only(t *testing.T) *approval.Request {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -522,19 +523,19 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 		mod(&cfg)
 	}
 	h := &harness{store: newMemStore(), slack: newFakeSlack(t), def: newFakeDefender(), clock: &fakeClock{t: t0}}
-	svc, err := New(cfg, Deps{Store: h.store, Slack: h.slack, Defender: h.def, Logger: slog.New(slog.DiscardHandler), Now: h.clock.Now})
-	require.NoError(t, err)
-	h.slack.groups["SSOCLEADS"] = []string{groupMem}
 	// Polls advance the fake clock instead of sleeping.
-	svc.sleep = func(ctx context.Context, d time.Duration) error {
+	sleep := func(ctx context.Context, d time.Duration) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		h.clock.Advance(d)
 		return nil
 	}
+	svc, err := New(cfg, Deps{Store: h.store, Slack: h.slack, Defender: h.def, Logger: slog.New(slog.DiscardHandler), Now: h.clock.Now, Sleep: sleep})
+	require.NoError(t, err)
+	h.slack.groups["SSOCLEADS"] = []string{groupMem}
 	h.svc = svc
-	t.Cleanup(func() { svc.followCancel(); svc.Wait() })
+	t.Cleanup(func() { svc.core.Stop(); svc.Wait() })
 	return h
 }
 

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 var errStoreDown = errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
@@ -79,21 +79,21 @@ func (f *faultStore) check(op string) error {
 	return nil
 }
 
-func (f *faultStore) CreateRequest(ctx context.Context, r *store.Request) error {
+func (f *faultStore) CreateRequest(ctx context.Context, r *approval.Request) error {
 	if err := f.check("CreateRequest"); err != nil {
 		return err
 	}
 	return f.inner.CreateRequest(ctx, r)
 }
 
-func (f *faultStore) GetRequest(ctx context.Context, id string) (*store.Request, error) {
+func (f *faultStore) GetRequest(ctx context.Context, id string) (*approval.Request, error) {
 	if err := f.check("GetRequest"); err != nil {
 		return nil, err
 	}
 	return f.inner.GetRequest(ctx, id)
 }
 
-func (f *faultStore) ListRequests(ctx context.Context, fl store.RequestFilter) ([]*store.Request, error) {
+func (f *faultStore) ListRequests(ctx context.Context, fl approval.RequestFilter) ([]*approval.Request, error) {
 	if err := f.check("ListRequests"); err != nil {
 		return nil, err
 	}
@@ -107,35 +107,35 @@ func (f *faultStore) SetApprovalMessage(ctx context.Context, id, channel, ts str
 	return f.inner.SetApprovalMessage(ctx, id, channel, ts)
 }
 
-func (f *faultStore) AddApproval(ctx context.Context, id, userID string, at time.Time) (*store.Request, store.Decision, error) {
+func (f *faultStore) AddApproval(ctx context.Context, id, userID string, at time.Time) (*approval.Request, approval.Decision, error) {
 	if err := f.check("AddApproval"); err != nil {
-		return nil, store.Decision{}, err
+		return nil, approval.Decision{}, err
 	}
 	return f.inner.AddApproval(ctx, id, userID, at)
 }
 
-func (f *faultStore) Reject(ctx context.Context, id, userID, reason string, at time.Time) (*store.Request, error) {
+func (f *faultStore) Reject(ctx context.Context, id, userID, reason string, at time.Time) (*approval.Request, error) {
 	if err := f.check("Reject"); err != nil {
 		return nil, err
 	}
 	return f.inner.Reject(ctx, id, userID, reason, at)
 }
 
-func (f *faultStore) Transition(ctx context.Context, id string, from, to store.RequestState, at time.Time) (bool, error) {
+func (f *faultStore) Transition(ctx context.Context, id string, from, to approval.State, at time.Time) (bool, error) {
 	if err := f.check("Transition"); err != nil {
 		return false, err
 	}
 	return f.inner.Transition(ctx, id, from, to, at)
 }
 
-func (f *faultStore) UpdateRequest(ctx context.Context, id string, u store.RequestUpdate, at time.Time) error {
+func (f *faultStore) UpdateRequest(ctx context.Context, id string, u approval.RequestUpdate, at time.Time) error {
 	if err := f.check("UpdateRequest"); err != nil {
 		return err
 	}
 	return f.inner.UpdateRequest(ctx, id, u, at)
 }
 
-func (f *faultStore) ExpirePending(ctx context.Context, now time.Time) ([]*store.Request, error) {
+func (f *faultStore) ExpirePending(ctx context.Context, now time.Time) ([]*approval.Request, error) {
 	if err := f.check("ExpirePending"); err != nil {
 		return nil, err
 	}
@@ -156,7 +156,7 @@ func (f *faultStore) ReleaseLease(ctx context.Context, name, owner string) error
 	return f.inner.ReleaseLease(ctx, name, owner)
 }
 
-func (f *faultStore) AppendAudit(ctx context.Context, e store.AuditEvent) error {
+func (f *faultStore) AppendAudit(ctx context.Context, e approval.AuditEvent) error {
 	if err := f.check("AppendAudit"); err != nil {
 		return err
 	}
@@ -189,14 +189,14 @@ func TestStoreOutageCommandAndClick(t *testing.T) {
 		assert.Positive(t, fs.failures())
 
 		fs.setDown(false)
-		rs, err := st.ListRequests(context.Background(), store.RequestFilter{})
+		rs, err := st.ListRequests(context.Background(), approval.RequestFilter{})
 		require.NoError(t, err)
 		assert.Empty(t, rs, "nothing half-recorded")
 
 		// Same command after recovery.
 		rp.command(t, analyst, "isolate ws-001.contoso.com full beaconing")
 		r := onlyRequest(t, st)
-		require.Equal(t, store.StatePending, r.State)
+		require.Equal(t, approval.StatePending, r.State)
 		require.Len(t, rp.slack.find("chat.postMessage"), 1)
 
 		// Click during an outage.
@@ -208,13 +208,13 @@ func TestStoreOutageCommandAndClick(t *testing.T) {
 		assert.Contains(t, msgs[0], "Try again")
 		assert.Zero(t, def.runCount())
 		fs.setDown(false)
-		assert.Equal(t, store.StatePending, getRequest(t, st, r.ID).State)
+		assert.Equal(t, approval.StatePending, getRequest(t, st, r.ID).State)
 		assert.Empty(t, getRequest(t, st, r.ID).Approvals, "no vote recorded during the outage")
 
 		// The same click after recovery runs it once.
 		rp.click(t, approver1, actionApprove, r.ID)
 		assert.Equal(t, 1, def.runCount())
-		assert.Equal(t, store.StateSucceeded, getRequest(t, st, r.ID).State)
+		assert.Equal(t, approval.StateSucceeded, getRequest(t, st, r.ID).State)
 	})
 }
 
@@ -261,22 +261,22 @@ func TestStoreOutageAtEachStepOfApproval(t *testing.T) {
 
 				got := getRequest(t, st, r.ID)
 				if step.voteSeen {
-					require.Equal(t, store.StateApproved, got.State)
+					require.Equal(t, approval.StateApproved, got.State)
 					msgs := rp.slack.ephemeralTo(approver1)
 					require.Len(t, msgs, 1, "the approver is told")
 					assert.Contains(t, msgs[0], "approval is recorded, but the action could not be started")
 				} else {
-					require.Equal(t, store.StatePending, got.State)
+					require.Equal(t, approval.StatePending, got.State)
 					msgs := rp.slack.ephemeralTo(approver1)
 					require.NotEmpty(t, msgs)
 					assert.Contains(t, msgs[len(msgs)-1], "database error")
 					rp.click(t, approver1, actionApprove, r.ID)
 				}
 				// The periodic scan picks up an approved request left behind.
-				rp.svc.resume(context.Background(), false)
+				rp.svc.core.Resume(context.Background())
 				rp.svc.Wait()
 				assert.Equal(t, 1, def.runCount())
-				assert.Equal(t, store.StateSucceeded, getRequest(t, st, r.ID).State)
+				assert.Equal(t, approval.StateSucceeded, getRequest(t, st, r.ID).State)
 			})
 		})
 	}
@@ -316,13 +316,13 @@ func TestStoreOutageWhenRecordingARejection(t *testing.T) {
 		require.Len(t, msgs, 1)
 		assert.Contains(t, msgs[0], "Could not record your rejection (database error)")
 		assert.NotContains(t, msgs[0], "127.0.0.1", "internal error details are not shown in Slack")
-		assert.Equal(t, store.StatePending, getRequest(t, st, r.ID).State)
+		assert.Equal(t, approval.StatePending, getRequest(t, st, r.ID).State)
 		assert.NotContains(t, auditKinds(t, st, r.ID), "reject")
 
 		fs.setHook(nil)
 		submit()
 		got := getRequest(t, st, r.ID)
-		assert.Equal(t, store.StateRejected, got.State)
+		assert.Equal(t, approval.StateRejected, got.State)
 		assert.Equal(t, "no evidence", got.RejectReason)
 		assert.Contains(t, auditKinds(t, st, r.ID), "reject")
 		assert.Zero(t, def.runCount())
@@ -368,7 +368,7 @@ func TestStoreOutageDuringFollowUp(t *testing.T) {
 
 		assert.Positive(t, fs.failures(), "the outage happened during the follow-up")
 		got := getRequest(t, st, r.ID)
-		assert.Equal(t, store.StateSucceeded, got.State, "the follow-up resumed after the outage")
+		assert.Equal(t, approval.StateSucceeded, got.State, "the follow-up resumed after the outage")
 		assert.Equal(t, "Succeeded", got.MachineActionStatus)
 		thread := rp.thread(r.ApprovalTS)
 		require.Len(t, thread, 3, "thread: %q", thread)
@@ -417,7 +417,7 @@ func TestNoDefenderCallWithoutAuditRecord(t *testing.T) {
 
 		assert.Zero(t, def.runCount(), "Defender is never called without an audit record")
 		got := getRequest(t, st, r.ID)
-		assert.Equal(t, store.StateFailed, got.State)
+		assert.Equal(t, approval.StateFailed, got.State)
 		assert.Contains(t, got.Error, "audit trail could not be written")
 	})
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/defenderbot/defenderbot/actions"
-	"github.com/defenderbot/defenderbot/store"
+	"github.com/defenderbot/defenderbot/approval"
 )
 
 // sendPackageLink sends the download link of a succeeded investigation
@@ -16,7 +16,7 @@ import (
 // approvers, and to no one else: the package is forensic data. The link is
 // never posted in a channel or thread and never logged; the audit records
 // to whom it was sent, not the link.
-func (s *Service) sendPackageLink(ctx context.Context, r *store.Request) {
+func (s *Service) sendPackageLink(ctx context.Context, r *approval.Request) {
 	recipients := []string{r.RequesterID}
 	for _, a := range r.Approvals {
 		if !slices.Contains(recipients, a.UserID) {
@@ -30,7 +30,7 @@ func (s *Service) sendPackageLink(ctx context.Context, r *store.Request) {
 			msg = explainDefenderError(err, actions.GetPackageURI)
 		}
 		s.log.WarnContext(ctx, "getting the investigation package link failed", "request", r.ID, "machine_action_id", r.MachineActionID, "error", err)
-		s.audit(ctx, "system", "package_link", r.ID, map[string]any{"machine_action_id": r.MachineActionID, "sent": false, "error": msg})
+		s.core.Audit(ctx, "system", "package_link", r.ID, map[string]any{"machine_action_id": r.MachineActionID, "sent": false, "error": msg})
 		s.dm(ctx, r.RequesterID, fmt.Sprintf(":warning: The investigation package of request %s is collected, but its download link could not be fetched: %s Get it with `defenderbot action get-package-uri --action-id %s`.",
 			requestRef(r), escapeMrkdwn(msg), escapeMrkdwn(r.MachineActionID)))
 		return
@@ -39,7 +39,7 @@ func (s *Service) sendPackageLink(ctx context.Context, r *store.Request) {
 		requestRef(r), escapeMrkdwn(res.PackageURI))
 	var sent, failed []string
 	for _, u := range recipients {
-		err := withSlackRetry(ctx, func() error {
+		err := s.slackRetry(ctx, func() error {
 			_, _, err := s.deps.Slack.PostMessageContext(ctx, u, slack.MsgOptionText(text, false))
 			return err
 		})
@@ -55,5 +55,5 @@ func (s *Service) sendPackageLink(ctx context.Context, r *store.Request) {
 	if len(failed) > 0 {
 		d["failed"] = failed
 	}
-	s.audit(ctx, "system", "package_link", r.ID, d)
+	s.core.Audit(ctx, "system", "package_link", r.ID, d)
 }

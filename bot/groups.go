@@ -11,9 +11,10 @@ import (
 // groupCache resolves Slack user groups (S…) to members, cached briefly so
 // that a burst of clicks costs one usergroups.users.list call (Tier 2).
 type groupCache struct {
-	api SlackAPI
-	now func() time.Time
-	ttl time.Duration
+	api   SlackAPI
+	now   func() time.Time
+	ttl   time.Duration
+	retry func(ctx context.Context, call func() error) error
 
 	mu      sync.Mutex
 	entries map[string]groupEntry
@@ -24,8 +25,8 @@ type groupEntry struct {
 	at      time.Time
 }
 
-func newGroupCache(api SlackAPI, now func() time.Time, ttl time.Duration) *groupCache {
-	return &groupCache{api: api, now: now, ttl: ttl, entries: map[string]groupEntry{}}
+func newGroupCache(api SlackAPI, now func() time.Time, ttl time.Duration, retry func(context.Context, func() error) error) *groupCache {
+	return &groupCache{api: api, now: now, ttl: ttl, retry: retry, entries: map[string]groupEntry{}}
 }
 
 func (g *groupCache) members(ctx context.Context, group string) (map[string]bool, error) {
@@ -36,7 +37,7 @@ func (g *groupCache) members(ctx context.Context, group string) (map[string]bool
 		return e.members, nil
 	}
 	var ids []string
-	err := withSlackRetry(ctx, func() error {
+	err := g.retry(ctx, func() error {
 		var err error
 		ids, err = g.api.GetUserGroupMembersContext(ctx, group)
 		return err
@@ -57,10 +58,10 @@ func (g *groupCache) members(ctx context.Context, group string) (map[string]bool
 // isUserGroupID reports whether id names a Slack user group rather than a user.
 func isUserGroupID(id string) bool { return strings.HasPrefix(id, "S") }
 
-// inList reports whether user is listed directly or through a user group.
-// A group lookup failure is returned so that callers refuse (fail closed)
-// rather than allow.
-func (g *groupCache) inList(ctx context.Context, list []string, user string) (bool, error) {
+// InList reports whether user is listed directly or through a user group
+// (approval.Directory). A group lookup failure is returned so that the
+// approval core refuses (fails closed) rather than allows.
+func (g *groupCache) InList(ctx context.Context, list []string, user string) (bool, error) {
 	var firstErr error
 	for _, id := range list {
 		if id == user {

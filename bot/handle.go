@@ -32,7 +32,7 @@ func (s *Service) HandleCommand(ctx context.Context, cmd slack.SlashCommand) *sl
 		if pe.Missing && cmd.TriggerID != "" {
 			if view, ok := commandModal(pe.Verb, c, inv); ok {
 				s.goAsync(ctx, "open modal", func(ctx context.Context) {
-					if err := withSlackRetry(ctx, func() error {
+					if err := s.slackRetry(ctx, func() error {
 						_, err := s.deps.Slack.OpenViewContext(ctx, cmd.TriggerID, view)
 						return err
 					}); err != nil {
@@ -93,7 +93,7 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 					if !s.canOpenReject(ctx, inv, id) {
 						return
 					}
-					if err := withSlackRetry(ctx, func() error {
+					if err := s.slackRetry(ctx, func() error {
 						_, err := s.deps.Slack.OpenViewContext(ctx, trigger, rejectModal(id, inv.ChannelID))
 						return err
 					}); err != nil {

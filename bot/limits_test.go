@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 func messageProblems(t *testing.T, blocks []slack.Block) []string {
@@ -28,7 +28,7 @@ func messageProblems(t *testing.T, blocks []slack.Block) []string {
 // when escaped, and checks Slack would accept each.
 func TestRenderedMessagesStayWithinBlockKitLimits(t *testing.T) {
 	worst := strings.Repeat("&", actions.MaxCommentLen)
-	long := func(state store.RequestState) *store.Request {
+	long := func(state approval.State) *approval.Request {
 		r := sampleRequest(state)
 		r.Args.Comment = worst
 		r.MachineName = strings.Repeat("<", 300)
@@ -38,17 +38,17 @@ func TestRenderedMessagesStayWithinBlockKitLimits(t *testing.T) {
 		r.MachineActionID = strings.Repeat(">", 100)
 		r.MachineActionStatus = "Pending"
 		for i := range 40 {
-			r.Approvals = append(r.Approvals, store.Approval{UserID: fmt.Sprintf("U%010d", i)})
+			r.Approvals = append(r.Approvals, approval.Vote{UserID: fmt.Sprintf("U%010d", i)})
 		}
 		return r
 	}
-	for _, st := range []store.RequestState{store.StatePending, store.StateApproved, store.StateExecuting, store.StateRunning,
-		store.StateSucceeded, store.StateFailed, store.StateRejected, store.StateExpired} {
+	for _, st := range []approval.State{approval.StatePending, approval.StateApproved, approval.StateExecuting, approval.StateRunning,
+		approval.StateSucceeded, approval.StateFailed, approval.StateRejected, approval.StateExpired} {
 		blocks := renderApproval(long(st))
 		assert.Empty(t, messageProblems(t, blocks), "approval card in state %s", st)
 		assert.Contains(t, blocksJSON(t, blocks), "truncated", "the cut is visible (%s)", st)
 	}
-	upd := long(store.StatePending)
+	upd := long(approval.StatePending)
 	upd.Action, upd.Args = actions.UpdateAlert, actions.Args{AlertID: "da1", Status: "Resolved",
 		Classification: strings.Repeat("&", 1500), Determination: strings.Repeat("<", 2500), Owner: "a@b.c", Comment: worst}
 	assert.Empty(t, messageProblems(t, renderApproval(upd)), "every argument long")

@@ -7,8 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 // TestStateChangingActionWithoutApproval: an action an administrator lists in
@@ -28,7 +28,7 @@ func TestStateChangingActionWithoutApproval(t *testing.T) {
 		rp.command(t, analyst, "scan ws-001.contoso.com quick weekly check")
 		rp.svc.Wait() // the follow-up polls on the fake clock, so it finishes here
 		r := onlyRequest(t, st)
-		require.Equal(t, store.StateSucceeded, r.State, r.Error)
+		require.Equal(t, approval.StateSucceeded, r.State, r.Error)
 		assert.Equal(t, 1, def.runCount(), "run once, without any click")
 		assert.Empty(t, r.Approvals)
 		for _, c := range rp.slack.find("chat.postMessage") {

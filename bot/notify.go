@@ -3,7 +3,6 @@ package bot
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net"
 	"net/url"
 	"slices"
@@ -12,8 +11,7 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/defenderbot/defenderbot/internal/logctx"
-	"github.com/defenderbot/defenderbot/store"
+	"github.com/defenderbot/defenderbot/approval"
 )
 
 // invocation is who asked, and where to answer them.
@@ -73,7 +71,7 @@ func (s *Service) reply(ctx context.Context, inv invocation, text string, blocks
 	if len(blocks) > 0 {
 		opts = append(opts, slack.MsgOptionBlocks(blocks...))
 	}
-	err := withSlackRetry(ctx, func() error {
+	err := s.slackRetry(ctx, func() error {
 		_, err := s.deps.Slack.PostEphemeralContext(ctx, inv.ChannelID, inv.UserID, opts...)
 		return err
 	})
@@ -88,7 +86,7 @@ func (s *Service) dm(ctx context.Context, userID, text string) {
 	if userID == "" {
 		return
 	}
-	err := withSlackRetry(ctx, func() error {
+	err := s.slackRetry(ctx, func() error {
 		_, _, err := s.deps.Slack.PostMessageContext(ctx, userID, slack.MsgOptionText(text, false))
 		return err
 	})
@@ -103,7 +101,7 @@ func (s *Service) dm(ctx context.Context, userID, text string) {
 // after a non-final update the stored request is re-read, and if it has
 // become final the message is rendered again from it. The final state thus
 // always wins, whatever order the updates reach Slack in.
-func (s *Service) updateApprovalMessage(ctx context.Context, r *store.Request) {
+func (s *Service) updateApprovalMessage(ctx context.Context, r *approval.Request) {
 	if r.ApprovalChannel == "" || r.ApprovalTS == "" {
 		return
 	}
@@ -111,7 +109,7 @@ func (s *Service) updateApprovalMessage(ctx context.Context, r *store.Request) {
 	if r.State.Final() {
 		return
 	}
-	cur, err := s.deps.Store.GetRequest(ctx, r.ID)
+	cur, err := s.core.Get(ctx, r.ID)
 	if err != nil {
 		s.log.WarnContext(ctx, "re-reading the request after chat.update failed", "request", r.ID, "error", err)
 		return
@@ -121,8 +119,8 @@ func (s *Service) updateApprovalMessage(ctx context.Context, r *store.Request) {
 	}
 }
 
-func (s *Service) chatUpdate(ctx context.Context, r *store.Request) {
-	err := withSlackRetry(ctx, func() error {
+func (s *Service) chatUpdate(ctx context.Context, r *approval.Request) {
+	err := s.slackRetry(ctx, func() error {
 		_, _, _, err := s.deps.Slack.UpdateMessageContext(ctx, r.ApprovalChannel, r.ApprovalTS,
 			slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(renderApproval(r)...))
 		return err
@@ -133,11 +131,11 @@ func (s *Service) chatUpdate(ctx context.Context, r *store.Request) {
 }
 
 // threadReply posts text under the approval message.
-func (s *Service) threadReply(ctx context.Context, r *store.Request, text string) {
+func (s *Service) threadReply(ctx context.Context, r *approval.Request, text string) {
 	if r.ApprovalChannel == "" || r.ApprovalTS == "" {
 		return
 	}
-	err := withSlackRetry(ctx, func() error {
+	err := s.slackRetry(ctx, func() error {
 		_, _, err := s.deps.Slack.PostMessageContext(ctx, r.ApprovalChannel,
 			slack.MsgOptionText(text, false), slack.MsgOptionTS(r.ApprovalTS))
 		return err
@@ -145,51 +143,6 @@ func (s *Service) threadReply(ctx context.Context, r *store.Request, text string
 	if err != nil {
 		s.log.ErrorContext(ctx, "thread reply failed", "request", r.ID, "error", err)
 	}
-}
-
-// audit appends to the audit trail. A failure is logged, not returned: the
-// action has happened and Slack must still be told.
-func (s *Service) audit(ctx context.Context, actor, kind, requestID string, details map[string]any) {
-	_ = s.auditStrict(ctx, actor, kind, requestID, details)
-}
-
-// countState reports request state changes to the metrics from the audit
-// line that records them; final states are counted in finish.
-func (s *Service) countState(kind string, details map[string]any) {
-	if s.deps.Metrics == nil {
-		return
-	}
-	switch kind {
-	case "request":
-		s.deps.Metrics.Approval("pending")
-	case "approve":
-		if final, _ := details["final"].(bool); final {
-			s.deps.Metrics.Approval("approved")
-		}
-	case "reject", "expire", "refused":
-		s.deps.Metrics.Approval(map[string]string{"reject": "rejected", "expire": "expired", "refused": "refused"}[kind])
-	}
-}
-
-// auditStrict is audit for the line written just before a Defender call: the
-// caller must not call Defender when it fails, so that nothing ever touches a
-// machine without a record of it.
-func (s *Service) auditStrict(ctx context.Context, actor, kind, requestID string, details map[string]any) error {
-	d := maps.Clone(details)
-	if d == nil {
-		d = map[string]any{}
-	}
-	if id := logctx.RequestID(ctx); id != "" {
-		// Ties the audit line to the HTTP request and its log lines.
-		d["correlation_id"] = id
-	}
-	s.countState(kind, d)
-	e := store.AuditEvent{At: s.now(), Actor: actor, Kind: kind, RequestID: requestID, Details: d}
-	if err := s.deps.Store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
-		s.log.ErrorContext(ctx, "audit append failed", "kind", kind, "request", requestID, "error", err)
-		return err
-	}
-	return nil
 }
 
 // sleep waits d or until ctx ends.

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/store"
 	"github.com/defenderbot/defenderbot/store/storetest"
@@ -107,7 +108,7 @@ type replica struct {
 type replicaOpts struct {
 	cfg     func(*Config)
 	sleep   func(ctx context.Context, d time.Duration) error // default: advance the clock
-	metrics Metrics
+	metrics approval.Metrics
 }
 
 func newReplica(t *testing.T, id string, st Store, def Defender, clock *fakeClock, o replicaOpts) *replica {
@@ -124,12 +125,10 @@ func newReplica(t *testing.T, id string, st Store, def Defender, clock *fakeCloc
 	}
 	rp := &replica{id: id, slack: newFakeSlack(t), logs: newLogRecorder()}
 	rp.slack.groups["SSOCLEADS"] = []string{groupMem}
-	svc, err := New(cfg, Deps{Store: st, Slack: rp.slack, Defender: def, Logger: slog.New(rp.logs), Now: clock.Now, Metrics: o.metrics})
-	require.NoError(t, err)
-	svc.sleep = o.sleep
-	if svc.sleep == nil {
+	sleep := o.sleep
+	if sleep == nil {
 		// Polls advance the fake clock instead of sleeping.
-		svc.sleep = func(ctx context.Context, d time.Duration) error {
+		sleep = func(ctx context.Context, d time.Duration) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -137,8 +136,10 @@ func newReplica(t *testing.T, id string, st Store, def Defender, clock *fakeCloc
 			return nil
 		}
 	}
+	svc, err := New(cfg, Deps{Store: st, Slack: rp.slack, Defender: def, Logger: slog.New(rp.logs), Now: clock.Now, Sleep: sleep, Metrics: o.metrics})
+	require.NoError(t, err)
 	rp.svc = svc
-	t.Cleanup(func() { svc.followCancel(); svc.Wait() })
+	t.Cleanup(func() { svc.core.Stop(); svc.Wait() })
 	return rp
 }
 
@@ -190,15 +191,15 @@ func (rp *replica) lastUpdate(t *testing.T) string {
 }
 
 // onlyRequest returns the single request in st.
-func onlyRequest(t *testing.T, st Store) *store.Request {
+func onlyRequest(t *testing.T, st Store) *approval.Request {
 	t.Helper()
-	rs, err := st.ListRequests(context.Background(), store.RequestFilter{})
+	rs, err := st.ListRequests(context.Background(), approval.RequestFilter{})
 	require.NoError(t, err)
 	require.Len(t, rs, 1)
 	return rs[0]
 }
 
-func getRequest(t *testing.T, st Store, id string) *store.Request {
+func getRequest(t *testing.T, st Store, id string) *approval.Request {
 	t.Helper()
 	r, err := st.GetRequest(context.Background(), id)
 	require.NoError(t, err)
@@ -232,7 +233,7 @@ func TestRealStoreFlows(t *testing.T) {
 		runErr    error
 		// do clicks after the request exists.
 		do        func(t *testing.T, rp *replica, st store.Store, clock *fakeClock, id string)
-		wantState store.RequestState
+		wantState approval.State
 		wantRuns  int
 		wantAudit []string
 		wantDM    string
@@ -250,33 +251,33 @@ func TestRealStoreFlows(t *testing.T) {
 		{
 			name: "followed up to Succeeded", required: 1, runStatus: defender.StatusPending,
 			statuses: []defender.ActionStatus{defender.StatusInProgress, defender.StatusInProgress, defender.StatusSucceeded},
-			do:       approve(approver1), wantState: store.StateSucceeded, wantRuns: 1,
+			do:       approve(approver1), wantState: approval.StateSucceeded, wantRuns: 1,
 			wantAudit: []string{"request", "approve", "call", "result", "status", "status", "result"},
 			wantDM:    "succeeded", wantPosts: []string{"*Pending*", "*InProgress*", "*Succeeded*"},
 		},
 		{
 			name: "followed up to Failed", required: 1, runStatus: defender.StatusPending,
 			statuses: []defender.ActionStatus{defender.StatusFailed},
-			do:       approve(approver1), wantState: store.StateFailed, wantRuns: 1,
+			do:       approve(approver1), wantState: approval.StateFailed, wantRuns: 1,
 			wantAudit: []string{"request", "approve", "call", "result", "status", "result"},
 			wantDM:    "failed", wantErr: "Failed", wantPosts: []string{"*Pending*", "*Failed*"},
 		},
 		{
 			name: "final within the call", required: 1, runStatus: defender.StatusSucceeded,
-			do: approve(approver1), wantState: store.StateSucceeded, wantRuns: 1,
+			do: approve(approver1), wantState: approval.StateSucceeded, wantRuns: 1,
 			wantAudit: []string{"request", "approve", "call", "result"},
 			wantDM:    "succeeded", wantPosts: []string{"*Succeeded*"},
 		},
 		{
 			name: "Defender refuses the call", required: 1,
 			runErr: &defender.APIError{StatusCode: 400, Code: "ActiveRequestAlreadyExists", Message: "Action is already in progress"},
-			do:     approve(approver1), wantState: store.StateFailed, wantRuns: 1,
+			do:     approve(approver1), wantState: approval.StateFailed, wantRuns: 1,
 			wantAudit: []string{"request", "approve", "call", "result"},
 			wantDM:    "failed",
 		},
 		{
 			name: "two approvals", required: 2, runStatus: defender.StatusSucceeded,
-			do: approve(groupMem, groupMem, approver2), wantState: store.StateSucceeded, wantRuns: 1,
+			do: approve(groupMem, groupMem, approver2), wantState: approval.StateSucceeded, wantRuns: 1,
 			wantAudit: []string{"request", "approve", "refused", "approve", "call", "result"},
 			wantDM:    "succeeded", wantPosts: []string{"*Succeeded*"},
 		},
@@ -291,17 +292,17 @@ func TestRealStoreFlows(t *testing.T) {
 				rp.svc.Wait()
 				rp.click(t, approver2, actionApprove, id) // too late
 			},
-			wantState: store.StateRejected, wantRuns: 0,
+			wantState: approval.StateRejected, wantRuns: 0,
 			wantAudit: []string{"request", "reject", "refused"}, wantDM: "rejected",
 		},
 		{
 			name: "expired by the sweep", required: 1,
 			do: func(t *testing.T, rp *replica, _ store.Store, clock *fakeClock, id string) {
 				clock.Advance(time.Hour + time.Second)
-				rp.svc.sweep(context.Background())
+				rp.svc.core.Sweep(context.Background())
 				rp.click(t, approver1, actionApprove, id)
 			},
-			wantState: store.StateExpired, wantRuns: 0,
+			wantState: approval.StateExpired, wantRuns: 0,
 			wantAudit: []string{"request", "expire", "refused"}, wantDM: "expired",
 		},
 		{
@@ -311,7 +312,7 @@ func TestRealStoreFlows(t *testing.T) {
 				rp.click(t, approver1, actionApprove, id)
 				rp.click(t, approver2, actionApprove, id) // already expired: announced once only
 			},
-			wantState: store.StateExpired, wantRuns: 0,
+			wantState: approval.StateExpired, wantRuns: 0,
 			wantAudit: []string{"request", "expire", "refused", "refused"}, wantDM: "expired",
 		},
 	}
@@ -326,7 +327,7 @@ func TestRealStoreFlows(t *testing.T) {
 
 				rp.command(t, analyst, "isolate ws-001.contoso.com full beaconing to c2")
 				r := onlyRequest(t, st)
-				require.Equal(t, store.StatePending, r.State)
+				require.Equal(t, approval.StatePending, r.State)
 				require.NotEmpty(t, r.ApprovalTS, "the approval message ts is stored")
 				assert.Equal(t, map[string]string{"machine_id": machineID, "isolation_type": "Full", "comment": "beaconing to c2"}, r.Args.Map())
 

@@ -8,8 +8,8 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 // Block and action IDs of the approval message.
@@ -63,7 +63,7 @@ func userRef(id string) string {
 func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
 // requestFields are the facts approvers decide on.
-func requestFields(r *store.Request) []*slack.TextBlockObject {
+func requestFields(r *approval.Request) []*slack.TextBlockObject {
 	f := []*slack.TextBlockObject{
 		mrkdwn("*Requested by*\n" + userRef(r.RequesterID)),
 		mrkdwn("*Action*\n" + escapeMrkdwn(r.Action.Title())),
@@ -91,8 +91,8 @@ func quote(s string) string {
 
 // renderApproval renders the approval message for r's current state: buttons
 // while pending, the decision and outcome afterwards.
-func renderApproval(r *store.Request) []slack.Block {
-	pending := r.State == store.StatePending
+func renderApproval(r *approval.Request) []slack.Block {
+	pending := r.State == approval.StatePending
 	// Once decided, the message no longer asks for approval nor shows a
 	// deadline that no longer applies.
 	header, facts := r.Action.Title(), fmt.Sprintf("Request `%s`", escapeMrkdwn(r.ID))
@@ -127,7 +127,7 @@ func renderApproval(r *store.Request) []slack.Block {
 	return fitMessage(blocks)
 }
 
-func onMachine(r *store.Request) string {
+func onMachine(r *approval.Request) string {
 	if r.MachineName != "" {
 		return " on " + escapeMrkdwn(r.MachineName)
 	}
@@ -139,11 +139,11 @@ func onMachine(r *store.Request) string {
 
 // requestRef names a request in messages to people:
 // "`<id>` (Isolate a machine on ws-001.contoso.com)".
-func requestRef(r *store.Request) string {
+func requestRef(r *approval.Request) string {
 	return fmt.Sprintf("`%s` (%s%s)", r.ID, escapeMrkdwn(r.Action.Title()), onMachine(r))
 }
 
-func approverList(r *store.Request) string {
+func approverList(r *approval.Request) string {
 	ids := make([]string, len(r.Approvals))
 	for i, a := range r.Approvals {
 		ids[i] = userRef(a.UserID)
@@ -152,7 +152,7 @@ func approverList(r *store.Request) string {
 }
 
 // outcomeText is the line replacing the buttons once a request left pending.
-func outcomeText(r *store.Request) string {
+func outcomeText(r *approval.Request) string {
 	action := ""
 	if r.MachineActionID != "" {
 		action = fmt.Sprintf("\nDefender action `%s`", escapeMrkdwn(r.MachineActionID))
@@ -161,25 +161,25 @@ func outcomeText(r *store.Request) string {
 		}
 	}
 	switch r.State {
-	case store.StateApproved, store.StateExecuting:
+	case approval.StateApproved, approval.StateExecuting:
 		return fmt.Sprintf(":hourglass_flowing_sand: *Approved* by %s: calling Defender…", approverList(r))
-	case store.StateRunning:
+	case approval.StateRunning:
 		return fmt.Sprintf(":arrows_counterclockwise: *Approved* by %s: running in Defender.%s", approverList(r), action)
-	case store.StateSucceeded:
+	case approval.StateSucceeded:
 		return fmt.Sprintf(":white_check_mark: *Approved* by %s: *succeeded*.%s", approverList(r), action)
-	case store.StateFailed:
+	case approval.StateFailed:
 		msg := fmt.Sprintf(":warning: *Approved* by %s: *failed*.%s", approverList(r), action)
 		if r.Error != "" {
 			msg += "\n" + escapeMrkdwn(r.Error)
 		}
 		return msg
-	case store.StateRejected:
+	case approval.StateRejected:
 		msg := fmt.Sprintf(":x: *Rejected* by %s.", userRef(r.RejectedBy))
 		if r.RejectReason != "" {
 			msg += "\n*Reason*\n" + quote(r.RejectReason)
 		}
 		return msg
-	case store.StateExpired:
+	case approval.StateExpired:
 		return fmt.Sprintf(":hourglass: *Expired* at %s without enough approvals; nothing was run. Request it again if still needed.", fmtTime(r.ExpiresAt))
 	}
 	return escapeMrkdwn(string(r.State))
@@ -187,7 +187,7 @@ func outcomeText(r *store.Request) string {
 
 // approvalFallback is the notification text of the approval message. Slack
 // reads it as mrkdwn, so the requester's name is escaped like any user text.
-func approvalFallback(r *store.Request) string {
+func approvalFallback(r *approval.Request) string {
 	return fmt.Sprintf("%s requested: %s%s (%s)", escapeMrkdwn(r.RequesterName), escapeMrkdwn(r.Action.Title()), onMachine(r), escapeMrkdwn(string(r.State)))
 }
 

@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -38,8 +38,8 @@ func golden(t *testing.T, name string, v any) {
 	assert.Equal(t, string(want), got)
 }
 
-func sampleRequest(state store.RequestState) *store.Request {
-	return &store.Request{
+func sampleRequest(state approval.State) *approval.Request {
+	return &approval.Request{
 		ID:     "0b6f3c1e-2d4a-4f5b-9c8d-7e6f5a4b3c2d",
 		Action: "isolate",
 		Args: actions.Args{MachineID: machineID, IsolationType: "Full",
@@ -54,36 +54,36 @@ func sampleRequest(state store.RequestState) *store.Request {
 }
 
 func TestRenderGolden(t *testing.T) {
-	approved := []store.Approval{{UserID: approver1}, {UserID: approver2}}
+	approved := []approval.Vote{{UserID: approver1}, {UserID: approver2}}
 	cases := map[string]func() any{
-		"approval_pending": func() any { return renderApproval(sampleRequest(store.StatePending)) },
+		"approval_pending": func() any { return renderApproval(sampleRequest(approval.StatePending)) },
 		"approval_one_vote": func() any {
-			r := sampleRequest(store.StatePending)
+			r := sampleRequest(approval.StatePending)
 			r.Approvals = approved[:1]
 			return renderApproval(r)
 		},
 		"approval_running": func() any {
-			r := sampleRequest(store.StateRunning)
+			r := sampleRequest(approval.StateRunning)
 			r.Approvals, r.MachineActionID, r.MachineActionStatus = approved, "ma-1", "InProgress"
 			return renderApproval(r)
 		},
 		"approval_succeeded": func() any {
-			r := sampleRequest(store.StateSucceeded)
+			r := sampleRequest(approval.StateSucceeded)
 			r.Approvals, r.MachineActionID, r.MachineActionStatus = approved, "ma-1", "Succeeded"
 			return renderApproval(r)
 		},
 		"approval_failed": func() any {
-			r := sampleRequest(store.StateFailed)
+			r := sampleRequest(approval.StateFailed)
 			r.Approvals = approved
 			r.Error = explainDefenderError(&defender.APIError{StatusCode: 400, Code: "ActiveRequestAlreadyExists"}, "isolate")
 			return renderApproval(r)
 		},
 		"approval_rejected": func() any {
-			r := sampleRequest(store.StateRejected)
+			r := sampleRequest(approval.StateRejected)
 			r.RejectedBy, r.RejectReason = approver1, "wrong host <@U123>"
 			return renderApproval(r)
 		},
-		"approval_expired": func() any { return renderApproval(sampleRequest(store.StateExpired)) },
+		"approval_expired": func() any { return renderApproval(sampleRequest(approval.StateExpired)) },
 		"help":             func() any { return renderHelp("/defender") },
 		"parse_error": func() any {
 			return renderParseError("/defender", &ParseError{Verb: "scan", Msg: "scan type must be quick or full"})
@@ -115,12 +115,12 @@ func TestRenderGolden(t *testing.T) {
 }
 
 func TestRenderEscapesUserText(t *testing.T) {
-	js := blocksJSON(t, renderApproval(sampleRequest(store.StatePending)))
+	js := blocksJSON(t, renderApproval(sampleRequest(approval.StatePending)))
 	assert.NotContains(t, js, "<!channel>")
 	assert.NotContains(t, js, "<http://evil")
 	assert.Contains(t, js, "\\u0026lt;!channel\\u0026gt;")
 	// Pending has Approve (with confirm) and Reject carrying only the request ID.
-	blocks := renderApproval(sampleRequest(store.StatePending))
+	blocks := renderApproval(sampleRequest(approval.StatePending))
 	act, ok := blocks[len(blocks)-1].(*slack.ActionBlock)
 	require.True(t, ok)
 	require.Len(t, act.Elements.ElementSet, 2)
@@ -133,7 +133,7 @@ func TestRenderEscapesUserText(t *testing.T) {
 // The notification text of the approval message is mrkdwn too: the
 // requester's name must not ping the channel or forge a link.
 func TestApprovalFallbackEscapesRequesterName(t *testing.T) {
-	r := sampleRequest(store.StatePending)
+	r := sampleRequest(approval.StatePending)
 	r.RequesterName = "<!channel> & <http://evil|x>"
 	got := approvalFallback(r)
 	assert.NotContains(t, got, "<!channel>")

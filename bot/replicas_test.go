@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/store"
 )
@@ -120,7 +121,7 @@ func TestReplicasApproveRace(t *testing.T) {
 
 				require.Equal(t, 1, def.runCount(), "exactly one Defender call")
 				got := getRequest(t, stB, r.ID)
-				assert.Equal(t, store.StateSucceeded, got.State)
+				assert.Equal(t, approval.StateSucceeded, got.State)
 				assert.Len(t, got.Approvals, required)
 
 				kinds := auditKinds(t, stB, r.ID)
@@ -174,7 +175,7 @@ func TestReplicaCreatesOtherApproves(t *testing.T) {
 		b.click(t, approver1, actionApprove, r.ID)
 		require.Equal(t, 1, def.runCount())
 		assert.Contains(t, def.runs[0].Params["comment"], requestTag(r.ID))
-		assert.Equal(t, store.StateSucceeded, getRequest(t, stA, r.ID).State)
+		assert.Equal(t, approval.StateSucceeded, getRequest(t, stA, r.ID).State)
 
 		// B edits the message A posted and threads under it.
 		for _, u := range b.slack.find("chat.update") {
@@ -199,7 +200,7 @@ type crashSetup struct {
 	a     *replica
 	db    testDB
 	st    store.Store // an independent connection, to inspect
-	req   *store.Request
+	req   *approval.Request
 }
 
 func newCrashSetup(t *testing.T, db testDB, defA *trackingDefender) *crashSetup {
@@ -237,7 +238,7 @@ func TestReplicaKilledMidApproval(t *testing.T) {
 				return nil
 			})
 			cs.a.click(t, approver1, actionApprove, cs.req.ID)
-			require.Equal(t, store.StateApproved, getRequest(t, cs.st, cs.req.ID).State)
+			require.Equal(t, approval.StateApproved, getRequest(t, cs.st, cs.req.ID).State)
 			require.Zero(t, def.runCount())
 
 			b := cs.replicaB(t)
@@ -251,7 +252,7 @@ func TestReplicaKilledMidApproval(t *testing.T) {
 			require.NoError(t, <-done)
 			b.svc.Wait()
 
-			assert.Equal(t, store.StateSucceeded, getRequest(t, cs.st, cs.req.ID).State)
+			assert.Equal(t, approval.StateSucceeded, getRequest(t, cs.st, cs.req.ID).State)
 			assert.Equal(t, 1, def.runCount(), "exactly once")
 			assert.Contains(t, def.runs[0].Params["comment"], "approved by "+approver1)
 			assert.Equal(t, 1, countContaining(b.dms(analyst), "succeeded"))
@@ -275,19 +276,19 @@ func TestReplicaKilledMidApproval(t *testing.T) {
 			_, err := cs.a.svc.HandleInteraction(context.Background(), blockAction(approver1, actionApprove, cs.req.ID))
 			require.NoError(t, err)
 			<-killed
-			require.Equal(t, store.StateExecuting, getRequest(t, cs.st, cs.req.ID).State)
+			require.Equal(t, approval.StateExecuting, getRequest(t, cs.st, cs.req.ID).State)
 
 			b := cs.replicaB(t)
 			// Until A's claim is old enough to be presumed dead, B leaves it.
-			b.svc.resume(context.Background(), false)
+			b.svc.core.Resume(context.Background())
 			b.svc.Wait()
-			assert.Equal(t, store.StateExecuting, getRequest(t, cs.st, cs.req.ID).State)
+			assert.Equal(t, approval.StateExecuting, getRequest(t, cs.st, cs.req.ID).State)
 
-			cs.clock.Advance(executingGrace + time.Minute)
-			b.svc.resume(context.Background(), false)
+			cs.clock.Advance(approval.ExecutingGrace + time.Minute)
+			b.svc.core.Resume(context.Background())
 			b.svc.Wait()
 			got := getRequest(t, cs.st, cs.req.ID)
-			assert.Equal(t, store.StateFailed, got.State)
+			assert.Equal(t, approval.StateFailed, got.State)
 			assert.Contains(t, got.Error, "most likely did not run")
 			assert.Zero(t, def.runCount(), "never run by B")
 			assert.Equal(t, 1, countContaining(b.dms(analyst), "failed"))
@@ -312,18 +313,18 @@ func TestReplicaKilledMidApproval(t *testing.T) {
 			require.NoError(t, err)
 			<-killed
 			require.Equal(t, 1, def.runCount())
-			require.Equal(t, store.StateExecuting, getRequest(t, cs.st, cs.req.ID).State)
+			require.Equal(t, approval.StateExecuting, getRequest(t, cs.st, cs.req.ID).State)
 
 			// B restarts (startup scan) and, later, scans periodically.
 			b := cs.replicaB(t)
-			b.svc.resume(context.Background(), true)
+			b.svc.core.Resume(context.Background())
 			b.svc.Wait()
-			cs.clock.Advance(executingGrace + time.Minute)
-			b.svc.resume(context.Background(), false)
+			cs.clock.Advance(approval.ExecutingGrace + time.Minute)
+			b.svc.core.Resume(context.Background())
 			b.svc.Wait()
 
 			got := getRequest(t, cs.st, cs.req.ID)
-			assert.Equal(t, store.StateSucceeded, got.State)
+			assert.Equal(t, approval.StateSucceeded, got.State)
 			assert.Equal(t, "ma-1", got.MachineActionID, "matched to the action A created")
 			assert.Equal(t, 1, def.runCount(), "exactly once")
 			assert.Contains(t, auditKinds(t, cs.st, cs.req.ID), "reconcile")
@@ -350,14 +351,14 @@ func TestReplicaKilledMidApproval(t *testing.T) {
 			<-inCall
 
 			b := cs.replicaB(t)
-			b.svc.resume(context.Background(), true)
+			b.svc.core.Resume(context.Background())
 			b.svc.Wait()
-			assert.Equal(t, store.StateExecuting, getRequest(t, cs.st, cs.req.ID).State, "B leaves A's call alone")
+			assert.Equal(t, approval.StateExecuting, getRequest(t, cs.st, cs.req.ID).State, "B leaves A's call alone")
 
 			close(proceed)
 			cs.a.svc.Wait()
 			got := getRequest(t, cs.st, cs.req.ID)
-			assert.Equal(t, store.StateSucceeded, got.State)
+			assert.Equal(t, approval.StateSucceeded, got.State)
 			assert.Empty(t, got.Error)
 			assert.Equal(t, 1, def.runCount())
 			assert.Empty(t, b.dms(analyst), "B told the requester nothing")
@@ -401,7 +402,7 @@ func TestFollowUpTakeover(t *testing.T) {
 		require.NoError(t, err)
 		<-waiting
 		got := getRequest(t, st, r.ID)
-		require.Equal(t, store.StateRunning, got.State)
+		require.Equal(t, approval.StateRunning, got.State)
 		require.Equal(t, "InProgress", got.MachineActionStatus)
 
 		// A dies: no more database, and Run stops (which ends its follow-up).
@@ -411,17 +412,17 @@ func TestFollowUpTakeover(t *testing.T) {
 		a.svc.Wait()
 
 		b := newReplica(t, "replica-b", db.open(t, clock), def, clock, replicaOpts{})
-		b.svc.resume(context.Background(), false)
+		b.svc.core.Resume(context.Background())
 		b.svc.Wait()
-		assert.Equal(t, store.StateRunning, getRequest(t, st, r.ID).State, "A's lease still holds")
+		assert.Equal(t, approval.StateRunning, getRequest(t, st, r.ID).State, "A's lease still holds")
 		assert.Empty(t, b.thread(r.ApprovalTS))
 
-		clock.Advance(b.svc.leaseTTL() + time.Second)
-		b.svc.resume(context.Background(), false)
+		clock.Advance(b.svc.core.LeaseTTL() + time.Second)
+		b.svc.core.Resume(context.Background())
 		b.svc.Wait()
 
 		got = getRequest(t, st, r.ID)
-		assert.Equal(t, store.StateSucceeded, got.State)
+		assert.Equal(t, approval.StateSucceeded, got.State)
 		assert.Equal(t, "Succeeded", got.MachineActionStatus)
 		thread := allThread(r.ApprovalTS, a, b)
 		require.Len(t, thread, 3, "thread: %q", thread)
@@ -451,10 +452,10 @@ func TestSweepOnTwoReplicas(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, rp := range []*replica{a, b, a, b} {
 			wg.Add(1)
-			go func() { defer wg.Done(); rp.svc.sweep(context.Background()) }()
+			go func() { defer wg.Done(); rp.svc.core.Sweep(context.Background()) }()
 		}
 		wg.Wait()
-		rs, err := st.ListRequests(context.Background(), store.RequestFilter{States: []store.RequestState{store.StateExpired}})
+		rs, err := st.ListRequests(context.Background(), approval.RequestFilter{States: []approval.State{approval.StateExpired}})
 		require.NoError(t, err)
 		assert.Len(t, rs, 2)
 		assert.Equal(t, 2, countContaining(allDMs(analyst, a, b), "expired"))
@@ -498,7 +499,7 @@ func TestRestartWithPendingRequest(t *testing.T) {
 		// Run's own resume scan may be the one that claims the approved
 		// request (it races the click's goroutine): wait for either.
 		require.Eventually(t, func() bool {
-			return getRequest(t, st2, r.ID).State == store.StateSucceeded
+			return getRequest(t, st2, r.ID).State == approval.StateSucceeded
 		}, 10*time.Second, 5*time.Millisecond)
 		assert.Equal(t, 1, def.runCount())
 		ups := second.slack.find("chat.update")
@@ -508,3 +509,6 @@ func TestRestartWithPendingRequest(t *testing.T) {
 		assert.Empty(t, second.logs.errors())
 	})
 }
+
+// requestTag is the tag the approval core puts in Defender comments.
+func requestTag(id string) string { return "defenderbot request " + id }

@@ -9,16 +9,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/store"
 )
 
-func seed(t *testing.T, h *harness, id string, st store.RequestState, mod func(*store.Request)) {
+func seed(t *testing.T, h *harness, id string, st approval.State, mod func(*approval.Request)) {
 	t.Helper()
-	r := &store.Request{ID: id, Action: "isolate", State: st, RequiredApprovals: 1, RequesterID: analyst,
+	r := &approval.Request{ID: id, Action: "isolate", State: st, RequiredApprovals: 1, RequesterID: analyst,
 		Args:            actions.Args{MachineID: machineID, Comment: "c", IsolationType: "Full"},
 		ApprovalChannel: approvals, ApprovalTS: "1.1", CreatedAt: t0.Add(-time.Hour), UpdatedAt: t0.Add(-time.Hour), ExpiresAt: t0.Add(time.Hour),
-		Approvals: []store.Approval{{UserID: approver1}}}
+		Approvals: []approval.Vote{{UserID: approver1}}}
 	if mod != nil {
 		mod(r)
 	}
@@ -29,10 +29,10 @@ func TestRestartResumes(t *testing.T) {
 	h := newHarness(t, nil)
 	h.def.statuses = []defender.ActionStatus{defender.StatusSucceeded}
 	h.def.runStatus = defender.StatusSucceeded
-	seed(t, h, "pending-1", store.StatePending, func(r *store.Request) { r.Approvals = nil })
-	seed(t, h, "approved-1", store.StateApproved, nil)
-	seed(t, h, "executing-found", store.StateExecuting, nil)
-	seed(t, h, "running-1", store.StateRunning, func(r *store.Request) { r.MachineActionID, r.MachineActionStatus = "ma-9", "InProgress" })
+	seed(t, h, "pending-1", approval.StatePending, func(r *approval.Request) { r.Approvals = nil })
+	seed(t, h, "approved-1", approval.StateApproved, nil)
+	seed(t, h, "executing-found", approval.StateExecuting, nil)
+	seed(t, h, "running-1", approval.StateRunning, func(r *approval.Request) { r.MachineActionID, r.MachineActionStatus = "ma-9", "InProgress" })
 	h.def.listed = []defender.MachineAction{
 		{ID: "other", RequestorComment: "c (defenderbot request someone-else, approved by U)", Status: defender.StatusPending},
 		{ID: "ma-found", RequestorComment: "c (" + requestTag("executing-found") + ", approved by U)", Status: defender.StatusSucceeded},
@@ -50,17 +50,17 @@ func TestRestartResumes(t *testing.T) {
 	require.NoError(t, <-done)
 	h.svc.Wait()
 
-	get := func(id string) *store.Request {
+	get := func(id string) *approval.Request {
 		r, err := h.store.GetRequest(context.Background(), id)
 		require.NoError(t, err)
 		return r
 	}
-	assert.Equal(t, store.StatePending, get("pending-1").State, "pending stays clickable")
-	assert.Equal(t, store.StateSucceeded, get("approved-1").State)
+	assert.Equal(t, approval.StatePending, get("pending-1").State, "pending stays clickable")
+	assert.Equal(t, approval.StateSucceeded, get("approved-1").State)
 	ex := get("executing-found")
-	assert.Equal(t, store.StateSucceeded, ex.State)
+	assert.Equal(t, approval.StateSucceeded, ex.State)
 	assert.Equal(t, "ma-found", ex.MachineActionID)
-	assert.Equal(t, store.StateSucceeded, get("running-1").State)
+	assert.Equal(t, approval.StateSucceeded, get("running-1").State)
 	// Only the approved request called Defender; the executing one was reconciled.
 	require.Equal(t, 1, h.def.runCount())
 	assert.Contains(t, h.def.runs[0].Params["comment"], requestTag("approved-1"))
@@ -72,43 +72,43 @@ func TestRestartResumes(t *testing.T) {
 
 func TestReconcileNotFoundDoesNotCallAgain(t *testing.T) {
 	h := newHarness(t, nil)
-	seed(t, h, "executing-lost", store.StateExecuting, nil)
-	h.svc.resume(context.Background(), true)
+	seed(t, h, "executing-lost", approval.StateExecuting, nil)
+	h.svc.core.Resume(context.Background())
 	h.svc.Wait()
 	r, err := h.store.GetRequest(context.Background(), "executing-lost")
 	require.NoError(t, err)
-	assert.Equal(t, store.StateFailed, r.State)
+	assert.Equal(t, approval.StateFailed, r.State)
 	assert.Contains(t, r.Error, "most likely did not run")
 	assert.Equal(t, 0, h.def.runCount())
 }
 
 func TestFollowUpLeaseHeldElsewhere(t *testing.T) {
 	h := newHarness(t, nil)
-	seed(t, h, "running-2", store.StateRunning, func(r *store.Request) { r.MachineActionID = "ma-2" })
+	seed(t, h, "running-2", approval.StateRunning, func(r *approval.Request) { r.MachineActionID = "ma-2" })
 	ok, err := h.store.AcquireLease(context.Background(), "followup:running-2", "other-replica", t0, time.Minute)
 	require.NoError(t, err)
 	require.True(t, ok)
-	h.svc.resume(context.Background(), true)
+	h.svc.core.Resume(context.Background())
 	h.svc.Wait()
 	assert.Equal(t, 0, h.def.polls, "another replica follows it")
 
 	// Once that lease expires this replica takes over.
 	h.def.statuses = []defender.ActionStatus{defender.StatusFailed}
 	h.clock.Advance(2 * time.Minute)
-	h.svc.resume(context.Background(), false)
+	h.svc.core.Resume(context.Background())
 	h.svc.Wait()
 	r, _ := h.store.GetRequest(context.Background(), "running-2")
-	assert.Equal(t, store.StateFailed, r.State)
+	assert.Equal(t, approval.StateFailed, r.State)
 	assert.Contains(t, r.Error, "Failed")
 }
 
 func TestFollowUpTimeout(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.PollTimeout = 10 * time.Second })
-	seed(t, h, "running-3", store.StateRunning, func(r *store.Request) { r.MachineActionID = "ma-3"; r.MachineActionStatus = "InProgress" })
-	h.svc.resume(context.Background(), true)
+	seed(t, h, "running-3", approval.StateRunning, func(r *approval.Request) { r.MachineActionID = "ma-3"; r.MachineActionStatus = "InProgress" })
+	h.svc.core.Resume(context.Background())
 	h.svc.Wait()
 	r, _ := h.store.GetRequest(context.Background(), "running-3")
-	assert.Equal(t, store.StateFailed, r.State)
+	assert.Equal(t, approval.StateFailed, r.State)
 	assert.Contains(t, r.Error, "stopped following")
 	assert.Equal(t, 10, h.def.polls)
 }
@@ -118,10 +118,10 @@ func TestFollowUpTimeout(t *testing.T) {
 // running: the stored final state is rendered again.
 func TestStaleApprovalUpdateDoesNotOverwriteFinal(t *testing.T) {
 	h := newHarness(t, nil)
-	seed(t, h, "late-1", store.StateSucceeded, func(r *store.Request) { r.MachineActionID, r.MachineActionStatus = "ma-1", "Succeeded" })
+	seed(t, h, "late-1", approval.StateSucceeded, func(r *approval.Request) { r.MachineActionID, r.MachineActionStatus = "ma-1", "Succeeded" })
 	stale, err := h.store.GetRequest(context.Background(), "late-1")
 	require.NoError(t, err)
-	stale.State, stale.MachineActionStatus = store.StateRunning, "Pending"
+	stale.State, stale.MachineActionStatus = approval.StateRunning, "Pending"
 
 	h.svc.updateApprovalMessage(context.Background(), stale)
 

@@ -15,10 +15,10 @@ const slackAttempts = 3
 // goroutine for Slack's default 60 s.
 const maxSlackWait = 30 * time.Second
 
-// withSlackRetry runs call, retrying after Slack's Retry-After when Slack
-// answers 429 (slack-go returns *slack.RateLimitedError). Other errors and
-// ctx cancellation end it at once.
-func withSlackRetry(ctx context.Context, call func() error) error {
+// slackRetry runs call, retrying after Slack's Retry-After (waited with the
+// injected sleep) when Slack answers 429 (slack-go returns
+// *slack.RateLimitedError). Other errors and ctx cancellation end it at once.
+func (s *Service) slackRetry(ctx context.Context, call func() error) error {
 	var err error
 	for attempt := 0; attempt < slackAttempts; attempt++ {
 		err = call()
@@ -26,7 +26,7 @@ func withSlackRetry(ctx context.Context, call func() error) error {
 		if err == nil || !errors.As(err, &rl) || attempt == slackAttempts-1 {
 			return err
 		}
-		if serr := sleepCtx(ctx, min(max(rl.RetryAfter, 100*time.Millisecond), maxSlackWait)); serr != nil {
+		if serr := s.sleep(ctx, min(max(rl.RetryAfter, 100*time.Millisecond), maxSlackWait)); serr != nil {
 			return errors.Join(err, serr)
 		}
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 const isolateText = "isolate " + machine1DN + " full suspicious beacon"
@@ -46,7 +46,7 @@ func TestSelfApprovalRefused(t *testing.T) {
 	assert.Equal(t, channel, e.Channel)
 	r, err := p.store.GetRequest(context.Background(), id)
 	require.NoError(t, err)
-	assert.Equal(t, store.StatePending, r.State)
+	assert.Equal(t, approval.StatePending, r.State)
 	assert.Empty(t, r.Approvals)
 	assert.Empty(t, w.defenderWrites())
 	assert.Contains(t, p.auditKinds(id), "refused")
@@ -67,7 +67,7 @@ func TestNonApproverRefused(t *testing.T) {
 
 	r, err := p.store.GetRequest(context.Background(), id)
 	require.NoError(t, err)
-	assert.Equal(t, store.StatePending, r.State)
+	assert.Equal(t, approval.StatePending, r.State)
 	assert.Empty(t, w.defenderWrites())
 	assert.Empty(t, w.slack.CallsTo(slackfake.MethodViewsOpen), "no reject form for a non-approver")
 }
@@ -102,7 +102,7 @@ func TestRejectionWithReason(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	assert.Empty(t, body, "a valid submission closes the modal")
 
-	r := p.waitState(id, store.StateRejected)
+	r := p.waitState(id, approval.StateRejected)
 	assert.Equal(t, bob, r.RejectedBy)
 	assert.Equal(t, "not enough evidence", r.RejectReason)
 	assert.Empty(t, w.defenderWrites())
@@ -117,7 +117,7 @@ func TestRejectionWithReason(t *testing.T) {
 	p.click(carol, "approve", id, msg.TS)
 	w.ephemeralTo(t, carol, 1)
 	assert.Empty(t, w.defenderWrites())
-	assert.Equal(t, store.StateRejected, p.waitState(id, store.StateRejected).State)
+	assert.Equal(t, approval.StateRejected, p.waitState(id, approval.StateRejected).State)
 }
 
 func TestExpiredRequestCannotBeApproved(t *testing.T) {
@@ -131,7 +131,7 @@ func TestExpiredRequestCannotBeApproved(t *testing.T) {
 
 	e := w.ephemeralTo(t, bob, 1)
 	assert.Contains(t, e.Text, "expired")
-	p.waitState(id, store.StateExpired)
+	p.waitState(id, approval.StateExpired)
 	assert.Empty(t, w.defenderWrites())
 	require.Eventually(t, func() bool {
 		m, _ := w.slack.Message(channel, msg.TS)
@@ -152,7 +152,7 @@ func TestConcurrentApproveClicksCallDefenderOnce(t *testing.T) {
 		assert.Equal(t, http.StatusOK, c, "click %d", i)
 	}
 
-	r := p.waitState(id, store.StateRunning)
+	r := p.waitState(id, approval.StateRunning)
 	require.Len(t, r.Approvals, 1)
 	// Everyone else is told the request was already decided.
 	w.waitCall(t, len(many)-1, func(c slackfake.Call) bool { return c.Method == slackfake.MethodPostEphemeral })
@@ -171,9 +171,9 @@ func TestRestartKeepsPendingRequest(t *testing.T) {
 	p2 := w.start(t)
 	code, _ := p2.click(bob, "approve", id, msg.TS)
 	require.Equal(t, http.StatusOK, code)
-	p2.waitState(id, store.StateRunning)
+	p2.waitState(id, approval.StateRunning)
 	w.emu.Advance(3 * time.Minute)
-	p2.waitState(id, store.StateSucceeded)
+	p2.waitState(id, approval.StateSucceeded)
 	assert.Equal(t, []string{"POST /api/machines/" + machine1 + "/isolate"}, w.defenderWrites())
 	assert.Eventually(t, func() bool {
 		m, _ := w.slack.Message(channel, msg.TS)
@@ -188,12 +188,12 @@ func TestRestartResumesFollowUp(t *testing.T) {
 	p1 := w.start(t)
 	msg, id := requestPending(t, w, p1)
 	p1.click(bob, "approve", id, msg.TS)
-	p1.waitState(id, store.StateRunning)
+	p1.waitState(id, approval.StateRunning)
 	p1.stop()
 
 	w.emu.Advance(3 * time.Minute)
 	p2 := w.start(t)
-	p2.waitState(id, store.StateSucceeded)
+	p2.waitState(id, approval.StateSucceeded)
 	assert.Equal(t, []string{"POST /api/machines/" + machine1 + "/isolate"}, w.defenderWrites(), "resuming never calls Defender again")
 }
 
@@ -224,7 +224,7 @@ func TestForgedAndStaleSignaturesHaveNoEffect(t *testing.T) {
 	p.bot.Wait()
 	assert.Empty(t, w.slack.Calls(), "no Slack call")
 	assert.Empty(t, w.defenderWrites(), "no Defender call")
-	rs, err := p.store.ListRequests(context.Background(), store.RequestFilter{})
+	rs, err := p.store.ListRequests(context.Background(), approval.RequestFilter{})
 	require.NoError(t, err)
 	assert.Empty(t, rs, "no request stored")
 	evs, err := p.store.ListAudit(context.Background(), time.Time{})
@@ -245,7 +245,7 @@ func TestReplayHasNoSecondEffect(t *testing.T) {
 	}
 	msg, id := w.approvalMessage(t, 1)
 	p.bot.Wait()
-	rs, err := p.store.ListRequests(context.Background(), store.RequestFilter{})
+	rs, err := p.store.ListRequests(context.Background(), approval.RequestFilter{})
 	require.NoError(t, err)
 	assert.Len(t, rs, 1, "one request for three deliveries")
 
@@ -257,7 +257,7 @@ func TestReplayHasNoSecondEffect(t *testing.T) {
 		require.Equal(t, http.StatusOK, code)
 		assert.Empty(t, body)
 	}
-	p.waitState(id, store.StateRunning)
+	p.waitState(id, approval.StateRunning)
 	assert.Equal(t, []string{"POST /api/machines/" + machine1 + "/isolate"}, w.defenderWrites())
 	assert.Empty(t, w.slack.CallsTo(slackfake.MethodPostEphemeral), "replays are not even refused: they are ignored")
 }
@@ -271,7 +271,7 @@ func TestDefenderErrorsReachTheRequester(t *testing.T) {
 		p.command(alice, "cancel 00000000-0000-0000-0000-000000000404 stop it")
 		msg, id := w.approvalMessage(t, 1)
 		p.click(bob, "approve", id, msg.TS)
-		r := p.waitState(id, store.StateFailed)
+		r := p.waitState(id, approval.StateFailed)
 		assert.NotEmpty(t, r.Error)
 		dm := w.dmTo(t, alice, 1)
 		assert.Contains(t, dm.Text, "failed")
@@ -282,12 +282,12 @@ func TestDefenderErrorsReachTheRequester(t *testing.T) {
 		p := w.start(t)
 		msg, id := requestPending(t, w, p)
 		p.click(bob, "approve", id, msg.TS)
-		p.waitState(id, store.StateRunning)
+		p.waitState(id, approval.StateRunning)
 
 		p.command(alice, isolateText+" again")
 		msg2, id2 := w.approvalMessage(t, 2)
 		p.click(carol, "approve", id2, msg2.TS)
-		r := p.waitState(id2, store.StateFailed)
+		r := p.waitState(id2, approval.StateFailed)
 		assert.Contains(t, strings.ToLower(r.Error), "already")
 		assert.Len(t, w.emu.MachineActions(), 1, "Defender kept one isolation")
 		assert.Len(t, w.defenderWrites(), 2)
@@ -297,7 +297,7 @@ func TestDefenderErrorsReachTheRequester(t *testing.T) {
 		p := w.start(t)
 		msg, id := requestPending(t, w, p)
 		p.click(bob, "approve", id, msg.TS)
-		r := p.waitState(id, store.StateFailed)
+		r := p.waitState(id, approval.StateFailed)
 		assert.NotEmpty(t, r.Error)
 		assert.NotContains(t, r.Error, defendertest.ClientSecret)
 		assert.Empty(t, w.emu.MachineActions())
@@ -342,7 +342,7 @@ func TestSlackRateLimitIsRetried(t *testing.T) {
 	assert.Equal(t, http.StatusOK, posts[1].Status)
 	r, err := p.store.GetRequest(context.Background(), id)
 	require.NoError(t, err)
-	assert.Equal(t, store.StatePending, r.State)
+	assert.Equal(t, approval.StatePending, r.State)
 }
 
 // TestApprovalChannelUnreachableWithdrawsRequest: a request nobody can see
@@ -357,9 +357,9 @@ func TestApprovalChannelUnreachableWithdrawsRequest(t *testing.T) {
 	reply := w.responseTo(t, alice, 1)
 	assert.Contains(t, reply.Text, "Could not post the approval request")
 	p.bot.Wait()
-	rs, err := p.store.ListRequests(context.Background(), store.RequestFilter{})
+	rs, err := p.store.ListRequests(context.Background(), approval.RequestFilter{})
 	require.NoError(t, err)
 	require.Len(t, rs, 1)
-	assert.Equal(t, store.StateRejected, rs[0].State)
+	assert.Equal(t, approval.StateRejected, rs[0].State)
 	assert.Empty(t, w.defenderWrites())
 }

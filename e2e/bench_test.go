@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 // BenchmarkSlashCommandAck is the webhook load test: how long Slack waits
@@ -94,7 +94,7 @@ func benchmarkAck(b *testing.B, driver string) {
 	pending := time.Since(drain)
 	// Every acknowledged command must have become a stored, posted request:
 	// a fast ack that lost work would be no result at all.
-	rs, err := p.store.ListRequests(context.Background(), store.RequestFilter{})
+	rs, err := p.store.ListRequests(context.Background(), approval.RequestFilter{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/bot"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 // lockedBuffer collects log output from several goroutines.
@@ -55,9 +55,9 @@ func TestCollectSendsPackageLinkOnlyByDM(t *testing.T) {
 				code, _ = p.click(u, "approve", id, msg.TS)
 				require.Equal(t, http.StatusOK, code)
 			}
-			p.waitState(id, store.StateRunning)
+			p.waitState(id, approval.StateRunning)
 			w.emu.Advance(3 * time.Minute)
-			p.waitState(id, store.StateSucceeded)
+			p.waitState(id, approval.StateSucceeded)
 
 			var linkEvent map[string]any
 			require.Eventually(t, func() bool {

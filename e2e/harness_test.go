@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/bot"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
@@ -329,10 +330,10 @@ func (w *world) responseTo(t *testing.T, user string, n int) slackfake.Call {
 }
 
 // waitState waits until request id is in state want.
-func (p *proc) waitState(id string, want store.RequestState) *store.Request {
+func (p *proc) waitState(id string, want approval.State) *approval.Request {
 	p.t.Helper()
 	var (
-		r   *store.Request
+		r   *approval.Request
 		err error
 	)
 	ok := assert.Eventually(p.t, func() bool {

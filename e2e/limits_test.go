@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 // TestLongEscapedCommentStillPostsForApproval reproduces issue 11 §7: a
@@ -37,7 +37,7 @@ func TestLongEscapedCommentStillPostsForApproval(t *testing.T) {
 
 	r, err := p.store.GetRequest(context.Background(), id)
 	require.NoError(t, err)
-	assert.Equal(t, store.StatePending, r.State)
+	assert.Equal(t, approval.StatePending, r.State)
 	assert.Equal(t, comment, r.Args.Comment, "the request keeps the whole comment")
 	evs, err := p.store.ListAudit(context.Background(), time.Time{})
 	require.NoError(t, err)

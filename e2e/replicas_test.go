@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 // Two replicas are two full stacks (gin + bot + their own Defender client
@@ -55,7 +55,7 @@ func TestReplicasHandleDuplicateDeliveryOnce(t *testing.T) {
 			a.bot.Wait()
 			b.bot.Wait()
 
-			rs, err := a.store.ListRequests(context.Background(), store.RequestFilter{})
+			rs, err := a.store.ListRequests(context.Background(), approval.RequestFilter{})
 			require.NoError(t, err)
 			require.Len(t, rs, 1, "one stored request for 8 deliveries over 2 replicas")
 			assert.Equal(t, id, rs[0].ID)
@@ -76,11 +76,11 @@ func TestReplicasHandleDuplicateDeliveryOnce(t *testing.T) {
 			for i, code := range sendAll(t, []string{a.srv.URL + "/slack/interactions", b.srv.URL + "/slack/interactions"}, time.Now(), click) {
 				assert.Equal(t, http.StatusOK, code, "click delivery %d", i)
 			}
-			r := a.waitState(id, store.StateRunning)
+			r := a.waitState(id, approval.StateRunning)
 			assert.Len(t, r.Approvals, 1)
 			// Let the follow-up finish so that waiting for the bots is quick.
 			w.emu.Advance(3 * time.Minute)
-			b.waitState(id, store.StateSucceeded)
+			b.waitState(id, approval.StateSucceeded)
 			a.bot.Wait()
 			b.bot.Wait()
 			assert.Empty(t, w.slack.CallsTo(slackfake.MethodPostEphemeral), "a duplicate is ignored, not refused")
@@ -97,9 +97,9 @@ func TestReplicasRequestOnOneApproveOnOther(t *testing.T) {
 
 			code, _ := b.click(bob, "approve", id, msg.TS)
 			require.Equal(t, http.StatusOK, code)
-			b.waitState(id, store.StateRunning)
+			b.waitState(id, approval.StateRunning)
 			w.emu.Advance(3 * time.Minute)
-			r := a.waitState(id, store.StateSucceeded)
+			r := a.waitState(id, approval.StateSucceeded)
 			assert.Equal(t, []string{bob}, approverIDs(r))
 			a.bot.Wait()
 			b.bot.Wait()
@@ -124,7 +124,7 @@ func TestReplicasFiftyApproveClicksOneDefenderCall(t *testing.T) {
 				assert.Equal(t, http.StatusOK, c, "click %d", i)
 			}
 
-			r := a.waitState(id, store.StateRunning)
+			r := a.waitState(id, approval.StateRunning)
 			require.Len(t, r.Approvals, 1)
 			// Everyone else is told the request was already decided.
 			w.waitCall(t, len(many)-1, func(c slackfake.Call) bool { return c.Method == slackfake.MethodPostEphemeral })
@@ -133,7 +133,7 @@ func TestReplicasFiftyApproveClicksOneDefenderCall(t *testing.T) {
 
 			// The follow-up ends the request once, on whichever replica polls.
 			w.emu.Advance(3 * time.Minute)
-			b.waitState(id, store.StateSucceeded)
+			b.waitState(id, approval.StateSucceeded)
 			a.bot.Wait()
 			b.bot.Wait()
 			assert.Len(t, w.slack.CallsTo(slackfake.MethodPostEphemeral), len(many)-1, "no late refusal or duplicate")
@@ -142,7 +142,7 @@ func TestReplicasFiftyApproveClicksOneDefenderCall(t *testing.T) {
 	}
 }
 
-func approverIDs(r *store.Request) []string {
+func approverIDs(r *approval.Request) []string {
 	var out []string
 	for _, a := range r.Approvals {
 		out = append(out, a.UserID)

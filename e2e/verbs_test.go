@@ -8,9 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 // TestEveryVerbThroughSlack runs each state-changing verb the way an analyst
@@ -61,11 +61,11 @@ func TestEveryVerbThroughSlack(t *testing.T) {
 			require.Equal(t, http.StatusOK, code)
 
 			if tc.machine {
-				r := p.waitState(id, store.StateRunning)
+				r := p.waitState(id, approval.StateRunning)
 				require.NotEmpty(t, r.MachineActionID)
 				w.emu.Advance(3 * time.Minute)
 			}
-			r := p.waitState(id, store.StateSucceeded)
+			r := p.waitState(id, approval.StateSucceeded)
 			assert.Equal(t, []string{bob}, []string{r.Approvals[0].UserID})
 
 			require.Equal(t, []string{tc.write}, w.defenderWrites())
@@ -106,7 +106,7 @@ func TestGetActionRunsWithoutApproval(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	msg, id := w.approvalMessage(t, 1)
 	p.click(bob, "approve", id, msg.TS)
-	r := p.waitState(id, store.StateRunning)
+	r := p.waitState(id, approval.StateRunning)
 	w.slack.Reset()
 
 	code, _ = p.command(carol, "action "+r.MachineActionID)
@@ -126,7 +126,7 @@ func TestCancelAfterApproval(t *testing.T) {
 	p.command(alice, "isolate "+machine1DN+" full beacon")
 	msg, id := w.approvalMessage(t, 1)
 	p.click(bob, "approve", id, msg.TS)
-	r := p.waitState(id, store.StateRunning)
+	r := p.waitState(id, approval.StateRunning)
 
 	p.command(alice, "cancel "+r.MachineActionID+" wrong machine")
 	msg2, id2 := w.approvalMessage(t, 2)
@@ -134,7 +134,7 @@ func TestCancelAfterApproval(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	// A cancel that Defender carried out is a success for the cancel request,
 	// even though the machine action it targets ends "Cancelled".
-	p.waitState(id2, store.StateSucceeded)
+	p.waitState(id2, approval.StateSucceeded)
 
 	assert.Equal(t, []string{
 		"POST /api/machines/" + machine1 + "/isolate",
@@ -143,5 +143,5 @@ func TestCancelAfterApproval(t *testing.T) {
 	a, ok := w.emu.MachineAction(r.MachineActionID)
 	require.True(t, ok)
 	assert.Equal(t, "Cancelled", a.Status)
-	p.waitState(id, store.StateFailed) // the follow-up sees the cancellation
+	p.waitState(id, approval.StateFailed) // the follow-up sees the cancellation
 }

@@ -102,16 +102,6 @@ func TestMigrationsRecordedOnce(t *testing.T) {
 	assert.Len(t, pg, len(ms), "both dialects have the same migrations")
 }
 
-func TestStateTransitions(t *testing.T) {
-	assert.True(t, StatePending.CanTransitionTo(StateApproved))
-	assert.True(t, StateExecuting.CanTransitionTo(StateSucceeded))
-	assert.False(t, StateSucceeded.CanTransitionTo(StateFailed))
-	assert.False(t, StatePending.CanTransitionTo(StateExecuting))
-	assert.False(t, StateApproved.CanTransitionTo(StatePending))
-	assert.True(t, StateRunning.Valid())
-	assert.False(t, RequestState("").Valid())
-}
-
 func TestDollarPlaceholders(t *testing.T) {
 	assert.Equal(t, "a = $1 AND b IN ($2, $3)", dollarPlaceholders("a = ? AND b IN (?, ?)"))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 )
 
 // sqlStore implements Store over database/sql for both dialects.
@@ -51,7 +52,7 @@ func (s *sqlStore) stamp(t time.Time) time.Time {
 // inTx runs fn in a write transaction and commits it if fn returns nil. A
 // non-nil error from fn rolls back, unless fn returns a commitErr, whose
 // changes are committed before its error is returned (e.g. "marked expired,
-// ErrExpired").
+// approval.ErrExpired").
 func (s *sqlStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -96,8 +97,8 @@ const requestColumns = `id, action, params, machine_name, requester_id, requeste
 // CreateRequest stores r. An empty ID gets a random UUID, an empty State is
 // pending, a zero CreatedAt is now and a zero UpdatedAt is CreatedAt; r is
 // updated with these values. A zero ExpiresAt never expires. Approvals in r
-// are stored too. It fails with ErrConflict if the ID exists.
-func (s *sqlStore) CreateRequest(ctx context.Context, r *Request) error {
+// are stored too. It fails with approval.ErrConflict if the ID exists.
+func (s *sqlStore) CreateRequest(ctx context.Context, r *approval.Request) error {
 	if r == nil {
 		return errors.New("create request: nil request")
 	}
@@ -108,7 +109,7 @@ func (s *sqlStore) CreateRequest(ctx context.Context, r *Request) error {
 		return fmt.Errorf("create request: required approvals must be at least 1, got %d", r.RequiredApprovals)
 	}
 	if r.State == "" {
-		r.State = StatePending
+		r.State = approval.StatePending
 	}
 	if !r.State.Valid() {
 		return fmt.Errorf("create request: unknown state %q", r.State)
@@ -140,7 +141,7 @@ func (s *sqlStore) CreateRequest(ctx context.Context, r *Request) error {
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("create request %s: %w", r.ID, err)
 		} else if n == 0 {
-			return fmt.Errorf("create request %s: %w", r.ID, ErrConflict)
+			return fmt.Errorf("create request %s: %w", r.ID, approval.ErrConflict)
 		}
 		for i := range r.Approvals {
 			a := &r.Approvals[i]
@@ -154,7 +155,7 @@ func (s *sqlStore) CreateRequest(ctx context.Context, r *Request) error {
 	})
 }
 
-func (s *sqlStore) GetRequest(ctx context.Context, id string) (*Request, error) {
+func (s *sqlStore) GetRequest(ctx context.Context, id string) (*approval.Request, error) {
 	r, err := s.getRequest(ctx, s.db, id, false)
 	if err != nil {
 		return nil, fmt.Errorf("get request %s: %w", id, err)
@@ -163,7 +164,7 @@ func (s *sqlStore) GetRequest(ctx context.Context, id string) (*Request, error) 
 }
 
 // getRequest loads one request and its approvals; lock adds the dialect's row lock.
-func (s *sqlStore) getRequest(ctx context.Context, q querier, id string, lock bool) (*Request, error) {
+func (s *sqlStore) getRequest(ctx context.Context, q querier, id string, lock bool) (*approval.Request, error) {
 	query := `SELECT ` + requestColumns + ` FROM requests WHERE id = ?`
 	if lock {
 		query += s.d.forUpdate
@@ -175,7 +176,7 @@ func (s *sqlStore) getRequest(ctx context.Context, q querier, id string, lock bo
 	if err != nil {
 		return nil, err
 	}
-	if err := s.loadApprovals(ctx, q, []*Request{r}); err != nil {
+	if err := s.loadApprovals(ctx, q, []*approval.Request{r}); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -183,9 +184,9 @@ func (s *sqlStore) getRequest(ctx context.Context, q querier, id string, lock bo
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-func scanRequest(row rowScanner) (*Request, error) {
+func scanRequest(row rowScanner) (*approval.Request, error) {
 	var (
-		r      Request
+		r      approval.Request
 		params sql.NullString
 		state  string
 	)
@@ -196,7 +197,7 @@ func scanRequest(row rowScanner) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.State = RequestState(state)
+	r.State = approval.State(state)
 	if params.Valid {
 		if err := json.Unmarshal([]byte(params.String), &r.Args); err != nil {
 			return nil, fmt.Errorf("request %s: decode params: %w", r.ID, err)
@@ -206,9 +207,9 @@ func scanRequest(row rowScanner) (*Request, error) {
 }
 
 // loadApprovals fills the Approvals of rs, in vote order.
-func (s *sqlStore) loadApprovals(ctx context.Context, q querier, rs []*Request) error {
+func (s *sqlStore) loadApprovals(ctx context.Context, q querier, rs []*approval.Request) error {
 	const chunk = 500 // stays far below both engines' parameter limits
-	byID := make(map[string]*Request, len(rs))
+	byID := make(map[string]*approval.Request, len(rs))
 	for _, r := range rs {
 		byID[r.ID] = r
 	}
@@ -226,7 +227,7 @@ func (s *sqlStore) loadApprovals(ctx context.Context, q querier, rs []*Request) 
 		for rows.Next() {
 			var (
 				rid string
-				a   Approval
+				a   approval.Vote
 			)
 			if err := rows.Scan(&rid, &a.UserID, dbTime{&a.At}); err != nil {
 				_ = rows.Close()
@@ -252,7 +253,7 @@ func marks(n int) string {
 
 // ListRequests returns the requests in f.States (any state if empty), newest
 // first, at most f.Limit of them (all if 0).
-func (s *sqlStore) ListRequests(ctx context.Context, f RequestFilter) ([]*Request, error) {
+func (s *sqlStore) ListRequests(ctx context.Context, f approval.RequestFilter) ([]*approval.Request, error) {
 	if f.Limit < 0 {
 		return nil, fmt.Errorf("list requests: negative limit %d", f.Limit)
 	}
@@ -276,7 +277,7 @@ func (s *sqlStore) ListRequests(ctx context.Context, f RequestFilter) ([]*Reques
 	if err != nil {
 		return nil, fmt.Errorf("list requests: %w", err)
 	}
-	var out []*Request
+	var out []*approval.Request
 	for rows.Next() {
 		r, err := scanRequest(rows)
 		if err != nil {
@@ -319,33 +320,33 @@ func notFoundIfNone(res sql.Result, what string) error {
 }
 
 // pendingCheck returns nil if r can take a vote at `at`. A request past its
-// ExpiresAt is marked expired in tx and a commitErr wrapping ErrExpired is
+// ExpiresAt is marked expired in tx and a commitErr wrapping approval.ErrExpired is
 // returned; a request already expired gets an error matching both
-// ErrNotPending and ErrExpired.
-func (s *sqlStore) pendingCheck(ctx context.Context, tx *sql.Tx, r *Request, at time.Time) error {
+// approval.ErrNotPending and approval.ErrExpired.
+func (s *sqlStore) pendingCheck(ctx context.Context, tx *sql.Tx, r *approval.Request, at time.Time) error {
 	switch {
-	case r.State == StateExpired:
-		return fmt.Errorf("request %s: %w (%w)", r.ID, ErrNotPending, ErrExpired)
-	case r.State != StatePending:
-		return fmt.Errorf("request %s is %s: %w", r.ID, r.State, ErrNotPending)
-	case !r.ExpiresAt.IsZero() && at.After(r.ExpiresAt):
+	case r.State == approval.StateExpired:
+		return fmt.Errorf("request %s: %w (%w)", r.ID, approval.ErrNotPending, approval.ErrExpired)
+	case r.State != approval.StatePending:
+		return fmt.Errorf("request %s is %s: %w", r.ID, r.State, approval.ErrNotPending)
+	case r.Expired(at):
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE requests SET state = ?, updated_at = ? WHERE id = ? AND state = ?`),
-			string(StateExpired), s.t(at), r.ID, string(StatePending)); err != nil {
+			string(approval.StateExpired), s.t(at), r.ID, string(approval.StatePending)); err != nil {
 			return fmt.Errorf("request %s: mark expired: %w", r.ID, err)
 		}
-		return commitErr{fmt.Errorf("request %s expired at %s: %w", r.ID, r.ExpiresAt.Format(time.RFC3339), ErrExpired)}
+		return commitErr{fmt.Errorf("request %s expired at %s: %w", r.ID, r.ExpiresAt.Format(time.RFC3339), approval.ErrExpired)}
 	}
 	return nil
 }
 
-func (s *sqlStore) AddApproval(ctx context.Context, id, userID string, at time.Time) (*Request, Decision, error) {
+func (s *sqlStore) AddApproval(ctx context.Context, id, userID string, at time.Time) (*approval.Request, approval.Decision, error) {
 	if strings.TrimSpace(userID) == "" {
-		return nil, Decision{}, fmt.Errorf("approve request %s: empty user id", id)
+		return nil, approval.Decision{}, fmt.Errorf("approve request %s: empty user id", id)
 	}
 	at = s.stamp(at)
 	var (
-		out *Request
-		dec Decision
+		out *approval.Request
+		dec approval.Decision
 	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		r, err := s.getRequest(ctx, tx, id, true)
@@ -363,7 +364,7 @@ func (s *sqlStore) AddApproval(ctx context.Context, id, userID string, at time.T
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("record vote: %w", err)
 		} else if n == 0 {
-			return fmt.Errorf("user %s: %w", userID, ErrAlreadyVoted)
+			return fmt.Errorf("user %s: %w", userID, approval.ErrAlreadyVoted)
 		}
 		var votes int
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM approvals WHERE request_id = ?`), id).Scan(&votes); err != nil {
@@ -371,7 +372,7 @@ func (s *sqlStore) AddApproval(ctx context.Context, id, userID string, at time.T
 		}
 		if votes >= r.RequiredApprovals {
 			res, err := tx.ExecContext(ctx, s.q(`UPDATE requests SET state = ?, updated_at = ? WHERE id = ? AND state = ?`),
-				string(StateApproved), s.t(at), id, string(StatePending))
+				string(approval.StateApproved), s.t(at), id, string(approval.StatePending))
 			if err != nil {
 				return fmt.Errorf("approve: %w", err)
 			}
@@ -387,17 +388,17 @@ func (s *sqlStore) AddApproval(ctx context.Context, id, userID string, at time.T
 		return err
 	})
 	if err != nil {
-		return nil, Decision{}, fmt.Errorf("approve request %s: %w", id, err)
+		return nil, approval.Decision{}, fmt.Errorf("approve request %s: %w", id, err)
 	}
 	return out, dec, nil
 }
 
-func (s *sqlStore) Reject(ctx context.Context, id, userID, reason string, at time.Time) (*Request, error) {
+func (s *sqlStore) Reject(ctx context.Context, id, userID, reason string, at time.Time) (*approval.Request, error) {
 	if strings.TrimSpace(userID) == "" {
 		return nil, fmt.Errorf("reject request %s: empty user id", id)
 	}
 	at = s.stamp(at)
-	var out *Request
+	var out *approval.Request
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		r, err := s.getRequest(ctx, tx, id, true)
 		if err != nil {
@@ -407,7 +408,7 @@ func (s *sqlStore) Reject(ctx context.Context, id, userID, reason string, at tim
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE requests SET state = ?, rejected_by = ?, reject_reason = ?, updated_at = ?
-			WHERE id = ? AND state = ?`), string(StateRejected), userID, reason, s.t(at), id, string(StatePending)); err != nil {
+			WHERE id = ? AND state = ?`), string(approval.StateRejected), userID, reason, s.t(at), id, string(approval.StatePending)); err != nil {
 			return fmt.Errorf("reject: %w", err)
 		}
 		out, err = s.getRequest(ctx, tx, id, false)
@@ -419,9 +420,9 @@ func (s *sqlStore) Reject(ctx context.Context, id, userID, reason string, at tim
 	return out, nil
 }
 
-func (s *sqlStore) Transition(ctx context.Context, id string, from, to RequestState, at time.Time) (bool, error) {
+func (s *sqlStore) Transition(ctx context.Context, id string, from, to approval.State, at time.Time) (bool, error) {
 	if !from.CanTransitionTo(to) {
-		return false, fmt.Errorf("transition request %s: %s -> %s: %w", id, from, to, ErrInvalidTransition)
+		return false, fmt.Errorf("transition request %s: %s -> %s: %w", id, from, to, approval.ErrInvalidTransition)
 	}
 	at = s.stamp(at)
 	res, err := s.db.ExecContext(ctx, s.q(`UPDATE requests SET state = ?, updated_at = ? WHERE id = ? AND state = ?`),
@@ -448,8 +449,8 @@ func (s *sqlStore) Transition(ctx context.Context, id string, from, to RequestSt
 }
 
 // UpdateRequest sets the non-nil fields of u. A new State must be the current
-// one or a legal transition from it (ErrInvalidTransition otherwise).
-func (s *sqlStore) UpdateRequest(ctx context.Context, id string, u RequestUpdate, at time.Time) error {
+// one or a legal transition from it (approval.ErrInvalidTransition otherwise).
+func (s *sqlStore) UpdateRequest(ctx context.Context, id string, u approval.RequestUpdate, at time.Time) error {
 	at = s.stamp(at)
 	sets := []string{"updated_at = ?"}
 	args := []any{s.t(at)}
@@ -480,8 +481,8 @@ func (s *sqlStore) UpdateRequest(ctx context.Context, id string, u RequestUpdate
 		if err != nil {
 			return err
 		}
-		if u.State != nil && *u.State != RequestState(cur) && !RequestState(cur).CanTransitionTo(*u.State) {
-			return fmt.Errorf("%s -> %s: %w", cur, *u.State, ErrInvalidTransition)
+		if u.State != nil && *u.State != approval.State(cur) && !approval.State(cur).CanTransitionTo(*u.State) {
+			return fmt.Errorf("%s -> %s: %w", cur, *u.State, approval.ErrInvalidTransition)
 		}
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE requests SET `+strings.Join(sets, ", ")+` WHERE id = ?`), args...)
 		return err
@@ -494,13 +495,13 @@ func (s *sqlStore) UpdateRequest(ctx context.Context, id string, u RequestUpdate
 
 // ExpirePending marks pending requests whose ExpiresAt is before now as
 // expired and returns them (oldest first).
-func (s *sqlStore) ExpirePending(ctx context.Context, now time.Time) ([]*Request, error) {
+func (s *sqlStore) ExpirePending(ctx context.Context, now time.Time) ([]*approval.Request, error) {
 	now = s.stamp(now)
-	var out []*Request
+	var out []*approval.Request
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, s.q(`UPDATE requests SET state = ?, updated_at = ?
 			WHERE state = ? AND expires_at IS NOT NULL AND expires_at < ? RETURNING id`),
-			string(StateExpired), s.t(now), string(StatePending), s.t(now))
+			string(approval.StateExpired), s.t(now), string(approval.StatePending), s.t(now))
 		if err != nil {
 			return err
 		}
@@ -535,7 +536,7 @@ func (s *sqlStore) ExpirePending(ctx context.Context, now time.Time) ([]*Request
 	return out, nil
 }
 
-func sortRequestsOldestFirst(rs []*Request) {
+func sortRequestsOldestFirst(rs []*approval.Request) {
 	// Few items; insertion sort keeps it dependency-free and stable.
 	for i := 1; i < len(rs); i++ {
 		for j := i; j > 0 && requestBefore(rs[j], rs[j-1]); j-- {
@@ -544,7 +545,7 @@ func sortRequestsOldestFirst(rs []*Request) {
 	}
 }
 
-func requestBefore(a, b *Request) bool {
+func requestBefore(a, b *approval.Request) bool {
 	if !a.CreatedAt.Equal(b.CreatedAt) {
 		return a.CreatedAt.Before(b.CreatedAt)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -35,8 +36,8 @@ func TestAuditCommand(t *testing.T) {
 	st, err := store.Open(ctx, "sqlite", dsn)
 	require.NoError(t, err)
 	now := time.Now().UTC()
-	require.NoError(t, st.AppendAudit(ctx, store.AuditEvent{At: now.Add(-48 * time.Hour), Actor: "U1", Kind: "request", RequestID: "old"}))
-	require.NoError(t, st.AppendAudit(ctx, store.AuditEvent{At: now.Add(-time.Hour), Actor: "U2", Kind: "approve", RequestID: "r1", Details: map[string]any{"approvals": 1}}))
+	require.NoError(t, st.AppendAudit(ctx, approval.AuditEvent{At: now.Add(-48 * time.Hour), Actor: "U1", Kind: "request", RequestID: "old"}))
+	require.NoError(t, st.AppendAudit(ctx, approval.AuditEvent{At: now.Add(-time.Hour), Actor: "U2", Kind: "approve", RequestID: "r1", Details: map[string]any{"approvals": 1}}))
 	require.NoError(t, st.Close())
 
 	env := map[string]string{"DEFENDERBOT_STORE_DSN": dsn}

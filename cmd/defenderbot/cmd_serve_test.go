@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
@@ -159,7 +160,7 @@ func TestServeRunsAndShutsDownKeepingPendingRequests(t *testing.T) {
 	st, err := store.Open(context.Background(), "sqlite", db)
 	require.NoError(t, err)
 	defer st.Close()
-	pending, err := st.ListRequests(context.Background(), store.RequestFilter{States: []store.RequestState{store.StatePending}})
+	pending, err := st.ListRequests(context.Background(), approval.RequestFilter{States: []approval.State{approval.StatePending}})
 	require.NoError(t, err)
 	require.Len(t, pending, 1, "the pending request survives the shutdown")
 	assert.Equal(t, actions.Isolate, pending[0].Action)

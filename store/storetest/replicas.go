@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -33,7 +34,7 @@ func RunReplicas(t *testing.T, newDB func(t *testing.T) (driver, dsn string)) {
 		for _, required := range []int{1, 2} {
 			id := fmt.Sprintf("r-%d", required)
 			create(t, a, newRequest(id, required))
-			approvalRace(t, required, 50, func(i int) (store.Decision, error) {
+			approvalRace(t, required, 50, func(i int) (approval.Decision, error) {
 				_, dec, err := replicas[i%2].AddApproval(ctx, id, userID(i), T0())
 				return dec, err
 			})
@@ -59,7 +60,7 @@ func RunReplicas(t *testing.T, newDB func(t *testing.T) (driver, dsn string)) {
 		assert.EqualValues(t, 1, leases.Load(), "one replica holds the lease")
 
 		// What one replica wrote, the other reads.
-		require.NoError(t, a.AppendAudit(ctx, store.AuditEvent{At: T0(), Actor: "system", Kind: "iocs_sync"}))
+		require.NoError(t, a.AppendAudit(ctx, approval.AuditEvent{At: T0(), Actor: "system", Kind: "iocs_sync"}))
 		evs, err := b.ListAudit(ctx, time.Time{})
 		require.NoError(t, err)
 		require.Len(t, evs, 1)
@@ -73,7 +74,7 @@ func RunReplicas(t *testing.T, newDB func(t *testing.T) (driver, dsn string)) {
 		r := create(t, s, newRequest("r1", 2))
 		_, _, err := s.AddApproval(ctx, "r1", "U1", T0())
 		require.NoError(t, err)
-		require.NoError(t, s.AppendAudit(ctx, store.AuditEvent{At: T0(), Actor: "U1", Kind: "approve", RequestID: "r1",
+		require.NoError(t, s.AppendAudit(ctx, approval.AuditEvent{At: T0(), Actor: "U1", Kind: "approve", RequestID: "r1",
 			Details: map[string]any{"user": "U1"}}))
 		_, err = s.MarkSeen(ctx, "k", T0(), time.Hour)
 		require.NoError(t, err)
@@ -93,7 +94,7 @@ func RunReplicas(t *testing.T, newDB func(t *testing.T) (driver, dsn string)) {
 			if pass == 0 {
 				assert.Equal(t, before, got)
 			} else {
-				assert.Equal(t, store.StateApproved, got.State, "the vote of the first reopen was kept")
+				assert.Equal(t, approval.StateApproved, got.State, "the vote of the first reopen was kept")
 			}
 			evs, err := s2.ListAudit(ctx, time.Time{})
 			require.NoError(t, err)

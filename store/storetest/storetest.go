@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -102,8 +103,8 @@ func T0() time.Time { return time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.U
 
 func us(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-func newRequest(id string, required int) *store.Request {
-	return &store.Request{
+func newRequest(id string, required int) *approval.Request {
+	return &approval.Request{
 		ID:                id,
 		Action:            "isolate",
 		Args:              actions.Args{MachineID: "m-" + id, Comment: "test", IsolationType: "Full"},
@@ -118,7 +119,7 @@ func newRequest(id string, required int) *store.Request {
 	}
 }
 
-func create(t *testing.T, s store.Store, r *store.Request) *store.Request {
+func create(t *testing.T, s store.Store, r *approval.Request) *approval.Request {
 	t.Helper()
 	require.NoError(t, s.CreateRequest(context.Background(), r))
 	return r

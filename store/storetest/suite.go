@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/store"
 )
 
@@ -61,19 +62,19 @@ func testCreateAndGet(t *testing.T, s store.Store) {
 	r := newRequest("r1", 2)
 	r.ApprovalChannel, r.ApprovalTS = "C_APPROVE", "1700000000.000100"
 	create(t, s, r)
-	assert.Equal(t, store.StatePending, r.State, "empty state defaults to pending")
+	assert.Equal(t, approval.StatePending, r.State, "empty state defaults to pending")
 
 	got, err := s.GetRequest(ctx, "r1")
 	require.NoError(t, err)
 	want := *newRequest("r1", 2)
 	want.ApprovalChannel, want.ApprovalTS = "C_APPROVE", "1700000000.000100"
-	want.State = store.StatePending
+	want.State = approval.StatePending
 	want.CreatedAt, want.ExpiresAt, want.UpdatedAt = us(T0()), us(T0().Add(time.Hour)), us(T0())
 	assert.Equal(t, &want, got)
 	assert.Equal(t, time.UTC, got.CreatedAt.Location())
 
 	t.Run("GeneratedIDAndDefaults", func(t *testing.T) {
-		r := &store.Request{Action: "get_machine", RequiredApprovals: 1}
+		r := &approval.Request{Action: "get_machine", RequiredApprovals: 1}
 		require.NoError(t, s.CreateRequest(ctx, r))
 		require.NotEmpty(t, r.ID)
 		require.False(t, r.CreatedAt.IsZero())
@@ -86,7 +87,7 @@ func testCreateAndGet(t *testing.T, s store.Store) {
 	})
 	t.Run("Duplicate", func(t *testing.T) {
 		err := s.CreateRequest(ctx, newRequest("r1", 1))
-		require.ErrorIs(t, err, store.ErrConflict)
+		require.ErrorIs(t, err, approval.ErrConflict)
 	})
 	t.Run("NotFound", func(t *testing.T) {
 		_, err := s.GetRequest(ctx, "nope")
@@ -98,13 +99,13 @@ func testCreateInvalid(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
-		r    *store.Request
+		r    *approval.Request
 		msg  string
 	}{
 		{"Nil", nil, "nil request"},
-		{"NoAction", &store.Request{RequiredApprovals: 1}, "action is required"},
-		{"ZeroApprovals", &store.Request{Action: "isolate"}, "required approvals must be at least 1"},
-		{"BadState", &store.Request{Action: "isolate", RequiredApprovals: 1, State: "bogus"}, `unknown state "bogus"`},
+		{"NoAction", &approval.Request{RequiredApprovals: 1}, "action is required"},
+		{"ZeroApprovals", &approval.Request{Action: "isolate"}, "required approvals must be at least 1"},
+		{"BadState", &approval.Request{Action: "isolate", RequiredApprovals: 1, State: "bogus"}, `unknown state "bogus"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := s.CreateRequest(ctx, tc.r)
@@ -112,12 +113,12 @@ func testCreateInvalid(t *testing.T, s store.Store) {
 			assert.Contains(t, err.Error(), tc.msg)
 		})
 	}
-	list, err := s.ListRequests(ctx, store.RequestFilter{})
+	list, err := s.ListRequests(ctx, approval.RequestFilter{})
 	require.NoError(t, err)
 	assert.Empty(t, list)
 }
 
-func ids(rs []*store.Request) []string {
+func ids(rs []*approval.Request) []string {
 	out := make([]string, 0, len(rs))
 	for _, r := range rs {
 		out = append(out, r.ID)
@@ -139,15 +140,15 @@ func testListRequests(t *testing.T, s store.Store) {
 
 	for _, tc := range []struct {
 		name string
-		f    store.RequestFilter
+		f    approval.RequestFilter
 		want []string
 	}{
-		{"All", store.RequestFilter{}, []string{"r4", "r3", "r2", "r1", "r0"}},
-		{"Limit", store.RequestFilter{Limit: 2}, []string{"r4", "r3"}},
-		{"Pending", store.RequestFilter{States: []store.RequestState{store.StatePending}}, []string{"r4", "r2", "r1", "r0"}},
-		{"Rejected", store.RequestFilter{States: []store.RequestState{store.StateRejected}}, []string{"r3"}},
-		{"TwoStates", store.RequestFilter{States: []store.RequestState{store.StateRejected, store.StatePending}, Limit: 3}, []string{"r4", "r3", "r2"}},
-		{"None", store.RequestFilter{States: []store.RequestState{store.StateRunning}}, []string{}},
+		{"All", approval.RequestFilter{}, []string{"r4", "r3", "r2", "r1", "r0"}},
+		{"Limit", approval.RequestFilter{Limit: 2}, []string{"r4", "r3"}},
+		{"Pending", approval.RequestFilter{States: []approval.State{approval.StatePending}}, []string{"r4", "r2", "r1", "r0"}},
+		{"Rejected", approval.RequestFilter{States: []approval.State{approval.StateRejected}}, []string{"r3"}},
+		{"TwoStates", approval.RequestFilter{States: []approval.State{approval.StateRejected, approval.StatePending}, Limit: 3}, []string{"r4", "r3", "r2"}},
+		{"None", approval.RequestFilter{States: []approval.State{approval.StateRunning}}, []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := s.ListRequests(ctx, tc.f)
@@ -155,15 +156,15 @@ func testListRequests(t *testing.T, s store.Store) {
 			assert.Equal(t, tc.want, ids(got))
 		})
 	}
-	got, err := s.ListRequests(ctx, store.RequestFilter{States: []store.RequestState{store.StatePending}})
+	got, err := s.ListRequests(ctx, approval.RequestFilter{States: []approval.State{approval.StatePending}})
 	require.NoError(t, err)
 	require.Len(t, got, 4)
-	assert.Equal(t, []store.Approval{{UserID: "U1", At: us(T0())}}, got[2].Approvals, "approvals are loaded")
+	assert.Equal(t, []approval.Vote{{UserID: "U1", At: us(T0())}}, got[2].Approvals, "approvals are loaded")
 	assert.Equal(t, "m-r1", got[2].Args.MachineID)
 
-	_, err = s.ListRequests(ctx, store.RequestFilter{Limit: -1})
+	_, err = s.ListRequests(ctx, approval.RequestFilter{Limit: -1})
 	require.ErrorContains(t, err, "negative limit")
-	_, err = s.ListRequests(ctx, store.RequestFilter{States: []store.RequestState{"bogus"}})
+	_, err = s.ListRequests(ctx, approval.RequestFilter{States: []approval.State{"bogus"}})
 	require.ErrorContains(t, err, `unknown state "bogus"`)
 }
 
@@ -185,18 +186,18 @@ func testAddApproval(t *testing.T, s store.Store) {
 	r, dec, err := s.AddApproval(ctx, "r1", "U1", T0().Add(time.Minute))
 	require.NoError(t, err)
 	assert.False(t, dec.Approved)
-	assert.Equal(t, store.StatePending, r.State)
-	assert.Equal(t, []store.Approval{{UserID: "U1", At: us(T0().Add(time.Minute))}}, r.Approvals)
+	assert.Equal(t, approval.StatePending, r.State)
+	assert.Equal(t, []approval.Vote{{UserID: "U1", At: us(T0().Add(time.Minute))}}, r.Approvals)
 	assert.Equal(t, us(T0().Add(time.Minute)), r.UpdatedAt)
 
 	_, _, err = s.AddApproval(ctx, "r1", "U1", T0().Add(2*time.Minute))
-	require.ErrorIs(t, err, store.ErrAlreadyVoted)
+	require.ErrorIs(t, err, approval.ErrAlreadyVoted)
 
 	r, dec, err = s.AddApproval(ctx, "r1", "U2", T0().Add(3*time.Minute))
 	require.NoError(t, err)
 	assert.True(t, dec.Approved)
-	assert.Equal(t, store.StateApproved, r.State)
-	assert.Equal(t, []store.Approval{
+	assert.Equal(t, approval.StateApproved, r.State)
+	assert.Equal(t, []approval.Vote{
 		{UserID: "U1", At: us(T0().Add(time.Minute))},
 		{UserID: "U2", At: us(T0().Add(3 * time.Minute))},
 	}, r.Approvals)
@@ -206,8 +207,8 @@ func testAddApproval(t *testing.T, s store.Store) {
 	assert.Equal(t, r, got)
 
 	_, _, err = s.AddApproval(ctx, "r1", "U3", T0().Add(4*time.Minute))
-	require.ErrorIs(t, err, store.ErrNotPending)
-	assert.NotErrorIs(t, err, store.ErrExpired)
+	require.ErrorIs(t, err, approval.ErrNotPending)
+	assert.NotErrorIs(t, err, approval.ErrExpired)
 
 	_, _, err = s.AddApproval(ctx, "nope", "U1", T0())
 	require.ErrorIs(t, err, store.ErrNotFound)
@@ -223,15 +224,15 @@ func testAddApprovalExpiry(t *testing.T, s store.Store) {
 	require.NoError(t, err, "a vote exactly at ExpiresAt still counts")
 
 	_, _, err = s.AddApproval(ctx, "r1", "U2", r.ExpiresAt.Add(time.Millisecond))
-	require.ErrorIs(t, err, store.ErrExpired)
+	require.ErrorIs(t, err, approval.ErrExpired)
 	got, err := s.GetRequest(ctx, "r1")
 	require.NoError(t, err)
-	assert.Equal(t, store.StateExpired, got.State, "a late vote marks the request expired")
+	assert.Equal(t, approval.StateExpired, got.State, "a late vote marks the request expired")
 	assert.Len(t, got.Approvals, 1, "the late vote is not recorded")
 
 	_, _, err = s.AddApproval(ctx, "r1", "U3", r.ExpiresAt.Add(time.Hour))
-	require.ErrorIs(t, err, store.ErrExpired)
-	require.ErrorIs(t, err, store.ErrNotPending)
+	require.ErrorIs(t, err, approval.ErrExpired)
+	require.ErrorIs(t, err, approval.ErrNotPending)
 }
 
 func testReject(t *testing.T, s store.Store) {
@@ -242,23 +243,23 @@ func testReject(t *testing.T, s store.Store) {
 
 	r, err := s.Reject(ctx, "r1", "U2", "wrong host", T0().Add(time.Minute))
 	require.NoError(t, err)
-	assert.Equal(t, store.StateRejected, r.State)
+	assert.Equal(t, approval.StateRejected, r.State)
 	assert.Equal(t, "U2", r.RejectedBy)
 	assert.Equal(t, "wrong host", r.RejectReason)
 	assert.Equal(t, us(T0().Add(time.Minute)), r.UpdatedAt)
 	assert.Len(t, r.Approvals, 1)
 
 	_, _, err = s.AddApproval(ctx, "r1", "U3", T0().Add(2*time.Minute))
-	require.ErrorIs(t, err, store.ErrNotPending)
+	require.ErrorIs(t, err, approval.ErrNotPending)
 	_, err = s.Reject(ctx, "r1", "U3", "again", T0().Add(2*time.Minute))
-	require.ErrorIs(t, err, store.ErrNotPending)
+	require.ErrorIs(t, err, approval.ErrNotPending)
 
 	r2 := create(t, s, newRequest("r2", 1))
 	_, err = s.Reject(ctx, "r2", "U2", "late", r2.ExpiresAt.Add(time.Second))
-	require.ErrorIs(t, err, store.ErrExpired)
+	require.ErrorIs(t, err, approval.ErrExpired)
 	got, err := s.GetRequest(ctx, "r2")
 	require.NoError(t, err)
-	assert.Equal(t, store.StateExpired, got.State)
+	assert.Equal(t, approval.StateExpired, got.State)
 	assert.Empty(t, got.RejectedBy)
 
 	_, err = s.Reject(ctx, "nope", "U2", "", T0())
@@ -272,25 +273,25 @@ func testTransition(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.True(t, dec.Approved)
 
-	ok, err := s.Transition(ctx, "r1", store.StatePending, store.StateApproved, T0())
+	ok, err := s.Transition(ctx, "r1", approval.StatePending, approval.StateApproved, T0())
 	require.NoError(t, err)
 	assert.False(t, ok, "not in the from state")
 
-	ok, err = s.Transition(ctx, "r1", store.StateApproved, store.StateExecuting, T0().Add(time.Second))
+	ok, err = s.Transition(ctx, "r1", approval.StateApproved, approval.StateExecuting, T0().Add(time.Second))
 	require.NoError(t, err)
 	assert.True(t, ok)
 	got, err := s.GetRequest(ctx, "r1")
 	require.NoError(t, err)
-	assert.Equal(t, store.StateExecuting, got.State)
+	assert.Equal(t, approval.StateExecuting, got.State)
 	assert.Equal(t, us(T0().Add(time.Second)), got.UpdatedAt)
 
-	_, err = s.Transition(ctx, "nope", store.StateApproved, store.StateExecuting, T0())
+	_, err = s.Transition(ctx, "nope", approval.StateApproved, approval.StateExecuting, T0())
 	require.ErrorIs(t, err, store.ErrNotFound)
 
-	_, err = s.Transition(ctx, "r1", store.StateSucceeded, store.StatePending, T0())
-	require.ErrorIs(t, err, store.ErrInvalidTransition)
-	_, err = s.Transition(ctx, "r1", store.StateExecuting, store.StateExecuting, T0())
-	require.ErrorIs(t, err, store.ErrInvalidTransition)
+	_, err = s.Transition(ctx, "r1", approval.StateSucceeded, approval.StatePending, T0())
+	require.ErrorIs(t, err, approval.ErrInvalidTransition)
+	_, err = s.Transition(ctx, "r1", approval.StateExecuting, approval.StateExecuting, T0())
+	require.ErrorIs(t, err, approval.ErrInvalidTransition)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -300,47 +301,47 @@ func testUpdateRequest(t *testing.T, s store.Store) {
 	create(t, s, newRequest("r1", 1))
 	_, _, err := s.AddApproval(ctx, "r1", "U1", T0())
 	require.NoError(t, err)
-	ok, err := s.Transition(ctx, "r1", store.StateApproved, store.StateExecuting, T0())
+	ok, err := s.Transition(ctx, "r1", approval.StateApproved, approval.StateExecuting, T0())
 	require.NoError(t, err)
 	require.True(t, ok)
 
 	at := T0().Add(time.Minute)
-	require.NoError(t, s.UpdateRequest(ctx, "r1", store.RequestUpdate{
-		State:               ptr(store.StateRunning),
+	require.NoError(t, s.UpdateRequest(ctx, "r1", approval.RequestUpdate{
+		State:               ptr(approval.StateRunning),
 		MachineActionID:     ptr("ma-1"),
 		MachineActionStatus: ptr("Pending"),
 	}, at))
 	got, err := s.GetRequest(ctx, "r1")
 	require.NoError(t, err)
-	assert.Equal(t, store.StateRunning, got.State)
+	assert.Equal(t, approval.StateRunning, got.State)
 	assert.Equal(t, "ma-1", got.MachineActionID)
 	assert.Equal(t, "Pending", got.MachineActionStatus)
 	assert.Empty(t, got.Result)
 	assert.Equal(t, us(at), got.UpdatedAt)
 
 	// Same state is allowed (status refresh); nil fields stay.
-	require.NoError(t, s.UpdateRequest(ctx, "r1", store.RequestUpdate{
-		State: ptr(store.StateRunning), MachineActionStatus: ptr("InProgress"),
+	require.NoError(t, s.UpdateRequest(ctx, "r1", approval.RequestUpdate{
+		State: ptr(approval.StateRunning), MachineActionStatus: ptr("InProgress"),
 	}, at))
-	require.NoError(t, s.UpdateRequest(ctx, "r1", store.RequestUpdate{
-		State: ptr(store.StateSucceeded), MachineActionStatus: ptr("Succeeded"), Result: ptr(`{"id":"ma-1"}`),
+	require.NoError(t, s.UpdateRequest(ctx, "r1", approval.RequestUpdate{
+		State: ptr(approval.StateSucceeded), MachineActionStatus: ptr("Succeeded"), Result: ptr(`{"id":"ma-1"}`),
 	}, at.Add(time.Minute)))
 	got, err = s.GetRequest(ctx, "r1")
 	require.NoError(t, err)
-	assert.Equal(t, store.StateSucceeded, got.State)
+	assert.Equal(t, approval.StateSucceeded, got.State)
 	assert.Equal(t, "ma-1", got.MachineActionID)
 	assert.Equal(t, "Succeeded", got.MachineActionStatus)
 	assert.Equal(t, `{"id":"ma-1"}`, got.Result)
 	assert.Empty(t, got.Error)
 
-	err = s.UpdateRequest(ctx, "r1", store.RequestUpdate{State: ptr(store.StateFailed), Error: ptr("x")}, at)
-	require.ErrorIs(t, err, store.ErrInvalidTransition, "a final state does not change")
+	err = s.UpdateRequest(ctx, "r1", approval.RequestUpdate{State: ptr(approval.StateFailed), Error: ptr("x")}, at)
+	require.ErrorIs(t, err, approval.ErrInvalidTransition, "a final state does not change")
 	got, err = s.GetRequest(ctx, "r1")
 	require.NoError(t, err)
 	assert.Empty(t, got.Error, "a refused update changes nothing")
 
-	require.ErrorIs(t, s.UpdateRequest(ctx, "nope", store.RequestUpdate{Error: ptr("x")}, at), store.ErrNotFound)
-	require.ErrorContains(t, s.UpdateRequest(ctx, "r1", store.RequestUpdate{State: ptr(store.RequestState("bogus"))}, at), "unknown state")
+	require.ErrorIs(t, s.UpdateRequest(ctx, "nope", approval.RequestUpdate{Error: ptr("x")}, at), store.ErrNotFound)
+	require.ErrorContains(t, s.UpdateRequest(ctx, "r1", approval.RequestUpdate{State: ptr(approval.State("bogus"))}, at), "unknown state")
 }
 
 func testExpirePending(t *testing.T, s store.Store) {
@@ -364,15 +365,15 @@ func testExpirePending(t *testing.T, s store.Store) {
 	got, err := s.ExpirePending(ctx, now)
 	require.NoError(t, err)
 	require.Equal(t, []string{"early"}, ids(got))
-	assert.Equal(t, store.StateExpired, got[0].State)
+	assert.Equal(t, approval.StateExpired, got[0].State)
 	assert.Equal(t, us(now), got[0].UpdatedAt)
 
 	got, err = s.ExpirePending(ctx, now)
 	require.NoError(t, err)
 	assert.Empty(t, got, "already expired requests are not returned again")
 
-	for id, want := range map[string]store.RequestState{
-		"early": store.StateExpired, "late": store.StatePending, "never": store.StatePending, "done": store.StateRejected,
+	for id, want := range map[string]approval.State{
+		"early": approval.StateExpired, "late": approval.StatePending, "never": approval.StatePending, "done": approval.StateRejected,
 	} {
 		r, err := s.GetRequest(ctx, id)
 		require.NoError(t, err)
@@ -414,7 +415,7 @@ func oneWins(t *testing.T, n int, try func(i int) (bool, error)) {
 }
 
 // approvalRace has n voters call vote at once and checks exactly-once approval.
-func approvalRace(t *testing.T, required, n int, vote func(i int) (store.Decision, error)) {
+func approvalRace(t *testing.T, required, n int, vote func(i int) (approval.Decision, error)) {
 	var approved, notPending, accepted atomic.Int32
 	var mu sync.Mutex
 	var unexpected []error
@@ -426,7 +427,7 @@ func approvalRace(t *testing.T, required, n int, vote func(i int) (store.Decisio
 			if dec.Approved {
 				approved.Add(1)
 			}
-		case errors.Is(err, store.ErrNotPending):
+		case errors.Is(err, approval.ErrNotPending):
 			notPending.Add(1)
 		default:
 			mu.Lock()
@@ -447,13 +448,13 @@ func testConcurrentApprovals(t *testing.T, s store.Store) {
 		t.Run(fmt.Sprintf("Required%d", required), func(t *testing.T) {
 			id := fmt.Sprintf("r-%d", required)
 			create(t, s, newRequest(id, required))
-			approvalRace(t, required, n, func(i int) (store.Decision, error) {
+			approvalRace(t, required, n, func(i int) (approval.Decision, error) {
 				_, dec, err := s.AddApproval(ctx, id, userID(i), T0())
 				return dec, err
 			})
 			got, err := s.GetRequest(ctx, id)
 			require.NoError(t, err)
-			assert.Equal(t, store.StateApproved, got.State)
+			assert.Equal(t, approval.StateApproved, got.State)
 			assert.Len(t, got.Approvals, required)
 		})
 	}
@@ -464,7 +465,7 @@ func testConcurrentApprovals(t *testing.T, s store.Store) {
 			_, _, err := s.AddApproval(ctx, "same", "U1", T0())
 			if err == nil {
 				ok.Add(1)
-			} else if errors.Is(err, store.ErrAlreadyVoted) {
+			} else if errors.Is(err, approval.ErrAlreadyVoted) {
 				dup.Add(1)
 			}
 		})
@@ -479,7 +480,7 @@ func testConcurrentTransition(t *testing.T, s store.Store) {
 	_, _, err := s.AddApproval(ctx, "r1", "U1", T0())
 	require.NoError(t, err)
 	oneWins(t, 50, func(int) (bool, error) {
-		return s.Transition(ctx, "r1", store.StateApproved, store.StateExecuting, T0())
+		return s.Transition(ctx, "r1", approval.StateApproved, approval.StateExecuting, T0())
 	})
 }
 
@@ -559,7 +560,7 @@ func testLeases(t *testing.T, s store.Store) {
 
 func testAudit(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	events := []store.AuditEvent{
+	events := []approval.AuditEvent{
 		{At: T0().Add(2 * time.Second), Actor: "U1", Kind: "approve", RequestID: "r1", Details: map[string]any{"n": 1.0}},
 		{At: T0(), Actor: "U0", Kind: "request", RequestID: "r1", Details: map[string]any{"action": "isolate", "tags": []any{"a", "b"}}},
 		{At: T0().Add(2 * time.Second), Actor: "system", Kind: "call", RequestID: "r1"},
@@ -571,7 +572,7 @@ func testAudit(t *testing.T, s store.Store) {
 	got, err := s.ListAudit(ctx, time.Time{})
 	require.NoError(t, err)
 	require.Len(t, got, 4)
-	kinds := func(es []store.AuditEvent) []string {
+	kinds := func(es []approval.AuditEvent) []string {
 		var out []string
 		for _, e := range es {
 			out = append(out, e.Kind)
@@ -591,7 +592,7 @@ func testAudit(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"iocs_sync", "approve", "call"}, kinds(since), "since is inclusive")
 
-	require.NoError(t, s.AppendAudit(ctx, store.AuditEvent{Actor: "system", Kind: "expire"}))
+	require.NoError(t, s.AppendAudit(ctx, approval.AuditEvent{Actor: "system", Kind: "expire"}))
 	all, err := s.ListAudit(ctx, time.Time{})
 	require.NoError(t, err)
 	require.Len(t, all, 5)
@@ -600,7 +601,7 @@ func testAudit(t *testing.T, s store.Store) {
 	// A time in another zone is the same instant: read back in UTC, to the
 	// microsecond, and a since in yet another zone compares instants.
 	at := T0().Add(time.Hour).In(time.FixedZone("IST", 5*3600+1800))
-	require.NoError(t, s.AppendAudit(ctx, store.AuditEvent{At: at, Actor: "U9", Kind: "zone"}))
+	require.NoError(t, s.AppendAudit(ctx, approval.AuditEvent{At: at, Actor: "U9", Kind: "zone"}))
 	late, err := s.ListAudit(ctx, at.In(time.FixedZone("PST", -8*3600)))
 	require.NoError(t, err)
 	require.NotEmpty(t, late)
@@ -608,9 +609,9 @@ func testAudit(t *testing.T, s store.Store) {
 	assert.Equal(t, us(at), late[0].At)
 	assert.Equal(t, time.UTC, late[0].At.Location())
 
-	require.ErrorContains(t, s.AppendAudit(ctx, store.AuditEvent{Actor: "x"}), "kind is required")
-	require.ErrorContains(t, s.AppendAudit(ctx, store.AuditEvent{Kind: "x"}), "actor is required")
-	err = s.AppendAudit(ctx, store.AuditEvent{Actor: "x", Kind: "x", Details: map[string]any{"f": func() {}}})
+	require.ErrorContains(t, s.AppendAudit(ctx, approval.AuditEvent{Actor: "x"}), "kind is required")
+	require.ErrorContains(t, s.AppendAudit(ctx, approval.AuditEvent{Kind: "x"}), "actor is required")
+	err = s.AppendAudit(ctx, approval.AuditEvent{Actor: "x", Kind: "x", Details: map[string]any{"f": func() {}}})
 	require.ErrorContains(t, err, "details")
 }
 

@@ -1,0 +1,324 @@
+package approval_test
+
+// The approval core's rules, tested against the real SQLite store with no
+// Slack stand-in: a recording Notifier and Directory and a scripted
+// Defender are all the core needs.
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/store"
+	"github.com/defenderbot/defenderbot/store/storetest"
+)
+
+const machineID = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07"
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// directory lists users directly; group look-ups fail when down.
+type directory struct{ down bool }
+
+func (d directory) InList(_ context.Context, list []string, user string) (bool, error) {
+	if d.down {
+		return false, errors.New("directory down")
+	}
+	for _, u := range list {
+		if u == user {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// events records what the Notifier was told, as "kind:requestID[:detail]".
+type events struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (e *events) add(s string) { e.mu.Lock(); e.got = append(e.got, s); e.mu.Unlock() }
+func (e *events) list() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.got...)
+}
+func (e *events) Changed(_ context.Context, r *approval.Request) { e.add("changed:" + string(r.State)) }
+func (e *events) Status(_ context.Context, r *approval.Request, ma *defender.MachineAction) {
+	e.add("status:" + string(ma.Status))
+}
+func (e *events) Running(_ context.Context, r *approval.Request, _ *defender.MachineAction) {
+	e.add("running")
+}
+func (e *events) Finished(_ context.Context, r *approval.Request) {
+	e.add("finished:" + string(r.State))
+}
+func (e *events) Expired(_ context.Context, r *approval.Request) { e.add("expired") }
+func (e *events) Rejected(_ context.Context, r *approval.Request) {
+	e.add("rejected:" + r.RejectReason)
+}
+
+// fakeDefender creates machine actions whose status follows polls.
+type fakeDefender struct {
+	mu     sync.Mutex
+	runs   int
+	polls  []defender.ActionStatus
+	listed []defender.MachineAction
+}
+
+func (d *fakeDefender) Run(_ context.Context, n actions.Name, a actions.Args) (*actions.Result, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.runs++
+	ma := &defender.MachineAction{ID: "ma-1", Type: n.MachineActionType(), Status: defender.StatusPending, MachineID: a.MachineID, RequestorComment: a.Comment}
+	return actions.MachineActionResult(n, ma), nil
+}
+
+func (d *fakeDefender) GetMachineAction(_ context.Context, id string) (*defender.MachineAction, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := defender.StatusInProgress
+	if len(d.polls) > 0 {
+		st, d.polls = d.polls[0], d.polls[1:]
+	}
+	return &defender.MachineAction{ID: id, Status: st}, nil
+}
+
+func (d *fakeDefender) ListMachineActions(context.Context, string, string) ([]defender.MachineAction, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.listed, nil
+}
+
+func (m *metrics) MachineAction(action, status string)               {}
+func (m *metrics) PendingApprovals(n int, oldest, ttl time.Duration) {}
+
+type metrics struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (m *metrics) Approval(state string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.n == nil {
+		m.n = map[string]int{}
+	}
+	m.n[state]++
+}
+
+type fixture struct {
+	core    *approval.Core
+	store   store.Store
+	clock   *clock
+	def     *fakeDefender
+	events  *events
+	metrics *metrics
+}
+
+func newFixture(t *testing.T, required int) *fixture {
+	t.Helper()
+	f := &fixture{clock: &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}, def: &fakeDefender{}, events: &events{}, metrics: &metrics{}}
+	f.store = storetest.OpenSQLite(t, store.WithClock(f.clock.Now))
+	core, err := approval.New(approval.Config{
+		Approvers: []string{"UA1", "UA2", "UREQ"}, RequiredApprovals: required, TTL: time.Hour,
+		ActionsWithoutApproval: []actions.Name{actions.GetAction}, PollInterval: time.Second, PollTimeout: time.Minute,
+		ReplicaID: "r1", SweepEvery: time.Minute,
+	}, approval.Deps{
+		Store: f.store, Defender: f.def, Directory: directory{}, Notifier: f.events, Metrics: f.metrics,
+		Now: f.clock.Now,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			f.clock.Advance(d)
+			return ctx.Err()
+		},
+		Explain: func(err error, _ actions.Name) string { return err.Error() },
+	})
+	require.NoError(t, err)
+	t.Cleanup(core.Stop)
+	f.core = core
+	return f
+}
+
+func (f *fixture) create(t *testing.T) *approval.Request {
+	t.Helper()
+	r, err := f.core.Create(context.Background(), approval.Submission{Action: actions.Isolate,
+		Args: actions.Args{MachineID: machineID, Comment: "beaconing", IsolationType: "Full"}, RequesterID: "UREQ"})
+	require.NoError(t, err)
+	return r
+}
+
+func refusal(t *testing.T, err error) approval.Reason {
+	t.Helper()
+	var ref *approval.Refusal
+	require.ErrorAs(t, err, &ref)
+	return ref.Reason
+}
+
+func TestApprovalNeedsDistinctApproversOtherThanTheRequester(t *testing.T) {
+	f := newFixture(t, 2)
+	ctx := context.Background()
+	r := f.create(t)
+
+	_, _, err := f.core.Approve(ctx, "UREQ", r.ID)
+	assert.Equal(t, approval.ReasonSelfApproval, refusal(t, err))
+	_, _, err = f.core.Approve(ctx, "UOUT", r.ID)
+	assert.Equal(t, approval.ReasonNotApprover, refusal(t, err))
+	_, _, err = f.core.Approve(ctx, "UA1", "no-such-request")
+	assert.Equal(t, approval.ReasonUnknownRequest, refusal(t, err))
+
+	got, final, err := f.core.Approve(ctx, "UA1", r.ID)
+	require.NoError(t, err)
+	assert.False(t, final, "one vote of two")
+	assert.Len(t, got.Approvals, 1)
+	_, _, err = f.core.Approve(ctx, "UA1", r.ID)
+	assert.Equal(t, approval.ReasonAlreadyVoted, refusal(t, err))
+
+	got, final, err = f.core.Approve(ctx, "UA2", r.ID)
+	require.NoError(t, err)
+	assert.True(t, final)
+	assert.Equal(t, approval.StateApproved, got.State)
+	_, _, err = f.core.Approve(ctx, "UA1", r.ID)
+	assert.Equal(t, approval.ReasonNotPending, refusal(t, err))
+	assert.Equal(t, 0, f.def.runs, "approving does not run: the caller executes")
+	assert.Equal(t, map[string]int{"pending": 1, "refused": 5, "approved": 1}, f.metrics.n)
+}
+
+func TestDirectoryFailureRefusesNothingAndIsAnError(t *testing.T) {
+	f := newFixture(t, 1)
+	r := f.create(t)
+	core, err := approval.New(approval.Config{Approvers: []string{"UA1"}, RequiredApprovals: 1, TTL: time.Hour,
+		PollInterval: time.Second, PollTimeout: time.Minute, ReplicaID: "r2", SweepEvery: time.Minute},
+		approval.Deps{Store: f.store, Defender: f.def, Directory: directory{down: true}, Notifier: f.events, Now: f.clock.Now,
+			Sleep: func(context.Context, time.Duration) error { return nil }, Explain: func(error, actions.Name) string { return "" }})
+	require.NoError(t, err)
+	_, _, err = core.Approve(context.Background(), "UA1", r.ID)
+	assert.ErrorIs(t, err, approval.ErrLookup)
+	got, err := f.store.GetRequest(context.Background(), r.ID)
+	require.NoError(t, err)
+	assert.Equal(t, approval.StatePending, got.State, "fails closed")
+}
+
+// A vote exactly at ExpiresAt counts (Request.Expired); one a moment later
+// is refused and the request is announced expired once.
+func TestExpiryIsDefinedOnce(t *testing.T) {
+	f := newFixture(t, 1)
+	ctx := context.Background()
+	inTime, late := f.create(t), f.create(t)
+	f.clock.Advance(time.Hour)
+	_, final, err := f.core.Approve(ctx, "UA1", inTime.ID)
+	require.NoError(t, err)
+	assert.True(t, final, "a vote exactly at ExpiresAt still counts")
+
+	f.clock.Advance(time.Nanosecond * 1000)
+	_, _, err = f.core.Approve(ctx, "UA1", late.ID)
+	assert.Equal(t, approval.ReasonExpired, refusal(t, err))
+	got, err := f.store.GetRequest(ctx, late.ID)
+	require.NoError(t, err)
+	assert.Equal(t, approval.StateExpired, got.State)
+	assert.Equal(t, []string{"expired"}, f.events.list())
+	f.core.Sweep(ctx)
+	assert.Equal(t, []string{"expired"}, f.events.list(), "announced once")
+}
+
+func TestRejectTellsTheNotifier(t *testing.T) {
+	f := newFixture(t, 1)
+	r := f.create(t)
+	_, err := f.core.Reject(context.Background(), "UA1", r.ID, "not now")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"rejected:not now"}, f.events.list())
+	_, err = f.core.Reject(context.Background(), "UA2", r.ID, "again")
+	assert.Equal(t, approval.ReasonNotPending, refusal(t, err))
+}
+
+// However many callers race to execute an approved request, Defender is
+// called once; the follow-up then reports each status and the outcome.
+func TestExecuteClaimsOnceAndFollowsUp(t *testing.T) {
+	f := newFixture(t, 1)
+	ctx := context.Background()
+	r := f.create(t)
+	r, final, err := f.core.Approve(ctx, "UA1", r.ID)
+	require.NoError(t, err)
+	require.True(t, final)
+	f.def.polls = []defender.ActionStatus{defender.StatusInProgress, defender.StatusSucceeded}
+
+	var wg sync.WaitGroup
+	var errs atomic.Int32
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cp := *r
+			if f.core.Execute(ctx, &cp) != nil {
+				errs.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	f.core.Wait()
+	assert.Zero(t, errs.Load())
+	assert.Equal(t, 1, f.def.runs, "exactly one Defender call")
+	got, err := f.store.GetRequest(ctx, r.ID)
+	require.NoError(t, err)
+	assert.Equal(t, approval.StateSucceeded, got.State)
+	assert.Equal(t, "ma-1", got.MachineActionID)
+	assert.Equal(t, []string{"changed:executing", "status:Pending", "changed:running", "running", "status:InProgress", "status:Succeeded", "finished:succeeded"}, f.events.list())
+	assert.Equal(t, 1, f.metrics.n["succeeded"])
+}
+
+// A request a crash left "executing" is settled from Defender's list (the
+// tagged comment) instead of being run again.
+func TestResumeReconcilesACrashedExecution(t *testing.T) {
+	f := newFixture(t, 1)
+	ctx := context.Background()
+	r := f.create(t)
+	_, _, err := f.core.Approve(ctx, "UA1", r.ID)
+	require.NoError(t, err)
+	ok, err := f.store.Transition(ctx, r.ID, approval.StateApproved, approval.StateExecuting, f.clock.Now())
+	require.NoError(t, err)
+	require.True(t, ok)
+	f.def.listed = []defender.MachineAction{{ID: "ma-9", Status: defender.StatusSucceeded,
+		RequestorComment: approval.TaggedComment("beaconing", r.ID, []string{"UA1"})}}
+
+	f.core.Resume(ctx)
+	got, err := f.store.GetRequest(ctx, r.ID)
+	require.NoError(t, err)
+	assert.Equal(t, approval.StateExecuting, got.State, "a recent execution may be in flight elsewhere")
+
+	f.clock.Advance(approval.ExecutingGrace + time.Second)
+	f.core.Resume(ctx)
+	f.core.Wait()
+	got, err = f.store.GetRequest(ctx, r.ID)
+	require.NoError(t, err)
+	assert.Equal(t, approval.StateSucceeded, got.State)
+	assert.Equal(t, "ma-9", got.MachineActionID)
+	assert.Zero(t, f.def.runs, "Defender is not called again")
+}
+
+func TestRoutes(t *testing.T) {
+	f := newFixture(t, 1)
+	assert.Equal(t, approval.RouteDirect, f.core.RouteOf(actions.GetAction))
+	assert.Equal(t, approval.RouteApproval, f.core.RouteOf(actions.Isolate))
+	assert.True(t, strings.Contains(approval.TaggedComment("c", "id", nil), "no approval required"))
+	assert.Equal(t, "c (defenderbot request id, approved by U1, U2)", approval.TaggedComment("c", "id", []string{"U1", "U2"}))
+}

@@ -1,0 +1,367 @@
+package approval
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/defender"
+)
+
+// requestTag marks a Defender comment with the request ID, so that after a
+// crash an "executing" request can be matched to the action it created
+// instead of being run a second time.
+func requestTag(id string) string { return "defenderbot request " + id }
+
+// TaggedComment is the comment sent to Defender: the analyst's, the
+// request tag and who approved it.
+func TaggedComment(comment, id string, approvers []string) string {
+	by := "no approval required"
+	if len(approvers) > 0 {
+		by = "approved by " + strings.Join(approvers, ", ")
+	}
+	return fmt.Sprintf("%s (%s, %s)", comment, requestTag(id), by)
+}
+
+// NotAuditedText is the outcome of a request whose audit line before the
+// Defender call could not be written.
+const NotAuditedText = "Not run: the audit trail could not be written (database error), and defenderbot never calls Defender without an audit record. Request the action again once the database is back."
+
+// executeTimeout bounds one claimed execution (the Defender call with its
+// retries, recording and notifications), detached from shutdown.
+const executeTimeout = 3 * time.Minute
+
+// ExecutingGrace is how long a request may stay "executing" before another
+// replica assumes its executor died (well above one Defender call's retries).
+const ExecutingGrace = 10 * time.Minute
+
+// RunDirect runs a read-only action that needs no approval: audited, not
+// stored. It returns ErrNotAudited (Defender not called) or Defender's error.
+func (c *Core) RunDirect(ctx context.Context, actor string, n actions.Name, a actions.Args) (*actions.Result, error) {
+	id := newID()
+	if a.Comment != "" {
+		a.Comment = TaggedComment(a.Comment, id, nil)
+	}
+	if err := c.auditStrict(ctx, actor, "call", id, map[string]any{"action": string(n), "params": a.Map(), "approval": "not required"}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotAudited, err)
+	}
+	res, err := c.deps.Defender.Run(ctx, n, a)
+	if err != nil {
+		c.log.WarnContext(ctx, "defender call failed", "request", id, "action", n, "error", err)
+		c.Audit(ctx, actor, "result", id, map[string]any{"action": string(n), "ok": false, "error": c.deps.Explain(err, n)})
+		return nil, err
+	}
+	c.Audit(ctx, actor, "result", id, map[string]any{"action": string(n), "ok": true, "output": res.Output})
+	return res, nil
+}
+
+// Execute claims an approved request (approved -> executing) and runs it.
+// The claim is a compare-and-set in the store, so at most one caller across
+// all replicas gets past it. It returns an error only when the store could
+// not be reached to claim it (the request then stays approved and the
+// resume scan retries).
+func (c *Core) Execute(ctx context.Context, r *Request) error {
+	ok, err := c.deps.Store.Transition(ctx, r.ID, StateApproved, StateExecuting, c.now())
+	if err != nil {
+		c.log.ErrorContext(ctx, "claiming the request failed", "request", r.ID, "error", err)
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	// Claimed: finish the call even if shutdown starts now, so that the
+	// outcome is known and recorded rather than cut off mid-request.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), executeTimeout)
+	defer cancel()
+	r.State = StateExecuting
+	c.deps.Notifier.Changed(ctx, r)
+
+	approvers := r.Approvers()
+	args := r.Args
+	if args.Comment != "" {
+		args.Comment = TaggedComment(args.Comment, r.ID, approvers)
+	}
+	if err := c.auditStrict(ctx, "system", "call", r.ID, map[string]any{"action": string(r.Action), "params": args.Map(), "approved_by": approvers}); err != nil {
+		c.finish(ctx, r, StateFailed, NotAuditedText)
+		return nil
+	}
+	res, err := c.deps.Defender.Run(ctx, r.Action, args)
+	if err != nil {
+		c.log.WarnContext(ctx, "defender call failed", "request", r.ID, "action", r.Action, "error", err)
+		c.finish(ctx, r, StateFailed, c.deps.Explain(err, r.Action))
+		return nil
+	}
+	if out, jerr := json.Marshal(res.Output); jerr == nil {
+		r.Result = string(out)
+	}
+	if ma := res.MachineAction; ma != nil {
+		c.accepted(ctx, r, ma)
+		return nil
+	}
+	c.Audit(ctx, "system", "result", r.ID, map[string]any{"ok": true, "output": res.Output})
+	c.finish(ctx, r, StateSucceeded, "")
+	return nil
+}
+
+// accepted records the machine action Defender created and follows it up
+// unless it is already final.
+func (c *Core) accepted(ctx context.Context, r *Request, ma *defender.MachineAction) {
+	r.MachineActionID, r.MachineActionStatus = ma.ID, string(ma.Status)
+	c.Audit(ctx, "system", "result", r.ID, map[string]any{"ok": true, "machine_action_id": ma.ID, "status": string(ma.Status)})
+	c.deps.Notifier.Status(ctx, r, ma)
+	if ma.Status.Final() {
+		state, msg := finalOutcome(r.Action, ma.Status)
+		c.finish(ctx, r, state, msg)
+		return
+	}
+	st := StateRunning
+	if err := c.deps.Store.UpdateRequest(ctx, r.ID, RequestUpdate{
+		State: &st, MachineActionID: &r.MachineActionID, MachineActionStatus: &r.MachineActionStatus, Result: &r.Result,
+	}, c.now()); err != nil {
+		c.log.ErrorContext(ctx, "recording the machine action failed", "request", r.ID, "error", err)
+	}
+	r.State = st
+	c.deps.Notifier.Changed(ctx, r)
+	c.deps.Notifier.Running(ctx, r, ma)
+	c.startFollowUp(r.ID)
+}
+
+// finalOutcome is the request's final state, and its error message, for
+// the final status of its machine action. A cancel returns the action it
+// cancelled, so for a cancel success is Cancelled.
+func finalOutcome(n actions.Name, st defender.ActionStatus) (State, string) {
+	success := defender.StatusSucceeded
+	if n == actions.CancelAction {
+		success = defender.StatusCancelled
+	}
+	if st == success {
+		return StateSucceeded, ""
+	}
+	return StateFailed, fmt.Sprintf("Defender reports the action as %s.", st)
+}
+
+// finish records a final state and tells the Notifier.
+func (c *Core) finish(ctx context.Context, r *Request, state State, errMsg string) {
+	u := RequestUpdate{State: &state, Result: &r.Result}
+	if r.MachineActionID != "" {
+		u.MachineActionID, u.MachineActionStatus = &r.MachineActionID, &r.MachineActionStatus
+	}
+	if errMsg != "" {
+		u.Error = &errMsg
+	}
+	ctx = context.WithoutCancel(ctx) // the outcome must be recorded even during shutdown
+	if err := c.deps.Store.UpdateRequest(ctx, r.ID, u, c.now()); err != nil {
+		c.log.ErrorContext(ctx, "recording the outcome failed", "request", r.ID, "error", err)
+	}
+	r.State, r.Error = state, errMsg
+	c.count(string(state))
+	if c.deps.Metrics != nil && r.MachineActionID != "" {
+		status := r.MachineActionStatus
+		if !defender.ActionStatus(status).Final() {
+			status = "Unknown" // Defender lost it, or it outlived poll_timeout
+		}
+		c.deps.Metrics.MachineAction(string(r.Action), status)
+	}
+	if state == StateFailed {
+		c.Audit(ctx, "system", "result", r.ID, map[string]any{"ok": false, "error": errMsg, "machine_action_id": r.MachineActionID})
+	}
+	c.deps.Notifier.Finished(ctx, r)
+}
+
+// reconcile settles a request left "executing" by a crash: it looks for the
+// Defender action carrying the request's tag instead of calling again.
+func (c *Core) reconcile(ctx context.Context, r *Request) {
+	lease := "execute:" + r.ID
+	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), ExecutingGrace)
+	if err != nil || !ok {
+		return
+	}
+	defer c.releaseLease(ctx, lease)
+	actionType := r.Action.MachineActionType()
+	machineID := r.Args.MachineID
+	if actionType == "" || machineID == "" {
+		c.finish(ctx, r, StateFailed, "defenderbot stopped while calling Defender; the outcome is unknown. Check in the Defender portal before asking again.")
+		return
+	}
+	list, err := c.deps.Defender.ListMachineActions(ctx, machineID, actionType)
+	if err != nil {
+		c.log.WarnContext(ctx, "reconcile look-up failed; will retry", "request", r.ID, "error", err)
+		return
+	}
+	tag := requestTag(r.ID)
+	for i := range list {
+		if strings.Contains(list[i].RequestorComment, tag) {
+			c.Audit(ctx, "system", "reconcile", r.ID, map[string]any{"machine_action_id": list[i].ID})
+			c.accepted(ctx, r, &list[i])
+			return
+		}
+	}
+	c.Audit(ctx, "system", "reconcile", r.ID, map[string]any{"found": false})
+	c.finish(ctx, r, StateFailed, "defenderbot stopped while calling Defender and no matching action exists in Defender, so it most likely did not run. Request it again if still needed.")
+}
+
+func (c *Core) releaseLease(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := c.deps.Store.ReleaseLease(ctx, name, c.cfg.ReplicaID); err != nil {
+		c.log.WarnContext(ctx, "lease release failed", "lease", name, "error", err)
+	}
+}
+
+// startFollowUp polls a running request's machine action in the background
+// unless this replica already does.
+func (c *Core) startFollowUp(id string) {
+	c.mu.Lock()
+	if c.following[id] {
+		c.mu.Unlock()
+		return
+	}
+	c.following[id] = true
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() {
+			c.mu.Lock()
+			delete(c.following, id)
+			c.mu.Unlock()
+		}()
+		c.followUp(c.followCtx, id)
+	}()
+}
+
+// LeaseTTL is how long a follow-up lease lasts without renewal: a replica
+// takes over a follow-up once its owner missed renewing it this long.
+func (c *Core) LeaseTTL() time.Duration { return max(3*c.cfg.PollInterval, 30*time.Second) }
+
+// followUp polls GetMachineAction until the action is final or PollTimeout,
+// reporting each status change once. The lease "followup:<id>" makes one
+// replica poll; if it dies the lease expires and another replica's periodic
+// scan takes over.
+func (c *Core) followUp(ctx context.Context, id string) {
+	lease := "followup:" + id
+	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.LeaseTTL())
+	if err != nil || !ok {
+		return
+	}
+	defer c.releaseLease(ctx, lease)
+	r, err := c.deps.Store.GetRequest(ctx, id)
+	if err != nil || r.State != StateRunning || r.MachineActionID == "" {
+		return
+	}
+	deadline := c.now().Add(c.cfg.PollTimeout)
+	for {
+		if err := c.deps.Sleep(ctx, c.cfg.PollInterval); err != nil {
+			return
+		}
+		if done := c.poll(ctx, r, lease, deadline); done {
+			return
+		}
+	}
+}
+
+// poll is one round of followUp; it reports whether following is over.
+func (c *Core) poll(ctx context.Context, r *Request, lease string, deadline time.Time) bool {
+	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.LeaseTTL())
+	if err != nil {
+		// The store is unreachable: skip this poll (without the lease
+		// another replica may be polling) but keep following, rather
+		// than drop the follow-up until the next takeover scan.
+		c.log.WarnContext(ctx, "follow-up lease renewal failed; will retry", "request", r.ID, "error", err)
+		return !c.now().Before(deadline) // the takeover scan will finish it once the store is back
+	}
+	if !ok {
+		return true // another replica took over
+	}
+	ma, err := c.deps.Defender.GetMachineAction(ctx, r.MachineActionID)
+	switch {
+	case err != nil && defender.IsNotFound(err):
+		c.finish(ctx, r, StateFailed, fmt.Sprintf("Defender no longer knows action %s.", r.MachineActionID))
+		return true
+	case err != nil:
+		c.log.WarnContext(ctx, "follow-up poll failed", "request", r.ID, "error", err)
+	default:
+		if string(ma.Status) != r.MachineActionStatus {
+			r.MachineActionStatus = string(ma.Status)
+			if err := c.deps.Store.UpdateRequest(ctx, r.ID, RequestUpdate{MachineActionStatus: &r.MachineActionStatus}, c.now()); err != nil {
+				c.log.ErrorContext(ctx, "recording the status failed", "request", r.ID, "error", err)
+			}
+			c.Audit(ctx, "system", "status", r.ID, map[string]any{"machine_action_id": ma.ID, "status": string(ma.Status)})
+			c.deps.Notifier.Status(ctx, r, ma)
+		}
+		if ma.Status.Final() {
+			state, msg := finalOutcome(r.Action, ma.Status)
+			if state == StateSucceeded {
+				c.Audit(ctx, "system", "result", r.ID, map[string]any{"ok": true, "status": string(ma.Status)})
+			}
+			c.finish(ctx, r, state, msg)
+			return true
+		}
+	}
+	if !c.now().Before(deadline) {
+		c.finish(ctx, r, StateFailed, fmt.Sprintf("Defender still reported %s after %s; defenderbot stopped following it. Check with `/defender action %s`.",
+			r.MachineActionStatus, c.cfg.PollTimeout, r.MachineActionID))
+		return true
+	}
+	return false
+}
+
+// Resume picks up work a previous process (or a dead replica) left:
+// approved requests are executed, executing ones reconciled once older than
+// ExecutingGrace (a recent one may be in flight on another replica),
+// running ones followed up. Pending ones need nothing: their state is in
+// the store.
+func (c *Core) Resume(ctx context.Context) {
+	list := func(st State) []*Request {
+		rs, err := c.deps.Store.ListRequests(ctx, RequestFilter{States: []State{st}})
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// Shutting down: the next process's scan picks this up.
+			c.log.DebugContext(ctx, "resume scan stopped", "state", st, "error", err)
+		case err != nil:
+			c.log.ErrorContext(ctx, "listing requests failed", "state", st, "error", err)
+		}
+		return rs
+	}
+	for _, r := range list(StateApproved) {
+		if ctx.Err() != nil {
+			return // shutting down: claim nothing new
+		}
+		_ = c.Execute(ctx, r) // a store error is logged; the next scan retries
+	}
+	for _, r := range list(StateExecuting) {
+		if ctx.Err() != nil {
+			return
+		}
+		if c.now().Sub(r.UpdatedAt) > ExecutingGrace {
+			c.reconcile(ctx, r)
+		}
+	}
+	for _, r := range list(StateRunning) {
+		c.startFollowUp(r.ID)
+	}
+}
+
+// Run resumes work left by a previous process and then runs the expiry
+// sweep and the takeover scan every Config.SweepEvery until ctx ends.
+// Follow-ups stop with it; their leases are released so another replica
+// takes over.
+func (c *Core) Run(ctx context.Context) error {
+	defer c.followCancel()
+	c.Sweep(ctx)
+	c.Resume(ctx)
+	t := time.NewTicker(c.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			c.Sweep(ctx)
+			c.Resume(ctx)
+		}
+	}
+}
