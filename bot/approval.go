@@ -50,6 +50,7 @@ func (s *Service) submit(ctx context.Context, inv invocation, c Command) {
 	}
 	sub := approval.Submission{Action: c.Action, Args: c.Args, RequesterID: inv.UserID, RequesterName: inv.UserName,
 		ChannelID: inv.ChannelID, ResponseURL: inv.ResponseURL, ApprovalChannel: s.cfg.ApprovalChannel}
+	var machine *defender.Machine
 	if c.Action.TargetsMachine() {
 		m, msg := s.resolveMachine(ctx, c.Machine)
 		if m == nil {
@@ -58,6 +59,7 @@ func (s *Service) submit(ctx context.Context, inv invocation, c Command) {
 		}
 		sub.Args.MachineID = m.ID
 		sub.MachineName = m.ComputerDNSName
+		machine = m
 	}
 	switch s.core.RouteOf(c.Action) {
 	case approval.RouteDirect:
@@ -65,7 +67,7 @@ func (s *Service) submit(ctx context.Context, inv invocation, c Command) {
 	case approval.RouteNoApproval:
 		s.runUnapproved(ctx, inv, sub)
 	default:
-		s.createRequest(ctx, inv, sub)
+		s.createRequest(ctx, inv, sub, machine)
 	}
 }
 
@@ -123,16 +125,26 @@ func (s *Service) resolveMachine(ctx context.Context, query string) (*defender.M
 }
 
 // createRequest records a pending request and posts it for approval.
-func (s *Service) createRequest(ctx context.Context, inv invocation, sub approval.Submission) {
+// Its card shows the machine's context (m is the record already read, or
+// nil): what arrives within ContextWait is posted with it, the rest by an
+// update.
+func (s *Service) createRequest(ctx context.Context, inv invocation, sub approval.Submission, m *defender.Machine) {
 	r, err := s.core.Create(ctx, sub)
 	if err != nil {
 		s.reply(ctx, inv, notRecordedText)
 		return
 	}
+	lookup := s.startContext(ctx, r, m)
+	complete := true
+	if lookup != nil {
+		info := lookup.Wait(ctx, s.cfg.ContextWait)
+		s.setCardInfo(r.ID, info)
+		complete = info.Complete()
+	}
 	var ch, ts string
 	err = s.slackRetry(ctx, func() error {
 		var err error
-		ch, ts, err = s.deps.Slack.PostMessageContext(ctx, s.cfg.ApprovalChannel, msgApproval(r)...)
+		ch, ts, err = s.deps.Slack.PostMessageContext(ctx, s.cfg.ApprovalChannel, s.cardMsg(r)...)
 		return err
 	})
 	if err != nil {
@@ -143,6 +155,9 @@ func (s *Service) createRequest(ctx context.Context, inv invocation, sub approva
 		return
 	}
 	s.core.SetApprovalMessage(ctx, r.ID, ch, ts)
+	if !complete {
+		s.goAsync(ctx, "card context", func(ctx context.Context) { s.completeContext(ctx, r, lookup) })
+	}
 	s.reply(ctx, inv, fmt.Sprintf(":inbox_tray: Request %s is waiting for %s in <#%s>.",
 		requestRef(r), plural(r.RequiredApprovals, "approval"), escapeMrkdwn(ch)))
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/internal/logctx"
+	"github.com/defenderbot/defenderbot/machineinfo"
 )
 
 // Config is the bot's policy: the Slack settings and the approval policy
@@ -45,6 +46,13 @@ type Config struct {
 	// at; default Slack's (hooks.slack.com, hooks.slack-gov.com). Anything
 	// else is not posted to: the reply goes by chat.postEphemeral instead.
 	ResponseURLHosts []string
+	// ContextWait is how long the approval card waits for the machine's
+	// context before it is posted; later context is filled in by an update.
+	// Default 2s.
+	ContextWait time.Duration
+	// StaleAfter marks a machine not seen by Defender for longer as stale
+	// on the card. Default 7 days.
+	StaleAfter time.Duration
 }
 
 // DefaultResponseURLHosts are Slack's response_url hosts.
@@ -65,6 +73,9 @@ type Deps struct {
 	// default the real clock's.
 	Sleep   func(ctx context.Context, d time.Duration) error
 	Metrics approval.Metrics // may be nil
+	// MachineInfo reads a machine's record, open alerts and latest actions
+	// for the approval card (*defender.Client satisfies it); nil: no context.
+	MachineInfo machineinfo.API
 }
 
 // SlackAPI is the part of the Slack Web API the bot uses; *slack.Client satisfies it.
@@ -97,6 +108,12 @@ type Service struct {
 
 	// wg tracks async work started by Handle* so Wait can drain it.
 	wg sync.WaitGroup
+
+	mu sync.Mutex
+	// cards holds the machine context shown on approval cards this replica
+	// posted or updated, until the request is final.
+	cards map[string]machineinfo.Info
+	after func(time.Duration) <-chan time.Time // the card's context wait
 }
 
 // New checks cfg, fills defaults and returns a Service.
@@ -149,6 +166,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if cfg.PollTimeout == 0 {
 		cfg.PollTimeout = 30 * time.Minute
 	}
+	if cfg.ContextWait == 0 {
+		cfg.ContextWait = defaultContextWait
+	}
+	if cfg.StaleAfter == 0 {
+		cfg.StaleAfter = machineinfo.DefaultStaleAfter
+	}
 	if cfg.ReplicaID == "" {
 		cfg.ReplicaID = "bot-" + newID()[:8]
 	}
@@ -173,6 +196,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		log:   deps.Logger.With("component", "bot"),
 		now:   deps.Now,
 		sleep: deps.Sleep,
+		cards: map[string]machineinfo.Info{},
+		after: time.After,
 	}
 	s.groups = newGroupCache(deps.Slack, deps.Now, 5*time.Minute, s.slackRetry)
 	core, err := approval.New(approval.Config{

@@ -11,8 +11,10 @@ import (
 	"github.com/defenderbot/defenderbot/defender"
 )
 
-func msgApproval(r *approval.Request) []slack.MsgOption {
-	return []slack.MsgOption{slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(renderApproval(r)...)}
+// cardMsg is the approval message with the machine context this replica holds.
+func (s *Service) cardMsg(r *approval.Request) []slack.MsgOption {
+	blocks := renderApprovalWith(r, s.cardInfo(r.ID), s.cfg.StaleAfter)
+	return []slack.MsgOption{slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(blocks...)}
 }
 
 // notifier shows in Slack what the approval core reports: it updates the

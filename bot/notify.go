@@ -121,12 +121,14 @@ func (s *Service) updateApprovalMessage(ctx context.Context, r *approval.Request
 
 func (s *Service) chatUpdate(ctx context.Context, r *approval.Request) {
 	err := s.slackRetry(ctx, func() error {
-		_, _, _, err := s.deps.Slack.UpdateMessageContext(ctx, r.ApprovalChannel, r.ApprovalTS,
-			slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(renderApproval(r)...))
+		_, _, _, err := s.deps.Slack.UpdateMessageContext(ctx, r.ApprovalChannel, r.ApprovalTS, s.cardMsg(r)...)
 		return err
 	})
 	if err != nil {
 		s.log.ErrorContext(ctx, "chat.update of the approval message failed", "request", r.ID, "error", err)
+	}
+	if r.State.Final() {
+		s.dropCardInfo(r.ID)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/machineinfo"
 )
 
 // Block and action IDs of the approval message.
@@ -91,7 +92,10 @@ func quote(s string) string {
 
 // renderApproval renders the approval message for r's current state: buttons
 // while pending, the decision and outcome afterwards.
-func renderApproval(r *approval.Request) []slack.Block {
+func renderApproval(r *approval.Request) []slack.Block { return renderApprovalWith(r, nil, 0) }
+
+// renderApprovalWith is renderApproval with the machine's context (nil: none).
+func renderApprovalWith(r *approval.Request, info *machineinfo.Info, staleAfter time.Duration) []slack.Block {
 	pending := r.State == approval.StatePending
 	// Once decided, the message no longer asks for approval nor shows a
 	// deadline that no longer applies.
@@ -103,6 +107,9 @@ func renderApproval(r *approval.Request) []slack.Block {
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(plain(header)),
 		slack.NewSectionBlock(nil, requestFields(r), nil),
+	}
+	if info != nil {
+		blocks = append(blocks, renderContext(*info, staleAfter)...)
 	}
 	if c := r.Args.Comment; c != "" {
 		blocks = append(blocks, section("*Comment*\n"+quote(c)))

@@ -171,11 +171,12 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 		o(&cfg)
 	}
 	b, err := bot.New(cfg, bot.Deps{
-		Store:    st,
-		Slack:    w.slack.Client(),
-		Defender: bot.NewDefender(actions.NewRunner(client), client),
-		Logger:   logger,
-		Now:      w.clock.Now,
+		Store:       st,
+		Slack:       w.slack.Client(),
+		Defender:    bot.NewDefender(actions.NewRunner(client), client),
+		MachineInfo: client,
+		Logger:      logger,
+		Now:         w.clock.Now,
 	})
 	require.NoError(t, err)
 	h := handlers.New(handlers.Config{SigningSecret: secret}, handlers.Deps{

@@ -44,6 +44,9 @@ type Options struct {
 	Now func() time.Time
 	// After is the timer Wait uses (time.After by default); tests inject it.
 	After func(time.Duration) <-chan time.Time
+	// Machine, when set, is the device record already read (resolving a
+	// name reads it): it is used instead of reading it again.
+	Machine *defender.Machine
 }
 
 func (o Options) withDefaults() Options {
@@ -102,8 +105,12 @@ type Lookup struct {
 func Start(ctx context.Context, api API, machineID string, opts Options) *Lookup {
 	opts = opts.withDefaults()
 	l := &Lookup{opts: opts, done: make(chan struct{}), left: 3, info: Info{MachineID: machineID}}
-	run(ctx, l, func(ctx context.Context) (*defender.Machine, error) { return api.GetMachine(ctx, machineID) },
-		func(i *Info, p Part[*defender.Machine]) { i.Machine = p })
+	run(ctx, l, func(ctx context.Context) (*defender.Machine, error) {
+		if opts.Machine != nil {
+			return opts.Machine, nil
+		}
+		return api.GetMachine(ctx, machineID)
+	}, func(i *Info, p Part[*defender.Machine]) { i.Machine = p })
 	run(ctx, l, func(ctx context.Context) ([]defender.Alert, error) {
 		alerts, err := api.ListMachineAlerts(ctx, machineID, true)
 		// Defender filters Resolved out; be safe against a server that does not.

@@ -200,6 +200,10 @@ func (d *demoEnv) script(ctx context.Context) error {
 		return errors.New("the approval message has no Approve button")
 	}
 	d.say("2. The bot posts the request in #%s with Approve/Reject buttons: %q (request %s)\n", demoChannel, approval.Text, requestID)
+	d.say("   -> the card shows the approver what is at stake, from Defender:\n")
+	for _, line := range demoCardContext(approval.Blocks) {
+		d.say("        %s\n", line)
+	}
 	if c, err := d.waitCall(ctx, "the requester's confirmation", func(c slackfake.Call) bool {
 		return c.Method == slackfake.MethodResponseURL && c.ResponseURL == "analyst-command"
 	}); err == nil {
@@ -362,4 +366,41 @@ func demoMsgText(body []byte) string {
 		return ""
 	}
 	return m.Text
+}
+
+// demoCardContext returns the machine context lines of an approval card:
+// the Defender facts, open alerts and containment.
+func demoCardContext(raw json.RawMessage) []string {
+	var blocks []struct {
+		Type     string                           `json:"type"`
+		Text     *struct{ Text string }           `json:"text"`
+		Fields   []struct{ Text string }          `json:"fields"`
+		Elements []struct{ Text json.RawMessage } `json:"elements"` // a string in context blocks
+	}
+	if json.Unmarshal(raw, &blocks) != nil {
+		return nil
+	}
+	flat := func(s string) string { return strings.Join(strings.Fields(strings.ReplaceAll(s, "*", "")), " ") }
+	var out []string
+	for _, b := range blocks {
+		for _, f := range b.Fields {
+			for _, k := range []string{"*Computer*", "*OS*", "*Health*", "*Risk / exposure*", "*Last seen*", "*Last IP*", "*Device group*", "*Tags*"} {
+				if strings.HasPrefix(f.Text, k+"\n") {
+					out = append(out, strings.Trim(k, "*")+": "+flat(strings.TrimPrefix(f.Text, k+"\n")))
+				}
+			}
+		}
+		if b.Text != nil && strings.HasPrefix(b.Text.Text, "*Open alerts*") {
+			for _, l := range strings.Split(b.Text.Text, "\n") {
+				out = append(out, flat(l))
+			}
+		}
+		for _, e := range b.Elements {
+			var text string
+			if json.Unmarshal(e.Text, &text) == nil && strings.HasPrefix(text, "Isolated:") {
+				out = append(out, flat(text))
+			}
+		}
+	}
+	return out
 }

@@ -160,12 +160,13 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 		ReplicaID:              replica,
 		ResponseURLHosts:       responseURLHosts(cfg.Slack.APIURL),
 	}, bot.Deps{
-		Store:    st,
-		Slack:    s.slack,
-		Defender: bot.NewDefender(actions.NewRunner(s.defender), s.defender),
-		IOCs:     iocs,
-		Logger:   logger,
-		Metrics:  s.metrics,
+		Store:       st,
+		Slack:       s.slack,
+		Defender:    bot.NewDefender(actions.NewRunner(s.defender), s.defender),
+		MachineInfo: s.defender,
+		IOCs:        iocs,
+		Logger:      logger,
+		Metrics:     s.metrics,
 	})
 	if err != nil {
 		s.close()

@@ -1,0 +1,77 @@
+package bot
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/defenderbot/defenderbot/approval"
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/machineinfo"
+)
+
+// sampleInfo is a complete context: an isolated, stale, risky laptop with
+// four open alerts and a scan running.
+func sampleInfo() machineinfo.Info {
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	group, build := "Finance <EU>", int64(22631)
+	return machineinfo.Info{
+		MachineID: machineID,
+		At:        at,
+		Machine: machineinfo.Part[*defender.Machine]{Done: true, Value: &defender.Machine{
+			ID: machineID, ComputerDNSName: "ws-001.contoso.com", OSPlatform: "Windows11", Version: "23H2", OSBuild: &build,
+			HealthStatus: "Active", RiskScore: "High", ExposureLevel: "Medium", LastSeen: at.Add(-30 * 24 * time.Hour),
+			LastIPAddress: "10.0.1.15", RBACGroupName: &group, MachineTags: []string{"finance", "vip"},
+		}},
+		Alerts: machineinfo.Part[[]defender.Alert]{Done: true, Value: []defender.Alert{
+			{Title: "Suspicious PowerShell <script>", Severity: "High"},
+			{Title: "Connection to a known malicious IP", Severity: "Medium"},
+			{Title: "Credential dumping", Severity: "High"},
+			{Title: "Fourth alert", Severity: "Low"},
+		}},
+		Actions: machineinfo.Part[[]defender.MachineAction]{Done: true, Value: []defender.MachineAction{
+			{ID: "a3", Type: "RunAntiVirusScan", Status: defender.StatusInProgress, Requestor: "analyst@contoso.com"},
+			{ID: "a2", Type: "Isolate", Status: defender.StatusSucceeded, LastUpdateDateTimeUTC: at.Add(-3 * time.Hour),
+				RequestorComment: "beacon (defenderbot request 11111111-2222-3333-4444-555555555555, approved by U2)"},
+		}},
+	}
+}
+
+func TestRenderContextGolden(t *testing.T) {
+	cases := map[string]func() any{
+		"approval_context": func() any {
+			info := sampleInfo()
+			return renderApprovalWith(sampleRequest(approval.StatePending), &info, 0)
+		},
+		"approval_context_partial": func() any {
+			info := sampleInfo()
+			info.Machine.Value.LastSeen = info.At.Add(-5 * time.Minute)
+			info.Alerts = machineinfo.Part[[]defender.Alert]{Done: true, Err: errors.New("defender: 500 InternalServerError")}
+			info.Actions = machineinfo.Part[[]defender.MachineAction]{}
+			return renderApprovalWith(sampleRequest(approval.StatePending), &info, 0)
+		},
+		"approval_context_unavailable": func() any {
+			info := machineinfo.Info{At: sampleInfo().At,
+				Machine: machineinfo.Part[*defender.Machine]{Done: true, Err: machineinfo.ErrTimeout},
+				Alerts:  machineinfo.Part[[]defender.Alert]{Done: true, Err: &defender.APIError{StatusCode: 404, Code: "ResourceNotFound"}},
+				Actions: machineinfo.Part[[]defender.MachineAction]{Done: true},
+			}
+			return renderApprovalWith(sampleRequest(approval.StatePending), &info, 0)
+		},
+	}
+	for name, f := range cases {
+		t.Run(name, func(t *testing.T) { golden(t, name, f()) })
+	}
+}
+
+func TestAgo(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for d, want := range map[time.Duration]string{
+		10 * time.Second: "just now", time.Minute: "1 minute ago", 59 * time.Minute: "59 minutes ago",
+		time.Hour: "1 hour ago", 47 * time.Hour: "47 hours ago", 72 * time.Hour: "3 days ago",
+	} {
+		assert.Equal(t, want, ago(now, now.Add(-d)), d)
+	}
+}
