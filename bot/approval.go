@@ -128,11 +128,11 @@ func (s *Service) resolveMachine(ctx context.Context, query string) (*defender.M
 // Its card shows the machine's context (m is the record already read, or
 // nil): what arrives within ContextWait is posted with it, the rest by an
 // update.
-func (s *Service) createRequest(ctx context.Context, inv invocation, sub approval.Submission, m *defender.Machine) {
+func (s *Service) createRequest(ctx context.Context, inv invocation, sub approval.Submission, m *defender.Machine) *approval.Request {
 	r, err := s.core.Create(ctx, sub)
 	if err != nil {
 		s.reply(ctx, inv, notRecordedText)
-		return
+		return nil
 	}
 	lookup := s.startContext(ctx, r, m)
 	complete := true
@@ -152,7 +152,7 @@ func (s *Service) createRequest(ctx context.Context, inv invocation, sub approva
 		// Nobody can approve a request nobody sees: withdraw it.
 		s.core.Withdraw(ctx, r.ID, "the approval message could not be posted")
 		s.reply(ctx, inv, approvalPostFailed(err, s.cfg.ApprovalChannel))
-		return
+		return nil
 	}
 	s.core.SetApprovalMessage(ctx, r.ID, ch, ts)
 	if !complete {
@@ -160,6 +160,7 @@ func (s *Service) createRequest(ctx context.Context, inv invocation, sub approva
 	}
 	s.reply(ctx, inv, fmt.Sprintf(":inbox_tray: Request %s is waiting for %s in <#%s>.",
 		requestRef(r), plural(r.RequiredApprovals, "approval"), escapeMrkdwn(ch)))
+	return r
 }
 
 // approve handles an Approve click. Every refusal is told to the clicker

@@ -55,17 +55,19 @@ func TestRequestApproveFollowUp(t *testing.T) {
 	assert.Equal(t, "ma-1", r.MachineActionID)
 	assert.Equal(t, "Succeeded", r.MachineActionStatus)
 
-	// Thread: accepted (Pending), then each change once: InProgress, Succeeded.
+	// Thread: accepted (Pending), then each change once: InProgress,
+	// Succeeded; then the offer to undo the isolation.
 	var thread []string
 	for _, c := range h.slack.find("chat.postMessage") {
 		if c.Thread == r.ApprovalTS {
 			thread = append(thread, c.Text)
 		}
 	}
-	require.Len(t, thread, 3)
+	require.Len(t, thread, 4)
 	assert.Contains(t, thread[0], "*Pending*")
 	assert.Contains(t, thread[1], "*InProgress*")
 	assert.Contains(t, thread[2], "*Succeeded*")
+	assert.Contains(t, thread[3], "*Release*")
 
 	// The requester is told the outcome by DM.
 	var dms []string

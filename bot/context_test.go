@@ -52,6 +52,18 @@ func TestRenderContextGolden(t *testing.T) {
 			info.Actions = machineinfo.Part[[]defender.MachineAction]{}
 			return renderApprovalWith(sampleRequest(approval.StatePending), &info, 0)
 		},
+		"undo_offer": func() any {
+			r := sampleRequest(approval.StateSucceeded)
+			_, blocks := renderUndoOffer(r)
+			return blocks
+		},
+		"undo_modal": func() any { return undoModal(sampleRequest(approval.StateSucceeded), "CSOC", "1700000000.000100") },
+		"approval_undone": func() any {
+			orig := sampleRequest(approval.StateSucceeded)
+			orig.Approvals, orig.MachineActionID, orig.MachineActionStatus = []approval.Vote{{UserID: approver1}}, "ma-1", "Succeeded"
+			undo := &approval.Request{ID: "9c0ffee0-0000-4000-8000-000000000001", Action: "deisolate", RequesterID: approver2}
+			return renderUndone(orig, undo, sampleInfo().At)
+		},
 		"approval_context_unavailable": func() any {
 			info := machineinfo.Info{At: sampleInfo().At,
 				Machine: machineinfo.Part[*defender.Machine]{Done: true, Err: machineinfo.ErrTimeout},

@@ -51,6 +51,10 @@ func (n notifier) Finished(ctx context.Context, r *approval.Request) {
 	if r.State == approval.StateSucceeded && r.Action == actions.CollectInvestigationPackage {
 		n.s.sendPackageLink(ctx, r)
 	}
+	if r.State == approval.StateSucceeded {
+		n.s.offerUndo(ctx, r)
+		n.s.markUndone(ctx, r)
+	}
 }
 
 func (n notifier) Expired(ctx context.Context, r *approval.Request) {

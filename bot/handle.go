@@ -87,6 +87,9 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 			switch a.ActionID {
 			case actionApprove:
 				s.goAsync(ctx, "approve", func(ctx context.Context) { s.approve(ctx, inv, id) })
+			case actionUndo:
+				trigger, buttonTS := cb.TriggerID, cb.Container.MessageTs
+				s.goAsync(ctx, "undo click", func(ctx context.Context) { s.clickUndo(ctx, inv, id, trigger, buttonTS) })
 			case actionReject:
 				trigger := cb.TriggerID
 				s.goAsync(ctx, "reject click", func(ctx context.Context) {
@@ -110,6 +113,8 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 			return s.submitReject(ctx, cb, inv), nil
 		case callbackCmd:
 			return s.submitCommandModal(ctx, cb, inv), nil
+		case callbackUndo:
+			return s.submitUndo(ctx, cb, inv), nil
 		}
 		return nil, nil
 	}

@@ -15,6 +15,7 @@ type modalMeta struct {
 	RequestID   string `json:"r,omitempty"`
 	ChannelID   string `json:"c,omitempty"`
 	ResponseURL string `json:"u,omitempty"`
+	TS          string `json:"t,omitempty"` // the message whose button opened the form
 }
 
 func options(values ...string) []*slack.OptionBlockObject {

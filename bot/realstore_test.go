@@ -160,11 +160,12 @@ func slashCommand(user, text string) slack.SlashCommand {
 	return slack.SlashCommand{UserID: user, UserName: user, ChannelID: "CSOC", Text: text, TriggerID: "trig"}
 }
 
-// thread returns the texts this replica posted under the approval message ts.
+// thread returns the status texts this replica posted under the approval
+// message ts (not the offer to undo a success).
 func (rp *replica) thread(ts string) []string {
 	var out []string
 	for _, c := range rp.slack.find("chat.postMessage") {
-		if c.Thread == ts {
+		if c.Thread == ts && !strings.HasPrefix(c.Text, ":leftwards_arrow_with_hook:") {
 			out = append(out, c.Text)
 		}
 	}

@@ -283,6 +283,13 @@ func (d *demoEnv) script(ctx context.Context) error {
 	if final.Status != "Succeeded" {
 		return fmt.Errorf("machine action ended %s, want Succeeded", final.Status)
 	}
+	undo, err := d.waitCall(ctx, "the undo button", func(c slackfake.Call) bool {
+		return c.Method == slackfake.MethodPostMessage && c.ThreadTS == approval.TS && strings.Contains(string(c.Blocks), `"action_id":"undo"`)
+	})
+	if err != nil {
+		return err
+	}
+	d.say("   -> the thread offers a [Release] button: %q\n", undo.Text)
 	return nil
 }
 

@@ -34,6 +34,7 @@ func TestDemoRunsTheWholeFlow(t *testing.T) {
 		"is now *Succeeded*",
 		"Defender reports the action Succeeded",
 		"(succeeded)",
+		"the thread offers a [Release] button",
 		"Demo complete in",
 	} {
 		assert.Contains(t, got, want)

@@ -1,0 +1,249 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
+)
+
+// This file is the undo offered in the thread of a succeeded isolation or
+// restriction: a button opens a form for the comment, and submitting it
+// creates the inverse request for the same machine, which goes through
+// approval like any other (unless its action is exempt). The audit links
+// the undo to the original ("undo" on the new request, "undo_requested" on
+// the original) and the original message shows who undid it.
+
+// IDs of the undo button and form.
+const (
+	actionUndo   = "undo"
+	callbackUndo = "defenderbot_undo"
+	blockUndo    = "undo"
+)
+
+// undoable reports whether a succeeded request of action n offers an undo
+// (isolate and restrict: the containments an analyst lifts again).
+func undoable(n actions.Name) bool {
+	return n == actions.Isolate || n == actions.RestrictCodeExecution
+}
+
+// undoLabel is the undo button's label for the original action n.
+func undoLabel(n actions.Name) string {
+	if n == actions.RestrictCodeExecution {
+		return "Remove restriction"
+	}
+	return "Release"
+}
+
+// offerUndo posts the undo button in the thread of a succeeded request.
+func (s *Service) offerUndo(ctx context.Context, r *approval.Request) {
+	if !undoable(r.Action) || r.ApprovalChannel == "" || r.ApprovalTS == "" {
+		return
+	}
+	text, blocks := renderUndoOffer(r)
+	err := s.slackRetry(ctx, func() error {
+		_, _, err := s.deps.Slack.PostMessageContext(ctx, r.ApprovalChannel, slack.MsgOptionText(text, false),
+			slack.MsgOptionBlocks(blocks...), slack.MsgOptionTS(r.ApprovalTS))
+		return err
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "posting the undo button failed", "request", r.ID, "error", err)
+	}
+}
+
+// renderUndoOffer is the thread message offering to undo r.
+func renderUndoOffer(r *approval.Request) (string, []slack.Block) {
+	text := fmt.Sprintf(":leftwards_arrow_with_hook: To undo this, *%s* %s (it goes through approval).", undoLabel(r.Action), onMachineBare(r))
+	return text, fitMessage([]slack.Block{
+		section(text),
+		slack.NewActionBlock(blockUndo, slack.NewButtonBlockElement(actionUndo, r.ID, plain(undoLabel(r.Action)))),
+	})
+}
+
+// renderUndone is the original request's message once undo, requested by
+// its requester, succeeded at.
+func renderUndone(orig, undo *approval.Request, at time.Time) []slack.Block {
+	return fitMessage(append(renderApproval(orig), contextBlock(fmt.Sprintf(":leftwards_arrow_with_hook: *Undone* by %s: request `%s` (%s) succeeded %s.",
+		userRef(undo.RequesterID), escapeMrkdwn(undo.ID), escapeMrkdwn(undo.Action.Title()), fmtTime(at)))))
+}
+
+func onMachineBare(r *approval.Request) string {
+	return strings.TrimPrefix(onMachine(r), " on ")
+}
+
+// clickUndo opens the undo form after checking that the click still makes
+// sense: the clicker may request actions and the original succeeded.
+func (s *Service) clickUndo(ctx context.Context, inv invocation, originalID, trigger, buttonTS string) {
+	orig, msg := s.undoTarget(ctx, inv, originalID)
+	if orig == nil {
+		s.postEphemeral(ctx, inv, msg)
+		return
+	}
+	view := undoModal(orig, inv.ChannelID, buttonTS)
+	if err := s.slackRetry(ctx, func() error {
+		_, err := s.deps.Slack.OpenViewContext(ctx, trigger, view)
+		return err
+	}); err != nil {
+		s.log.ErrorContext(ctx, "views.open (undo) failed", "error", err)
+		s.postEphemeral(ctx, inv, fmt.Sprintf(":warning: Could not open the form; click %s again.", undoLabel(orig.Action)))
+	}
+}
+
+// undoTarget re-reads the original request (the button carries only its ID)
+// and checks the clicker; on refusal it returns a message for them.
+func (s *Service) undoTarget(ctx context.Context, inv invocation, originalID string) (*approval.Request, string) {
+	orig, err := s.core.Get(ctx, originalID)
+	if err != nil {
+		return nil, ":warning: Could not read that request (database error or unknown request); try again."
+	}
+	if !undoable(orig.Action) || orig.State != approval.StateSucceeded || orig.Args.MachineID == "" {
+		return nil, fmt.Sprintf(":no_entry: Request %s cannot be undone from here.", requestRef(orig))
+	}
+	if err := s.core.CheckRequester(ctx, inv.UserID, string(orig.Action.Inverse())); err != nil {
+		var ref *approval.Refusal
+		if errors.As(err, &ref) {
+			return nil, ":no_entry: You are not allowed to request Defender actions. Ask an administrator to add you (or your user group) to approval.requesters."
+		}
+		return nil, ":warning: Could not check whether you may request Defender actions (Slack user group look-up failed). Try again in a minute."
+	}
+	return orig, ""
+}
+
+// undoModal asks for the comment of the inverse request.
+func undoModal(orig *approval.Request, channelID, buttonTS string) slack.ModalViewRequest {
+	meta, _ := json.Marshal(modalMeta{RequestID: orig.ID, ChannelID: channelID, TS: buttonTS})
+	inverse := orig.Action.Inverse()
+	return fitView(slack.ModalViewRequest{
+		Type:   slack.VTModal,
+		Title:  plain(truncate(undoLabel(orig.Action), 24)),
+		Submit: plain("Request"),
+		Close:  plain("Cancel"),
+		Blocks: slack.Blocks{BlockSet: []slack.Block{
+			section(fmt.Sprintf("*%s* %s, undoing request `%s`. The request goes through approval like any other.",
+				escapeMrkdwn(inverse.Title()), onMachineBare(orig), escapeMrkdwn(orig.ID))),
+			textInput(actions.ArgComment, "Comment (recorded in Defender)", "", true),
+		}},
+		CallbackID:      callbackUndo,
+		PrivateMetadata: string(meta),
+	})
+}
+
+// submitUndo validates the form and creates the inverse request.
+func (s *Service) submitUndo(ctx context.Context, cb slack.InteractionCallback, inv invocation) any {
+	var meta modalMeta
+	_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
+	if !validID(meta.RequestID) {
+		return slack.NewErrorsViewSubmissionResponse(map[string]string{actions.ArgComment: "This form is no longer valid; click the button again."})
+	}
+	comment := strings.TrimSpace(inputValue(cb.View.State, actions.ArgComment))
+	// The registry's one comment rule (the machine is the original's).
+	if _, errs := actions.Check(actions.Deisolate, actions.Args{MachineID: "m", Comment: comment}); len(errs) > 0 {
+		return slack.NewErrorsViewSubmissionResponse(map[string]string{actions.ArgComment: slackArgError(actions.Spec{}, actions.Args{}, errs[0]).msg})
+	}
+	if meta.ChannelID != "" {
+		inv.ChannelID = meta.ChannelID
+	}
+	s.goAsync(ctx, "undo", func(ctx context.Context) { s.undo(ctx, inv, meta.RequestID, comment, meta.TS) })
+	return nil
+}
+
+// undo creates the inverse request of originalID and links the two.
+func (s *Service) undo(ctx context.Context, inv invocation, originalID, comment, buttonTS string) {
+	orig, msg := s.undoTarget(ctx, inv, originalID)
+	if orig == nil {
+		s.postEphemeral(ctx, inv, msg)
+		return
+	}
+	inverse := orig.Action.Inverse()
+	args, err := actions.Normalize(inverse, actions.Args{MachineID: orig.Args.MachineID, Comment: comment})
+	if err != nil {
+		s.postEphemeral(ctx, inv, ":warning: "+escapeMrkdwn(err.Error()))
+		return
+	}
+	sub := approval.Submission{Action: inverse, Args: args, MachineName: orig.MachineName, RequesterID: inv.UserID,
+		RequesterName: inv.UserName, ChannelID: inv.ChannelID, ApprovalChannel: s.cfg.ApprovalChannel}
+	link := func(r *approval.Request) {
+		s.core.Audit(ctx, inv.UserID, "undo", r.ID, map[string]any{"undo_of": orig.ID, "action": string(inverse)})
+		s.core.Audit(ctx, inv.UserID, "undo_requested", orig.ID, map[string]any{"undo_request": r.ID, "action": string(inverse)})
+	}
+	var r *approval.Request
+	if s.core.RouteOf(inverse) == approval.RouteNoApproval {
+		// Exempt from approval: linked before it runs, so that its success
+		// finds the original.
+		created, err := s.core.CreateApproved(ctx, sub)
+		if err != nil {
+			s.reply(ctx, inv, notRecordedText)
+			return
+		}
+		r = created
+		link(r)
+		s.reply(ctx, inv, fmt.Sprintf(":arrow_forward: Request %s needs no approval (approval.actions_without_approval); running it now.", requestRef(r)))
+		if err := s.core.Execute(ctx, r); err != nil {
+			s.reply(ctx, inv, ":warning: The request is recorded but could not be started (database error); it will be retried shortly.")
+		}
+	} else {
+		if r = s.createRequest(ctx, inv, sub, nil); r == nil {
+			return
+		}
+		link(r)
+	}
+	if buttonTS != "" {
+		text := fmt.Sprintf(":leftwards_arrow_with_hook: %s asked to undo this: request `%s` (%s).", userRef(inv.UserID), escapeMrkdwn(r.ID), escapeMrkdwn(inverse.Title()))
+		if err := s.slackRetry(ctx, func() error {
+			_, _, _, err := s.deps.Slack.UpdateMessageContext(ctx, orig.ApprovalChannel, buttonTS,
+				slack.MsgOptionText(text, false), slack.MsgOptionBlocks(section(text)))
+			return err
+		}); err != nil {
+			s.log.ErrorContext(ctx, "updating the undo button failed", "request", orig.ID, "error", err)
+		}
+	}
+}
+
+// auditReader is the store's audit query (store.Store has it); the undo
+// link is found through it on whichever replica finishes the undo.
+type auditReader interface {
+	ListAudit(ctx context.Context, since time.Time) ([]approval.AuditEvent, error)
+}
+
+// markUndone shows on the original message that r, a succeeded undo,
+// undid it, and by whom.
+func (s *Service) markUndone(ctx context.Context, r *approval.Request) {
+	ar, ok := s.deps.Store.(auditReader)
+	if !ok || r.Action.Inverse() == "" || !undoable(r.Action.Inverse()) {
+		return
+	}
+	evs, err := ar.ListAudit(ctx, r.CreatedAt.Add(-time.Minute))
+	if err != nil {
+		s.log.WarnContext(ctx, "reading the undo link failed", "request", r.ID, "error", err)
+		return
+	}
+	origID := ""
+	for _, e := range evs {
+		if e.RequestID == r.ID && e.Kind == "undo" {
+			origID, _ = e.Details["undo_of"].(string)
+		}
+	}
+	if origID == "" {
+		return
+	}
+	orig, err := s.core.Get(ctx, origID)
+	if err != nil || orig.ApprovalTS == "" {
+		return
+	}
+	s.core.Audit(ctx, "system", "undone", orig.ID, map[string]any{"undo_request": r.ID, "by": r.RequesterID})
+	blocks := renderUndone(orig, r, s.now())
+	if err := s.slackRetry(ctx, func() error {
+		_, _, _, err := s.deps.Slack.UpdateMessageContext(ctx, orig.ApprovalChannel, orig.ApprovalTS,
+			slack.MsgOptionText(approvalFallback(orig)+" (undone)", false), slack.MsgOptionBlocks(blocks...))
+		return err
+	}); err != nil {
+		s.log.ErrorContext(ctx, "marking the original request undone failed", "request", orig.ID, "error", err)
+	}
+}

@@ -1,0 +1,144 @@
+package e2e_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
+	"github.com/defenderbot/defenderbot/bot"
+	"github.com/defenderbot/defenderbot/internal/slackfake"
+)
+
+// undoButton waits for the undo offer in the thread of messageTS.
+func (w *world) undoButton(t *testing.T, messageTS string) slackfake.Call {
+	t.Helper()
+	return w.waitCall(t, 1, func(c slackfake.Call) bool {
+		return c.Method == slackfake.MethodPostMessage && c.ThreadTS == messageTS && strings.Contains(string(c.Blocks), `"action_id":"undo"`)
+	})
+}
+
+// openUndo clicks the undo button as user and returns a function that
+// submits the form it opened with a comment.
+func (p *proc) openUndo(t *testing.T, user, origID, buttonTS string, nthForm int) func(comment string) (int, string) {
+	t.Helper()
+	code, _ := p.click(user, "undo", origID, buttonTS)
+	require.Equal(t, http.StatusOK, code)
+	open := p.w.waitCall(t, nthForm, func(c slackfake.Call) bool { return c.Method == slackfake.MethodViewsOpen })
+	var view slack.View
+	require.NoError(t, jsonUnmarshal(open.View, &view))
+	return func(comment string) (int, string) {
+		ic := slack.InteractionCallback{Type: slack.InteractionTypeViewSubmission, User: slack.User{ID: user, Name: user},
+			View: slack.View{ID: "V-undo", CallbackID: view.CallbackID, PrivateMetadata: view.PrivateMetadata,
+				State: &slack.ViewState{Values: map[string]map[string]slack.BlockAction{"comment": {"comment": {Type: "plain_text_input", Value: comment}}}}}}
+		form, err := slackfake.InteractionForm(ic)
+		require.NoError(t, err)
+		return p.post("/slack/interactions", secret, time.Now(), form)
+	}
+}
+
+// TestUndoFromTheThread: a succeeded isolation offers Release in its thread;
+// the form creates the inverse request, which needs approval; the audit
+// links the two; the original message shows who undid it. State is shared
+// by two replicas.
+func TestUndoFromTheThread(t *testing.T) {
+	for _, driver := range backends {
+		t.Run(driver, func(t *testing.T) {
+			w := newWorldOn(t, driver)
+			p1, p2 := w.start(t), w.start(t)
+			msg, id := requestPending(t, w, p1)
+			p1.click(bob, "approve", id, msg.TS)
+			p1.waitState(id, approval.StateRunning)
+			w.emu.Advance(3 * time.Minute)
+			p1.waitState(id, approval.StateSucceeded)
+
+			btn := w.undoButton(t, msg.TS)
+			assert.Contains(t, btn.Text, "Release")
+
+			// an empty comment is refused inside the form
+			submit := p2.openUndo(t, carol, id, btn.TS, 1)
+			code, body := submit(" ")
+			require.Equal(t, http.StatusOK, code)
+			assert.Contains(t, body, `"response_action":"errors"`)
+
+			code, body = submit("false positive, cleaned")
+			require.Equal(t, http.StatusOK, code)
+			assert.Empty(t, body)
+
+			undoMsg, undoID := w.approvalMessage(t, 2)
+			assert.Contains(t, undoMsg.Text, "Deisolate")
+			assert.NotEqual(t, id, undoID)
+			r := p2.waitState(undoID, approval.StatePending)
+			assert.Equal(t, actions.Deisolate, r.Action)
+			assert.Equal(t, machine1, r.Args.MachineID)
+			assert.Equal(t, carol, r.RequesterID)
+			assert.Equal(t, []string{"POST /api/machines/" + machine1 + "/isolate"}, w.defenderWrites(), "nothing runs before approval")
+
+			// the button now says who asked
+			require.Eventually(t, func() bool {
+				m, _ := w.slack.Message(channel, btn.TS)
+				return strings.Contains(m.Text, carol) && !strings.Contains(string(m.Blocks), `"action_id":"undo"`)
+			}, 5*time.Second, 5*time.Millisecond)
+
+			p1.click(bob, "approve", undoID, undoMsg.TS)
+			p1.waitState(undoID, approval.StateRunning)
+			w.emu.Advance(3 * time.Minute)
+			p1.waitState(undoID, approval.StateSucceeded)
+			assert.Equal(t, []string{"POST /api/machines/" + machine1 + "/isolate", "POST /api/machines/" + machine1 + "/unisolate"}, w.defenderWrites())
+
+			require.Eventually(t, func() bool {
+				m, _ := w.slack.Message(channel, msg.TS)
+				return strings.Contains(string(m.Blocks), "Undone") && strings.Contains(string(m.Blocks), carol) && strings.Contains(string(m.Blocks), undoID)
+			}, 5*time.Second, 5*time.Millisecond, "the original message shows who undid it")
+
+			evs, err := p1.store.ListAudit(context.Background(), time.Time{})
+			require.NoError(t, err)
+			var linked, requested bool
+			for _, e := range evs {
+				if e.RequestID == undoID && e.Kind == "undo" && e.Details["undo_of"] == id {
+					linked = true
+				}
+				if e.RequestID == id && e.Kind == "undo_requested" && e.Details["undo_request"] == undoID {
+					requested = true
+				}
+			}
+			assert.True(t, linked, "the undo request names the original")
+			assert.True(t, requested, "the original names its undo")
+		})
+	}
+}
+
+// TestUndoWithoutApprovalWhenExempt: an exempt inverse action runs at once.
+func TestUndoWithoutApprovalWhenExempt(t *testing.T) {
+	w := newWorld(t)
+	p := w.start(t, func(c *bot.Config) {
+		c.ActionsWithoutApproval = []actions.Name{actions.GetAction, actions.UnrestrictCodeExecution}
+	})
+	code, _ := p.command(alice, "restrict "+machine1DN+" ransomware staging")
+	require.Equal(t, http.StatusOK, code)
+	msg, id := w.approvalMessage(t, 1)
+	w.responseTo(t, alice, 1)
+	p.click(bob, "approve", id, msg.TS)
+	p.waitState(id, approval.StateRunning)
+	w.emu.Advance(3 * time.Minute)
+	p.waitState(id, approval.StateSucceeded)
+
+	btn := w.undoButton(t, msg.TS)
+	assert.Contains(t, string(btn.Blocks), "Remove restriction")
+	code, _ = p.openUndo(t, alice, id, btn.TS, 1)("contained elsewhere")
+	require.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool { return len(w.defenderWrites()) == 2 }, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, "POST /api/machines/"+machine1+"/unrestrictCodeExecution", w.defenderWrites()[1])
+	w.emu.Advance(3 * time.Minute)
+	require.Eventually(t, func() bool {
+		m, _ := w.slack.Message(channel, msg.TS)
+		return strings.Contains(string(m.Blocks), "Undone")
+	}, 10*time.Second, 5*time.Millisecond)
+}
