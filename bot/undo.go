@@ -161,6 +161,10 @@ func (s *Service) undo(ctx context.Context, inv invocation, originalID, comment,
 		s.postEphemeral(ctx, inv, msg)
 		return
 	}
+	if prev := s.undoRequested(ctx, orig); prev != "" {
+		s.postEphemeral(ctx, inv, fmt.Sprintf(":information_source: Undoing request %s was already requested: request `%s`.", requestRef(orig), escapeMrkdwn(prev)))
+		return
+	}
 	inverse := orig.Action.Inverse()
 	args, err := actions.Normalize(inverse, actions.Args{MachineID: orig.Args.MachineID, Comment: comment})
 	if err != nil {
@@ -210,6 +214,25 @@ func (s *Service) undo(ctx context.Context, inv invocation, originalID, comment,
 // link is found through it on whichever replica finishes the undo.
 type auditReader interface {
 	ListAudit(ctx context.Context, since time.Time) ([]approval.AuditEvent, error)
+}
+
+// undoRequested returns the undo request already made for orig ("" if none).
+func (s *Service) undoRequested(ctx context.Context, orig *approval.Request) string {
+	ar, ok := s.deps.Store.(auditReader)
+	if !ok {
+		return ""
+	}
+	evs, err := ar.ListAudit(ctx, orig.CreatedAt.Add(-time.Minute))
+	if err != nil {
+		return ""
+	}
+	for _, e := range evs {
+		if e.RequestID == orig.ID && e.Kind == "undo_requested" {
+			id, _ := e.Details["undo_request"].(string)
+			return id
+		}
+	}
+	return ""
 }
 
 // markUndone shows on the original message that r, a succeeded undo,

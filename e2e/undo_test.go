@@ -87,6 +87,11 @@ func TestUndoFromTheThread(t *testing.T) {
 				return strings.Contains(m.Text, carol) && !strings.Contains(string(m.Blocks), `"action_id":"undo"`)
 			}, 5*time.Second, 5*time.Millisecond)
 
+			// a second undo of the same request is refused
+			code, _ = p1.openUndo(t, bob, id, btn.TS, 2)("me too")
+			require.Equal(t, http.StatusOK, code)
+			assert.Contains(t, w.ephemeralTo(t, bob, 1).Text, "already requested")
+
 			p1.click(bob, "approve", undoID, undoMsg.TS)
 			p1.waitState(undoID, approval.StateRunning)
 			w.emu.Advance(3 * time.Minute)
