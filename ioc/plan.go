@@ -139,7 +139,10 @@ type plan struct {
 	skipped      []Skip
 	leftOut      []*entry
 	leftOutCount int
-	unchanged    int
+	// spools holds skipped and leftOut instead, on disk past a few
+	// thousand, when the plan was asked to stream them (planInput.spool).
+	spools    *planSpools
+	unchanged int
 	// dropped counts deletions of values the latest version of their object
 	// no longer yields.
 	dropped int
@@ -168,6 +171,9 @@ type planInput struct {
 	tenantLimit       int
 	// list: keep every skip and left-out indicator (Plan), not only counts (Run).
 	list bool
+	// spool (with list): keep them in spools, so that memory does not grow
+	// with the feed (the streamed JSON plan).
+	spool bool
 }
 
 // planner is the second pass over the feed: it applies the latest version of
@@ -213,6 +219,7 @@ type planner struct {
 	freshCap   int // most fresh indicators that can fit; -1: no limit
 	leftOut    []*entry
 	leftOutN   int
+	sp         *planSpools // the lists above, spooled (planInput.spool)
 
 	// managedInDefender counts the records whose deletion would reach
 	// Defender (defenderIDOf not empty).
@@ -223,6 +230,9 @@ func newPlanner(in planInput, sk *sketch) *planner {
 	pl := &planner{in: in, sk: sk, recIDs: map[string]bool{}, yields: map[string][]string{}, kept: map[string]bool{},
 		dups: map[string]*entry{}, removals: map[string]removal{}, live: map[string]bool{}, skipCounts: map[string]int{},
 		freshCap: -1}
+	if in.list && in.spool {
+		pl.sp = newPlanSpools()
+	}
 	for k, r := range in.records {
 		if r.StixID != "" {
 			pl.recIDs[r.StixID] = true
@@ -240,14 +250,20 @@ func newPlanner(in planInput, sk *sketch) *planner {
 
 func (pl *planner) skip(list *[]Skip, s Skip) {
 	pl.skipCounts[s.category()]++
-	if pl.in.list {
+	switch {
+	case pl.sp != nil:
+		pl.sp.skipList(pl, list).add(s)
+	case pl.in.list:
 		*list = append(*list, s)
 	}
 }
 
 func (pl *planner) keyedSkip(list *[]keyedSkip, key string, s Skip) {
 	pl.skipCounts[s.category()]++
-	if pl.in.list {
+	switch {
+	case pl.sp != nil:
+		pl.sp.keyedList(pl, list).add(keyedSkip{key, s})
+	case pl.in.list:
 		*list = append(*list, keyedSkip{key, s})
 	}
 }
@@ -456,6 +472,10 @@ func (pl *planner) consider(k string, e *entry) {
 // leave counts (and, for Plan, lists) an indicator the tenant limit leaves out.
 func (pl *planner) leave(e *entry) {
 	pl.leftOutN++
+	if pl.sp != nil {
+		pl.sp.leftOut.add(&entry{key: e.key, ind: defender.Indicator{Severity: e.ind.Severity}, validFrom: e.validFrom, modified: e.modified})
+		return
+	}
 	if pl.in.list {
 		pl.leftOut = append(pl.leftOut, &entry{key: e.key, ind: defender.Indicator{Severity: e.ind.Severity},
 			validFrom: e.validFrom, modified: e.modified})
@@ -632,7 +652,8 @@ func (pl *planner) finish() *plan {
 	p.compound = pl.compound
 	p.skipCounts = pl.skipCounts
 	p.leftOutCount = pl.leftOutN
-	if in.list {
+	p.spools = pl.sp
+	if in.list && pl.sp == nil {
 		slices.SortFunc(pl.leftOut, rankedBefore)
 		p.leftOut = pl.leftOut
 		byKeyS := func(a, b keyedSkip) int { return cmp.Compare(a.key, b.key) }

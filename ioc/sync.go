@@ -220,6 +220,24 @@ var ErrFeedChanged = errors.New("the STIX feed changed while it was being read")
 // pass sketches which STIX ids and values repeat, the second applies the
 // objects and keeps only what the plan needs (see doc.go).
 func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*plan, int, error) {
+	if list {
+		return s.prepareWith(ctx, api, listMemory)
+	}
+	return s.prepareWith(ctx, api, listNone)
+}
+
+// How a plan keeps the skips and left-out indicators.
+type listMode int
+
+const (
+	listNone   listMode = iota // counts only (Run)
+	listMemory                 // in memory (Plan)
+	listSpool                  // in spools, on disk past a few thousand (WritePlanJSON)
+)
+
+// prepareWith is prepare with the listing mode.
+func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMode) (*plan, int, error) {
+	list := mode != listNone
 	now := s.opts.Now()
 	copts := s.opts.convertOptions()
 	feed := s.feed
@@ -267,7 +285,7 @@ func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*pla
 	pl := newPlanner(planInput{
 		records: records, inDefender: inDefender, active: active, now: now,
 		snapshot: s.opts.Mode == ModeSnapshot, force: s.opts.Force,
-		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit, list: list,
+		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit, list: list, spool: mode == listSpool,
 	}, sk)
 	// A positioned feed (a TAXII collection) may have grown at its end
 	// since the first pass: the second reads the same objects, no more.

@@ -91,14 +91,20 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 		return 1
 	}
 
+	if *dryRun && *output == "json" {
+		// Streamed: the skips and left-out indicators, as many as the feed
+		// has objects, are never all in memory.
+		if err := syncer.WritePlanJSON(ctx, c.stdout); err != nil {
+			fmt.Fprintf(c.stderr, "defenderbot push-iocs: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if *dryRun {
 		plan, err := syncer.Plan(ctx)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "defenderbot push-iocs: %v\n", err)
 			return 1
-		}
-		if *output == "json" {
-			return pushIOCsJSON(c, plan)
 		}
 		fmt.Fprintf(c.stdout, "dry run: would import %d, delete %d; %d unchanged, %d skipped, %d left out (tenant limit)\n",
 			len(plan.Import), len(plan.Delete), plan.Unchanged, len(plan.Skipped), len(plan.LeftOut))

@@ -1,0 +1,179 @@
+package ioc
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// planSpools are the planner's lists as long as the feed, spooled.
+type planSpools struct {
+	feedSkips, superseded, planSkips *spool[Skip]
+	foreignSkips, removalSkips       *spool[keyedSkip]
+	leftOut                          *spool[*entry]
+}
+
+func newPlanSpools() *planSpools {
+	return &planSpools{
+		feedSkips:    newSpool[Skip](nil, encSkip, decSkip),
+		superseded:   newSpool[Skip](nil, encSkip, decSkip),
+		planSkips:    newSpool[Skip](nil, encSkip, decSkip),
+		foreignSkips: newSpool(byKeyedSkip, encKeyedSkip, decKeyedSkip),
+		removalSkips: newSpool(byKeyedSkip, encKeyedSkip, decKeyedSkip),
+		leftOut:      newSpool(rankedBefore, encLeftOut, decLeftOut),
+	}
+}
+
+// skipList is the spool of the planner's list.
+func (s *planSpools) skipList(pl *planner, list *[]Skip) *spool[Skip] {
+	switch list {
+	case &pl.feedSkips:
+		return s.feedSkips
+	case &pl.superseded:
+		return s.superseded
+	}
+	return s.planSkips
+}
+
+func (s *planSpools) keyedList(pl *planner, list *[]keyedSkip) *spool[keyedSkip] {
+	if list == &pl.foreignSkips {
+		return s.foreignSkips
+	}
+	return s.removalSkips
+}
+
+// eachSkip calls fn with the skips in the order of plan.skipped.
+func (s *planSpools) eachSkip(fn func(Skip) error) error {
+	for _, l := range []*spool[Skip]{s.feedSkips, s.superseded} {
+		if err := l.each(fn); err != nil {
+			return err
+		}
+	}
+	for _, l := range []*spool[keyedSkip]{s.foreignSkips, s.removalSkips} {
+		if err := l.each(func(k keyedSkip) error { return fn(k.skip) }); err != nil {
+			return err
+		}
+	}
+	return s.planSkips.each(fn)
+}
+
+func (s *planSpools) close() {
+	if s == nil {
+		return
+	}
+	s.feedSkips.close()
+	s.superseded.close()
+	s.planSkips.close()
+	s.foreignSkips.close()
+	s.removalSkips.close()
+	s.leftOut.close()
+}
+
+// WritePlanJSON writes the plan as Plan (the method) returns it, encoded as
+// a json.Encoder indenting by two spaces would, byte for byte; but the
+// skips and left-out indicators, as long as the feed, are streamed from
+// spools rather than held, so that memory does not grow with the feed.
+func (s *Syncer) WritePlanJSON(ctx context.Context, w io.Writer) error {
+	p, _, err := s.prepareWith(ctx, s.api, listSpool)
+	if err != nil {
+		return err
+	}
+	defer p.spools.close()
+	bw := bufio.NewWriterSize(w, 64<<10)
+	jw := &jsonPlanWriter{w: bw}
+	jw.raw("{\n")
+	jw.field("import", true)
+	for _, e := range p.imports {
+		jw.item(e.ind)
+	}
+	jw.end()
+	jw.field("delete", false)
+	for _, d := range p.deletes {
+		jw.item(d.value)
+	}
+	jw.end()
+	jw.field("skipped", false)
+	if err := p.spools.eachSkip(func(sk Skip) error { jw.item(sk); return jw.err }); err != nil {
+		return err
+	}
+	jw.end()
+	if p.retried > 0 {
+		jw.field("retried", false)
+		for _, e := range p.imports {
+			if e.retry {
+				jw.item(e.key)
+			}
+		}
+		jw.end()
+	}
+	jw.field("left_out", false)
+	if err := p.spools.leftOut.each(func(e *entry) error { jw.item(e.key); return jw.err }); err != nil {
+		return err
+	}
+	jw.end()
+	jw.raw(fmt.Sprintf(",\n  \"unchanged\": %d", p.unchanged))
+	if p.guard != nil {
+		b, err := json.Marshal(p.guard.Error())
+		if err != nil {
+			return err
+		}
+		jw.raw(",\n  \"refused\": " + string(b))
+	}
+	jw.raw("\n}\n")
+	if jw.err != nil {
+		return fmt.Errorf("write the plan: %w", jw.err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write the plan: %w", err)
+	}
+	return nil
+}
+
+// jsonPlanWriter writes the arrays of the plan one element at a time.
+type jsonPlanWriter struct {
+	w   *bufio.Writer
+	n   int // elements of the current array
+	err error
+}
+
+func (j *jsonPlanWriter) raw(s string) {
+	if j.err == nil {
+		_, j.err = j.w.WriteString(s)
+	}
+}
+
+func (j *jsonPlanWriter) field(name string, first bool) {
+	if !first {
+		j.raw(",\n")
+	}
+	j.raw("  \"" + name + "\": [")
+	j.n = 0
+}
+
+func (j *jsonPlanWriter) item(v any) {
+	if j.err != nil {
+		return
+	}
+	b, err := json.MarshalIndent(v, "    ", "  ")
+	if err != nil {
+		j.err = err
+		return
+	}
+	if j.n > 0 {
+		j.raw(",")
+	}
+	j.raw("\n    ")
+	if j.err == nil {
+		_, j.err = j.w.Write(b)
+	}
+	j.n++
+}
+
+func (j *jsonPlanWriter) end() {
+	if j.n > 0 {
+		j.raw("\n  ")
+	}
+	j.raw("]")
+}
