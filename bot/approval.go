@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/approval"
@@ -266,6 +267,22 @@ func (s *Service) iocSync(ctx context.Context, inv invocation) {
 	summary, err := s.deps.IOCs.RunNow(ctx, "slack")
 	if err != nil {
 		s.core.Audit(ctx, inv.UserID, "result", "", map[string]any{"action": auditIOCSync, "ok": false, "error": err.Error()})
+		// A sync already running (here or on another replica) is no failure.
+		var running interface {
+			SyncRunning() (since time.Time, replica string)
+		}
+		if errors.As(err, &running) {
+			since, replica := running.SyncRunning()
+			msg := "A sync is running"
+			if !since.IsZero() {
+				msg += " since " + since.UTC().Format("15:04") + " UTC"
+			}
+			if replica != "" {
+				msg += " (replica " + replica + ")"
+			}
+			s.reply(ctx, inv, ":hourglass_flowing_sand: "+escapeMrkdwn(msg)+"; its summary is posted when it ends.")
+			return
+		}
 		// The summary says what stopped the run in plain words; the full
 		// error (with transport detail) is in the log and the audit trail.
 		msg := summary

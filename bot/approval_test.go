@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -423,12 +424,25 @@ func TestIOCVerbs(t *testing.T) {
 	assert.Contains(t, got, "Could not read the IOC sync status")
 	assert.NotContains(t, got, "db.internal.example")
 
+	ioc.runErr = fmt.Errorf("sync: %w", runningErr{since: time.Date(2026, 1, 15, 14, 5, 0, 0, time.UTC), replica: "pod-7"})
+	h.command(t, approver1, "iocs sync")
+	assert.Equal(t, ":hourglass_flowing_sand: A sync is running since 14:05 UTC (replica pod-7); its summary is posted when it ends.", h.slack.ephemeralTo(approver1)[1])
+
 	ioc.runErr = errors.New("lease: dial tcp db.internal.example:5432: connection refused")
 	h.command(t, approver1, "iocs sync")
-	got = h.slack.ephemeralTo(approver1)[1]
+	got = h.slack.ephemeralTo(approver1)[2]
 	assert.Contains(t, got, "IOC sync failed")
 	assert.NotContains(t, got, "db.internal.example")
 }
+
+// runningErr is the IOC syncer's refusal when a sync is already running.
+type runningErr struct {
+	since   time.Time
+	replica string
+}
+
+func (e runningErr) Error() string                    { return "an IOC sync is already running" }
+func (e runningErr) SyncRunning() (time.Time, string) { return e.since, e.replica }
 
 type fakeIOCs struct {
 	runs      int

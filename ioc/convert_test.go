@@ -259,7 +259,7 @@ func TestGoldenPlans(t *testing.T) {
 			if tt.opts != nil {
 				tt.opts(&opts)
 			}
-			s, err := NewSyncer(newFakeAPI(), newMemStore(), opts, nil)
+			s, err := NewSyncer(newFakeAPI(), newTestStore(t), opts, nil)
 			require.NoError(t, err)
 			p, err := s.Plan(context.Background())
 			require.NoError(t, err)

@@ -80,6 +80,11 @@
 // converting the feed twice (about twice the read time). A feed that changes
 // between the two reads fails the run with ErrFeedChanged; nothing is sent.
 //
-// Scheduling: ScheduledJob holds the "iocs-sync" lease, renews it during the
-// run and cancels the run if the lease is lost, so replicas never overlap.
+// Scheduling: every run (scheduled, from Slack, push-iocs) takes this
+// process's run lock first, then the "iocs-sync" lease, renews the lease
+// during the run (every 30 s, lapsing 90 s after the last renewal, so a
+// killed run's lease is taken over within 2 minutes) and cancels the run if
+// the lease is lost, so replicas never overlap. A refused run gets a
+// *RunningError naming since when and on which replica the sync runs; it
+// never touches, let alone releases, the lease of the run it found.
 package ioc

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/defenderbot/defenderbot/store"
 )
 
 // LeaseName is the store lease that makes one replica run the scheduled sync.
@@ -15,7 +17,17 @@ const LeaseName = "iocs-sync"
 type Leaser interface {
 	AcquireLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, owner string) error
+	LeaseHolder(ctx context.Context, name string, now time.Time) (store.Lease, error)
 }
+
+// Lease timing defaults: a run renews its lease every DefaultRenewEvery, so
+// the lease of a run that died (a killed process, a lost node) lapses within
+// DefaultLeaseTTL and another replica, or the restarted process under its
+// new name, can take the sync over within 2 minutes.
+const (
+	DefaultLeaseTTL   = 90 * time.Second
+	DefaultRenewEvery = 30 * time.Second
+)
 
 // Reporter publishes a run's summary (the serve command posts it to
 // iocs.report_channel in Slack).
@@ -34,12 +46,12 @@ type JobConfig struct {
 	Leaser Leaser
 	// Owner identifies this replica (hostname, pod name).
 	Owner string
-	// LeaseTTL is how long the lease outlives its last renewal (default 30
-	// minutes): a crashed replica's lease lapses after it.
+	// LeaseTTL is how long the lease outlives its last renewal (default
+	// DefaultLeaseTTL): a crashed replica's lease lapses after it.
 	LeaseTTL time.Duration
 	// RenewEvery is how often a running job renews the lease (default
-	// LeaseTTL/3), so a run longer than LeaseTTL keeps it. It must be
-	// shorter than LeaseTTL.
+	// DefaultRenewEvery, or LeaseTTL/3 when LeaseTTL is set), so a run
+	// longer than LeaseTTL keeps it. It must be shorter than LeaseTTL.
 	RenewEvery time.Duration
 	// Reporter, if set, gets every run's summary (failures included).
 	Reporter Reporter
@@ -54,8 +66,42 @@ type JobConfig struct {
 var ErrLeaseLost = errors.New("IOC sync lease lost (another replica may have taken over)")
 
 // ErrLeaseHeld: another replica (or a push-iocs run) holds the sync lease,
-// so this run did not start.
+// so this run did not start. The error returned is a *RunningError.
 var ErrLeaseHeld = errors.New("another replica is running the IOC sync right now; try again when it has finished")
+
+// RunningError is the refusal of a run because a sync is already running:
+// in this process (it matches ErrRunning) or on another replica, or in a
+// push-iocs run (it matches ErrLeaseHeld). It says since when and where.
+type RunningError struct {
+	// Since is when the running sync started (zero if unknown).
+	Since time.Time
+	// Replica is the lease owner running it ("" if unknown).
+	Replica string
+	local   bool
+}
+
+func (e *RunningError) Error() string {
+	s := "an IOC sync is already running"
+	if !e.Since.IsZero() {
+		s += " since " + e.Since.UTC().Format("15:04") + " UTC"
+	}
+	if e.Replica != "" {
+		s += " (replica " + e.Replica + ")"
+	}
+	return s + "; try again when it has finished"
+}
+
+// Is matches ErrRunning for a run of this process, ErrLeaseHeld otherwise.
+func (e *RunningError) Is(target error) bool {
+	if e.local {
+		return target == ErrRunning
+	}
+	return target == ErrLeaseHeld
+}
+
+// SyncRunning returns Since and Replica (for callers that word the refusal
+// themselves, such as the Slack bot, without importing this package).
+func (e *RunningError) SyncRunning() (since time.Time, replica string) { return e.Since, e.Replica }
 
 // ScheduledJob returns the function to give the scheduler: it takes the
 // "iocs-sync" lease (another replica holding it means this one skips the
@@ -70,8 +116,8 @@ func (s *Syncer) ScheduledJob(cfg JobConfig) (func(ctx context.Context) error, e
 	}
 	return func(ctx context.Context) error {
 		_, err := l.RunNow(ctx, "schedule")
-		if errors.Is(err, ErrLeaseHeld) {
-			l.log.Info("IOC sync skipped: another replica holds the lease", "lease", LeaseName)
+		if errors.Is(err, ErrLeaseHeld) || errors.Is(err, ErrRunning) {
+			l.log.Info("IOC sync skipped: a sync is already running", "lease", LeaseName, "err", err)
 			return nil
 		}
 		return err
@@ -93,7 +139,10 @@ func (s *Syncer) Leased(cfg JobConfig) (*LeasedSyncer, error) {
 		return nil, errors.New("ioc: a leased sync needs a lease store and an owner name")
 	}
 	if cfg.LeaseTTL <= 0 {
-		cfg.LeaseTTL = 30 * time.Minute
+		cfg.LeaseTTL = DefaultLeaseTTL
+		if cfg.RenewEvery <= 0 {
+			cfg.RenewEvery = DefaultRenewEvery
+		}
 	}
 	if cfg.RenewEvery <= 0 {
 		cfg.RenewEvery = cfg.LeaseTTL / 3
@@ -123,18 +172,30 @@ func (l *LeasedSyncer) RunNow(ctx context.Context, trigger string) (string, erro
 	return rep.Text(), err
 }
 
-// Run takes the lease (ErrLeaseHeld if another owner has it), runs one sync
-// while renewing it, reports the summary and releases the lease.
+// Run takes this process's run lock, then the lease, runs one sync while
+// renewing the lease, reports the summary and releases the lease. A sync
+// already running here or elsewhere refuses it with a *RunningError. The
+// lock comes first: a refused call never touches the lease, so it cannot
+// release the lease of the run it found (same owner, same process).
 func (l *LeasedSyncer) Run(ctx context.Context, trigger string) (*Report, error) {
 	s, cfg, log := l.s, l.cfg, l.log
+	if !s.tryStart(cfg.Owner) {
+		return nil, s.runningError()
+	}
+	defer s.done()
 	acquired := s.opts.Now()
 	ok, err := cfg.Leaser.AcquireLease(ctx, LeaseName, cfg.Owner, acquired, cfg.LeaseTTL)
 	if err != nil {
 		return nil, fmt.Errorf("acquire lease %s: %w", LeaseName, err)
 	}
 	if !ok {
-		return nil, ErrLeaseHeld
+		held := &RunningError{}
+		if h, err := cfg.Leaser.LeaseHolder(ctx, LeaseName, acquired); err == nil {
+			held.Since, held.Replica = h.Since, h.Owner
+		}
+		return nil, held
 	}
+	// Only a lease this call acquired is released.
 	defer func() {
 		if err := cfg.Leaser.ReleaseLease(context.WithoutCancel(ctx), LeaseName, cfg.Owner); err != nil {
 			log.Warn("release lease", "lease", LeaseName, "err", err)
@@ -146,7 +207,7 @@ func (l *LeasedSyncer) Run(ctx context.Context, trigger string) (*Report, error)
 		defer close(renewed)
 		s.renewLease(runCtx, cancel, cfg, acquired.Add(cfg.LeaseTTL), log)
 	}()
-	rep, runErr := s.Run(runCtx, trigger)
+	rep, runErr := s.run(runCtx, trigger)
 	// Stop renewing before the deferred release, so that no renewal
 	// takes the lease again after it.
 	cancel(nil)

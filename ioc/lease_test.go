@@ -180,3 +180,100 @@ func TestScheduledJobRejectsRenewalNotShorterThanTTL(t *testing.T) {
 	_, err := h.syncer(t, nil).ScheduledJob(JobConfig{Leaser: h.st, Owner: "a", LeaseTTL: time.Minute, RenewEvery: time.Minute})
 	require.ErrorContains(t, err, "must be shorter than the lease TTL")
 }
+
+// TestSlackRunDuringScheduledRun: a run asked for while this process's
+// scheduled run is going is refused by the local lock before it touches the
+// lease (same owner), says since when and where the sync runs, and leaves
+// the running sync's lease alone: another replica still cannot start.
+func TestSlackRunDuringScheduledRun(t *testing.T) {
+	h := newHarness(t)
+	writeFeed(t, h.dir, domains(0, 2))
+	clock := &fakeClock{t: time.Date(2026, 1, 15, 14, 5, 0, 0, time.UTC)}
+	slow := &slowAPI{IndicatorAPI: h.api, started: make(chan struct{}), release: make(chan struct{})}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", Now: clock.Now}
+	a, err := NewSyncer(slow, h.st, opts, nil)
+	require.NoError(t, err)
+	never := func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
+	cfg := JobConfig{Leaser: h.st, Owner: "replica-a", newTicker: never}
+	job, err := a.ScheduledJob(cfg)
+	require.NoError(t, err)
+	onDemand, err := a.Leased(cfg)
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() { done <- job(context.Background()) }()
+	<-slow.started
+	clock.Advance(30 * time.Second)
+
+	_, err = onDemand.RunNow(context.Background(), "slack")
+	require.ErrorIs(t, err, ErrRunning)
+	var running *RunningError
+	require.ErrorAs(t, err, &running)
+	assert.Equal(t, "replica-a", running.Replica)
+	assert.Equal(t, time.Date(2026, 1, 15, 14, 5, 0, 0, time.UTC), running.Since)
+	assert.Equal(t, "an IOC sync is already running since 14:05 UTC (replica replica-a); try again when it has finished", err.Error())
+
+	// The running sync's lease is intact: replica B is refused.
+	b, err := NewSyncer(h.api, h.st, opts, nil)
+	require.NoError(t, err)
+	other, err := b.Leased(JobConfig{Leaser: h.st, Owner: "replica-b"})
+	require.NoError(t, err)
+	_, err = other.Run(context.Background(), "slack")
+	require.ErrorIs(t, err, ErrLeaseHeld)
+	require.ErrorAs(t, err, &running)
+	assert.Equal(t, "replica-a", running.Replica, "the lease holder is named")
+	assert.Equal(t, time.Date(2026, 1, 15, 14, 5, 0, 0, time.UTC), running.Since.UTC(), "since the lease was taken")
+	assert.Zero(t, h.api.count(), "B sent nothing")
+
+	close(slow.release)
+	require.NoError(t, <-done)
+	_, err = other.Run(context.Background(), "slack")
+	require.NoError(t, err, "A released its lease at the end of its run")
+}
+
+// TestDeadRunLeaseTakenOverWithinTwoMinutes: a run that stops renewing (its
+// process was killed) holds the lease for at most the default TTL; after 2
+// minutes another replica, or the restarted process under its new name,
+// runs the sync. The dead run's late release does not free the new lease.
+func TestDeadRunLeaseTakenOverWithinTwoMinutes(t *testing.T) {
+	h := newHarness(t)
+	writeFeed(t, h.dir, domains(0, 2))
+	clock := &fakeClock{t: testNow}
+	slow := &slowAPI{IndicatorAPI: h.api, started: make(chan struct{}), release: make(chan struct{})}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", Now: clock.Now}
+	dead, err := NewSyncer(slow, h.st, opts, nil)
+	require.NoError(t, err)
+	// Default lease timing; its renewals never come (the process is frozen).
+	deadJob, err := dead.Leased(JobConfig{Leaser: h.st, Owner: "host-101",
+		newTicker: func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { _, err := deadJob.Run(context.Background(), "schedule"); done <- err }()
+	<-slow.started
+
+	restarted, err := NewSyncer(h.api, h.st, opts, nil)
+	require.NoError(t, err)
+	var reports []string
+	job, err := restarted.ScheduledJob(JobConfig{Leaser: h.st, Owner: "host-202",
+		Reporter: ReporterFunc(func(_ context.Context, s string) error { reports = append(reports, s); return nil })})
+	require.NoError(t, err)
+
+	clock.Advance(time.Minute)
+	require.NoError(t, job(context.Background()))
+	assert.Empty(t, reports, "within the TTL the dead run's lease still holds")
+
+	clock.Advance(time.Minute)
+	require.NoError(t, job(context.Background()))
+	require.Len(t, reports, 1, "2 minutes after the last renewal the sync runs again")
+	assert.Contains(t, reports[0], "2 imported")
+
+	// The new holder keeps its lease against the dead run's release.
+	ok, err := h.st.AcquireLease(context.Background(), LeaseName, "host-202", clock.Now(), time.Hour)
+	require.NoError(t, err)
+	require.True(t, ok)
+	close(slow.release)
+	<-done
+	holder, err := h.st.LeaseHolder(context.Background(), LeaseName, clock.Now())
+	require.NoError(t, err)
+	assert.Equal(t, "host-202", holder.Owner)
+}

@@ -149,17 +149,17 @@ func TestFailedNotRetriedWhenGoneSince(t *testing.T) {
 		{name: "no payload stored", between: func(h *harness) {
 			r, _ := h.st.record(key)
 			r.Payload = ""
-			h.st.recs[key] = r
+			h.st.setRecord(r)
 		}, skipped: ReasonNoRetryPayload, kept: true},
 		{name: "payload of another value", between: func(h *harness) {
 			r, _ := h.st.record(key)
 			r.Payload = `{"indicatorValue":"other.example","indicatorType":"DomainName","application":"defenderbot"}`
-			h.st.recs[key] = r
+			h.st.setRecord(r)
 		}, skipped: ReasonBadRetryPayload, kept: true},
 		{name: "corrupt payload", between: func(h *harness) {
 			r, _ := h.st.record(key)
 			r.Payload = `{"indicatorValue":`
-			h.st.recs[key] = r
+			h.st.setRecord(r)
 		}, skipped: ReasonBadRetryPayload, kept: true},
 	}
 	for _, tt := range tests {

@@ -250,7 +250,7 @@ func TestRunCountsWithoutListing(t *testing.T) {
 func TestFeedChangedBetweenPasses(t *testing.T) {
 	h := newHarness(t)
 	writeFeed(t, h.dir, domains(0, 3))
-	st := &hookStore{memStore: h.st, onList: func() { writeFeed(t, h.dir, domains(0, 4)) }}
+	st := &hookStore{testStore: h.st, onList: func() { writeFeed(t, h.dir, domains(0, 4)) }}
 	s, err := NewSyncer(h.api, st, Options{StixObjectsPath: h.path, Action: "Block", Now: func() time.Time { return h.clock }}, nil)
 	require.NoError(t, err)
 	_, err = s.Run(context.Background(), "cli")
@@ -265,7 +265,7 @@ func TestFeedChangedBetweenPasses(t *testing.T) {
 
 // hookStore calls onList when the records are listed (between the passes).
 type hookStore struct {
-	*memStore
+	*testStore
 	onList func()
 }
 
@@ -273,7 +273,7 @@ func (h *hookStore) ListIndicatorRecords(ctx context.Context) ([]store.Indicator
 	if h.onList != nil {
 		h.onList()
 	}
-	return h.memStore.ListIndicatorRecords(ctx)
+	return h.testStore.ListIndicatorRecords(ctx)
 }
 
 // TestSketchFindsRepeats: every id and value seen twice is a candidate,

@@ -57,7 +57,8 @@ const (
 // MaxDeleteFraction of the managed indicators without Force.
 var ErrDeleteGuard = errors.New("snapshot delete guard")
 
-// ErrRunning is returned by Run when a run of the same Syncer is in progress.
+// ErrRunning matches the *RunningError returned by Run when a run of the
+// same Syncer is in progress.
 var ErrRunning = errors.New("an IOC sync is already running")
 
 // Options configure a Syncer.
@@ -102,6 +103,9 @@ func (o *Options) convertOptions() ConvertOptions {
 // Syncer keeps Defender's indicators in sync with a STIX feed.
 type Syncer struct {
 	running sync.Mutex // one run at a time per Syncer
+	// current describes the run holding running, for a refused caller.
+	mu      sync.Mutex
+	current RunningError
 	api     IndicatorAPI
 	store   StateStore
 	feed    Feed
@@ -385,10 +389,41 @@ func listDefender(ctx context.Context, api IndicatorAPI, now time.Time) (map[str
 // report is returned even when err is not nil (what was done before the
 // failure stays done and recorded).
 func (s *Syncer) Run(ctx context.Context, trigger string) (*Report, error) {
-	if !s.running.TryLock() {
-		return nil, ErrRunning
+	if !s.tryStart("") {
+		return nil, s.runningError()
 	}
-	defer s.running.Unlock()
+	defer s.done()
+	return s.run(ctx, trigger)
+}
+
+// tryStart takes the run lock; owner names the replica for refusals.
+func (s *Syncer) tryStart(owner string) bool {
+	if !s.running.TryLock() {
+		return false
+	}
+	s.mu.Lock()
+	s.current = RunningError{Since: s.opts.Now(), Replica: owner, local: true}
+	s.mu.Unlock()
+	return true
+}
+
+func (s *Syncer) done() {
+	s.mu.Lock()
+	s.current = RunningError{}
+	s.mu.Unlock()
+	s.running.Unlock()
+}
+
+func (s *Syncer) runningError() *RunningError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.current
+	e.local = true
+	return &e
+}
+
+// run is Run once the run lock is held.
+func (s *Syncer) run(ctx context.Context, trigger string) (*Report, error) {
 	start := s.opts.Now()
 	// Counted per run: a Plan running meanwhile does not add to this report.
 	api := &countingAPI{api: s.api}

@@ -79,7 +79,7 @@ func domains(from, to int) []feedObj {
 
 type harness struct {
 	api   *fakeAPI
-	st    *memStore
+	st    *testStore
 	path  string
 	dir   string
 	clock time.Time
@@ -87,7 +87,7 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	dir := t.TempDir()
-	return &harness{api: newFakeAPI(), st: newMemStore(), dir: dir, path: filepath.Join(dir, "feed.json"), clock: testNow}
+	return &harness{api: newFakeAPI(), st: newTestStore(t), dir: dir, path: filepath.Join(dir, "feed.json"), clock: testNow}
 }
 
 func (h *harness) syncer(t testing.TB, mod func(*Options)) *Syncer {
@@ -220,6 +220,7 @@ func TestSnapshotDeleteGuard(t *testing.T) {
 
 	// Snapshot: 50% > 20%: refused, nothing sent, run recorded as failed.
 	h.api.resetCalls()
+	h.clock = h.clock.Add(time.Minute) // the store orders runs by start time
 	rep, err := h.syncer(t, func(o *Options) { o.Mode = ModeSnapshot }).Run(context.Background(), "cli")
 	require.ErrorIs(t, err, ErrDeleteGuard)
 	assert.Contains(t, err.Error(), "delete 50 of 100 managed indicators")
@@ -431,7 +432,7 @@ func TestDryRunSendsNothing(t *testing.T) {
 	imports, deletes := h.api.calls()
 	assert.Zero(t, imports+deletes)
 	assert.Zero(t, h.st.numRecords())
-	assert.Empty(t, h.st.runs, "a dry run is not recorded")
+	assert.False(t, h.st.hasRuns(), "a dry run is not recorded")
 	assert.Contains(t, rep.Text(), "would import 10")
 }
 
@@ -465,7 +466,7 @@ func TestPlanDuringRunIsNotCountedInTheRun(t *testing.T) {
 }
 
 func TestNewSyncerRejectsBadOptions(t *testing.T) {
-	api, st := newFakeAPI(), newMemStore()
+	api, st := newFakeAPI(), newTestStore(t)
 	base := Options{StixObjectsPath: "x.json", Action: "Block"}
 	tests := []struct {
 		name string
@@ -522,8 +523,8 @@ func TestRunNowAndStatusText(t *testing.T) {
 	assert.Contains(t, status, "FAILED")
 	assert.Contains(t, status, "Last successful run (slack")
 	assert.Contains(t, status, "2 imported")
-	require.NotEmpty(t, h.st.audit)
-	assert.Equal(t, "iocs_sync", h.st.audit[0].Kind)
+	require.NotEmpty(t, h.st.audit())
+	assert.Equal(t, "iocs_sync", h.st.audit()[0].Kind)
 }
 
 func TestScheduledJobTakesLease(t *testing.T) {

@@ -595,10 +595,13 @@ func (s *sqlStore) AcquireLease(ctx context.Context, name, owner string, now tim
 		return false, fmt.Errorf("acquire lease %q: ttl must be positive, got %s", name, ttl)
 	}
 	now = s.stamp(now)
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+	// acquired_at is kept while the same owner renews an unexpired lease.
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO leases (name, owner, expires_at, acquired_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,
+			acquired_at = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > ? AND leases.acquired_at IS NOT NULL
+				THEN leases.acquired_at ELSE excluded.acquired_at END
 		WHERE leases.owner = excluded.owner OR leases.expires_at <= ?`),
-		name, owner, s.t(now.Add(ttl)), s.t(now))
+		name, owner, s.t(now.Add(ttl)), s.t(now), s.t(now), s.t(now))
 	if err != nil {
 		return false, fmt.Errorf("acquire lease %q: %w", name, err)
 	}
@@ -607,6 +610,21 @@ func (s *sqlStore) AcquireLease(ctx context.Context, name, owner string, now tim
 		return false, fmt.Errorf("acquire lease %q: %w", name, err)
 	}
 	return n == 1, nil
+}
+
+// LeaseHolder returns who holds the named lease at now and since when;
+// ErrNotFound when nobody does (never taken, released or expired).
+func (s *sqlStore) LeaseHolder(ctx context.Context, name string, now time.Time) (Lease, error) {
+	l := Lease{Name: name}
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT owner, acquired_at, expires_at FROM leases WHERE name = ? AND expires_at > ?`),
+		name, s.t(s.stamp(now))).Scan(&l.Owner, dbTime{&l.Since}, dbTime{&l.ExpiresAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		return Lease{}, fmt.Errorf("lease %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Lease{}, fmt.Errorf("lease %q: %w", name, err)
+	}
+	return l, nil
 }
 
 // ReleaseLease gives the lease up if owner holds it; otherwise it does nothing.
@@ -708,7 +726,7 @@ func jsonArg[M ~map[string]V, V any](m M) (any, error) {
 
 func (s *sqlStore) ListIndicatorRecords(ctx context.Context) ([]IndicatorRecord, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT key, indicator_type, value, stix_id, defender_id, fingerprint,
-		severity, status, failure_reason, payload, updated_at FROM indicator_records ORDER BY key`)
+		severity, status, failure_reason, payload, updated_at, stix_modified FROM indicator_records ORDER BY key`)
 	if err != nil {
 		return nil, fmt.Errorf("list indicator records: %w", err)
 	}
@@ -717,7 +735,7 @@ func (s *sqlStore) ListIndicatorRecords(ctx context.Context) ([]IndicatorRecord,
 	for rows.Next() {
 		var r IndicatorRecord
 		if err := rows.Scan(&r.Key, &r.IndicatorType, &r.Value, &r.StixID, &r.DefenderID, &r.Fingerprint,
-			&r.Severity, &r.Status, &r.FailureReason, &r.Payload, dbTime{&r.UpdatedAt}); err != nil {
+			&r.Severity, &r.Status, &r.FailureReason, &r.Payload, dbTime{&r.UpdatedAt}, dbTime{&r.StixModified}); err != nil {
 			return nil, fmt.Errorf("list indicator records: %w", err)
 		}
 		out = append(out, r)
@@ -742,12 +760,12 @@ func (s *sqlStore) UpsertIndicatorRecords(ctx context.Context, recs []IndicatorR
 	now := s.now()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO indicator_records (key, indicator_type, value, stix_id,
-			defender_id, fingerprint, severity, status, failure_reason, payload, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			defender_id, fingerprint, severity, status, failure_reason, payload, updated_at, stix_modified)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET indicator_type = excluded.indicator_type, value = excluded.value,
 				stix_id = excluded.stix_id, defender_id = excluded.defender_id, fingerprint = excluded.fingerprint,
 				severity = excluded.severity, status = excluded.status, failure_reason = excluded.failure_reason,
-				payload = excluded.payload, updated_at = excluded.updated_at`))
+				payload = excluded.payload, updated_at = excluded.updated_at, stix_modified = excluded.stix_modified`))
 		if err != nil {
 			return err
 		}
@@ -758,7 +776,7 @@ func (s *sqlStore) UpsertIndicatorRecords(ctx context.Context, recs []IndicatorR
 				at = now
 			}
 			if _, err := stmt.ExecContext(ctx, r.Key, r.IndicatorType, r.Value, r.StixID, r.DefenderID, r.Fingerprint,
-				r.Severity, r.Status, r.FailureReason, r.Payload, s.t(at)); err != nil {
+				r.Severity, r.Status, r.FailureReason, r.Payload, s.t(at), s.t(r.StixModified)); err != nil {
 				return fmt.Errorf("key %q: %w", r.Key, err)
 			}
 		}

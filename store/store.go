@@ -39,6 +39,18 @@ type IndicatorRecord struct {
 	// even if the feed no longer brings its object.
 	Payload   string
 	UpdatedAt time.Time
+	// StixModified is the STIX "modified" of the object version the record
+	// came from (zero when unknown: recorded before it was kept).
+	StixModified time.Time
+}
+
+// Lease is who holds a named lease, since when and until when.
+type Lease struct {
+	Name, Owner string
+	// Since is when Owner took the lease (its renewals keep it); zero for a
+	// lease taken before this was recorded.
+	Since     time.Time
+	ExpiresAt time.Time
 }
 
 // SyncRun is the summary of one IOC sync run.
@@ -87,6 +99,9 @@ type Store interface {
 	// It fails (ok=false) while another owner holds an unexpired lease.
 	AcquireLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (ok bool, err error)
 	ReleaseLease(ctx context.Context, name, owner string) error
+	// LeaseHolder returns the unexpired holder of the named lease at now;
+	// ErrNotFound when there is none.
+	LeaseHolder(ctx context.Context, name string, now time.Time) (Lease, error)
 
 	AppendAudit(ctx context.Context, e approval.AuditEvent) error
 	ListAudit(ctx context.Context, since time.Time) ([]approval.AuditEvent, error)

@@ -556,6 +556,29 @@ func testLeases(t *testing.T, s store.Store) {
 	oneWins(t, 50, func(i int) (bool, error) {
 		return s.AcquireLease(ctx, "contended", userID(i), T0(), ttl)
 	})
+
+	// LeaseHolder: who holds it and since when, renewals keeping the start.
+	_, err = s.LeaseHolder(ctx, "held", T0())
+	require.ErrorIs(t, err, store.ErrNotFound, "never taken")
+	require.True(t, func() bool { ok, err := s.AcquireLease(ctx, "held", "a", T0(), ttl); require.NoError(t, err); return ok }())
+	require.True(t, func() bool { ok, err := s.AcquireLease(ctx, "held", "a", T0().Add(40*time.Second), ttl); require.NoError(t, err); return ok }())
+	h, err := s.LeaseHolder(ctx, "held", T0().Add(90*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, store.Lease{Name: "held", Owner: "a", Since: us(T0()), ExpiresAt: us(T0().Add(100 * time.Second))}, h, "a renewal keeps Since")
+	_, err = s.LeaseHolder(ctx, "held", T0().Add(100*time.Second))
+	require.ErrorIs(t, err, store.ErrNotFound, "expired")
+	require.True(t, func() bool { ok, err := s.AcquireLease(ctx, "held", "b", T0().Add(101*time.Second), ttl); require.NoError(t, err); return ok }())
+	h, err = s.LeaseHolder(ctx, "held", T0().Add(101*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, "b", h.Owner)
+	assert.Equal(t, us(T0().Add(101*time.Second)), h.Since, "a takeover starts afresh")
+	require.True(t, func() bool { ok, err := s.AcquireLease(ctx, "held", "b", T0().Add(300*time.Second), ttl); require.NoError(t, err); return ok }())
+	h, err = s.LeaseHolder(ctx, "held", T0().Add(300*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, us(T0().Add(300*time.Second)), h.Since, "retaking one's own expired lease starts afresh")
+	require.NoError(t, s.ReleaseLease(ctx, "held", "b"))
+	_, err = s.LeaseHolder(ctx, "held", T0().Add(300*time.Second))
+	require.ErrorIs(t, err, store.ErrNotFound, "released")
 }
 
 func testAudit(t *testing.T, s store.Store) {
@@ -623,7 +646,7 @@ func testIndicatorRecords(t *testing.T, s store.Store) {
 
 	recs := []store.IndicatorRecord{
 		{Key: "IpAddress|1.2.3.4", IndicatorType: "IpAddress", Value: "1.2.3.4", StixID: "indicator--1",
-			Fingerprint: "f1", Severity: "High", Status: "imported", UpdatedAt: T0()},
+			Fingerprint: "f1", Severity: "High", Status: "imported", UpdatedAt: T0(), StixModified: T0().Add(-time.Hour + 1234*time.Microsecond)},
 		{Key: "DomainName|evil.test", IndicatorType: "DomainName", Value: "evil.test", StixID: "indicator--2",
 			Status: "failed", FailureReason: "400 InvalidValue", UpdatedAt: T0(),
 			Payload: `{"indicatorValue":"evil.test","title":"ünïcode 'quoted' \"x\"","description":"` + strings.Repeat("d", 4000) + `"}`},
@@ -632,7 +655,9 @@ func testIndicatorRecords(t *testing.T, s store.Store) {
 	list, err = s.ListIndicatorRecords(ctx)
 	require.NoError(t, err)
 	recs[0].UpdatedAt, recs[1].UpdatedAt = us(T0()), us(T0())
+	recs[0].StixModified = us(recs[0].StixModified)
 	assert.Equal(t, []store.IndicatorRecord{recs[1], recs[0]}, list, "ordered by key")
+	assert.True(t, list[0].StixModified.IsZero(), "no STIX modified: zero")
 
 	assert.Equal(t, recs[1].Payload, list[0].Payload, "payload round-trips byte for byte")
 

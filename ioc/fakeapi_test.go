@@ -7,10 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/store"
 )
 
 // fakeAPI is an in-memory Defender indicator API that upserts by type+value
@@ -148,120 +146,4 @@ func (f *fakeAPI) resetCalls() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.imports, f.deletes, f.lists = nil, nil, 0
-}
-
-// memStore is an in-memory StateStore and Leaser.
-type memStore struct {
-	mu      sync.Mutex
-	recs    map[string]store.IndicatorRecord
-	runs    []store.SyncRun
-	audit   []store.AuditEvent
-	leases  map[string]lease
-	upserts int
-}
-
-type lease struct {
-	owner string
-	until time.Time
-}
-
-func newMemStore() *memStore {
-	return &memStore{recs: map[string]store.IndicatorRecord{}, leases: map[string]lease{}}
-}
-
-func (m *memStore) ListIndicatorRecords(context.Context) ([]store.IndicatorRecord, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]store.IndicatorRecord, 0, len(m.recs))
-	for _, r := range m.recs {
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-func (m *memStore) UpsertIndicatorRecords(_ context.Context, recs []store.IndicatorRecord) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.upserts++
-	for _, r := range recs {
-		m.recs[r.Key] = r
-	}
-	return nil
-}
-
-func (m *memStore) DeleteIndicatorRecords(_ context.Context, keys []string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, k := range keys {
-		delete(m.recs, k)
-	}
-	return nil
-}
-
-func (m *memStore) SaveSyncRun(_ context.Context, r store.SyncRun) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.runs = append(m.runs, r)
-	return nil
-}
-
-func (m *memStore) LastSyncRun(context.Context) (*store.SyncRun, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.runs) == 0 {
-		return nil, store.ErrNotFound
-	}
-	r := m.runs[len(m.runs)-1]
-	return &r, nil
-}
-
-func (m *memStore) LastSuccessfulSyncRun(context.Context) (*store.SyncRun, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for i := len(m.runs) - 1; i >= 0; i-- {
-		if m.runs[i].OK {
-			r := m.runs[i]
-			return &r, nil
-		}
-	}
-	return nil, store.ErrNotFound
-}
-
-func (m *memStore) AppendAudit(_ context.Context, e store.AuditEvent) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.audit = append(m.audit, e)
-	return nil
-}
-
-func (m *memStore) AcquireLease(_ context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if l, ok := m.leases[name]; ok && l.owner != owner && now.Before(l.until) {
-		return false, nil
-	}
-	m.leases[name] = lease{owner, now.Add(ttl)}
-	return true, nil
-}
-
-func (m *memStore) ReleaseLease(_ context.Context, name, owner string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if l, ok := m.leases[name]; ok && l.owner == owner {
-		delete(m.leases, name)
-	}
-	return nil
-}
-
-func (m *memStore) record(key string) (store.IndicatorRecord, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.recs[key]
-	return r, ok
-}
-
-func (m *memStore) numRecords() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.recs)
 }
