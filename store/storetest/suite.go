@@ -560,19 +560,35 @@ func testLeases(t *testing.T, s store.Store) {
 	// LeaseHolder: who holds it and since when, renewals keeping the start.
 	_, err = s.LeaseHolder(ctx, "held", T0())
 	require.ErrorIs(t, err, store.ErrNotFound, "never taken")
-	require.True(t, func() bool { ok, err := s.AcquireLease(ctx, "held", "a", T0(), ttl); require.NoError(t, err); return ok }())
-	require.True(t, func() bool { ok, err := s.AcquireLease(ctx, "held", "a", T0().Add(40*time.Second), ttl); require.NoError(t, err); return ok }())
+	require.True(t, func() bool {
+		ok, err := s.AcquireLease(ctx, "held", "a", T0(), ttl)
+		require.NoError(t, err)
+		return ok
+	}())
+	require.True(t, func() bool {
+		ok, err := s.AcquireLease(ctx, "held", "a", T0().Add(40*time.Second), ttl)
+		require.NoError(t, err)
+		return ok
+	}())
 	h, err := s.LeaseHolder(ctx, "held", T0().Add(90*time.Second))
 	require.NoError(t, err)
 	assert.Equal(t, store.Lease{Name: "held", Owner: "a", Since: us(T0()), ExpiresAt: us(T0().Add(100 * time.Second))}, h, "a renewal keeps Since")
 	_, err = s.LeaseHolder(ctx, "held", T0().Add(100*time.Second))
 	require.ErrorIs(t, err, store.ErrNotFound, "expired")
-	require.True(t, func() bool { ok, err := s.AcquireLease(ctx, "held", "b", T0().Add(101*time.Second), ttl); require.NoError(t, err); return ok }())
+	require.True(t, func() bool {
+		ok, err := s.AcquireLease(ctx, "held", "b", T0().Add(101*time.Second), ttl)
+		require.NoError(t, err)
+		return ok
+	}())
 	h, err = s.LeaseHolder(ctx, "held", T0().Add(101*time.Second))
 	require.NoError(t, err)
 	assert.Equal(t, "b", h.Owner)
 	assert.Equal(t, us(T0().Add(101*time.Second)), h.Since, "a takeover starts afresh")
-	require.True(t, func() bool { ok, err := s.AcquireLease(ctx, "held", "b", T0().Add(300*time.Second), ttl); require.NoError(t, err); return ok }())
+	require.True(t, func() bool {
+		ok, err := s.AcquireLease(ctx, "held", "b", T0().Add(300*time.Second), ttl)
+		require.NoError(t, err)
+		return ok
+	}())
 	h, err = s.LeaseHolder(ctx, "held", T0().Add(300*time.Second))
 	require.NoError(t, err)
 	assert.Equal(t, us(T0().Add(300*time.Second)), h.Since, "retaking one's own expired lease starts afresh")
