@@ -108,6 +108,7 @@ func TestPushIOCsWaitsForNoOtherSync(t *testing.T) {
 
 	r := runCLI(t, srv, env, "push-iocs", "--stix-objects-path", feed, "--action", "Block", "--severity", "High")
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, r.stderr, "another replica is running the IOC sync")
+	assert.Contains(t, r.stderr, "an IOC sync is already running since")
+	assert.Contains(t, r.stderr, "(replica serve-replica)")
 	assert.Empty(t, srv.Indicators(), "nothing sent")
 }
