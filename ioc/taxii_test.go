@@ -339,8 +339,8 @@ func TestSyncerNeedsOneFeed(t *testing.T) {
 	srv := taxiiServer(t, 10, nil)
 	_, err := NewSyncer(h.api, h.st, Options{StixObjectsPath: h.path, Feed: taxiiFeed(t, srv, "x"), Action: "Block"}, nil)
 	require.ErrorIs(t, err, ErrInvalidOptions)
-	// memStore keeps no feed positions.
-	_, err = NewSyncer(h.api, h.st, Options{Feed: taxiiFeed(t, srv, "x"), Action: "Block"}, nil)
+	// A state store that keeps no feed positions.
+	_, err = NewSyncer(h.api, struct{ StateStore }{h.st}, Options{Feed: taxiiFeed(t, srv, "x"), Action: "Block"}, nil)
 	require.ErrorContains(t, err, "cannot keep the position")
 	var _ CursorStore = store.Store(nil)
 }
