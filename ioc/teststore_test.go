@@ -26,18 +26,6 @@ func newTestStore(tb testing.TB) *testStore {
 	return &testStore{Store: storetest.OpenSQLite(tb), faults: map[string]error{}}
 }
 
-// failOn makes method (e.g. "UpsertIndicatorRecords") fail with err; nil
-// heals it.
-func (s *testStore) failOn(method string, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err == nil {
-		delete(s.faults, method)
-		return
-	}
-	s.faults[method] = err
-}
-
 func (s *testStore) fault(method string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
