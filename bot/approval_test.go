@@ -95,7 +95,7 @@ func TestRequesterNotAllowed(t *testing.T) {
 	h.slack.groups["SANALYSTS"] = []string{"UOTHER"}
 	h.command(t, analyst, "isolate ws-001.contoso.com full evil")
 	h.svc.Wait()
-	assert.Empty(t, h.store.reqs)
+	assert.Empty(t, h.store.all(t))
 	msgs := h.slack.ephemeralTo(analyst)
 	require.Len(t, msgs, 1)
 	assert.Contains(t, msgs[0], "not allowed to request")
@@ -103,7 +103,7 @@ func TestRequesterNotAllowed(t *testing.T) {
 
 	// A member of the requester group may.
 	h.command(t, "UOTHER", "isolate ws-001.contoso.com full evil")
-	assert.Len(t, h.store.reqs, 1)
+	assert.Len(t, h.store.all(t), 1)
 }
 
 func TestRefusals(t *testing.T) {
@@ -311,7 +311,7 @@ func TestMachineResolution(t *testing.T) {
 	h.command(t, analyst, "isolate dup.contoso.com full evil")
 	h.command(t, analyst, "isolate nope.contoso.com full evil")
 	h.command(t, analyst, "isolate 9e5bc9d7e413ddd7902c2932e418702b84d0cc07 full evil")
-	assert.Empty(t, h.store.reqs)
+	assert.Empty(t, h.store.all(t))
 	msgs := h.slack.ephemeralTo(analyst)
 	require.Len(t, msgs, 3)
 	assert.Contains(t, msgs[0], "2 machines match")
@@ -330,7 +330,7 @@ func TestMachineLookupErrorIsEscaped(t *testing.T) {
 	h := newHarness(t, nil)
 	h.def.findErr = &defender.APIError{StatusCode: 400, Code: "BadRequest", Message: "bad name <!channel> <http://evil|here>"}
 	h.command(t, analyst, "isolate ws-009.contoso.com full evil")
-	assert.Empty(t, h.store.reqs)
+	assert.Empty(t, h.store.all(t))
 	msgs := h.slack.ephemeralTo(analyst)
 	require.Len(t, msgs, 1)
 	assert.Contains(t, msgs[0], "Could not look the machine up")
@@ -344,7 +344,7 @@ func TestGetActionRunsWithoutApproval(t *testing.T) {
 	h.command(t, analyst, "action 7f4c2a8e-0b1d-4c3e-9a2f-1234567890ab")
 	require.Equal(t, 1, h.def.runCount())
 	assert.Equal(t, "get-action", h.def.runs[0].Action)
-	assert.Empty(t, h.store.reqs)
+	assert.Empty(t, h.store.all(t))
 	assert.Empty(t, h.slack.find("chat.postMessage"))
 	assert.Equal(t, []string{"call", "result"}, h.store.auditKinds("")[0:2])
 }
@@ -368,7 +368,7 @@ func TestModalForMissingArguments(t *testing.T) {
 	errs := resp.(*slack.ViewSubmissionResponse).Errors
 	assert.Contains(t, errs, "machine")
 	assert.Contains(t, errs, "comment")
-	assert.Empty(t, h.store.reqs)
+	assert.Empty(t, h.store.all(t))
 
 	resp, err = h.svc.HandleInteraction(context.Background(), viewSubmission(analyst, v, map[string]string{
 		"machine": "ws-001.contoso.com", "isolation_type": "option:Selective", "comment": "from the form",

@@ -1,10 +1,10 @@
 package bot
 
-// Tests of the bot against the real store (SQLite file and PostgreSQL): the
-// in-memory fake (fakes_test.go) does not enforce the store's life-cycle
-// rules (store/states.go), so these prove that every transition the bot
-// makes is accepted. Helpers here are shared by replicas_test.go and
-// faults_test.go.
+// Tests of the bot against both real stores (SQLite file and PostgreSQL),
+// several replicas sharing one database. Every bot test uses a real store
+// (the single-replica harness a temporary SQLite file, stubs_test.go);
+// faults_test.go wraps one to inject failures. Helpers here are shared by
+// replicas_test.go and faults_test.go.
 
 import (
 	"context"

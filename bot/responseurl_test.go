@@ -43,7 +43,7 @@ func TestResponseURLFailureFallsBackAndStaysOutOfTheLog(t *testing.T) {
 // allowed host is never posted to (the reply goes by chat.postEphemeral).
 func TestResponseURLOnlyToSlackHosts(t *testing.T) {
 	clock := &fakeClock{t: t0}
-	rp := newReplica(t, "r1", newMemStore(), newFakeDefender(), clock, replicaOpts{})
+	rp := newReplica(t, "r1", newTestStore(t, clock), newFakeDefender(), clock, replicaOpts{})
 	for _, u := range []string{
 		"http://169.254.169.254/latest/meta-data/",
 		"https://hooks.slack.com.evil.example/commands/T0/1/x",

@@ -18,7 +18,7 @@ func seed(t *testing.T, h *harness, id string, st approval.State, mod func(*appr
 	r := &approval.Request{ID: id, Action: "isolate", State: st, RequiredApprovals: 1, RequesterID: analyst,
 		Args:            actions.Args{MachineID: machineID, Comment: "c", IsolationType: "Full"},
 		ApprovalChannel: approvals, ApprovalTS: "1.1", CreatedAt: t0.Add(-time.Hour), UpdatedAt: t0.Add(-time.Hour), ExpiresAt: t0.Add(time.Hour),
-		Approvals: []approval.Vote{{UserID: approver1}}}
+		Approvals: []approval.Vote{{UserID: approver1, At: t0.Add(-time.Hour)}}}
 	if mod != nil {
 		mod(r)
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,206 +21,34 @@ import (
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
 	"github.com/defenderbot/defenderbot/store"
+	"github.com/defenderbot/defenderbot/store/storetest"
 )
 
-// memStore is an in-memory Store with the contract's atomic semantics.
-type memStore struct {
-	mu     sync.Mutex
-	reqs   map[string]*approval.Request
-	leases map[string]lease
-	audit  []approval.AuditEvent
+// testStore is the real SQLite store (a temporary file) with the look-ups
+// tests use; faultStore wraps a store to inject failures.
+type testStore struct{ store.Store }
+
+func newTestStore(t *testing.T, clock *fakeClock) *testStore {
+	t.Helper()
+	return &testStore{storetest.OpenSQLite(t, store.WithClock(clock.Now))}
 }
 
-type lease struct {
-	owner string
-	until time.Time
+// all lists every stored request.
+func (s *testStore) all(t *testing.T) []*approval.Request {
+	t.Helper()
+	rs, err := s.ListRequests(context.Background(), approval.RequestFilter{})
+	require.NoError(t, err)
+	return rs
 }
 
-func newMemStore() *memStore {
-	return &memStore{reqs: map[string]*approval.Request{}, leases: map[string]lease{}}
-}
-
-func cloneReq(r *approval.Request) *approval.Request {
-	c := *r
-	c.Approvals = slices.Clone(r.Approvals)
-	return &c
-}
-
-func (m *memStore) CreateRequest(_ context.Context, r *approval.Request) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.reqs[r.ID]; ok {
-		return fmt.Errorf("duplicate id")
+// auditKinds lists the kinds of the audit lines of requestID ("": all), in order.
+func (s *testStore) auditKinds(requestID string) []string {
+	evs, err := s.ListAudit(context.Background(), time.Time{})
+	if err != nil {
+		panic(err)
 	}
-	m.reqs[r.ID] = cloneReq(r)
-	return nil
-}
-
-func (m *memStore) GetRequest(_ context.Context, id string) (*approval.Request, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.reqs[id]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	return cloneReq(r), nil
-}
-
-func (m *memStore) ListRequests(_ context.Context, f approval.RequestFilter) ([]*approval.Request, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []*approval.Request
-	for _, r := range m.reqs {
-		if len(f.States) == 0 || slices.Contains(f.States, r.State) {
-			out = append(out, cloneReq(r))
-		}
-	}
-	return out, nil
-}
-
-func (m *memStore) SetApprovalMessage(_ context.Context, id, ch, ts string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.reqs[id]
-	if !ok {
-		return store.ErrNotFound
-	}
-	r.ApprovalChannel, r.ApprovalTS = ch, ts
-	return nil
-}
-
-func (m *memStore) AddApproval(_ context.Context, id, user string, at time.Time) (*approval.Request, approval.Decision, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.reqs[id]
-	if !ok {
-		return nil, approval.Decision{}, store.ErrNotFound
-	}
-	if r.State != approval.StatePending {
-		return nil, approval.Decision{}, approval.ErrNotPending
-	}
-	if !at.Before(r.ExpiresAt) {
-		r.State = approval.StateExpired
-		return nil, approval.Decision{}, approval.ErrExpired
-	}
-	for _, a := range r.Approvals {
-		if a.UserID == user {
-			return nil, approval.Decision{}, approval.ErrAlreadyVoted
-		}
-	}
-	r.Approvals = append(r.Approvals, approval.Vote{UserID: user, At: at})
-	dec := approval.Decision{}
-	if len(r.Approvals) >= r.RequiredApprovals {
-		r.State = approval.StateApproved
-		dec.Approved = true
-	}
-	r.UpdatedAt = at
-	return cloneReq(r), dec, nil
-}
-
-func (m *memStore) Reject(_ context.Context, id, user, reason string, at time.Time) (*approval.Request, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.reqs[id]
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	if r.State != approval.StatePending {
-		return nil, approval.ErrNotPending
-	}
-	if !at.Before(r.ExpiresAt) {
-		r.State = approval.StateExpired
-		return nil, approval.ErrExpired
-	}
-	r.State, r.RejectedBy, r.RejectReason, r.UpdatedAt = approval.StateRejected, user, reason, at
-	return cloneReq(r), nil
-}
-
-func (m *memStore) Transition(_ context.Context, id string, from, to approval.State, at time.Time) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.reqs[id]
-	if !ok {
-		return false, store.ErrNotFound
-	}
-	if r.State != from {
-		return false, nil
-	}
-	r.State, r.UpdatedAt = to, at
-	return true, nil
-}
-
-func (m *memStore) UpdateRequest(_ context.Context, id string, u approval.RequestUpdate, at time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.reqs[id]
-	if !ok {
-		return store.ErrNotFound
-	}
-	if u.State != nil {
-		r.State = *u.State
-	}
-	if u.MachineActionID != nil {
-		r.MachineActionID = *u.MachineActionID
-	}
-	if u.MachineActionStatus != nil {
-		r.MachineActionStatus = *u.MachineActionStatus
-	}
-	if u.Result != nil {
-		r.Result = *u.Result
-	}
-	if u.Error != nil {
-		r.Error = *u.Error
-	}
-	r.UpdatedAt = at
-	return nil
-}
-
-func (m *memStore) ExpirePending(_ context.Context, now time.Time) ([]*approval.Request, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []*approval.Request
-	for _, r := range m.reqs {
-		if r.State == approval.StatePending && r.ExpiresAt.Before(now) {
-			r.State = approval.StateExpired
-			out = append(out, cloneReq(r))
-		}
-	}
-	return out, nil
-}
-
-func (m *memStore) AcquireLease(_ context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l, ok := m.leases[name]
-	if ok && l.owner != owner && now.Before(l.until) {
-		return false, nil
-	}
-	m.leases[name] = lease{owner: owner, until: now.Add(ttl)}
-	return true, nil
-}
-
-func (m *memStore) ReleaseLease(_ context.Context, name, owner string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if l, ok := m.leases[name]; ok && l.owner == owner {
-		delete(m.leases, name)
-	}
-	return nil
-}
-
-func (m *memStore) AppendAudit(_ context.Context, e approval.AuditEvent) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.audit = append(m.audit, e)
-	return nil
-}
-
-func (m *memStore) auditKinds(requestID string) []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	var out []string
-	for _, e := range m.audit {
+	for _, e := range evs {
 		if requestID == "" || e.RequestID == requestID {
 			out = append(out, e.Kind)
 		}
@@ -229,15 +56,12 @@ func (m *memStore) auditKinds(requestID string) []string {
 	return out
 }
 
-func (m *memStore) only(t *testing.T) *approval.Request {
+// only returns the one stored request.
+func (s *testStore) only(t *testing.T) *approval.Request {
 	t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	require.Len(t, m.reqs, 1)
-	for _, r := range m.reqs {
-		return cloneReq(r)
-	}
-	return nil
+	rs := s.all(t)
+	require.Len(t, rs, 1)
+	return rs[0]
 }
 
 // slackCall is one recorded Slack Web API call.
@@ -495,7 +319,7 @@ var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
 type harness struct {
 	svc   *Service
-	store *memStore
+	store *testStore
 	slack *fakeSlack
 	def   *fakeDefender
 	clock *fakeClock
@@ -522,7 +346,8 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	if mod != nil {
 		mod(&cfg)
 	}
-	h := &harness{store: newMemStore(), slack: newFakeSlack(t), def: newFakeDefender(), clock: &fakeClock{t: t0}}
+	h := &harness{slack: newFakeSlack(t), def: newFakeDefender(), clock: &fakeClock{t: t0}}
+	h.store = newTestStore(t, h.clock)
 	// Polls advance the fake clock instead of sleeping.
 	sleep := func(ctx context.Context, d time.Duration) error {
 		if err := ctx.Err(); err != nil {
