@@ -13,12 +13,15 @@ import (
 	"github.com/defenderbot/defenderbot/ioc"
 )
 
-// runPushIOCs runs one IOC sync from a STIX feed. With --dry-run it prints
+// runPushIOCs runs one IOC sync from a STIX feed: a file or directory, or a
+// TAXII 2.1 collection. With --dry-run it prints
 // the plan and sends no write call. Exit codes: 0 success, 1 failure, 2 usage.
 func runPushIOCs(ctx context.Context, c *cli, args []string) int {
-	fs := newFlagSet(c, "push-iocs", "push-iocs --stix-objects-path FILE [flags]")
+	fs := newFlagSet(c, "push-iocs", "push-iocs (--stix-objects-path FILE | --taxii-url URL --taxii-collection ID) [flags]")
 	cfgPath := configFlag(fs)
 	path := fs.String("stix-objects-path", "", "STIX 2.1 feed: a bundle, a JSON array of objects, or a directory of them (iocs.stix_objects_path)")
+	taxiiURL := fs.String("taxii-url", "", "TAXII 2.1 API root to read the feed from instead of a file; credentials from iocs.taxii.* or DEFENDERBOT_IOCS_TAXII_* (iocs.taxii.url)")
+	taxiiColl := fs.String("taxii-collection", "", "TAXII collection ID (iocs.taxii.collection)")
 	action := fs.String("action", "", "indicator action: "+strings.Join(defender.IndicatorActions(), ", ")+" (iocs.action)")
 	severity := fs.String("severity", "", "indicator severity: "+strings.Join(defender.IndicatorSeverities(), ", ")+" (iocs.severity)")
 	genAlert := fs.Bool("generate-alert", false, "raise an alert when an indicator matches (iocs.generate_alert)")
@@ -43,10 +46,16 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 	}
 	// Flags given override the iocs.* keys; then the whole configuration is checked.
 	i := &cfg.IOCs
+	fileFlag, taxiiFlag := false, false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "stix-objects-path":
-			i.STIXObjectsPath = *path
+			// A feed named on the command line replaces the configured one.
+			i.STIXObjectsPath, i.TAXII.URL, fileFlag = *path, "", true
+		case "taxii-url":
+			i.TAXII.URL, i.STIXObjectsPath, taxiiFlag = *taxiiURL, "", true
+		case "taxii-collection":
+			i.TAXII.Collection = *taxiiColl
 		case "action":
 			i.Action = *action
 		case "severity":
@@ -61,8 +70,15 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 			i.MaxDeleteFraction = *maxDel
 		}
 	})
-	if i.STIXObjectsPath == "" {
-		fmt.Fprintln(c.stderr, "defenderbot push-iocs: --stix-objects-path (or iocs.stix_objects_path) is required")
+	switch {
+	case fileFlag && taxiiFlag:
+		fmt.Fprintln(c.stderr, "defenderbot push-iocs: give --stix-objects-path or --taxii-url, not both")
+		return 2
+	case i.STIXObjectsPath == "" && i.TAXII.URL == "":
+		fmt.Fprintln(c.stderr, "defenderbot push-iocs: --stix-objects-path or --taxii-url (or iocs.stix_objects_path or iocs.taxii.url) is required")
+		return 2
+	case i.STIXObjectsPath != "" && i.TAXII.URL != "":
+		fmt.Fprintln(c.stderr, "defenderbot push-iocs: iocs.stix_objects_path and iocs.taxii.url are both set: give --stix-objects-path or --taxii-url to choose")
 		return 2
 	}
 	if err := cfg.Validate(config.ForDefender); err != nil {
@@ -83,7 +99,11 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 	}
 	defer st.Close()
 
-	opts := iocOptions(cfg.IOCs)
+	opts, err := iocOptions(cfg.IOCs, logger)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot push-iocs: %v\n", err)
+		return 1
+	}
 	opts.Force, opts.DryRun = *force, *dryRun
 	syncer, err := ioc.NewSyncer(client, st, opts, logger)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/ioc"
 	"github.com/defenderbot/defenderbot/store"
+	"github.com/defenderbot/defenderbot/taxii/taxiitest"
 )
 
 const pushFeed = `[
@@ -111,4 +112,76 @@ func TestPushIOCsWaitsForNoOtherSync(t *testing.T) {
 	assert.Contains(t, r.stderr, "an IOC sync is already running since")
 	assert.Contains(t, r.stderr, "(replica serve-replica)")
 	assert.Empty(t, srv.Indicators(), "nothing sent")
+}
+
+// taxiiPushServer serves pushFeed's objects in one collection, one per page.
+func taxiiPushServer(t *testing.T) *taxiitest.Server {
+	t.Helper()
+	ts := taxiitest.NewServer(t, taxiitest.WithBasicAuth("soc", "taxii-cli-secret"), taxiitest.WithMaxPageSize(1))
+	var objs []json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(pushFeed), &objs))
+	for _, o := range objs {
+		_, err := ts.AddObjects(taxiitest.SampleCollectionID, o)
+		require.NoError(t, err)
+	}
+	return ts
+}
+
+func TestPushIOCsFromTAXIIMatchesTheFile(t *testing.T) {
+	srv := defendertest.NewServer(t)
+	env, feed := pushEnv(t, srv)
+	ts := taxiiPushServer(t)
+	env["DEFENDERBOT_IOCS_TAXII_USERNAME"] = "soc"
+	env["DEFENDERBOT_IOCS_TAXII_PASSWORD"] = "taxii-cli-secret"
+	common := []string{"--action", "Block", "--severity", "High", "--dry-run", "--output", "json"}
+	fromFile := runCLI(t, srv, env, append([]string{"push-iocs", "--stix-objects-path", feed}, common...)...)
+	require.Equal(t, 0, fromFile.code, fromFile.stderr)
+	fromTAXII := runCLI(t, srv, env, append([]string{"push-iocs", "--taxii-url", ts.APIRoot(), "--taxii-collection", taxiitest.SampleCollectionID}, common...)...)
+	require.Equal(t, 0, fromTAXII.code, fromTAXII.stderr)
+	assert.JSONEq(t, fromFile.stdout, fromTAXII.stdout)
+	assert.Len(t, ts.ObjectRequests(), 4, "two pages, read twice")
+	assert.Empty(t, srv.Indicators())
+
+	// A real run, then an incremental one that asks only for what was added since.
+	args := []string{"push-iocs", "--taxii-url", ts.APIRoot(), "--taxii-collection", taxiitest.SampleCollectionID, "--action", "Block", "--severity", "High"}
+	r := runCLI(t, srv, env, args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "2 imported")
+	assert.Len(t, srv.Indicators(), 2)
+	r = runCLI(t, srv, env, append(args, "--output", "json")...)
+	require.Equal(t, 0, r.code, r.stderr)
+	var rep map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep))
+	assert.EqualValues(t, 0, rep["read"])
+	reqs := ts.ObjectRequests()
+	assert.Contains(t, reqs[len(reqs)-1].RawQuery, "added_after=")
+}
+
+func TestPushIOCsFromTAXIIErrors(t *testing.T) {
+	srv := defendertest.NewServer(t)
+	env, feed := pushEnv(t, srv)
+	ts := taxiiPushServer(t)
+	env["DEFENDERBOT_IOCS_TAXII_USERNAME"] = "soc"
+	env["DEFENDERBOT_IOCS_TAXII_PASSWORD"] = "wrong-cli-secret"
+	taxiiArgs := []string{"push-iocs", "--taxii-url", ts.APIRoot(), "--taxii-collection", taxiitest.SampleCollectionID}
+
+	r := runCLI(t, srv, env, taxiiArgs...)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "401 Unauthorized")
+	assert.Contains(t, r.stderr, ts.APIRoot()+"collections/"+taxiitest.SampleCollectionID+"/objects/")
+	assert.NotContains(t, r.stderr+r.stdout, "wrong-cli-secret")
+
+	r = runCLI(t, srv, env, append(taxiiArgs, "--stix-objects-path", feed)...)
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "not both")
+
+	r = runCLI(t, srv, env, "push-iocs", "--taxii-url", ts.APIRoot())
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "iocs.taxii.collection is required")
+
+	env["DEFENDERBOT_IOCS_TAXII_URL"] = ts.APIRoot()
+	env["DEFENDERBOT_IOCS_STIX_OBJECTS_PATH"] = feed
+	r = runCLI(t, srv, env, "push-iocs")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "both set")
 }

@@ -116,7 +116,11 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 	replica := cfg.Replica()
 	var iocs bot.IOCSync
 	if cfg.IOCs.Enabled {
-		opts := iocOptions(cfg.IOCs)
+		opts, err := iocOptions(cfg.IOCs, logger.With("component", "iocs"))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("IOC sync: %w", err)
+		}
 		opts.Metrics = s.metrics
 		syncer, err := ioc.NewSyncer(s.defender, st, opts, logger.With("component", "iocs"))
 		if err != nil {

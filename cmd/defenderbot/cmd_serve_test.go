@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/defenderbot/defenderbot/internal/testutil"
 	"github.com/defenderbot/defenderbot/ioc"
 	"github.com/defenderbot/defenderbot/store"
+	"github.com/defenderbot/defenderbot/taxii/taxiitest"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes, so a test can
@@ -189,18 +191,43 @@ func TestServeRefusesBadConfig(t *testing.T) {
 // TestServeWiresTheIOCSync checks that serve schedules the STIX -> Defender
 // sync under the "iocs-sync" lease and reports each run to Slack.
 func TestServeWiresTheIOCSync(t *testing.T) {
+	t.Run("file", func(t *testing.T) {
+		serveIOCSync(t, map[string]string{
+			"DEFENDERBOT_IOCS_STIX_OBJECTS_PATH": testutil.Fixture(t, "sekoia/stix_objects_ipv4_and_file_hash.json"),
+		})
+	})
+	t.Run("taxii", func(t *testing.T) {
+		ts := taxiitest.NewServer(t, taxiitest.WithBearerToken("serve-taxii-token"))
+		ts.AddSampleData()
+		emu, db := serveIOCSync(t, map[string]string{
+			"DEFENDERBOT_IOCS_TAXII_URL":        ts.APIRoot(),
+			"DEFENDERBOT_IOCS_TAXII_COLLECTION": taxiitest.SampleCollectionID,
+			"DEFENDERBOT_IOCS_TAXII_TOKEN":      "serve-taxii-token",
+		})
+		assert.Len(t, emu.Indicators(), 4, "the sample collection's hash, IP, domain and URL")
+		st, err := store.Open(context.Background(), "sqlite", db)
+		require.NoError(t, err)
+		defer st.Close()
+		pos, err := st.FeedCursor(context.Background(), "TAXII collection "+taxiitest.SampleCollectionID+" at "+ts.APIRoot())
+		require.NoError(t, err)
+		assert.Equal(t, "2026-01-01T00:05:00.000000Z", pos)
+	})
+}
+
+// serveIOCSync runs serve with the IOC sync on the feed env names, triggers
+// one run and checks it was reported, counted and recorded.
+func serveIOCSync(t *testing.T, feedEnv map[string]string) (*defendertest.Server, string) {
 	emu := defendertest.NewServer(t)
 	sf := slackfake.NewT(t)
 	db := filepath.Join(t.TempDir(), "serve.db")
 	cfgPath := writeServeConfig(t, emu, sf, "127.0.0.1:0", db)
-	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string {
-		return map[string]string{
-			"DEFENDERBOT_IOCS_ENABLED":           "true",
-			"DEFENDERBOT_IOCS_STIX_OBJECTS_PATH": testutil.Fixture(t, "sekoia/stix_objects_ipv4_and_file_hash.json"),
-			"DEFENDERBOT_IOCS_SCHEDULE":          "@every 1h",
-			"DEFENDERBOT_IOCS_REPORT_CHANNEL":    "C0IOCS",
-		}[k]
-	}, httpClient: emu.HTTPClient()}
+	env := map[string]string{
+		"DEFENDERBOT_IOCS_ENABLED":        "true",
+		"DEFENDERBOT_IOCS_SCHEDULE":       "@every 1h",
+		"DEFENDERBOT_IOCS_REPORT_CHANNEL": "C0IOCS",
+	}
+	maps.Copy(env, feedEnv)
+	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return env[k] }, httpClient: emu.HTTPClient()}
 	cfg, err := loadConfig(c, cfgPath)
 	require.NoError(t, err)
 	require.NoError(t, cfg.Validate(config.ForServe))
@@ -243,6 +270,8 @@ func TestServeWiresTheIOCSync(t *testing.T) {
 	run, err := st.LastSyncRun(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "schedule", run.Trigger)
+	assert.True(t, run.OK, run.Summary)
+	return emu, db
 }
 
 // TestServeSocketMode runs serve with slack.app_token set: Slack's events

@@ -14,6 +14,7 @@ import (
 	"github.com/defenderbot/defenderbot/internal/logctx"
 	"github.com/defenderbot/defenderbot/ioc"
 	"github.com/defenderbot/defenderbot/store"
+	"github.com/defenderbot/defenderbot/taxii"
 )
 
 // Shared helpers for subcommands: flag sets, configuration, logger, store
@@ -149,9 +150,10 @@ func newLoggerTo(w io.Writer, cfg *config.Config) *slog.Logger {
 }
 
 // iocOptions maps the iocs.* keys to the IOC syncer's options (serve and
-// push-iocs then add their own: metrics, --force, --dry-run).
-func iocOptions(i config.IOCs) ioc.Options {
-	return ioc.Options{
+// push-iocs then add their own: metrics, --force, --dry-run). With
+// iocs.taxii.url set the feed is that TAXII collection.
+func iocOptions(i config.IOCs, logger *slog.Logger) (ioc.Options, error) {
+	o := ioc.Options{
 		StixObjectsPath:   i.STIXObjectsPath,
 		Action:            i.Action,
 		Severity:          i.Severity,
@@ -162,6 +164,17 @@ func iocOptions(i config.IOCs) ioc.Options {
 		MaxDeleteFraction: i.MaxDeleteFraction,
 		MaxObjectBytes:    i.MaxObjectBytes,
 	}
+	if i.TAXII.URL == "" {
+		return o, nil
+	}
+	t := i.TAXII
+	client, err := taxii.New(taxii.Config{APIRoot: t.URL, Username: t.Username, Password: t.Password.Value(), Token: t.Token.Value()},
+		taxii.WithLogger(logger))
+	if err != nil {
+		return o, err
+	}
+	o.StixObjectsPath, o.Feed = "", &ioc.TAXIIFeed{Client: client, Collection: t.Collection, PageSize: t.PageSize}
+	return o, nil
 }
 
 // newDefenderClient builds the Defender API client from cfg, with the
