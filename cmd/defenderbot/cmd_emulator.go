@@ -29,7 +29,7 @@ func runEmulator(ctx context.Context, c *cli, args []string) int {
 		return 1
 	}
 	if *taxiiListen == "" {
-		*taxiiListen = nextPort(l.Addr().String())
+		*taxiiListen = nextPort(*listen)
 	}
 	tl, err := net.Listen("tcp", *taxiiListen)
 	if err != nil {
