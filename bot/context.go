@@ -48,6 +48,13 @@ func (s *Service) setCardInfo(id string, info machineinfo.Info) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cards[id] = info
+	// A request decided on another replica is never final here: forget
+	// context older than any request can stay pending.
+	for k, v := range s.cards {
+		if info.At.Sub(v.At) > 2*s.cfg.TTL {
+			delete(s.cards, k)
+		}
+	}
 }
 
 func (s *Service) dropCardInfo(id string) {

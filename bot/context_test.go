@@ -87,3 +87,17 @@ func TestAgo(t *testing.T) {
 		assert.Equal(t, want, ago(now, now.Add(-d)), d)
 	}
 }
+
+func TestCardInfoIsForgottenAfterTwoTTLs(t *testing.T) {
+	s := &Service{cfg: Config{TTL: time.Hour}, cards: map[string]machineinfo.Info{}}
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	s.setCardInfo("old", machineinfo.Info{At: t0})
+	s.setCardInfo("recent", machineinfo.Info{At: t0.Add(90 * time.Minute)})
+	assert.NotNil(t, s.cardInfo("old"))
+	s.setCardInfo("new", machineinfo.Info{At: t0.Add(3 * time.Hour)})
+	assert.Nil(t, s.cardInfo("old"), "decided elsewhere long ago")
+	assert.NotNil(t, s.cardInfo("recent"))
+	assert.NotNil(t, s.cardInfo("new"))
+	s.dropCardInfo("new")
+	assert.Nil(t, s.cardInfo("new"))
+}
