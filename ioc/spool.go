@@ -31,8 +31,9 @@ type spool[T any] struct {
 
 type spoolRun struct{ off, size int64 }
 
-// spoolMem is how many items a spool holds before it writes a run.
-var spoolMem = 32 << 10
+// spoolMem is how many items a spool holds before it writes a run: a few
+// MB at most, and few enough runs to merge (a million items: 250 runs).
+var spoolMem = 4 << 10
 
 func newSpool[T any](cmp func(a, b T) int, enc func([]byte, T) []byte, dec func(*bufio.Reader) (T, error)) *spool[T] {
 	return &spool[T]{cmp: cmp, enc: enc, dec: dec}
