@@ -16,12 +16,18 @@
 // the latest valid_until (none is latest), then the newest object, then the
 // smallest STIX id.
 //
-// Ownership: an indicator is defenderbot's when the store has a record for
-// it, or when Defender reports application "defenderbot" (Microsoft keeps the
-// first creator's application, so a crash between an import call and its
-// record loses nothing: the next run adopts it). A value someone else added
-// to Defender is never overwritten, recorded or deleted; the feed's object is
-// reported as skipped. Only recorded indicators are ever deleted.
+// Ownership: an indicator is defenderbot's when the store has a record of
+// it with the same Defender id, or when Defender reports application
+// "defenderbot" (Microsoft keeps the first creator's application). Each
+// import batch is recorded (as failed, "unconfirmed") before the call, so a
+// process killed between Defender's answer and the final record still knows
+// the indicators; and a revocation finding no record still removes an
+// indicator whose application is defenderbot and whose externalId is the
+// revoked object's id. A value someone else holds in Defender (another
+// application and another id than the record's, e.g. an analyst who
+// replaced ours) is never overwritten, adopted or deleted; the feed's
+// object is reported as skipped and a stale record dropped (the report's
+// StaleDropped).
 //
 // Sync: each run lists Defender's indicators (for the 15,000 tenant limit,
 // foreign values and drift), compares the feed with the records'

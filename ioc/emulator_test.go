@@ -2,6 +2,7 @@ package ioc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -233,6 +234,110 @@ func TestCompoundShapesFeed(t *testing.T) {
 				assert.NotContains(t, rep.Text(), "compound")
 				assert.Equal(t, 8, rep.Skipped[ReasonNotSingle], "every compound shape")
 			}
+		})
+	}
+}
+
+// TestNeverOverwritesAnIndicatorSomeoneReplaced: defenderbot imported
+// d0.example; an analyst deleted it in the portal and created their own for
+// the same value. A new version of the object neither overwrites the
+// analyst's indicator nor adopts it; the stale record is dropped (and the
+// summary says so), so a later revocation does not delete it either.
+func TestNeverOverwritesAnIndicatorSomeoneReplaced(t *testing.T) {
+	h := newEmuHarness(t)
+	ctx := context.Background()
+	writeFeed(t, h.dir, []feedObj{domainObj(0)})
+	rep, err := h.run(t, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Imported)
+	ours := h.srv.Indicators()
+	require.Len(t, ours, 1)
+	require.NoError(t, h.api.DeleteIndicators(ctx, []string{ours[0].ID}))
+	analystID := h.srv.AddIndicator(defendertest.Indicator{IndicatorValue: "d0.example", IndicatorType: "DomainName",
+		Action: "Allowed", Title: "analyst", Description: "allow-listed by hand", SourceType: "User"})
+
+	v2 := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
+	writeFeed(t, h.dir, []feedObj{{N: 0, Pattern: "[domain-name:value = 'd0.example']", Name: "renamed", Modified: v2}})
+	rep, err = h.run(t, nil)
+	require.NoError(t, err)
+	assert.Zero(t, rep.Imported+rep.Updated, "nothing sent over the analyst's indicator")
+	assert.Equal(t, 1, rep.StaleDropped)
+	assert.Contains(t, rep.Text(), "1 stale records dropped")
+	recs, err := h.st.ListIndicatorRecords(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, recs, "the stale record is dropped")
+
+	writeFeed(t, h.dir, []feedObj{{N: 0, Pattern: "[domain-name:value = 'd0.example']", Revoked: true, Modified: v2.Add(time.Hour)}})
+	_, err = h.run(t, nil)
+	require.NoError(t, err)
+	inds := h.srv.Indicators()
+	require.Len(t, inds, 1, "the revocation deletes nothing of the analyst's")
+	assert.Equal(t, analystID, inds[0].ID)
+	assert.Equal(t, "Allowed", inds[0].Action)
+	assert.Equal(t, "analyst", inds[0].Title)
+}
+
+// diesAfterImport is a process that dies right after Defender accepted an
+// import: the call succeeds, and nothing the store is asked afterwards is
+// written.
+type diesAfterImport struct {
+	IndicatorAPI
+	dead *bool
+}
+
+func (d diesAfterImport) ImportIndicators(ctx context.Context, inds []defender.Indicator) ([]defender.ImportResult, error) {
+	res, err := d.IndicatorAPI.ImportIndicators(ctx, inds)
+	*d.dead = err == nil
+	return res, err
+}
+
+type deadStore struct {
+	store.Store
+	dead *bool
+}
+
+func (d deadStore) UpsertIndicatorRecords(ctx context.Context, recs []store.IndicatorRecord) error {
+	if *d.dead {
+		return errors.New("process killed")
+	}
+	return d.Store.UpsertIndicatorRecords(ctx, recs)
+}
+
+// TestCrashBetweenImportAndRecord: the process dies after Defender accepted
+// an import and before the run recorded it; a later run given only the
+// object's revocation removes the indicator. Both defences are exercised:
+// the record written before the call, and, when no record exists at all
+// (a run of an older version died), Defender's own application + externalId.
+func TestCrashBetweenImportAndRecord(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		loseRecord bool
+	}{{"record written before the call", false}, {"no record: recognised by application and externalId", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newEmuHarness(t)
+			ctx := context.Background()
+			writeFeed(t, h.dir, []feedObj{domainObj(0)})
+			dead := false
+			o := Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}
+			s, err := NewSyncer(diesAfterImport{h.api, &dead}, deadStore{h.st, &dead}, o, nil)
+			require.NoError(t, err)
+			_, err = s.Run(ctx, "schedule")
+			require.ErrorContains(t, err, "process killed")
+			require.Len(t, h.srv.Indicators(), 1, "Defender accepted the import")
+			recs, err := h.st.ListIndicatorRecords(ctx)
+			require.NoError(t, err)
+			require.Len(t, recs, 1)
+			assert.Equal(t, StatusFailed, recs[0].Status, "recorded as unconfirmed before the call")
+			if tt.loseRecord {
+				require.NoError(t, h.st.DeleteIndicatorRecords(ctx, []string{recs[0].Key}))
+			}
+
+			writeFeed(t, h.dir, []feedObj{{N: 0, Pattern: "[domain-name:value = 'd0.example']", Revoked: true,
+				Modified: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)}})
+			rep, err := h.run(t, nil)
+			require.NoError(t, err)
+			assert.Equal(t, 1, rep.Deleted)
+			assert.Empty(t, h.srv.Indicators(), "the revocation removed the indicator")
 		})
 	}
 }

@@ -226,6 +226,14 @@ type planner struct {
 	managedInDefender int
 }
 
+// ownIndicator reports whether Defender's indicator for k is one
+// defenderbot created for the STIX object stixID (application and
+// externalId), whether or not a record of it survived.
+func (in *planInput) ownIndicator(k, stixID string) bool {
+	d, ok := in.inDefender[k]
+	return ok && stixID != "" && d.Application == Application && d.ExternalID == stixID
+}
+
 func newPlanner(in planInput, sk *sketch) *planner {
 	pl := &planner{in: in, sk: sk, recIDs: map[string]bool{}, yields: map[string][]string{}, kept: map[string]bool{},
 		dups: map[string]*entry{}, removals: map[string]removal{}, live: map[string]bool{}, skipCounts: map[string]int{},
@@ -365,7 +373,7 @@ func (pl *planner) apply(c *Conversion) {
 	case StateRevoked, StateExpired:
 		for i := range c.Indicators {
 			k := c.key(i)
-			if _, managed := pl.in.records[k]; !managed && !pl.sk.keys[k] {
+			if _, managed := pl.in.records[k]; !managed && !pl.sk.keys[k] && !pl.in.ownIndicator(k, c.StixID) {
 				// No other object gives this value and defenderbot does not
 				// manage it: nothing to remove.
 				pl.keyedSkip(&pl.removalSkips, k, removalSkip(k, removal{c.StixID, c.State}))
@@ -420,10 +428,12 @@ func (pl *planner) final(e *entry) {
 func (pl *planner) consider(k string, e *entry) {
 	rec, managed := pl.in.records[k]
 	d, present := pl.in.inDefender[k]
-	if present && d.Application != Application && (!managed || rec.DefenderID == "") {
+	if present && d.Application != Application && (!managed || rec.DefenderID != d.ID) {
 		// Someone else owns this value: never overwrite it, never
 		// record it, so it can never be deleted by defenderbot. A
-		// record of an attempt that never created it is dropped.
+		// record of an attempt that never created it, or of an
+		// indicator of ours someone replaced by their own (another id),
+		// is stale: it is dropped.
 		s := skip(e.ind.ExternalID, ReasonForeign, k)
 		if e.retry {
 			pl.skip(&pl.planSkips, s)
@@ -527,6 +537,14 @@ func (pl *planner) finish() *plan {
 		}
 		rm := pl.removals[k]
 		rec, managed := in.records[k]
+		if !managed && in.ownIndicator(k, rm.stixID) {
+			// No record (a run died between Defender's answer and the
+			// record), but Defender's indicator is ours for this object.
+			d := in.inDefender[k]
+			p.deletes = append(p.deletes, deletion{key: k, value: d.IndicatorValue, defenderID: d.ID})
+			deleted[k] = true
+			continue
+		}
 		if !managed {
 			pl.keyedSkip(&pl.removalSkips, k, removalSkip(k, rm))
 			continue

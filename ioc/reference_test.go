@@ -195,7 +195,7 @@ func refMakePlan(in refPlanInput) *plan {
 	consider := func(k string, e *entry) {
 		rec, managed := in.records[k]
 		d, present := in.inDefender[k]
-		if present && d.Application != Application && (!managed || rec.DefenderID == "") {
+		if present && d.Application != Application && (!managed || rec.DefenderID != d.ID) {
 			// Someone else owns this value: never overwrite it, never
 			// record it, so it can never be deleted by defenderbot. A
 			// record of an attempt that never created it is dropped.
@@ -256,6 +256,11 @@ func refMakePlan(in refPlanInput) *plan {
 		}
 		rm := in.feed.removals[k]
 		rec, managed := in.records[k]
+		if d, own := in.inDefender[k]; !managed && own && rm.stixID != "" && d.Application == Application && d.ExternalID == rm.stixID {
+			p.deletes = append(p.deletes, deletion{key: k, value: d.IndicatorValue, defenderID: d.ID})
+			deleted[k] = true
+			continue
+		}
 		if !managed {
 			reason := ReasonRevokedNothing
 			if rm.state == StateExpired {

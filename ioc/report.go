@@ -36,6 +36,10 @@ type Report struct {
 	// Retried counts the planned imports that re-send an indicator which
 	// failed in an earlier run, from its stored payload.
 	Retried int `json:"retried,omitempty"`
+	// StaleDropped counts the records dropped because the value's
+	// indicator in Defender is now someone else's (never overwritten or
+	// deleted).
+	StaleDropped int `json:"stale_dropped,omitempty"`
 	// Compound counts the feed's live indicators taken from compound
 	// patterns (AND, FOLLOWEDBY, qualifiers), imported or unchanged.
 	Compound int `json:"compound,omitempty"`
@@ -132,6 +136,9 @@ func (r *Report) Text() string {
 	}
 	if r.Retried > 0 {
 		fmt.Fprintf(&b, "; %d earlier failures retried", r.Retried)
+	}
+	if r.StaleDropped > 0 {
+		fmt.Fprintf(&b, "; %d stale records dropped (the value is someone else's indicator now, left untouched)", r.StaleDropped)
 	}
 	if r.Compound > 0 {
 		fmt.Fprintf(&b, "; %d indicators from compound patterns", r.Compound)

@@ -160,6 +160,13 @@ func TestPlannerMatchesReference(t *testing.T) {
 		}
 		h.run(t, nil)
 		h.api.importHook = nil
+		// Records lost to a crash: Defender's application and externalId
+		// still tell defenderbot's indicators.
+		for k := range h.st.records() {
+			if strings.HasSuffix(k, "5.example") || strings.HasSuffix(k, ".15") {
+				require.NoError(t, h.st.DeleteIndicatorRecords(context.Background(), []string{k}))
+			}
+		}
 		h.api.addForeign(defender.IndicatorIPAddress, "10.0.0.12")   // replaces ours, if any
 		h.api.addForeign(defender.IndicatorDomainName, "v3.example") // after our failed attempt
 		repeated := randomFeed(t, r, h.path, seed%3 != 0)

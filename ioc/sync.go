@@ -472,6 +472,7 @@ func (s *Syncer) execute(ctx context.Context, api IndicatorAPI, p *plan, rep *Re
 		if err := s.store.DeleteIndicatorRecords(sctx, p.forget); err != nil {
 			return fmt.Errorf("forget failed indicators now owned by someone else: %w", err)
 		}
+		rep.StaleDropped += len(p.forget)
 	}
 	// Records whose indicator is already gone from Defender: no call needed.
 	var gone []string
@@ -517,12 +518,28 @@ func (s *Syncer) execute(ctx context.Context, api IndicatorAPI, p *plan, rep *Re
 			return err
 		}
 		inds := make([]defender.Indicator, len(batch))
+		pending := make([]store.IndicatorRecord, len(batch))
 		for i, e := range batch {
 			inds[i] = e.ind
+			pending[i] = s.failedRecord(ctx, e, failureUnconfirmed, now())
+		}
+		// Recorded before the call: if the process dies between Defender's
+		// acceptance and the record below, the next run still knows the
+		// indicators are (maybe) there, retries them and can delete them.
+		if err := s.store.UpsertIndicatorRecords(ctx, pending); err != nil {
+			return fmt.Errorf("record indicators about to be imported (nothing sent): %w", err)
 		}
 		results, err := api.ImportIndicators(ctx, inds)
 		if err != nil {
 			if fatal(ctx, err) {
+				// Defender may or may not have them: the records stay
+				// failed (retried, deletable), with the cause.
+				for i, e := range batch {
+					pending[i] = s.failedRecord(ctx, e, failureReason(err), now())
+				}
+				if rerr := s.store.UpsertIndicatorRecords(sctx, pending); rerr != nil {
+					s.logger.Warn("record failed import batch", "err", rerr)
+				}
 				return fmt.Errorf("import indicators: %w", err)
 			}
 			// Defender refused the whole batch (400): record it, go on.
@@ -571,6 +588,11 @@ func (s *Syncer) execute(ctx context.Context, api IndicatorAPI, p *plan, rep *Re
 	}
 	return nil
 }
+
+// failureUnconfirmed is the failure reason of a record written before its
+// import call, left as is only when the run died before Defender's answer
+// was recorded.
+const failureUnconfirmed = "import sent, Defender's answer never recorded (run interrupted)"
 
 // failedRecord keeps what is known of an earlier success (its Defender id,
 // so it can still be deleted) and the payload attempted, so that the next
