@@ -400,6 +400,21 @@ func TestParseErrorReply(t *testing.T) {
 	assert.NotContains(t, msg.Text, "<!channel>")
 }
 
+// A sync from Slack runs detached from the command's two-minute context (a
+// snapshot sync can take many minutes), and its summary reaches the
+// requester when it ends.
+func TestIOCSyncOutlastsTheCommandContext(t *testing.T) {
+	h := newHarness(t, nil)
+	ioc := &fakeIOCs{}
+	h.svc.deps.IOCs = ioc
+	start := time.Now()
+	h.command(t, approver1, "iocs sync")
+	require.Equal(t, 1, ioc.runs)
+	assert.False(t, ioc.deadline.IsZero(), "the run is still bounded")
+	assert.Greater(t, ioc.deadline.Sub(start), time.Hour, "not the command's two minutes")
+	assert.Equal(t, []string{":white_check_mark: IOC sync done: 3 imported"}, h.slack.ephemeralTo(approver1))
+}
+
 func TestIOCVerbs(t *testing.T) {
 	h := newHarness(t, nil)
 	h.command(t, analyst, "iocs status")
@@ -448,10 +463,12 @@ type fakeIOCs struct {
 	runs      int
 	runErr    error
 	statusErr error
+	deadline  time.Time // of the last RunNow's context
 }
 
-func (f *fakeIOCs) RunNow(context.Context, string) (string, error) {
+func (f *fakeIOCs) RunNow(ctx context.Context, _ string) (string, error) {
 	f.runs++
+	f.deadline, _ = ctx.Deadline()
 	if f.runErr != nil {
 		return "", f.runErr
 	}

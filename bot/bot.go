@@ -29,22 +29,23 @@ import (
 )
 
 // Config is the bot's policy: the Slack settings and the approval policy
-// it hands to the approval core.
+// it hands to the approval core. Every field is required: ConfigFrom takes
+// them from package config, which owns the defaults.
 type Config struct {
 	Command                string   // the slash command, "/defender"
 	ApprovalChannel        string   // channel ID where approval requests are posted
 	Approvers              []string // Slack user IDs (U…/W…) or user-group IDs (S…)
 	Requesters             []string // same; empty means anyone may request
 	AllowSelfApproval      bool
-	RequiredApprovals      int            // distinct approvers needed; default 1
-	TTL                    time.Duration  // how long a request stays approvable; default 1h
-	ActionsWithoutApproval []actions.Name // actions run at once; default [get-action]
-	PollInterval           time.Duration  // machine-action follow-up; default 15s
-	PollTimeout            time.Duration  // give up following after this; default 30m
-	ReplicaID              string         // lease owner name; default a random ID
+	RequiredApprovals      int            // distinct approvers needed
+	TTL                    time.Duration  // how long a request stays approvable
+	ActionsWithoutApproval []actions.Name // actions run at once (empty: none)
+	PollInterval           time.Duration  // machine-action follow-up
+	PollTimeout            time.Duration  // give up following after this
+	ReplicaID              string         // lease owner name
 	// ResponseURLHosts are the hosts (host[:port]) a response_url may point
-	// at; default Slack's (hooks.slack.com, hooks.slack-gov.com). Anything
-	// else is not posted to: the reply goes by chat.postEphemeral instead.
+	// at (config.Slack.ResponseURLHosts). Anything else is not posted to:
+	// the reply goes by chat.postEphemeral instead.
 	ResponseURLHosts []string
 	// ContextWait is how long the approval card waits for the machine's
 	// context before it is posted; later context is filled in by an update.
@@ -53,11 +54,6 @@ type Config struct {
 	// StaleAfter marks a machine not seen by Defender for longer as stale
 	// on the card. Default 7 days.
 	StaleAfter time.Duration
-}
-
-// DefaultResponseURLHosts are Slack's response_url hosts.
-func DefaultResponseURLHosts() []string {
-	return []string{"hooks.slack.com", "hooks.slack-gov.com"}
 }
 
 // Deps are the bot's collaborators.
@@ -134,11 +130,20 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if len(cfg.Approvers) == 0 {
 		problems = append(problems, "Config.Approvers must list at least one user or user group")
 	}
-	if cfg.RequiredApprovals < 0 {
+	if cfg.RequiredApprovals < 1 {
 		problems = append(problems, "Config.RequiredApprovals must be at least 1")
 	}
-	if cfg.TTL < 0 || cfg.PollInterval < 0 || cfg.PollTimeout < 0 {
-		problems = append(problems, "durations must not be negative")
+	if cfg.TTL <= 0 || cfg.PollInterval <= 0 || cfg.PollTimeout <= 0 {
+		problems = append(problems, "Config.TTL, PollInterval and PollTimeout must be positive")
+	}
+	if !strings.HasPrefix(cfg.Command, "/") {
+		problems = append(problems, "Config.Command must be a slash command such as /defender")
+	}
+	if cfg.ReplicaID == "" {
+		problems = append(problems, "Config.ReplicaID is required")
+	}
+	if len(cfg.ResponseURLHosts) == 0 {
+		problems = append(problems, "Config.ResponseURLHosts must list Slack's hosts")
 	}
 	for _, a := range cfg.ActionsWithoutApproval {
 		if !a.Valid() {
@@ -148,35 +153,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if len(problems) > 0 {
 		return nil, errors.New("bot: " + strings.Join(problems, "; "))
 	}
-	if cfg.Command == "" {
-		cfg.Command = "/defender"
-	}
-	if cfg.RequiredApprovals == 0 {
-		cfg.RequiredApprovals = 1
-	}
-	if cfg.TTL == 0 {
-		cfg.TTL = time.Hour
-	}
-	if cfg.ActionsWithoutApproval == nil {
-		cfg.ActionsWithoutApproval = []actions.Name{actions.GetAction}
-	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = 15 * time.Second
-	}
-	if cfg.PollTimeout == 0 {
-		cfg.PollTimeout = 30 * time.Minute
-	}
 	if cfg.ContextWait == 0 {
 		cfg.ContextWait = defaultContextWait
 	}
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = machineinfo.DefaultStaleAfter
-	}
-	if cfg.ReplicaID == "" {
-		cfg.ReplicaID = "bot-" + newID()[:8]
-	}
-	if len(cfg.ResponseURLHosts) == 0 {
-		cfg.ResponseURLHosts = DefaultResponseURLHosts()
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/approval"
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/store"
 	"github.com/defenderbot/defenderbot/store/storetest"
@@ -113,13 +114,10 @@ type replicaOpts struct {
 
 func newReplica(t *testing.T, id string, st Store, def Defender, clock *fakeClock, o replicaOpts) *replica {
 	t.Helper()
-	cfg := Config{
-		ApprovalChannel: approvals,
-		Approvers:       []string{approver1, approver2, "SSOCLEADS"},
-		PollInterval:    time.Second,
-		PollTimeout:     time.Hour,
-		ReplicaID:       id,
-	}
+	cfg := ConfigFrom(config.Default(), id)
+	cfg.ApprovalChannel = approvals
+	cfg.Approvers = []string{approver1, approver2, "SSOCLEADS"}
+	cfg.PollInterval, cfg.PollTimeout = time.Second, time.Hour
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/approval"
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
 	"github.com/defenderbot/defenderbot/store"
@@ -336,13 +337,10 @@ const (
 
 func newHarness(t *testing.T, mod func(*Config)) *harness {
 	t.Helper()
-	cfg := Config{
-		ApprovalChannel: approvals,
-		Approvers:       []string{approver1, approver2, "SSOCLEADS"},
-		PollInterval:    time.Second,
-		PollTimeout:     time.Hour,
-		ReplicaID:       "r1",
-	}
+	cfg := ConfigFrom(config.Default(), "r1")
+	cfg.ApprovalChannel = approvals
+	cfg.Approvers = []string{approver1, approver2, "SSOCLEADS"}
+	cfg.PollInterval, cfg.PollTimeout = time.Second, time.Hour
 	if mod != nil {
 		mod(&cfg)
 	}

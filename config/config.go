@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"time"
 
@@ -152,6 +153,22 @@ const (
 	// indicator object.
 	DefaultMaxObjectBytes = stix.DefaultMaxObjectBytes
 )
+
+// DefaultResponseURLHosts are Slack's response_url hosts.
+func DefaultResponseURLHosts() []string {
+	return []string{"hooks.slack.com", "hooks.slack-gov.com"}
+}
+
+// ResponseURLHosts are the hosts a slash command's response_url may point
+// at: Slack's, plus the host of an api_url that is not Slack's own (an
+// emulator or proxy, which then also serves response_url).
+func (s Slack) ResponseURLHosts() []string {
+	hosts := DefaultResponseURLHosts()
+	if u, err := url.Parse(s.APIURL); err == nil && u.Host != "" && u.Hostname() != "slack.com" && u.Hostname() != "slack-gov.com" {
+		hosts = append(hosts, u.Host)
+	}
+	return hosts
+}
 
 // Default returns the configuration used when nothing is set.
 func Default() *Config {

@@ -634,3 +634,8 @@ func TestWarningsWhenAnApproverCannotBeApprovedFor(t *testing.T) {
 		})
 	}
 }
+
+func TestResponseURLHosts(t *testing.T) {
+	assert.Equal(t, []string{"hooks.slack.com", "hooks.slack-gov.com"}, config.Slack{APIURL: "https://slack.com/api/"}.ResponseURLHosts())
+	assert.Equal(t, []string{"hooks.slack.com", "hooks.slack-gov.com", "127.0.0.1:4390"}, config.Slack{APIURL: "http://127.0.0.1:4390/api/"}.ResponseURLHosts())
+}

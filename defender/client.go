@@ -80,6 +80,7 @@ type settings struct {
 	log    *slog.Logger
 	obs    Observer
 	sleep  func(ctx context.Context, d time.Duration) error
+	now    func() time.Time
 	tokens TokenProvider
 }
 
@@ -125,6 +126,18 @@ func WithSleeper(f func(ctx context.Context, d time.Duration) error) Option {
 			return invalid("WithSleeper", "function is nil")
 		}
 		s.sleep = f
+		return nil
+	}
+}
+
+// WithClock replaces the clock the client reads (pacing, Retry-After dates,
+// call durations); pair it with WithSleeper so that waits follow it.
+func WithClock(now func() time.Time) Option {
+	return func(s *settings) error {
+		if now == nil {
+			return invalid("WithClock", "function is nil")
+		}
+		s.now = now
 		return nil
 	}
 }
@@ -220,6 +233,9 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if s.sleep == nil {
 		s.sleep = SleepContext
 	}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if s.tokens == nil {
 		p, err := newMSALProvider(cfg, s.hc, s.obs)
 		if err != nil {
@@ -239,7 +255,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		log:         s.log,
 		obs:         s.obs,
 		sleep:       s.sleep,
-		now:         time.Now,
+		now:         s.now,
 		timeout:     cfg.Timeout,
 		maxRetries:  cfg.MaxRetries,
 		maxBackoff:  cfg.MaxBackoff,

@@ -399,9 +399,8 @@ func TestPacing_waitsWhenLimitReached(t *testing.T) {
 			h.sleeps = append(h.sleeps, d)
 			h.mu.Unlock()
 			return nil
-		}))
+		}), WithClock(func() time.Time { return now }))
 	require.NoError(t, err)
-	c.now = func() time.Time { return now }
 	h.mux.HandleFunc("GET /api/machines/m1", reply(200, `{"id":"m1"}`))
 	for range 3 {
 		_, err := c.GetMachine(t.Context(), "m1")

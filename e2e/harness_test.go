@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,6 +23,7 @@ import (
 	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/bot"
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/handlers"
@@ -156,17 +158,12 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 	}, defender.WithHTTPClient(w.emu.HTTPClient()), defender.WithLogger(logger))
 	require.NoError(t, err)
 
-	cfg := bot.Config{
-		Command:           "/defender",
-		ApprovalChannel:   channel,
-		Approvers:         []string{alice, bob, carol},
-		RequiredApprovals: 1,
-		TTL:               time.Hour,
-		PollInterval:      10 * time.Millisecond,
-		PollTimeout:       time.Minute,
-		// The Slack stand-in serves response_url on its own host.
-		ResponseURLHosts: []string{urlHost(t, w.slack.APIURL())},
-	}
+	cfg := bot.ConfigFrom(config.Default(), "replica-"+uuid.NewString()[:8])
+	cfg.ApprovalChannel = channel
+	cfg.Approvers = []string{alice, bob, carol}
+	cfg.PollInterval, cfg.PollTimeout = 10*time.Millisecond, time.Minute
+	// The Slack stand-in serves response_url on its own host.
+	cfg.ResponseURLHosts = []string{urlHost(t, w.slack.APIURL())}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/bot"
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/handlers"
@@ -140,16 +141,13 @@ func newFuzzStack(f testing.TB) *fuzzStack {
 	if err != nil {
 		f.Fatal(err)
 	}
-	b, err := bot.New(bot.Config{
-		Command:         "/defender",
-		ApprovalChannel: fzChannel,
-		Approvers:       []string{fzApprover, "U0CAROL"},
-		TTL:             time.Hour,
-		PollInterval:    10 * time.Millisecond,
-		PollTimeout:     200 * time.Millisecond,
-		// The Slack stand-in serves response_url on its own host.
-		ResponseURLHosts: []string{api.Host},
-	}, bot.Deps{
+	cfg := bot.ConfigFrom(config.Default(), "fuzz")
+	cfg.ApprovalChannel = fzChannel
+	cfg.Approvers = []string{fzApprover, "U0CAROL"}
+	cfg.PollInterval, cfg.PollTimeout = 10*time.Millisecond, 200*time.Millisecond
+	// The Slack stand-in serves response_url on its own host.
+	cfg.ResponseURLHosts = []string{api.Host}
+	b, err := bot.New(cfg, bot.Deps{
 		Store:      st,
 		Slack:      sf.Client(),
 		Defender:   bot.NewDefender(actions.NewRunner(client), client),

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -149,21 +148,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 		s.seedIOCMetrics(ctx)
 	}
 
-	a := cfg.Approval
-	s.bot, err = bot.New(bot.Config{
-		Command:                cfg.Slack.Command,
-		ApprovalChannel:        cfg.Slack.ApprovalChannel,
-		Approvers:              a.Approvers,
-		Requesters:             a.Requesters,
-		AllowSelfApproval:      a.AllowSelfApproval,
-		RequiredApprovals:      a.RequiredApprovals,
-		TTL:                    a.TTL,
-		ActionsWithoutApproval: actionNames(a.ActionsWithoutApproval),
-		PollInterval:           cfg.Defender.PollInterval,
-		PollTimeout:            cfg.Defender.PollTimeout,
-		ReplicaID:              replica,
-		ResponseURLHosts:       responseURLHosts(cfg.Slack.APIURL),
-	}, bot.Deps{
+	s.bot, err = bot.New(bot.ConfigFrom(cfg, replica), bot.Deps{
 		Store:       st,
 		Slack:       s.slack,
 		Defender:    bot.NewDefender(actions.NewRunner(s.defender), s.defender),
@@ -190,17 +175,6 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 	}
 	s.handler = handlers.New(handlers.Config{SigningSecret: cfg.Slack.SigningSecret.Value()}, s.deps)
 	return s, nil
-}
-
-// responseURLHosts are Slack's response_url hosts, plus the host of a
-// slack.api_url that is not Slack's own (an emulator or proxy, which then
-// also serves response_url).
-func responseURLHosts(apiURL string) []string {
-	hosts := bot.DefaultResponseURLHosts()
-	if u, err := url.Parse(apiURL); err == nil && u.Host != "" && u.Hostname() != "slack.com" && u.Hostname() != "slack-gov.com" {
-		hosts = append(hosts, u.Host)
-	}
-	return hosts
 }
 
 // seedIOCMetrics exports the schedule's period and the store's last
@@ -320,13 +294,4 @@ func (s *serveApp) close() {
 		}
 		s.store = nil
 	}
-}
-
-// actionNames types the configured action names (config checked them).
-func actionNames(names []string) []actions.Name {
-	out := make([]actions.Name, len(names))
-	for i, n := range names {
-		out[i] = actions.Name(n)
-	}
-	return out
 }

@@ -325,11 +325,6 @@ func TestServeSocketMode(t *testing.T) {
 	assert.NotContains(t, stderr.String(), "xapp-serve-test")
 }
 
-func TestResponseURLHosts(t *testing.T) {
-	assert.Equal(t, []string{"hooks.slack.com", "hooks.slack-gov.com"}, responseURLHosts("https://slack.com/api/"))
-	assert.Equal(t, []string{"hooks.slack.com", "hooks.slack-gov.com", "127.0.0.1:4390"}, responseURLHosts("http://127.0.0.1:4390/api/"))
-}
-
 // gaugeValue is the value of a gauge (with the given "kind" label, if any)
 // in reg, or -1 when it is not exported.
 func gaugeValue(t *testing.T, reg prometheus.Gatherer, name, kind string) float64 {

@@ -1,0 +1,30 @@
+package bot
+
+import (
+	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/config"
+)
+
+// ConfigFrom takes the bot's settings from the configuration, which owns
+// every default; replica names this process in leases.
+func ConfigFrom(c *config.Config, replica string) Config {
+	a := c.Approval
+	exempt := make([]actions.Name, len(a.ActionsWithoutApproval))
+	for i, n := range a.ActionsWithoutApproval {
+		exempt[i] = actions.Name(n)
+	}
+	return Config{
+		Command:                c.Slack.Command,
+		ApprovalChannel:        c.Slack.ApprovalChannel,
+		Approvers:              a.Approvers,
+		Requesters:             a.Requesters,
+		AllowSelfApproval:      a.AllowSelfApproval,
+		RequiredApprovals:      a.RequiredApprovals,
+		TTL:                    a.TTL,
+		ActionsWithoutApproval: exempt,
+		PollInterval:           c.Defender.PollInterval,
+		PollTimeout:            c.Defender.PollTimeout,
+		ReplicaID:              replica,
+		ResponseURLHosts:       c.Slack.ResponseURLHosts(),
+	}
+}
