@@ -85,9 +85,14 @@ type fakeDefender struct {
 	runs   int
 	polls  []defender.ActionStatus
 	listed []defender.MachineAction
+	// during, when set, runs inside Run before Defender answers (a slow call).
+	during func()
 }
 
 func (d *fakeDefender) Run(_ context.Context, n actions.Name, a actions.Args) (*actions.Result, error) {
+	if d.during != nil {
+		d.during()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.runs++
@@ -305,7 +310,7 @@ func TestResumeReconcilesACrashedExecution(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, approval.StateExecuting, got.State, "a recent execution may be in flight elsewhere")
 
-	f.clock.Advance(approval.ExecutingGrace + time.Second)
+	f.clock.Advance(f.core.LeaseTTL() + time.Second)
 	f.core.Resume(ctx)
 	f.core.Wait()
 	got, err = f.store.GetRequest(ctx, r.ID)

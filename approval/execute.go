@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/defender"
@@ -16,14 +19,37 @@ import (
 // instead of being run a second time.
 func requestTag(id string) string { return "defenderbot request " + id }
 
+// tagTrailer is the tag TaggedComment appends, anchored at the end of the
+// comment: the analyst's own text (which may quote another request's tag)
+// is never read as the tag. [^()] keeps a match from spanning a quoted tag.
+var tagTrailer = regexp.MustCompile(`\(defenderbot request ([^,()\s]+), (?:approved by [^()]*|no approval required)\)$`)
+
+// RequestIDOf returns the request ID a Defender comment was tagged with by
+// TaggedComment, and whether it carries a tag at all.
+func RequestIDOf(comment string) (string, bool) {
+	m := tagTrailer.FindStringSubmatch(comment)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
 // TaggedComment is the comment sent to Defender: the analyst's, the
 // request tag and who approved it.
+// The analyst's comment is shortened (with "…") when the whole would
+// exceed actions.MaxCommentLen, so that a comment of the maximum length
+// still runs and the tag stays whole; the request and the audit trail keep
+// the comment as written.
 func TaggedComment(comment, id string, approvers []string) string {
 	by := "no approval required"
 	if len(approvers) > 0 {
 		by = "approved by " + strings.Join(approvers, ", ")
 	}
-	return fmt.Sprintf("%s (%s, %s)", comment, requestTag(id), by)
+	trailer := fmt.Sprintf(" (%s, %s)", requestTag(id), by)
+	if room := actions.MaxCommentLen - utf8.RuneCountInString(trailer); utf8.RuneCountInString(comment) > room {
+		comment = string([]rune(comment)[:max(room-1, 0)]) + "…"
+	}
+	return comment + trailer
 }
 
 // NotAuditedText is the outcome of a request whose audit line before the
@@ -34,9 +60,13 @@ const NotAuditedText = "Not run: the audit trail could not be written (database 
 // retries, recording and notifications), detached from shutdown.
 const executeTimeout = 3 * time.Minute
 
-// ExecutingGrace is how long a request may stay "executing" before another
-// replica assumes its executor died (well above one Defender call's retries).
-const ExecutingGrace = 10 * time.Minute
+// The execution claim is a lease ("execute:<id>") taken with the
+// approved -> executing transition and renewed every LeaseTTL/3 while the
+// Defender call runs and its outcome is recorded. When its holder dies the
+// lease lapses after LeaseTTL, and the next takeover scan (every
+// ScanEvery) reconciles the request from Defender's list: with the default
+// 15 s poll interval a dead replica's request shows its outcome about a
+// minute after the death, whatever it was doing.
 
 // RunDirect runs a read-only action that needs no approval: audited, not
 // stored. It returns ErrNotAudited (Defender not called) or Defender's error.
@@ -76,6 +106,17 @@ func (c *Core) Execute(ctx context.Context, r *Request) error {
 	// outcome is known and recorded rather than cut off mid-request.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), executeTimeout)
 	defer cancel()
+	// The claim's lease says this replica is alive. No one reconciles a
+	// claim younger than LeaseTTL, so it cannot be taken yet; if the store
+	// failed, holdLease keeps trying to renew it.
+	lease := "execute:" + r.ID
+	if ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.LeaseTTL()); err != nil {
+		c.log.WarnContext(ctx, "execution lease not taken; will retry", "request", r.ID, "error", err)
+	} else if !ok {
+		c.log.ErrorContext(ctx, "execution lease held by another replica: not calling Defender", "request", r.ID)
+		return nil
+	}
+	defer c.holdLease(ctx, lease)()
 	r.State = StateExecuting
 	c.deps.Notifier.Changed(ctx, r)
 
@@ -171,15 +212,53 @@ func (c *Core) finish(ctx context.Context, r *Request, state State, errMsg strin
 	c.deps.Notifier.Finished(ctx, r)
 }
 
-// reconcile settles a request left "executing" by a crash: it looks for the
-// Defender action carrying the request's tag instead of calling again.
+// holdLease renews lease every LeaseTTL/3 (real time) until the returned
+// stop is called, which also releases it. A failed renewal is logged and
+// retried: the claim stays this replica's until it is released or lapses.
+func (c *Core) holdLease(ctx context.Context, lease string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		every := c.LeaseTTL() / 3
+		if c.renewEvery > 0 {
+			every = c.renewEvery
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.LeaseTTL())
+				if err != nil || !ok {
+					c.log.WarnContext(ctx, "execution lease renewal failed", "lease", lease, "taken", err == nil, "error", err)
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+		c.releaseLease(ctx, lease)
+	}
+}
+
+// reconcile settles a request left "executing" by a dead replica: once the
+// claim's lease has lapsed, it looks for the Defender action carrying the
+// request's tag instead of calling again.
 func (c *Core) reconcile(ctx context.Context, r *Request) {
 	lease := "execute:" + r.ID
-	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), ExecutingGrace)
+	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.LeaseTTL())
 	if err != nil || !ok {
+		return // the executor is alive (it renews the lease) or another replica reconciles
+	}
+	defer c.holdLease(ctx, lease)()
+	// Re-read under the lease: the executor may have finished just before
+	// its lease was released.
+	if cur, err := c.deps.Store.GetRequest(ctx, r.ID); err != nil || cur.State != StateExecuting {
 		return
 	}
-	defer c.releaseLease(ctx, lease)
 	actionType := r.Action.MachineActionType()
 	machineID := r.Args.MachineID
 	if actionType == "" || machineID == "" {
@@ -191,9 +270,8 @@ func (c *Core) reconcile(ctx context.Context, r *Request) {
 		c.log.WarnContext(ctx, "reconcile look-up failed; will retry", "request", r.ID, "error", err)
 		return
 	}
-	tag := requestTag(r.ID)
 	for i := range list {
-		if strings.Contains(list[i].RequestorComment, tag) {
+		if id, ok := RequestIDOf(list[i].RequestorComment); ok && id == r.ID {
 			c.Audit(ctx, "system", "reconcile", r.ID, map[string]any{"machine_action_id": list[i].ID})
 			c.accepted(ctx, r, &list[i])
 			return
@@ -310,9 +388,9 @@ func (c *Core) poll(ctx context.Context, r *Request, lease string, deadline time
 }
 
 // Resume picks up work a previous process (or a dead replica) left:
-// approved requests are executed, executing ones reconciled once older than
-// ExecutingGrace (a recent one may be in flight on another replica),
-// running ones followed up. Pending ones need nothing: their state is in
+// approved requests are executed, executing ones whose claim lease lapsed
+// are reconciled, running ones followed up (once their follow-up lease
+// lapsed). Pending ones need nothing: their state is in
 // the store.
 func (c *Core) Resume(ctx context.Context) {
 	list := func(st State) []*Request {
@@ -336,7 +414,10 @@ func (c *Core) Resume(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if c.now().Sub(r.UpdatedAt) > ExecutingGrace {
+		// A request claimed less than a lease ago is in flight (also on a
+		// replica of a version without the claim lease); after that, the
+		// lease decides.
+		if c.now().Sub(r.UpdatedAt) > c.LeaseTTL() {
 			c.reconcile(ctx, r)
 		}
 	}
@@ -345,15 +426,19 @@ func (c *Core) Resume(ctx context.Context) {
 	}
 }
 
+// ScanEvery is how often Run looks for work a dead replica left:
+// Config.SweepEvery, but at least every LeaseTTL/3 so that a lapsed lease
+// is noticed soon after it lapses.
+func (c *Core) ScanEvery() time.Duration { return min(c.cfg.SweepEvery, c.LeaseTTL()/3) }
+
 // Run resumes work left by a previous process and then runs the expiry
-// sweep and the takeover scan every Config.SweepEvery until ctx ends.
-// Follow-ups stop with it; their leases are released so another replica
-// takes over.
+// sweep and the takeover scan every ScanEvery until ctx ends. Follow-ups
+// stop with it; their leases are released so another replica takes over.
 func (c *Core) Run(ctx context.Context) error {
 	defer c.followCancel()
 	c.Sweep(ctx)
 	c.Resume(ctx)
-	t := time.NewTicker(c.cfg.SweepEvery)
+	t := time.NewTicker(c.ScanEvery())
 	defer t.Stop()
 	for {
 		select {

@@ -284,7 +284,7 @@ func TestReplicaKilledMidApproval(t *testing.T) {
 			b.svc.Wait()
 			assert.Equal(t, approval.StateExecuting, getRequest(t, cs.st, cs.req.ID).State)
 
-			cs.clock.Advance(approval.ExecutingGrace + time.Minute)
+			cs.clock.Advance(time.Minute)
 			b.svc.core.Resume(context.Background())
 			b.svc.Wait()
 			got := getRequest(t, cs.st, cs.req.ID)
@@ -319,7 +319,7 @@ func TestReplicaKilledMidApproval(t *testing.T) {
 			b := cs.replicaB(t)
 			b.svc.core.Resume(context.Background())
 			b.svc.Wait()
-			cs.clock.Advance(approval.ExecutingGrace + time.Minute)
+			cs.clock.Advance(time.Minute)
 			b.svc.core.Resume(context.Background())
 			b.svc.Wait()
 

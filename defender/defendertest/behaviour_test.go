@@ -261,3 +261,22 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// Hold: Defender accepts the call (the action exists) but the caller never
+// hears back (it gave up, or died).
+func TestFaultHoldServesThenWithholdsTheAnswer(t *testing.T) {
+	s := newServer(t)
+	tok := mustToken(t, s)
+	s.InjectFault(defendertest.Fault{Method: http.MethodPost, Path: "/isolate", Hold: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/api/machines/"+machineID+"/isolate",
+		strings.NewReader(`{"Comment":"c","IsolationType":"Full"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	_, err = s.HTTPClient().Do(req)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Len(t, s.MachineActions(), 1, "the action was created")
+	assert.Equal(t, "c", s.MachineActions()[0].RequestorComment)
+}

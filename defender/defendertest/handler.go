@@ -65,6 +65,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		resp = s.route(r, segs, body)
 		s.mu.Unlock()
 	}
+	if fault != nil && fault.Hold > 0 {
+		t := time.NewTimer(fault.Hold)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			panic(http.ErrAbortHandler)
+		}
+	}
 	for k, v := range resp.header {
 		w.Header()[k] = v
 	}

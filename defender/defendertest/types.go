@@ -175,8 +175,12 @@ type Fault struct {
 	Message    string        // error message; a generic one when empty
 	RetryAfter time.Duration // sets Retry-After (whole seconds, rounded up) when > 0
 	Delay      time.Duration // waits before answering (or until the client gives up)
-	Count      int           // how many requests it affects: 0 means 1, negative means every request
-	Body       string        // raw response body, replacing the error envelope
+	// Hold serves the request (an action is created), then holds the
+	// answer this long, or until the client gives up: Defender accepted a
+	// call whose caller never learnt it (a crash right after the call).
+	Hold  time.Duration
+	Count int    // how many requests it affects: 0 means 1, negative means every request
+	Body  string // raw response body, replacing the error envelope
 }
 
 // DuplicateBehavior says what happens when an action is requested while a
