@@ -70,6 +70,9 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 	if inv.ChannelID == "" {
 		inv.ChannelID = cb.Container.ChannelID
 	}
+	// A click on the Home tab carries no channel: answers go by DM and the
+	// tab is published again once the click is handled.
+	inv.FromHome = cb.View.Type == slack.VTHomeTab
 	if inv.UserID == "" {
 		return nil, errors.New("interaction without a user")
 	}
@@ -86,7 +89,10 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 			}
 			switch a.ActionID {
 			case actionApprove:
-				s.goAsync(ctx, "approve", func(ctx context.Context) { s.approve(ctx, inv, id) })
+				s.goAsync(ctx, "approve", func(ctx context.Context) {
+					s.approve(ctx, inv, id)
+					s.refreshHome(ctx, inv)
+				})
 			case actionUndo:
 				trigger, buttonTS := cb.TriggerID, cb.Container.MessageTs
 				s.goAsync(ctx, "undo click", func(ctx context.Context) { s.clickUndo(ctx, inv, id, trigger, buttonTS) })
@@ -97,7 +103,7 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 						return
 					}
 					if err := s.slackRetry(ctx, func() error {
-						_, err := s.deps.Slack.OpenViewContext(ctx, trigger, rejectModal(id, inv.ChannelID))
+						_, err := s.deps.Slack.OpenViewContext(ctx, trigger, rejectModal(id, inv.ChannelID, inv.FromHome))
 						return err
 					}); err != nil {
 						s.log.ErrorContext(ctx, "views.open (reject) failed", "error", err)
@@ -137,7 +143,11 @@ func (s *Service) submitReject(ctx context.Context, cb slack.InteractionCallback
 	if meta.ChannelID != "" {
 		inv.ChannelID = meta.ChannelID
 	}
-	s.goAsync(ctx, "reject", func(ctx context.Context) { s.reject(ctx, inv, meta.RequestID, reason) })
+	inv.FromHome = meta.FromHome
+	s.goAsync(ctx, "reject", func(ctx context.Context) {
+		s.reject(ctx, inv, meta.RequestID, reason)
+		s.refreshHome(ctx, inv)
+	})
 	return nil
 }
 

@@ -16,6 +16,7 @@ type modalMeta struct {
 	ChannelID   string `json:"c,omitempty"`
 	ResponseURL string `json:"u,omitempty"`
 	TS          string `json:"t,omitempty"` // the message whose button opened the form
+	FromHome    bool   `json:"h,omitempty"` // opened from the Home tab
 }
 
 func options(values ...string) []*slack.OptionBlockObject {
@@ -76,7 +77,7 @@ func commandModal(verb string, c Command, inv invocation) (slack.ModalViewReques
 		}
 		blocks = append(blocks, in.WithOptional(optional))
 	}
-	meta, _ := json.Marshal(modalMeta{Verb: verb, ChannelID: inv.ChannelID, ResponseURL: inv.ResponseURL})
+	meta, _ := json.Marshal(modalMeta{Verb: verb, ChannelID: inv.ChannelID, ResponseURL: inv.ResponseURL, FromHome: inv.FromHome})
 	return fitView(slack.ModalViewRequest{
 		Type:            slack.VTModal,
 		Title:           plain(spec.Title),
@@ -89,8 +90,8 @@ func commandModal(verb string, c Command, inv invocation) (slack.ModalViewReques
 }
 
 // rejectModal asks an approver why they reject.
-func rejectModal(requestID, channelID string) slack.ModalViewRequest {
-	meta, _ := json.Marshal(modalMeta{RequestID: requestID, ChannelID: channelID})
+func rejectModal(requestID, channelID string, fromHome bool) slack.ModalViewRequest {
+	meta, _ := json.Marshal(modalMeta{RequestID: requestID, ChannelID: channelID, FromHome: fromHome})
 	return fitView(slack.ModalViewRequest{
 		Type:   slack.VTModal,
 		Title:  plain("Reject request"),

@@ -20,6 +20,7 @@ type invocation struct {
 	UserName    string
 	ChannelID   string
 	ResponseURL string
+	FromHome    bool // clicked on the Home tab (no channel, no response_url)
 }
 
 // responseURLAllowed reports whether raw is an https URL on one of
@@ -64,7 +65,12 @@ func (s *Service) reply(ctx context.Context, inv invocation, text string, blocks
 		s.log.WarnContext(ctx, "response_url post failed; falling back to chat.postEphemeral",
 			"error", strings.ReplaceAll(err.Error(), inv.ResponseURL, "<response_url>"))
 	}
-	if inv.ChannelID == "" || inv.UserID == "" {
+	if inv.ChannelID == "" {
+		// Nowhere to answer privately (a Home tab click): a direct message.
+		s.dm(ctx, inv.UserID, text)
+		return
+	}
+	if inv.UserID == "" {
 		return
 	}
 	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}

@@ -120,18 +120,24 @@ func renderApprovalWith(r *approval.Request, info *machineinfo.Info, staleAfter 
 			approverList(r), len(r.Approvals), r.RequiredApprovals)))
 	}
 	if pending {
-		approve := slack.NewButtonBlockElement(actionApprove, r.ID, plain("Approve")).
-			WithStyle(slack.StylePrimary).
-			WithConfirm(slack.NewConfirmationBlockObject(
-				plain("Approve this action?"),
-				mrkdwn(fmt.Sprintf("This runs *%s* in Microsoft Defender%s.", escapeMrkdwn(r.Action.Title()), onMachine(r))),
-				plain("Approve"), plain("Cancel")))
-		reject := slack.NewButtonBlockElement(actionReject, r.ID, plain("Reject")).WithStyle(slack.StyleDanger)
-		blocks = append(blocks, slack.NewActionBlock(blockDecision, approve, reject))
+		blocks = append(blocks, decisionButtons(r, blockDecision))
 		return fitMessage(blocks)
 	}
 	blocks = append(blocks, slack.NewDividerBlock(), section(outcomeText(r)))
 	return fitMessage(blocks)
+}
+
+// decisionButtons are the Approve / Reject buttons of a pending request, in
+// the channel and on the Home tab alike (only the request ID is carried).
+func decisionButtons(r *approval.Request, blockID string) *slack.ActionBlock {
+	approve := slack.NewButtonBlockElement(actionApprove, r.ID, plain("Approve")).
+		WithStyle(slack.StylePrimary).
+		WithConfirm(slack.NewConfirmationBlockObject(
+			plain("Approve this action?"),
+			mrkdwn(fmt.Sprintf("This runs *%s* in Microsoft Defender%s.", escapeMrkdwn(r.Action.Title()), onMachine(r))),
+			plain("Approve"), plain("Cancel")))
+	reject := slack.NewButtonBlockElement(actionReject, r.ID, plain("Reject")).WithStyle(slack.StyleDanger)
+	return slack.NewActionBlock(blockID, approve, reject)
 }
 
 func onMachine(r *approval.Request) string {

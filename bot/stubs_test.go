@@ -169,6 +169,14 @@ func (f *fakeSlack) OpenViewContext(_ context.Context, trigger string, v slack.M
 	return &slack.ViewResponse{}, f.record(slackCall{Method: "views.open", TS: trigger, View: &v})
 }
 
+func (f *fakeSlack) PublishViewContext(_ context.Context, req slack.PublishViewContextRequest) (*slack.ViewResponse, error) {
+	raw, err := json.Marshal(req.View)
+	if err != nil || len(slackfake.ViewProblems(raw)) > 0 {
+		return nil, fmt.Errorf("invalid_arguments: %v %v", err, slackfake.ViewProblems(raw))
+	}
+	return &slack.ViewResponse{}, f.record(slackCall{Method: "views.publish", User: req.UserID, Blocks: string(raw)})
+}
+
 func (f *fakeSlack) GetUserGroupMembersContext(_ context.Context, g string, _ ...slack.GetUserGroupMembersOption) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -177,7 +177,7 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 	})
 	require.NoError(t, err)
 	h := handlers.New(handlers.Config{SigningSecret: secret}, handlers.Deps{
-		Bot: b, Seen: st, Logger: logger,
+		Bot: b, Events: b, Seen: st, Logger: logger,
 		Readiness: []handlers.ReadinessCheck{{Name: "store", Check: st.Ping}, {Name: "defender_token", Check: client.CheckToken}},
 	})
 	p := &proc{t: t, w: w, store: st, bot: b, srv: httptest.NewServer(h), ran: make(chan struct{})}

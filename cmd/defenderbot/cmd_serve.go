@@ -163,8 +163,9 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 	}
 
 	s.deps = handlers.Deps{
-		Bot:  s.bot,
-		Seen: st,
+		Bot:    s.bot,
+		Events: s.bot,
+		Seen:   st,
 		Readiness: []handlers.ReadinessCheck{
 			{Name: "store", Check: st.Ping},
 			{Name: "defender_token", Check: s.defender.CheckToken},

@@ -88,3 +88,18 @@ func BlockAction(userID, actionID, value, channel, messageTS, responseURL string
 	ic.ActionCallback.BlockActions = []*slack.BlockAction{{ActionID: actionID, BlockID: "approval", Value: value, Type: "button"}}
 	return ic
 }
+
+// BlockActionFromHome builds the block_actions callback of userID clicking
+// the button actionID (carrying value) on their Home tab: as Slack sends it,
+// with the view and no channel, message or response_url.
+func BlockActionFromHome(userID, actionID, value string) slack.InteractionCallback {
+	ic := slack.InteractionCallback{
+		Type:      slack.InteractionTypeBlockActions,
+		User:      slack.User{ID: userID, Name: userID},
+		TriggerID: "trigger-home-" + actionID + "-" + userID,
+		Container: slack.Container{Type: "view", ViewID: "VHOME" + userID},
+		View:      slack.View{ID: "VHOME" + userID, Type: slack.VTHomeTab},
+	}
+	ic.ActionCallback.BlockActions = []*slack.BlockAction{{ActionID: actionID, BlockID: "home", Value: value, Type: "button"}}
+	return ic
+}

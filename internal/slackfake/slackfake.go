@@ -2,7 +2,7 @@
 // tests and by `defenderbot demo`. It is built on slack-go's slacktest server
 // and replaces or adds the methods defenderbot calls (chat.postMessage,
 // chat.update, chat.postEphemeral, views.open, usergroups.users.list,
-// users.info, auth.test) plus a response_url receiver. Every call is recorded
+// users.info, auth.test, views.publish) plus a response_url receiver. Every call is recorded
 // for assertions; rate limiting (429 + Retry-After) and Slack errors can be
 // injected. Like Slack, it refuses a message or view that breaks a Block Kit
 // limit (limits.go): invalid_blocks for messages, invalid_arguments for views.
@@ -34,6 +34,7 @@ const (
 	MethodUpdate        = "chat.update"
 	MethodPostEphemeral = "chat.postEphemeral"
 	MethodViewsOpen     = "views.open"
+	MethodViewsPublish  = "views.publish"
 	MethodGroupMembers  = "usergroups.users.list"
 	MethodUsersInfo     = "users.info"
 	MethodAuthTest      = "auth.test"
@@ -102,7 +103,8 @@ type Server struct {
 	messages   map[string]*Message // channel + "|" + ts
 	users      map[string]slack.User
 	usergroups map[string][]string
-	clock      int64 // last ts handed out, in microseconds
+	homes      map[string]json.RawMessage // user -> Home tab view last published
+	clock      int64                      // last ts handed out, in microseconds
 	sock       socketState
 }
 
@@ -114,6 +116,7 @@ func New() *Server {
 		messages:   map[string]*Message{},
 		users:      map[string]slack.User{},
 		usergroups: map[string][]string{},
+		homes:      map[string]json.RawMessage{},
 	}
 	s.initSocket()
 	s.ts = slacktest.NewTestServer(func(c slacktest.Customize) {
@@ -122,6 +125,7 @@ func New() *Server {
 		c.Handle("/"+MethodUpdate, s.handleUpdate)
 		c.Handle("/"+MethodPostEphemeral, s.handlePostEphemeral)
 		c.Handle("/"+MethodViewsOpen, s.handleViewsOpen)
+		c.Handle("/"+MethodViewsPublish, s.handleViewsPublish)
 		c.Handle("/"+MethodGroupMembers, s.handleGroupMembers)
 		c.Handle("/"+MethodUsersInfo, s.handleUsersInfo)
 		c.Handle("/"+MethodAuthTest, s.handleAuthTest)
@@ -626,4 +630,46 @@ func (s *Server) handleResponseURL(w http.ResponseWriter, r *http.Request) {
 	// Slack answers a response_url with a plain "ok".
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = io.WriteString(w, "ok")
+}
+
+// HomeView returns the Home tab last published for user (nil if none).
+func (s *Server) HomeView(user string) json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.homes[user]
+}
+
+// handleViewsPublish accepts a Home tab view for a user (views.publish):
+// type home, within the view limits, and a hash that matches when given.
+func (s *Server) handleViewsPublish(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.begin(w, r, MethodViewsPublish)
+	if !ok {
+		return
+	}
+	var req struct {
+		UserID string          `json:"user_id"`
+		View   json.RawMessage `json:"view"`
+		Hash   string          `json:"hash"`
+	}
+	var view struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(c.Body, &req); err != nil || req.UserID == "" ||
+		json.Unmarshal(req.View, &view) != nil || view.Type != "home" {
+		s.fail(w, c, "invalid_arguments")
+		return
+	}
+	c.User, c.View = req.UserID, req.View
+	if s.refuseView(w, c, req.View) {
+		return
+	}
+	s.mu.Lock()
+	s.homes[req.UserID] = req.View
+	id := fmt.Sprintf("VHOME%s", req.UserID)
+	s.recordLocked(c)
+	s.mu.Unlock()
+	var out map[string]any
+	_ = json.Unmarshal(req.View, &out)
+	out["id"] = id
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "view": out})
 }
