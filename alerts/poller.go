@@ -77,6 +77,14 @@ type Config struct {
 	Now func() time.Time
 	// Log receives one line per poll that did something, and every error.
 	Log *slog.Logger
+	// Metrics, if set, is told the outcome of every poll this replica runs
+	// as the lease holder; *metrics.Metrics satisfies it.
+	Metrics PollObserver
+}
+
+// PollObserver receives the outcome of each poll.
+type PollObserver interface {
+	AlertPoll(ok bool, posted, updated int)
 }
 
 // Poller polls Graph and posts alerts. Safe for one Run at a time per
@@ -159,6 +167,9 @@ func (p *Poller) Run(ctx context.Context) error {
 	for {
 		wait := p.cfg.PollInterval
 		res, err := p.PollOnce(ctx)
+		if p.cfg.Metrics != nil && ctx.Err() == nil && (res.Leader || err != nil) {
+			p.cfg.Metrics.AlertPoll(err == nil, res.Posted, res.Updated)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil

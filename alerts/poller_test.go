@@ -265,3 +265,49 @@ func TestNewValidates(t *testing.T) {
 		assert.Error(t, err, "%+v", cfg)
 	}
 }
+
+// pollCounter records AlertPoll calls.
+type pollCounter struct {
+	mu    sync.Mutex
+	polls []string
+}
+
+func (c *pollCounter) AlertPoll(ok bool, posted, updated int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.polls = append(c.polls, fmt.Sprintf("ok=%v posted=%d updated=%d", ok, posted, updated))
+}
+
+func (c *pollCounter) snapshot() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.polls...)
+}
+
+// TestRunReportsPollsToMetrics: the lease holder reports each poll with the
+// cards it posted; a replica without the lease reports nothing.
+func TestRunReportsPollsToMetrics(t *testing.T) {
+	e := newEnv(t)
+	rec := &recPoster{}
+	leader, follower := &pollCounter{}, &pollCounter{}
+	e.emu.NewDeviceAlert(machineID, "x", "high")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	p := e.poller(t, "r1", rec, func(c *alerts.Config) { c.PollInterval = time.Hour; c.Metrics = leader })
+	go func() { done <- p.Run(ctx) }()
+	require.Eventually(t, func() bool { return len(leader.snapshot()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []string{"ok=true posted=1 updated=0"}, leader.snapshot())
+
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	done2 := make(chan error, 1)
+	p2 := e.poller(t, "r2", rec, func(c *alerts.Config) { c.PollInterval = time.Hour; c.Metrics = follower })
+	go func() { done2 <- p2.Run(ctx2) }()
+	time.Sleep(100 * time.Millisecond) // its first poll finds the lease taken
+	cancel2()
+	require.NoError(t, <-done2)
+	assert.Empty(t, follower.snapshot(), "a replica without the lease polled nothing")
+
+	cancel()
+	require.NoError(t, <-done)
+}

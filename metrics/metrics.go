@@ -35,6 +35,8 @@ type Metrics struct {
 	machineActions  *prometheus.CounterVec
 	leasesHeld      *prometheus.GaugeVec
 	ready           prometheus.Gauge
+	alertPolls      *prometheus.CounterVec
+	alertCards      *prometheus.CounterVec
 
 	mu    sync.Mutex
 	held  map[string]bool // leases this replica holds, by name
@@ -119,6 +121,14 @@ func New() *Metrics {
 			Name: "defenderbot_ready",
 			Help: "1 if this replica's last readiness check (/readyz) passed, else 0.",
 		}),
+		alertPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "defenderbot_alert_polls_total",
+			Help: "Polls of Graph for Defender alerts by the replica holding the poller lease, by outcome (ok, error).",
+		}, []string{"outcome"}),
+		alertCards: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "defenderbot_alerts_posted_total",
+			Help: "Defender alert cards in Slack, by operation (posted: a new alert; updated: a posted card rewritten after a change).",
+		}, []string{"op"}),
 		held: map[string]bool{},
 	}
 	m.Registry.MustRegister(
@@ -128,10 +138,15 @@ func New() *Metrics {
 		m.defenderCalls, m.defenderLatency, m.defenderRetries, m.defender429,
 		m.iocRuns, m.iocIndicators, m.iocLastSuccess, m.iocFailStreak, m.iocPeriod,
 		m.pending, m.pendingOldest, m.approvalTTL, m.machineActions, m.leasesHeld, m.ready,
+		m.alertPolls, m.alertCards,
 	)
 	// Known label values start at zero, so rates and alerts see them before the first event.
 	for _, o := range []string{"ok", "error"} {
 		m.iocRuns.WithLabelValues(o)
+		m.alertPolls.WithLabelValues(o)
+	}
+	for _, o := range []string{"posted", "updated"} {
+		m.alertCards.WithLabelValues(o)
 	}
 	return m
 }
@@ -261,4 +276,19 @@ func (m *Metrics) Ready(ok bool) {
 		v = 1
 	}
 	m.ready.Set(v)
+}
+
+// AlertPoll records one poll of the alert feed: whether it succeeded and
+// how many cards it posted and updated (a failed poll may have posted some).
+func (m *Metrics) AlertPoll(ok bool, posted, updated int) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	if !ok {
+		outcome = "error"
+	}
+	m.alertPolls.WithLabelValues(outcome).Inc()
+	m.alertCards.WithLabelValues("posted").Add(float64(posted))
+	m.alertCards.WithLabelValues("updated").Add(float64(updated))
 }

@@ -52,6 +52,7 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 		m.MachineAction("isolate", "Succeeded")
 		m.Lease("iocs-sync", true)
 		m.Ready(true)
+		m.AlertPoll(true, 1, 1)
 	})
 }
 
@@ -108,4 +109,15 @@ func TestLeasesHeldByKind(t *testing.T) {
 	assert.Equal(t, 0.0, testutil.ToFloat64(m.leasesHeld.WithLabelValues("iocs-sync")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.leasesHeld.WithLabelValues("followup")))
 	assert.Equal(t, 0.0, testutil.ToFloat64(m.leasesHeld.WithLabelValues("execute")))
+}
+
+func TestAlertPolls(t *testing.T) {
+	m := New()
+	assert.Equal(t, 0.0, testutil.ToFloat64(m.alertPolls.WithLabelValues("error")), "known outcomes are exported from the start")
+	m.AlertPoll(true, 3, 1)
+	m.AlertPoll(false, 1, 0)
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.alertPolls.WithLabelValues("ok")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.alertPolls.WithLabelValues("error")))
+	assert.Equal(t, 4.0, testutil.ToFloat64(m.alertCards.WithLabelValues("posted")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.alertCards.WithLabelValues("updated")))
 }
