@@ -1,6 +1,7 @@
 package taxii
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -203,9 +204,10 @@ func (c *Client) collectionURL(id, rest string) string {
 }
 
 // get performs a GET with retries and returns the 2xx response's header
-// and body (at most limit bytes). check, when set, validates the body; a
-// body it refuses is fetched again like a cut-off one.
-func (c *Client) get(ctx context.Context, u string, q url.Values, check func([]byte) error) (http.Header, []byte, error) {
+// and body (at most limit bytes), read into buf (reused from page to page;
+// the body is valid until buf's next use). check, when set, validates the
+// body; a body it refuses is fetched again like a cut-off one.
+func (c *Client) get(ctx context.Context, u string, q url.Values, buf *bytes.Buffer, check func([]byte) error) (http.Header, []byte, error) {
 	full := u
 	if len(q) > 0 {
 		full += "?" + q.Encode()
@@ -214,7 +216,7 @@ func (c *Client) get(ctx context.Context, u string, q url.Values, check func([]b
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("taxii: GET %s: %w", u, err)
 		}
-		hdr, body, status, err := c.attempt(ctx, full, u)
+		hdr, body, status, err := c.attempt(ctx, full, u, buf)
 		var wait time.Duration
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -259,7 +261,7 @@ func (c *Client) get(ctx context.Context, u string, q url.Values, check func([]b
 }
 
 // attempt is one HTTP exchange. shown is the URL errors name.
-func (c *Client) attempt(ctx context.Context, full, shown string) (http.Header, []byte, int, error) {
+func (c *Client) attempt(ctx context.Context, full, shown string, buf *bytes.Buffer) (http.Header, []byte, int, error) {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodGet, full, nil)
@@ -285,7 +287,9 @@ func (c *Client) attempt(ctx context.Context, full, shown string) (http.Header, 
 	if resp.StatusCode >= 300 {
 		limit = maxErrorBody
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	buf.Reset()
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	body := buf.Bytes()
 	if err != nil {
 		if resp.StatusCode >= 300 {
 			// The status is what matters; a short error body is enough.

@@ -85,15 +85,17 @@ func (c *Client) Objects(ctx context.Context, collection string, opts ObjectsOpt
 		q.Set("added_after", opts.AddedAfter)
 	}
 	var env envelope
+	var buf bytes.Buffer // one page's body, reused
 	check := func(body []byte) error {
-		env = envelope{}
+		// The objects' buffer is reused too: Unmarshal copies into it.
+		env = envelope{Objects: env.Objects[:0]}
 		if err := json.Unmarshal(body, &env); err != nil {
 			return fmt.Errorf("the page is not a TAXII envelope (cut off?): %w", err)
 		}
 		return nil
 	}
 	for n := 1; ; n++ {
-		hdr, _, err := c.get(ctx, u, q, check)
+		hdr, _, err := c.get(ctx, u, q, &buf, check)
 		if err != nil {
 			return res, err
 		}

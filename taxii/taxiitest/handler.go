@@ -15,11 +15,17 @@ import (
 
 const mediaType = "application/taxii+json;version=2.1"
 
+// maxCursors bounds the next tokens kept (a long-running emulator).
+const maxCursors = 1000
+
 // cursor is what a next token stands for: the original filters and how far
 // the client got.
 type cursor struct {
 	filters string
 	offset  int
+	// all is what the first request selected: later pages page through it
+	// (objects added meanwhile come after its end, in a later read).
+	all []*object
 }
 
 // statusWriter remembers the status for the request log.
@@ -225,6 +231,7 @@ func (s *Server) objects(w http.ResponseWriter, r *http.Request, id string) {
 
 	s.mu.Lock()
 	offset := 0
+	var all []*object
 	if tok := qv.Get("next"); tok != "" {
 		cur, ok := s.cursors[tok]
 		switch {
@@ -237,9 +244,10 @@ func (s *Server) objects(w http.ResponseWriter, r *http.Request, id string) {
 			writeError(w, http.StatusBadRequest, "Bad next", "next must be sent with the same filters as the first request")
 			return
 		}
-		offset = cur.offset
+		offset, all = cur.offset, cur.all
+	} else {
+		all = c.match(q)
 	}
-	all := c.match(q)
 	if offset > len(all) {
 		offset = len(all)
 	}
@@ -249,7 +257,13 @@ func (s *Server) objects(w http.ResponseWriter, r *http.Request, id string) {
 	if more && !s.noNext {
 		s.nextID++
 		next = "n" + strconv.Itoa(s.nextID)
-		s.cursors[next] = &cursor{filters: id + "?" + filters, offset: offset + len(page)}
+		s.cursors[next] = &cursor{filters: id + "?" + filters, offset: offset + len(page), all: all}
+		// Tokens stay valid for retries; the oldest expire past maxCursors.
+		s.cursorOrder = append(s.cursorOrder, next)
+		if len(s.cursorOrder) > maxCursors {
+			delete(s.cursors, s.cursorOrder[0])
+			s.cursorOrder = s.cursorOrder[1:]
+		}
 	}
 	var body bytes.Buffer
 	if len(page) == 0 {

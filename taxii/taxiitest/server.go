@@ -81,6 +81,7 @@ type Server struct {
 	collections map[string]*collection
 	order       []string
 	cursors     map[string]*cursor
+	cursorOrder []string
 	nextID      int
 	faults      []Fault
 	requests    []Request
