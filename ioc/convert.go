@@ -51,6 +51,9 @@ const (
 	// evaluated (its pattern does not parse, it is not a valid indicator, it
 	// is not valid yet), so the values its earlier versions gave are kept.
 	ReasonVersionKept = "latest version unusable, values of earlier versions kept"
+	// ReasonOlderVersion: the feed's version of an object is older than the
+	// one defenderbot already applied (a replayed export): ignored.
+	ReasonOlderVersion = "older than the version already applied (replayed)"
 	// ReasonDropHeld: a value the latest version of its object no longer
 	// yields is kept because an object without a readable id may be a later
 	// version.

@@ -58,9 +58,10 @@
 // version that cannot be evaluated (invalid object, pattern that does not
 // parse, not valid yet) removes nothing: its earlier values are kept and
 // reported. Nor is anything removed this way while an object without a
-// readable id is unreadable (it may be a later version). The record does not
-// keep the version's "modified", so a feed that replays a stale version is
-// believed.
+// readable id is unreadable (it may be a later version). Each record keeps
+// the "modified" of the version it came from, so a feed that replays an
+// older version of an object is ignored for that object (reported), never
+// believed over the newer one.
 //
 // Memory: a run does not hold the feed, nor anything per object of it, so a
 // 1 GB feed does not need 1 GB of RAM. The feed is read twice. The first

@@ -341,3 +341,38 @@ func TestCrashBetweenImportAndRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayedOlderVersionIgnored: a feed replaying an older version of an
+// object (an old export put back) neither rewrites the indicators of the
+// newer version nor drops the values only the newer version gives, nor
+// removes anything when the old version was revoked.
+func TestReplayedOlderVersionIgnored(t *testing.T) {
+	v1 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	v2 := v1.Add(24 * time.Hour)
+	for _, old := range []feedObj{
+		{N: 1, Pattern: "[domain-name:value = 'a.example']", Name: "old name", Modified: v1},
+		{N: 1, Pattern: "[domain-name:value = 'a.example' OR domain-name:value = 'b.example']", Revoked: true, Modified: v1},
+	} {
+		h := newEmuHarness(t)
+		writeFeed(t, h.dir, []feedObj{{N: 1, Pattern: "[domain-name:value = 'a.example' OR domain-name:value = 'b.example']", Name: "new name", Modified: v2}})
+		rep, err := h.run(t, nil)
+		require.NoError(t, err)
+		require.Equal(t, 2, rep.Imported)
+		rec, err := h.st.ListIndicatorRecords(context.Background())
+		require.NoError(t, err)
+		require.Len(t, rec, 2)
+		assert.True(t, rec[0].StixModified.Equal(v2), "the record keeps the version's modified")
+
+		writeFeed(t, h.dir, []feedObj{old})
+		h.srv.ResetRequests()
+		rep, err = h.run(t, nil)
+		require.NoError(t, err)
+		imports, deletes := h.writes()
+		assert.Zero(t, imports+deletes, "nothing sent for a replayed older version")
+		assert.Equal(t, 1, rep.Skipped[ReasonOlderVersion])
+		assert.Equal(t, []string{"a.example", "b.example"}, emuValues(h))
+		for _, ind := range h.srv.Indicators() {
+			assert.Equal(t, "new name", ind.Title)
+		}
+	}
+}

@@ -197,6 +197,11 @@ type planner struct {
 	recIDs map[string]bool
 	yields map[string][]string
 	kept   map[string]bool
+	// recModified is, per STIX id, the latest "modified" its records came
+	// from; older holds the ids whose version in the feed is older (a
+	// replay): nothing of it is applied.
+	recModified map[string]time.Time
+	older       map[string]bool
 	// dups merges the live indicators of repeated values (the sketch's
 	// candidates); every other value is decided as soon as it is read.
 	dups map[string]*entry
@@ -236,6 +241,7 @@ func (in *planInput) ownIndicator(k, stixID string) bool {
 
 func newPlanner(in planInput, sk *sketch) *planner {
 	pl := &planner{in: in, sk: sk, recIDs: map[string]bool{}, yields: map[string][]string{}, kept: map[string]bool{},
+		recModified: map[string]time.Time{}, older: map[string]bool{},
 		dups: map[string]*entry{}, removals: map[string]removal{}, live: map[string]bool{}, skipCounts: map[string]int{},
 		freshCap: -1}
 	if in.list && in.spool {
@@ -244,6 +250,9 @@ func newPlanner(in planInput, sk *sketch) *planner {
 	for k, r := range in.records {
 		if r.StixID != "" {
 			pl.recIDs[r.StixID] = true
+			if r.StixModified.After(pl.recModified[r.StixID]) {
+				pl.recModified[r.StixID] = r.StixModified
+			}
 		}
 		if pl.defenderIDOf(k, r) != "" {
 			pl.managedInDefender++
@@ -342,6 +351,14 @@ func (pl *planner) addError(e *stix.ObjectError) {
 
 // apply takes the latest version of an object into account.
 func (pl *planner) apply(c *Conversion) {
+	if m, ok := pl.recModified[c.StixID]; ok && c.StixID != "" && c.modified.Before(m) {
+		// A replay of an older version never overrides the newer one
+		// defenderbot applied: nothing is imported, removed or dropped.
+		pl.older[c.StixID] = true
+		pl.skip(&pl.feedSkips, skip(c.StixID, ReasonOlderVersion,
+			"modified "+c.modified.UTC().Format(time.RFC3339Nano)+", applied "+m.UTC().Format(time.RFC3339Nano)))
+		return
+	}
 	pl.noteYield(c)
 	for _, s := range c.Skipped {
 		pl.skip(&pl.feedSkips, s)
@@ -557,7 +574,7 @@ func (pl *planner) finish() *plan {
 	// evaluated removes nothing.
 	for _, k := range sortedKeys(in.records) {
 		rec := in.records[k]
-		if rec.StixID == "" || deleted[k] {
+		if rec.StixID == "" || deleted[k] || pl.older[rec.StixID] {
 			continue
 		}
 		if pl.kept[rec.StixID] {
@@ -606,7 +623,7 @@ func (pl *planner) finish() *plan {
 			if pl.isLive(k) || deleted[k] {
 				continue
 			}
-			if pl.kept[in.records[k].StixID] {
+			if id := in.records[k].StixID; pl.kept[id] || pl.older[id] {
 				continue // its object is in the feed, in a version that could not be evaluated
 			}
 			absent = append(absent, k)
@@ -701,7 +718,7 @@ func retryEntry(rec store.IndicatorRecord) (*entry, string) {
 	if err != nil || Key(ind.IndicatorType, v) != rec.Key || ind.Application != Application || ind.ID != "" {
 		return nil, ReasonBadRetryPayload
 	}
-	e := &entry{key: rec.Key, ind: ind}
+	e := &entry{key: rec.Key, ind: ind, modified: rec.StixModified}
 	e.fp = Fingerprint(&e.ind)
 	return e, ""
 }

@@ -32,6 +32,10 @@ type refFeedState struct {
 	// not be evaluated. The planner removes what a new version dropped.
 	yields     map[string][]string
 	kept       map[string]bool
+	// recModified: the latest "modified" the records of each id came
+	// from (set before finish); older: ids whose feed version is older.
+	recModified map[string]time.Time
+	older       map[string]bool
 	skipped    []Skip
 	compound   int  // live indicators from compound patterns
 	incomplete bool // some object or source could not be read
@@ -43,7 +47,7 @@ type refFeedState struct {
 func newRefFeedState() *refFeedState {
 	return &refFeedState{byID: map[string]int{}, unreadable: map[string]bool{},
 		desired: map[string]*entry{}, removals: map[string]removal{},
-		yields: map[string][]string{}, kept: map[string]bool{}}
+		yields: map[string][]string{}, kept: map[string]bool{}, recModified: map[string]time.Time{}, older: map[string]bool{}}
 }
 
 // addObject records one read object.
@@ -108,6 +112,12 @@ func (f *refFeedState) finish() {
 	for _, c := range f.versions {
 		if c.StixID != "" && f.unreadable[c.StixID] {
 			f.skipped = append(f.skipped, skip(c.StixID, ReasonVersionUnreadable))
+			continue
+		}
+		if m, ok := f.recModified[c.StixID]; ok && c.StixID != "" && c.modified.Before(m) {
+			f.older[c.StixID] = true
+			f.skipped = append(f.skipped, skip(c.StixID, ReasonOlderVersion,
+				"modified "+c.modified.UTC().Format(time.RFC3339Nano)+", applied "+m.UTC().Format(time.RFC3339Nano)))
 			continue
 		}
 		f.noteYield(&c)
@@ -277,7 +287,7 @@ func refMakePlan(in refPlanInput) *plan {
 	// evaluated removes nothing.
 	for _, k := range sortedKeys(in.records) {
 		rec := in.records[k]
-		if rec.StixID == "" || deleted[k] {
+		if rec.StixID == "" || deleted[k] || in.feed.older[rec.StixID] {
 			continue
 		}
 		if in.feed.kept[rec.StixID] {
@@ -329,7 +339,7 @@ func refMakePlan(in refPlanInput) *plan {
 			if _, live := in.feed.desired[k]; live || deleted[k] {
 				continue
 			}
-			if in.feed.kept[in.records[k].StixID] {
+			if id := in.records[k].StixID; in.feed.kept[id] || in.feed.older[id] {
 				continue // its object is in the feed, in a version that could not be evaluated
 			}
 			absent = append(absent, k)

@@ -113,13 +113,16 @@ func referencePlan(t *testing.T, s *Syncer) *plan {
 		fs.addObject(obj, copts, now)
 		return nil
 	}))
-	fs.finish()
 	recs, err := s.store.ListIndicatorRecords(ctx)
 	require.NoError(t, err)
 	records := map[string]store.IndicatorRecord{}
 	for _, r := range recs {
 		records[r.Key] = r
+		if r.StixID != "" && r.StixModified.After(fs.recModified[r.StixID]) {
+			fs.recModified[r.StixID] = r.StixModified
+		}
 	}
+	fs.finish()
 	inDefender, active, err := listDefender(ctx, s.api, now)
 	require.NoError(t, err)
 	return refMakePlan(refPlanInput{feed: fs, records: records, inDefender: inDefender, active: active, now: now,

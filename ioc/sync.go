@@ -577,7 +577,7 @@ func (s *Syncer) execute(ctx context.Context, api IndicatorAPI, p *plan, rep *Re
 				}
 				recs = append(recs, store.IndicatorRecord{
 					Key: e.key, IndicatorType: string(e.ind.IndicatorType), Value: e.ind.IndicatorValue,
-					StixID: e.ind.ExternalID, DefenderID: res.ID, Fingerprint: e.fp, Severity: e.ind.Severity,
+					StixID: e.ind.ExternalID, DefenderID: res.ID, Fingerprint: e.fp, Severity: e.ind.Severity, StixModified: e.modified,
 					Status: StatusImported, UpdatedAt: now().UTC(),
 				})
 			}
@@ -606,7 +606,7 @@ func (s *Syncer) failedRecord(ctx context.Context, e *entry, reason string, at t
 	}
 	return store.IndicatorRecord{
 		Key: e.key, IndicatorType: string(e.ind.IndicatorType), Value: e.ind.IndicatorValue,
-		StixID: e.ind.ExternalID, DefenderID: e.defenderID, Fingerprint: e.prevFP, Severity: e.ind.Severity,
+		StixID: e.ind.ExternalID, DefenderID: e.defenderID, Fingerprint: e.prevFP, Severity: e.ind.Severity, StixModified: e.modified,
 		Status: StatusFailed, FailureReason: reason, Payload: string(payload), UpdatedAt: at.UTC(),
 	}
 }
