@@ -30,15 +30,15 @@ type refFeedState struct {
 	// the keys that version asserts live (none when revoked, expired or
 	// not expressible); kept holds the objects whose latest version could
 	// not be evaluated. The planner removes what a new version dropped.
-	yields     map[string][]string
-	kept       map[string]bool
+	yields map[string][]string
+	kept   map[string]bool
 	// recModified: the latest "modified" the records of each id came
 	// from (set before finish); older: ids whose feed version is older.
 	recModified map[string]time.Time
 	older       map[string]bool
-	skipped    []Skip
-	compound   int  // live indicators from compound patterns
-	incomplete bool // some object or source could not be read
+	skipped     []Skip
+	compound    int  // live indicators from compound patterns
+	incomplete  bool // some object or source could not be read
 	// anonUnreadable: an unreadable object had no readable id, so it may be
 	// a later version of any object.
 	anonUnreadable bool
