@@ -253,7 +253,7 @@ func TestArgsMapRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	var back map[string]string
 	require.NoError(t, json.Unmarshal(js, &back))
-	assert.Equal(t, m, back, "JSON names are the seed's argument names")
+	assert.Equal(t, m, back, "JSON names are the argument names")
 	assert.Equal(t, map[string]string{"machine_id": "m"}, actions.Args{MachineID: "m"}.Map())
 
 	_, err = actions.ArgsFromMap(map[string]string{"machineid": "m"})

@@ -168,8 +168,8 @@ func Canonical(name, v string) (string, bool) {
 	return canon, problem == "" && v != ""
 }
 
-// ArgNames lists every argument name, in Args' field order.
-func ArgNames() []string {
+// argNames lists every argument name, in Args' field order.
+func argNames() []string {
 	out := make([]string, len(argSpecs))
 	for i, s := range argSpecs {
 		out[i] = s.Name
@@ -226,7 +226,7 @@ func (a *Args) Set(name, value string) bool {
 // Map returns the non-empty arguments keyed by their names.
 func (a Args) Map() map[string]string {
 	m := map[string]string{}
-	for _, n := range ArgNames() {
+	for _, n := range argNames() {
 		if v := a.Get(n); v != "" {
 			m[n] = v
 		}
@@ -240,7 +240,7 @@ func ArgsFromMap(m map[string]string) (Args, error) {
 	var a Args
 	for k, v := range m {
 		if !a.Set(k, v) {
-			return Args{}, &ArgError{Arg: k, Kind: Unknown, Msg: fmt.Sprintf("unknown argument %q (known: %s)", k, strings.Join(ArgNames(), ", "))}
+			return Args{}, &ArgError{Arg: k, Kind: Unknown, Msg: fmt.Sprintf("unknown argument %q (known: %s)", k, strings.Join(argNames(), ", "))}
 		}
 	}
 	return a, nil
@@ -312,7 +312,7 @@ func Check(n Name, a Args) (Args, []*ArgError) {
 	}
 	takes := append(append([]string(nil), s.Required...), s.Optional...)
 	var out Args
-	for _, name := range ArgNames() {
+	for _, name := range argNames() {
 		v := strings.TrimSpace(a.Get(name))
 		if v == "" {
 			continue

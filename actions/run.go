@@ -77,12 +77,12 @@ func (r *Runner) Run(ctx context.Context, n Name, a Args) (*Result, error) {
 		if alert == nil {
 			return nil, fmt.Errorf("%s: %w", n, ErrNoResponse)
 		}
-		return AlertResult(n, alert), nil
+		return alertResult(n, alert), nil
 	}
 	if ma == nil {
 		return nil, fmt.Errorf("%s: %w", n, ErrNoResponse)
 	}
-	return MachineActionResult(n, ma), nil
+	return machineActionResult(n, ma), nil
 }
 
 func alertUpdate(a Args) defender.AlertUpdate {
@@ -108,9 +108,9 @@ func nullable(p *string) any {
 	return *p
 }
 
-// MachineActionResult builds n's result from a MachineAction (n must return
+// machineActionResult builds n's result from a MachineAction (n must return
 // one; the output has n's output fields).
-func MachineActionResult(n Name, ma *defender.MachineAction) *Result {
+func machineActionResult(n Name, ma *defender.MachineAction) *Result {
 	all := map[string]any{
 		"id":        ma.ID,
 		"type":      ma.Type,
@@ -123,8 +123,8 @@ func MachineActionResult(n Name, ma *defender.MachineAction) *Result {
 	return &Result{Output: pick(n, all), Raw: ma.Raw, MachineAction: ma}
 }
 
-// AlertResult builds n's result from an Alert.
-func AlertResult(n Name, al *defender.Alert) *Result {
+// alertResult builds n's result from an Alert.
+func alertResult(n Name, al *defender.Alert) *Result {
 	all := map[string]any{
 		"id":             al.ID,
 		"title":          al.Title,
@@ -171,7 +171,7 @@ func (r *Runner) Wait(ctx context.Context, n Name, id string, interval time.Dura
 		case err == nil:
 			last = ma
 			if ma.Status.Final() {
-				return MachineActionResult(n, ma), nil
+				return machineActionResult(n, ma), nil
 			}
 		}
 		select {
@@ -179,7 +179,7 @@ func (r *Runner) Wait(ctx context.Context, n Name, id string, interval time.Dura
 			if last == nil {
 				return nil, fmt.Errorf("%s: waiting for action %s: %w", n, id, ctx.Err())
 			}
-			return MachineActionResult(n, last), fmt.Errorf("%s: action %s still %s: %w", n, id, last.Status, ctx.Err())
+			return machineActionResult(n, last), fmt.Errorf("%s: action %s still %s: %w", n, id, last.Status, ctx.Err())
 		case <-ticker.C:
 		}
 	}

@@ -7,7 +7,6 @@ package approval_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,7 +96,7 @@ func (d *fakeDefender) Run(_ context.Context, n actions.Name, a actions.Args) (*
 	defer d.mu.Unlock()
 	d.runs++
 	ma := &defender.MachineAction{ID: "ma-1", Type: n.MachineActionType(), Status: defender.StatusPending, MachineID: a.MachineID, RequestorComment: a.Comment}
-	return actions.MachineActionResult(n, ma), nil
+	return &actions.Result{Output: map[string]any{"id": ma.ID}, MachineAction: ma}, nil
 }
 
 func (d *fakeDefender) GetMachineAction(_ context.Context, id string) (*defender.MachineAction, error) {
@@ -303,7 +302,7 @@ func TestResumeReconcilesACrashedExecution(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	f.def.listed = []defender.MachineAction{{ID: "ma-9", Status: defender.StatusSucceeded,
-		RequestorComment: approval.TaggedComment("beaconing", r.ID, []string{"UA1"})}}
+		RequestorComment: "beaconing (defenderbot request " + r.ID + ", approved by UA1)"}}
 
 	f.core.Resume(ctx)
 	got, err := f.store.GetRequest(ctx, r.ID)
@@ -324,6 +323,4 @@ func TestRoutes(t *testing.T) {
 	f := newFixture(t, 1)
 	assert.Equal(t, approval.RouteDirect, f.core.RouteOf(actions.GetAction))
 	assert.Equal(t, approval.RouteApproval, f.core.RouteOf(actions.Isolate))
-	assert.True(t, strings.Contains(approval.TaggedComment("c", "id", nil), "no approval required"))
-	assert.Equal(t, "c (defenderbot request id, approved by U1, U2)", approval.TaggedComment("c", "id", []string{"U1", "U2"}))
 }

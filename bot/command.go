@@ -155,9 +155,9 @@ func canonicalVerb(word string) (string, bool) {
 	return "", false
 }
 
-// ParseCommand parses the text after the slash command. It never panics; any
+// parseCommand parses the text after the slash command. It never panics; any
 // problem is a *ParseError naming the verb whose usage to show.
-func ParseCommand(text string) (Command, error) {
+func parseCommand(text string) (Command, error) {
 	toks, err := splitArgs(text)
 	if err != nil {
 		return Command{}, &ParseError{Msg: err.Error()}

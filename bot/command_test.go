@@ -48,7 +48,7 @@ func TestParseCommand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.text, func(t *testing.T) {
-			c, err := ParseCommand(tc.text)
+			c, err := parseCommand(tc.text)
 			require.NoError(t, err)
 			assert.Equal(t, tc.verb, c.Verb)
 			assert.Equal(t, tc.machine, c.Machine)
@@ -100,7 +100,7 @@ func TestParseCommandErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.text, func(t *testing.T) {
-			_, err := ParseCommand(tc.text)
+			_, err := parseCommand(tc.text)
 			var pe *ParseError
 			require.True(t, errors.As(err, &pe), "got %v", err)
 			assert.Equal(t, tc.verb, pe.Verb)
@@ -115,7 +115,7 @@ func TestParseCommandLongComment(t *testing.T) {
 	for i := range long {
 		long[i] = 'a'
 	}
-	_, err := ParseCommand("isolate ws-001 " + string(long))
+	_, err := parseCommand("isolate ws-001 " + string(long))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "too long")
 }
@@ -125,7 +125,7 @@ func FuzzParseCommand(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		c, err := ParseCommand(s)
+		c, err := parseCommand(s)
 		if err != nil {
 			var pe *ParseError
 			if !errors.As(err, &pe) || pe.Msg == "" {

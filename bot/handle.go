@@ -23,7 +23,7 @@ func (s *Service) HandleCommand(ctx context.Context, cmd slack.SlashCommand) *sl
 	if cmd.UserID == "" {
 		return ephemeral("This command has no user; nothing was done.")
 	}
-	c, err := ParseCommand(cmd.Text)
+	c, err := parseCommand(cmd.Text)
 	if err != nil {
 		var pe *ParseError
 		if !errors.As(err, &pe) {

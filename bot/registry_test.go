@@ -59,7 +59,7 @@ func TestRegistryIsTheOneListOfActions(t *testing.T) {
 			continue
 		}
 		assert.Contains(t, help, "`/defender "+s.Verb+" ", "Slack help lists %s", s.Name)
-		_, err := ParseCommand(s.Verb)
+		_, err := parseCommand(s.Verb)
 		var pe *ParseError
 		require.ErrorAs(t, err, &pe, s.Verb)
 		assert.True(t, pe.Missing, "%s without arguments asks for them", s.Verb)

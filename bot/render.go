@@ -269,7 +269,7 @@ func orDash(s string) string {
 	return s
 }
 
-// renderOutput renders a read-only action's seed output fields.
+// renderOutput renders a read-only action's output fields.
 func renderOutput(title string, out map[string]any) []slack.Block {
 	keys := make([]string, 0, len(out))
 	for k := range out {

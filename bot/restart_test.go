@@ -13,7 +13,7 @@ import (
 	"github.com/defenderbot/defenderbot/defender"
 )
 
-func seed(t *testing.T, h *harness, id string, st approval.State, mod func(*approval.Request)) {
+func storeRequest(t *testing.T, h *harness, id string, st approval.State, mod func(*approval.Request)) {
 	t.Helper()
 	r := &approval.Request{ID: id, Action: "isolate", State: st, RequiredApprovals: 1, RequesterID: analyst,
 		Args:            actions.Args{MachineID: machineID, Comment: "c", IsolationType: "Full"},
@@ -29,10 +29,10 @@ func TestRestartResumes(t *testing.T) {
 	h := newHarness(t, nil)
 	h.def.statuses = []defender.ActionStatus{defender.StatusSucceeded}
 	h.def.runStatus = defender.StatusSucceeded
-	seed(t, h, "pending-1", approval.StatePending, func(r *approval.Request) { r.Approvals = nil })
-	seed(t, h, "approved-1", approval.StateApproved, nil)
-	seed(t, h, "executing-found", approval.StateExecuting, nil)
-	seed(t, h, "running-1", approval.StateRunning, func(r *approval.Request) { r.MachineActionID, r.MachineActionStatus = "ma-9", "InProgress" })
+	storeRequest(t, h, "pending-1", approval.StatePending, func(r *approval.Request) { r.Approvals = nil })
+	storeRequest(t, h, "approved-1", approval.StateApproved, nil)
+	storeRequest(t, h, "executing-found", approval.StateExecuting, nil)
+	storeRequest(t, h, "running-1", approval.StateRunning, func(r *approval.Request) { r.MachineActionID, r.MachineActionStatus = "ma-9", "InProgress" })
 	h.def.listed = []defender.MachineAction{
 		{ID: "other", RequestorComment: "c (defenderbot request someone-else, approved by U)", Status: defender.StatusPending},
 		{ID: "ma-found", RequestorComment: "c (" + requestTag("executing-found") + ", approved by U)", Status: defender.StatusSucceeded},
@@ -72,7 +72,7 @@ func TestRestartResumes(t *testing.T) {
 
 func TestReconcileNotFoundDoesNotCallAgain(t *testing.T) {
 	h := newHarness(t, nil)
-	seed(t, h, "executing-lost", approval.StateExecuting, nil)
+	storeRequest(t, h, "executing-lost", approval.StateExecuting, nil)
 	h.svc.core.Resume(context.Background())
 	h.svc.Wait()
 	r, err := h.store.GetRequest(context.Background(), "executing-lost")
@@ -84,7 +84,7 @@ func TestReconcileNotFoundDoesNotCallAgain(t *testing.T) {
 
 func TestFollowUpLeaseHeldElsewhere(t *testing.T) {
 	h := newHarness(t, nil)
-	seed(t, h, "running-2", approval.StateRunning, func(r *approval.Request) { r.MachineActionID = "ma-2" })
+	storeRequest(t, h, "running-2", approval.StateRunning, func(r *approval.Request) { r.MachineActionID = "ma-2" })
 	ok, err := h.store.AcquireLease(context.Background(), "followup:running-2", "other-replica", t0, time.Minute)
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -104,7 +104,7 @@ func TestFollowUpLeaseHeldElsewhere(t *testing.T) {
 
 func TestFollowUpTimeout(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.PollTimeout = 10 * time.Second })
-	seed(t, h, "running-3", approval.StateRunning, func(r *approval.Request) { r.MachineActionID = "ma-3"; r.MachineActionStatus = "InProgress" })
+	storeRequest(t, h, "running-3", approval.StateRunning, func(r *approval.Request) { r.MachineActionID = "ma-3"; r.MachineActionStatus = "InProgress" })
 	h.svc.core.Resume(context.Background())
 	h.svc.Wait()
 	r, _ := h.store.GetRequest(context.Background(), "running-3")
@@ -118,7 +118,7 @@ func TestFollowUpTimeout(t *testing.T) {
 // running: the stored final state is rendered again.
 func TestStaleApprovalUpdateDoesNotOverwriteFinal(t *testing.T) {
 	h := newHarness(t, nil)
-	seed(t, h, "late-1", approval.StateSucceeded, func(r *approval.Request) { r.MachineActionID, r.MachineActionStatus = "ma-1", "Succeeded" })
+	storeRequest(t, h, "late-1", approval.StateSucceeded, func(r *approval.Request) { r.MachineActionID, r.MachineActionStatus = "ma-1", "Succeeded" })
 	stale, err := h.store.GetRequest(context.Background(), "late-1")
 	require.NoError(t, err)
 	stale.State, stale.MachineActionStatus = approval.StateRunning, "Pending"

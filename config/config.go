@@ -1,6 +1,10 @@
 // Package config loads, overrides and validates defenderbot's configuration:
 // a YAML file, then DEFENDERBOT_* and the usual Azure/Slack environment
 // variables, then secrets read from files.
+//
+// It owns every default (Default, documented in config.example.yaml); the
+// other packages take their values from it. It must not import bot, approval,
+// store, handlers or cmd.
 package config
 
 import (

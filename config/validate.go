@@ -75,7 +75,7 @@ var (
 	// PatternModes are the values of iocs.patterns (ioc.PatternsAll, ioc.PatternsSimple).
 	PatternModes = []string{"all", "simple"}
 	AlertsAPIs   = []string{AlertsAPILegacy, AlertsAPIGraph}
-	// IndicatorActions are Defender's indicator actions (the seed's Push IOCs "action").
+	// IndicatorActions are Defender's indicator actions (the "action" an indicator asks of Defender).
 	IndicatorActions = defender.IndicatorActions()
 	// Severities are Defender's indicator severities.
 	Severities = defender.IndicatorSeverities()

@@ -24,4 +24,9 @@
 //	case errors.As(err, &ae):
 //		log.Error("defender", "code", ae.Code, "target", ae.Target)
 //	}
+//
+// It owns the Defender API: paths, bodies, retries, pacing, tokens and the
+// one check of IDs and text sent to it (IDProblem, TextProblem). It must
+// not import any other defenderbot package (actions, bot, approval and ioc
+// build on it).
 package defender

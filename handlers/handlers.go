@@ -2,6 +2,9 @@
 // interaction and Events API endpoints (signature verification and replay
 // protection come before anything else), health and readiness probes, Prometheus metrics, and
 // the Socket Mode loop that feeds the same bot when no public URL is wanted.
+//
+// It owns HTTP and Slack's transport rules; it must not import store (it
+// takes small interfaces), approval, defender or ioc: the bot decides.
 package handlers
 
 import (

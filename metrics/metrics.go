@@ -1,5 +1,9 @@
 // Package metrics defines defenderbot's Prometheus metrics in one registry and
 // the small observer methods that the Slack, Defender and IOC code report to.
+//
+// It owns the metric names and labels; it must not import any other
+// defenderbot package (the packages that count call its methods through
+// their own small interfaces).
 package metrics
 
 import (

@@ -1,6 +1,8 @@
 // Package scheduler runs named jobs on cron schedules with robfig/cron: runs
 // of one job never overlap, a panicking job is recovered and reported, and
 // Stop waits for the jobs still running.
+//
+// It must not import any other defenderbot package.
 package scheduler
 
 import (

@@ -119,15 +119,15 @@ func Open(ctx context.Context, driver, dsn string, opts ...Option) (Store, error
 	s := &sqlStore{db: db, d: d, log: o.logger, now: o.now}
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("open %s store %s: %w", driver, RedactDSN(dsn), redactErr(err, secret))
+		return nil, fmt.Errorf("open %s store %s: %w", driver, redactDSN(dsn), redactErr(err, secret))
 	}
 	applied, err := s.migrate(ctx)
 	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("open %s store %s: %w", driver, RedactDSN(dsn), redactErr(err, secret))
+		return nil, fmt.Errorf("open %s store %s: %w", driver, redactDSN(dsn), redactErr(err, secret))
 	}
 	o.logger.LogAttrs(ctx, slog.LevelInfo, "store opened",
-		slog.String("driver", driver), slog.String("dsn", RedactDSN(dsn)), slog.Int("migrations_applied", applied))
+		slog.String("driver", driver), slog.String("dsn", redactDSN(dsn)), slog.Int("migrations_applied", applied))
 	return s, nil
 }
 
@@ -182,9 +182,9 @@ var (
 	urlUserinfo = regexp.MustCompile(`(://[^:/@?#\s]*):[^@/?#\s]*@`)
 )
 
-// RedactDSN hides the password of a DSN (user:pass@ and password=...) so the
+// redactDSN hides the password of a DSN (user:pass@ and password=...) so the
 // result can be logged.
-func RedactDSN(dsn string) string {
+func redactDSN(dsn string) string {
 	out := urlUserinfo.ReplaceAllString(dsn, "${1}:xxxxx@")
 	return kvPassword.ReplaceAllString(out, "${1}xxxxx")
 }

@@ -57,7 +57,7 @@ func TestRedactDSN(t *testing.T) {
 		"postgres://db/x?user=bot&password=pw&sslmode=": "postgres://db/x?user=bot&password=xxxxx&sslmode=",
 		"/var/lib/defenderbot/state.db":                 "/var/lib/defenderbot/state.db",
 	} {
-		assert.Equal(t, want, RedactDSN(in), in)
+		assert.Equal(t, want, redactDSN(in), in)
 	}
 }
 

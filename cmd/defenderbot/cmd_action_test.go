@@ -112,11 +112,11 @@ func TestActionEveryActionAgainstEmulator(t *testing.T) {
 			r := runCLI(t, srv, env, append([]string{"action", string(tt.name)}, tt.args...)...)
 			require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 			out := decodeOne(t, r.stdout)
-			assert.ElementsMatch(t, tt.name.Outputs(), keys(out), "exactly the seed's output fields")
+			assert.ElementsMatch(t, tt.name.Outputs(), keys(out), "exactly the action's output fields")
 			for k, v := range tt.check {
 				assert.Equal(t, v, out[k], k)
 			}
-			// Seed field order is kept in the printed object.
+			// The declared output field order is kept in the printed object.
 			assert.True(t, strings.HasPrefix(r.stdout, `{"id":`), r.stdout)
 		})
 	}
@@ -127,7 +127,7 @@ func TestActionRaw(t *testing.T) {
 	r := runCLI(t, srv, emulatorEnv(srv), "action", "isolate", "--machine-id", testMachine, "--comment", "c", "--raw")
 	require.Equal(t, 0, r.code, r.stderr)
 	out := decodeOne(t, r.stdout)
-	assert.Contains(t, out, "machineId", "Microsoft's body, not the seed's fields")
+	assert.Contains(t, out, "machineId", "Microsoft's body, not the action's output fields")
 	assert.Contains(t, out, "requestorComment")
 	assert.Equal(t, "c", out["requestorComment"])
 }

@@ -1,6 +1,9 @@
 // Command defenderbot drives Microsoft Defender for Endpoint from Slack with
 // two-person approval, keeps Defender's indicators in sync with a STIX feed,
-// and runs every playbook action from the command line.
+// and runs every action of its registry from the command line.
+//
+// It owns the wiring: configuration to packages, one file per subcommand.
+// No other package imports it.
 package main
 
 import (

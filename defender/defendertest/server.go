@@ -4,6 +4,10 @@
 // codes, bodies, roles, rate limits) so that the defender client and every
 // other package can be tested without Microsoft, and it doubles as the
 // standalone `defenderbot emulator`.
+//
+// It owns nothing of the product; it must not import the defender package
+// (it spells Microsoft's API independently, so that the client is tested
+// against the documentation, not against itself) nor bot, approval or store.
 package defendertest
 
 import (

@@ -1,6 +1,8 @@
 // Package logctx carries a request ID through a context.Context and adds it
 // to every log line written with that context, so one Slack request can be
 // followed from the webhook through the bot to each Defender call.
+//
+// It must not import any other defenderbot package.
 package logctx
 
 import (

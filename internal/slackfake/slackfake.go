@@ -8,6 +8,9 @@
 // limit (limits.go): invalid_blocks for messages, invalid_arguments for views.
 // It plays Slack's side of Socket Mode (SendEnvelope). It also signs requests
 // the way Slack does, so tests can drive the real HTTP endpoints.
+//
+// It must not import any other defenderbot package: it plays Slack, not
+// defenderbot.
 package slackfake
 
 import (

@@ -1,4 +1,6 @@
 // Package testutil holds small helpers shared by tests.
+//
+// It must not import any other defenderbot package.
 package testutil
 
 import (

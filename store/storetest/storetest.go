@@ -1,5 +1,7 @@
 // Package storetest is the behaviour suite every store.Store implementation
 // must pass, plus helpers to get a fresh SQLite or PostgreSQL store in tests.
+//
+// It owns the store contract's tests; it must not import bot or handlers.
 package storetest
 
 import (
