@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,34 +26,15 @@ import (
 // must show the outcome within two minutes without calling Defender again
 // (issue 11 §6).
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
-
-// defenderbotBinary builds the binary once per test run.
+// defenderbotBinary builds the binary into a directory removed when t ends.
 func defenderbotBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "defenderbot-kill")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "defenderbot")
-		out, err := exec.Command(goBin, "build", "-o", builtBin, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w: %s", err, out)
-		}
-	})
-	require.NoError(t, buildErr)
-	return builtBin
+	goBin, err := exec.LookPath("go")
+	require.NoError(t, err, "the go command builds the binary")
+	bin := filepath.Join(t.TempDir(), "defenderbot")
+	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
 }
 
 const killSecret = "kill-test-signing-secret"
@@ -69,9 +49,9 @@ type killWorld struct {
 	logs []*syncBuffer
 }
 
-func newKillWorld(t *testing.T, opts ...defendertest.Option) *killWorld {
+func newKillWorld(t *testing.T, bin string, opts ...defendertest.Option) *killWorld {
 	t.Helper()
-	w := &killWorld{emu: defendertest.NewServer(t, opts...), sf: slackfake.NewT(t), bin: defenderbotBinary(t)}
+	w := &killWorld{emu: defendertest.NewServer(t, opts...), sf: slackfake.NewT(t), bin: bin}
 	w.emu.AddSampleData()
 	dir := t.TempDir()
 	w.ca = filepath.Join(dir, "ca.pem")
@@ -215,6 +195,7 @@ func TestKillAReplicaAtEachCrashPoint(t *testing.T) {
 		t.Skip("runs the real binary for about a minute")
 	}
 	const bound = 2 * time.Minute
+	bin := defenderbotBinary(t) // the parallel subtests end before its directory is removed
 	tests := []struct {
 		name string
 		// arm prepares the emulator before the approval; killWhen says when A dies.
@@ -250,7 +231,7 @@ func TestKillAReplicaAtEachCrashPoint(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			w := newKillWorld(t, defendertest.WithActionTimings(2*time.Second, 20*time.Second))
+			w := newKillWorld(t, bin, defendertest.WithActionTimings(2*time.Second, 20*time.Second))
 			a := w.start(t, "replica-a")
 			w.start(t, "replica-b")
 			tt.arm(w)
