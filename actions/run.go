@@ -43,13 +43,43 @@ type Result struct {
 	PackageURI string
 }
 
+// AlertAPI answers comment-alert and update-alert. The Defender client is
+// one (its legacy /api/alerts); graph.DefenderAlerts is the other
+// (Microsoft Graph alerts_v2, defender.alerts_api: graph).
+type AlertAPI interface {
+	UpdateAlert(ctx context.Context, alertID string, u defender.AlertUpdate) (*defender.Alert, error)
+	CommentAlert(ctx context.Context, alertID, comment string) (*defender.Alert, error)
+}
+
 // Runner runs actions against Defender.
 type Runner struct {
 	api API
 }
 
-// NewRunner returns a Runner calling api.
-func NewRunner(api API) *Runner { return &Runner{api: api} }
+// NewRunner returns a Runner calling api. A non-nil alerts takes the alert
+// actions (comment-alert, update-alert) instead of api.
+func NewRunner(api API, alerts ...AlertAPI) *Runner {
+	for _, a := range alerts {
+		if a != nil {
+			api = alertsVia{API: api, alerts: a}
+		}
+	}
+	return &Runner{api: api}
+}
+
+// alertsVia routes the alert methods of API to another AlertAPI.
+type alertsVia struct {
+	API
+	alerts AlertAPI
+}
+
+func (v alertsVia) UpdateAlert(ctx context.Context, alertID string, u defender.AlertUpdate) (*defender.Alert, error) {
+	return v.alerts.UpdateAlert(ctx, alertID, u)
+}
+
+func (v alertsVia) CommentAlert(ctx context.Context, alertID, comment string) (*defender.Alert, error) {
+	return v.alerts.CommentAlert(ctx, alertID, comment)
+}
 
 // ErrNoResponse is returned when the client reported success without a body.
 var ErrNoResponse = errors.New("defender returned no entity")

@@ -104,7 +104,11 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
 		return 1
 	}
-	runner := actions.NewRunner(client)
+	runner, err := newRunner(c, cfg, newLogger(c, cfg), client, nil)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
+		return 1
+	}
 	res, err := runner.Run(ctx, name, a)
 	if err != nil {
 		printActionError(c.stderr, err)

@@ -344,3 +344,40 @@ func TestActionForensics(t *testing.T) {
 	assert.Equal(t, 2, r.code, "a usage error: there is no machine action to wait for")
 	assert.Empty(t, r.stdout)
 }
+
+// TestActionAlertsThroughGraph: with defender.alerts_api graph, the alert
+// actions go to Graph alerts_v2 (either enum spelling), and the JSON keeps
+// the same field names.
+func TestActionAlertsThroughGraph(t *testing.T) {
+	srv := newEmulator(t)
+	ga := srv.NewDeviceAlert(testMachine, "Credential theft", "high")
+	env := emulatorEnv(srv)
+	env["DEFENDERBOT_DEFENDER_ALERTS_API"] = "graph"
+	env["DEFENDERBOT_DEFENDER_GRAPH_BASE_URL"] = srv.URL
+
+	r := runCLI(t, srv, env, "action", "update-alert", "--alert-id", ga.ID, "--status", "InProgress",
+		"--classification", "TruePositive", "--determination", "Malware", "--owner", "ana@contoso.com", "--comment", "on it")
+	require.Equal(t, 0, r.code, r.stderr)
+	out := decodeOne(t, r.stdout)
+	assert.ElementsMatch(t, actions.UpdateAlert.Outputs(), keys(out))
+	assert.Equal(t, map[string]any{"id": ga.ID, "title": "Credential theft", "description": "", "status": "inProgress",
+		"classification": "truePositive", "determination": "malware", "category": "Execution"}, out)
+	got, _ := srv.GraphAlert(ga.ID)
+	assert.Equal(t, "inProgress", got.Status)
+	require.NotNil(t, got.AssignedTo)
+	assert.Equal(t, "ana@contoso.com", *got.AssignedTo)
+	require.Len(t, got.Comments, 1)
+	assert.Equal(t, "on it", got.Comments[0].Comment)
+
+	r = runCLI(t, srv, env, "action", "comment-alert", "--alert-id", ga.ID, "--comment", "isolated")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, map[string]any{"id": ga.ID}, decodeOne(t, r.stdout))
+	got, _ = srv.GraphAlert(ga.ID)
+	assert.Len(t, got.Comments, 2)
+	assert.Zero(t, srv.Calls("PATCH", "/api/alerts/"+ga.ID), "the legacy API is not called")
+
+	r = runCLI(t, srv, env, "action", "comment-alert", "--alert-id", "da000_1", "--comment", "x")
+	assert.Equal(t, 1, r.code)
+	assert.Empty(t, r.stdout)
+	assert.Contains(t, r.stderr, "itemNotFound")
+}

@@ -15,9 +15,11 @@ import (
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/alerts"
 	"github.com/defenderbot/defenderbot/bot"
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/graph"
 	"github.com/defenderbot/defenderbot/handlers"
 	"github.com/defenderbot/defenderbot/ioc"
 	"github.com/defenderbot/defenderbot/metrics"
@@ -78,6 +80,7 @@ type serveApp struct {
 	defender *defender.Client
 	metrics  *metrics.Metrics
 	sched    *scheduler.Scheduler // nil without IOC sync
+	alerts   *alerts.Poller       // nil without the alert feed
 	deps     handlers.Deps
 	handler  http.Handler
 }
@@ -148,10 +151,25 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 		s.seedIOCMetrics(ctx)
 	}
 
+	// One Graph client for the alert feed and the alert actions: one pacer
+	// for Graph's per-app limit.
+	var gc *graph.Client
+	if cfg.Alerts.Enabled || cfg.Defender.AlertsAPI == config.AlertsAPIGraph {
+		if gc, err = newGraphClient(c, cfg, logger, s.metrics); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	runner, err := newRunner(c, cfg, logger, s.defender, gc)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+
 	s.bot, err = bot.New(bot.ConfigFrom(cfg, replica), bot.Deps{
 		Store:       st,
 		Slack:       s.slack,
-		Defender:    bot.NewDefender(actions.NewRunner(s.defender), s.defender),
+		Defender:    bot.NewDefender(runner, s.defender),
 		MachineInfo: s.defender,
 		IOCs:        iocs,
 		Logger:      logger,
@@ -160,6 +178,22 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 	if err != nil {
 		s.close()
 		return nil, err
+	}
+
+	if al := cfg.Alerts; al.Enabled {
+		s.alerts, err = alerts.New(alerts.Config{
+			Channel:        al.Channel,
+			MinSeverity:    al.MinSeverity,
+			ServiceSources: al.ServiceSources,
+			PollInterval:   al.PollInterval,
+			Backfill:       al.Backfill,
+			Owner:          replica,
+			Log:            logger.With("component", "alerts"),
+		}, gc, st, bot.NewAlertPoster(s.slack, bot.AlertCardOptions{}))
+		if err != nil {
+			s.close()
+			return nil, err
+		}
 	}
 
 	s.deps = handlers.Deps{
@@ -173,6 +207,9 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 		Metrics:  s.metrics,
 		Gatherer: s.metrics.Registry,
 		Logger:   logger,
+	}
+	if gc != nil {
+		s.deps.Readiness = append(s.deps.Readiness, handlers.ReadinessCheck{Name: "graph_token", Check: gc.CheckToken})
 	}
 	s.handler = handlers.New(handlers.Config{SigningSecret: cfg.Slack.SigningSecret.Value()}, s.deps)
 	return s, nil
@@ -227,6 +264,9 @@ func (s *serveApp) run(ctx context.Context, ln net.Listener) error {
 	if s.sched != nil {
 		s.sched.Start(runCtx)
 	}
+	if s.alerts != nil {
+		wg.Go(func() { _ = s.alerts.Run(runCtx) })
+	}
 
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -252,7 +292,7 @@ func (s *serveApp) run(ctx context.Context, ln net.Listener) error {
 		})
 	}
 	s.log.Info("defenderbot serving", "listen", ln.Addr().String(), "slack_mode", mode,
-		"iocs_sync", s.sched != nil, "approval_channel", s.cfg.Slack.ApprovalChannel)
+		"iocs_sync", s.sched != nil, "alerts", s.alerts != nil, "approval_channel", s.cfg.Slack.ApprovalChannel)
 
 	var runErr error
 	select {

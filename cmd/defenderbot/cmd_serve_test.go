@@ -349,3 +349,45 @@ func gaugeValue(t *testing.T, reg prometheus.Gatherer, name, kind string) float6
 	}
 	return -1
 }
+
+// TestServeWiresTheAlertFeed runs serve with alerts.enabled: a high alert
+// in Graph reaches the alert channel as a card, and readiness checks the
+// Graph token.
+func TestServeWiresTheAlertFeed(t *testing.T) {
+	emu := defendertest.NewServer(t)
+	emu.AddSampleData()
+	high := emu.NewDeviceAlert(defendertest.SampleMachineID1, "Credential theft", "high")
+	sf := slackfake.NewT(t)
+	cfgPath := writeServeConfig(t, emu, sf, "127.0.0.1:0", filepath.Join(t.TempDir(), "serve.db"))
+	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string {
+		return map[string]string{
+			"DEFENDERBOT_ALERTS_ENABLED":          "true",
+			"DEFENDERBOT_ALERTS_CHANNEL":          "C0ALERTS",
+			"DEFENDERBOT_DEFENDER_GRAPH_BASE_URL": emu.URL,
+		}[k]
+	}, httpClient: emu.HTTPClient()}
+	cfg, err := loadConfig(c, cfgPath)
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate(config.ForServe))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	app, err := newServeApp(ctx, c, cfg, newLoggerTo(io.Discard, cfg))
+	require.NoError(t, err)
+	require.NotNil(t, app.alerts, "alerts.enabled runs the alert feed")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- app.run(ctx, ln) }()
+
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	posts, err := sf.WaitFor(wctx, slackfake.MethodPostMessage, 1)
+	require.NoError(t, err)
+	assert.Equal(t, "C0ALERTS", posts[0].Channel)
+	assert.Contains(t, string(posts[0].Blocks), high.ID)
+	status, body := serveGet(t, "http://"+ln.Addr().String()+"/readyz")
+	assert.Equal(t, http.StatusOK, status, body)
+	cancel()
+	require.NoError(t, <-done)
+}

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/graph"
 	"github.com/defenderbot/defenderbot/internal/logctx"
 	"github.com/defenderbot/defenderbot/ioc"
 	"github.com/defenderbot/defenderbot/store"
@@ -200,6 +202,53 @@ func newDefenderClient(c *cli, cfg *config.Config, logger *slog.Logger, opts ...
 		return nil, fmt.Errorf("defender client: %w", err)
 	}
 	return client, nil
+}
+
+// newGraphClient builds the Microsoft Graph alerts client. Its tokens come
+// from the same app registration as Defender's, for Graph's scope.
+func newGraphClient(c *cli, cfg *config.Config, logger *slog.Logger, obs defender.Observer) (*graph.Client, error) {
+	d := cfg.Defender
+	var topts []defender.Option
+	gopts := []graph.Option{graph.WithLogger(logger)}
+	if obs != nil {
+		topts = append(topts, defender.WithObserver(obs))
+		gopts = append(gopts, graph.WithObserver(obs))
+	}
+	if c.httpClient != nil {
+		topts = append(topts, defender.WithHTTPClient(c.httpClient))
+		gopts = append(gopts, graph.WithHTTPClient(c.httpClient))
+	}
+	tokens, err := defender.NewTokenProvider(defender.Config{
+		AuthorityHost: d.AuthorityHost,
+		TenantID:      d.TenantID,
+		ClientID:      d.AppID,
+		ClientSecret:  d.AppSecret.Value(),
+		Scope:         graph.Scope(d.GraphBaseURL),
+	}, topts...)
+	if err != nil {
+		return nil, fmt.Errorf("graph client: %w", err)
+	}
+	client, err := graph.New(graph.Config{BaseURL: d.GraphBaseURL, Timeout: d.Timeout, MaxRetries: d.MaxRetries}, tokens, gopts...)
+	if err != nil {
+		return nil, fmt.Errorf("graph client: %w", err)
+	}
+	return client, nil
+}
+
+// newRunner returns the actions runner on client, with comment-alert and
+// update-alert through Graph (gc) when defender.alerts_api is graph; gc may
+// be nil, and is then built when needed.
+func newRunner(c *cli, cfg *config.Config, logger *slog.Logger, client *defender.Client, gc *graph.Client) (*actions.Runner, error) {
+	if cfg.Defender.AlertsAPI != config.AlertsAPIGraph {
+		return actions.NewRunner(client), nil
+	}
+	if gc == nil {
+		var err error
+		if gc, err = newGraphClient(c, cfg, logger, nil); err != nil {
+			return nil, err
+		}
+	}
+	return actions.NewRunner(client, graph.NewDefenderAlerts(gc)), nil
 }
 
 // unknownEnv names the DEFENDERBOT_* variables that match no configuration
