@@ -196,19 +196,20 @@ func alertFallback(a *graph.Alert) string {
 // AlertPoster posts alert cards and updates them in place; it implements
 // alerts.Poster.
 type AlertPoster struct {
-	api SlackAPI
-	opt AlertCardOptions
+	api   SlackAPI
+	opt   AlertCardOptions
+	sleep func(context.Context, time.Duration) error
 }
 
 // NewAlertPoster returns a poster writing through api.
 func NewAlertPoster(api SlackAPI, opt AlertCardOptions) *AlertPoster {
-	return &AlertPoster{api: api, opt: opt}
+	return &AlertPoster{api: api, opt: opt, sleep: sleepCtx}
 }
 
 // PostAlert posts a new card and returns its ts.
 func (p *AlertPoster) PostAlert(ctx context.Context, channel string, a *graph.Alert) (string, error) {
 	var ts string
-	err := withSlackRetry(ctx, func() error {
+	err := slackRetry(ctx, p.sleep, func() error {
 		var err error
 		_, ts, err = p.api.PostMessageContext(ctx, channel, slack.MsgOptionText(alertFallback(a), false),
 			slack.MsgOptionBlocks(alertCard(a, p.opt)...))
@@ -222,7 +223,7 @@ func (p *AlertPoster) PostAlert(ctx context.Context, channel string, a *graph.Al
 
 // UpdateAlert rewrites the card at channel/ts.
 func (p *AlertPoster) UpdateAlert(ctx context.Context, channel, ts string, a *graph.Alert) error {
-	err := withSlackRetry(ctx, func() error {
+	err := slackRetry(ctx, p.sleep, func() error {
 		_, _, _, err := p.api.UpdateMessageContext(ctx, channel, ts, slack.MsgOptionText(alertFallback(a), false),
 			slack.MsgOptionBlocks(alertCard(a, p.opt)...))
 		return err

@@ -1,6 +1,9 @@
 package bot
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -8,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/graph"
 )
 
@@ -85,4 +90,48 @@ func TestAlertPosterPostsAndUpdates(t *testing.T) {
 	assert.Contains(t, up[0].Blocks, "*Resolved* by")
 	assert.Equal(t, "High alert: Suspicious PowerShell &lt;!channel&gt; download", f.find("chat.postMessage")[0].Text,
 		"the notification text cannot ping")
+}
+
+type fakeAlerts map[string]*graph.Alert
+
+func (f fakeAlerts) GetAlert(_ context.Context, id string) (*graph.Alert, error) {
+	if a, ok := f[id]; ok {
+		return a, nil
+	}
+	return nil, errors.New("itemNotFound")
+}
+
+func TestAlertButtonsBecomeRequests(t *testing.T) {
+	a := sampleAlert()
+	h := newHarness(t, func(c *Config) { c.ActionsWithoutApproval = []actions.Name{actions.UpdateAlert} })
+	h.svc.deps.Alerts = fakeAlerts{a.ID: a}
+
+	// Assign to me: update-alert, exempted here from approval, runs at once.
+	cb := blockAction(analyst, actionAlertAssign, a.ID)
+	cb.User.Name = "ana"
+	_, err := h.svc.HandleInteraction(context.Background(), cb)
+	require.NoError(t, err)
+	h.svc.Wait()
+	require.Len(t, h.def.runs, 1)
+	assert.Equal(t, string(actions.UpdateAlert), h.def.runs[0].Action)
+	assert.Equal(t, map[string]string{"alert_id": a.ID, "owner": "ana"}, h.def.runs[0].Params)
+
+	// Isolate: a pending request on the alert's device, commented with the alert.
+	h.click(t, analyst, actionAlertIsolate, a.ID)
+	var pending *approval.Request
+	for _, r := range h.store.all(t) {
+		if r.Action == actions.Isolate {
+			pending = r
+		}
+	}
+	require.NotNil(t, pending)
+	assert.Equal(t, approval.StatePending, pending.State)
+	assert.Equal(t, machineID, pending.Args.MachineID)
+	assert.Contains(t, pending.Args.Comment, a.ID)
+	assert.Len(t, h.def.runs, 1, "nothing ran before approval")
+
+	// A forged alert ID is ignored; an unknown one is explained.
+	h.click(t, analyst, actionAlertIsolate, "<!channel>")
+	h.click(t, analyst, actionAlertScan, "da999_1")
+	assert.Contains(t, strings.Join(h.slack.ephemeralTo(analyst), "\n"), "Could not read alert `da999_1`")
 }

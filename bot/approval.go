@@ -96,6 +96,7 @@ func (s *Service) runUnapproved(ctx context.Context, inv invocation, sub approva
 		s.reply(ctx, inv, notRecordedText)
 		return
 	}
+	s.linkAlert(ctx, inv, r.ID)
 	s.reply(ctx, inv, fmt.Sprintf(":arrow_forward: Request %s needs no approval (approval.actions_without_approval); running it now.", requestRef(r)))
 	if err := s.core.Execute(ctx, r); err != nil {
 		s.reply(ctx, inv, ":warning: The request is recorded but could not be started (database error); it will be retried shortly.")
@@ -142,6 +143,7 @@ func (s *Service) createRequest(ctx context.Context, inv invocation, sub approva
 		s.setCardInfo(r.ID, info)
 		complete = info.Complete()
 	}
+	s.linkAlert(ctx, inv, r.ID)
 	var ch, ts string
 	err = s.slackRetry(ctx, func() error {
 		var err error

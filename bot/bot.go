@@ -72,6 +72,10 @@ type Deps struct {
 	// MachineInfo reads a machine's record, open alerts and latest actions
 	// for the approval card (*defender.Client satisfies it); nil: no context.
 	MachineInfo machineinfo.API
+	// Alerts reads the alert behind a card's button; may be nil (no feed).
+	Alerts AlertSource
+	// AlertLinks remembers which alert a request came from; may be nil.
+	AlertLinks AlertLinks
 }
 
 // SlackAPI is the part of the Slack Web API the bot uses; *slack.Client satisfies it.

@@ -43,6 +43,9 @@ func (n notifier) Running(ctx context.Context, r *approval.Request, ma *defender
 
 func (n notifier) Finished(ctx context.Context, r *approval.Request) {
 	n.s.updateApprovalMessage(ctx, r)
+	if r.State == approval.StateSucceeded {
+		n.s.commentOnAlert(ctx, r)
+	}
 	text := fmt.Sprintf(":white_check_mark: Your request %s succeeded.", requestRef(r))
 	if r.State == approval.StateFailed {
 		text = fmt.Sprintf(":warning: Your request %s failed: %s", requestRef(r), escapeMrkdwn(r.Error))

@@ -82,6 +82,9 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 			if a == nil {
 				continue
 			}
+			if s.handleAlertAction(ctx, cb, inv, a) {
+				continue
+			}
 			// Only the request ID is taken from the button: everything else is re-read.
 			id := a.Value
 			if !validID(id) {
@@ -167,17 +170,24 @@ func (s *Service) submitCommandModal(ctx context.Context, cb slack.InteractionCa
 			c.Args.Set(f, v)
 		}
 	}
+	// An alert card's form: the alert and status are the card's.
+	if meta.AlertID != "" {
+		c.Args.AlertID, inv.AlertID = meta.AlertID, meta.AlertID
+	}
+	if meta.Status != "" {
+		c.Args.Status = meta.Status
+	}
 	if errs := validateCommand(&c); len(errs) > 0 {
 		m := map[string]string{}
 		for _, e := range errs {
-			if _, dup := m[e.field]; !dup && slices.Contains(spec.Form, e.field) {
+			if _, dup := m[e.field]; !dup && slices.Contains(spec.Form, e.field) && hasInput(cb.View, e.field) {
 				m[e.field] = e.msg
 			}
 		}
 		if len(m) == 0 {
 			// Never submit what failed validation: show the problem on the
 			// form's first field rather than dropping it.
-			m[spec.Form[0]] = errs[0].msg
+			m[firstInput(cb.View, spec.Form)] = errs[0].msg
 		}
 		return slack.NewErrorsViewSubmissionResponse(m)
 	}
@@ -208,4 +218,28 @@ func blocksMsg(text string, blocks []slack.Block) *slack.Msg {
 	m := ephemeral(text)
 	m.Blocks = slack.Blocks{BlockSet: blocks}
 	return m
+}
+
+// hasInput reports whether the submitted view has the input field (a view
+// without blocks is assumed to have every input of its form).
+func hasInput(v slack.View, field string) bool {
+	if len(v.Blocks.BlockSet) == 0 {
+		return true
+	}
+	for _, b := range v.Blocks.BlockSet {
+		if in, ok := b.(*slack.InputBlock); ok && in.BlockID == field {
+			return true
+		}
+	}
+	return false
+}
+
+// firstInput is the first of fields that the submitted view has as an input.
+func firstInput(v slack.View, fields []string) string {
+	for _, b := range v.Blocks.BlockSet {
+		if in, ok := b.(*slack.InputBlock); ok && slices.Contains(fields, in.BlockID) {
+			return in.BlockID
+		}
+	}
+	return fields[0]
 }

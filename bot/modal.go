@@ -17,6 +17,9 @@ type modalMeta struct {
 	ResponseURL string `json:"u,omitempty"`
 	TS          string `json:"t,omitempty"` // the message whose button opened the form
 	FromHome    bool   `json:"h,omitempty"` // opened from the Home tab
+	// AlertID and Status are set by an alert card's form (not inputs).
+	AlertID string `json:"a,omitempty"`
+	Status  string `json:"s,omitempty"`
 }
 
 func options(values ...string) []*slack.OptionBlockObject {
@@ -104,4 +107,28 @@ func rejectModal(requestID, channelID string, fromHome bool) slack.ModalViewRequ
 		CallbackID:      callbackReject,
 		PrivateMetadata: string(meta),
 	})
+}
+
+// alertModal is an alert card's Resolve… or Comment… form: the registry's
+// form of verb with only inputs kept; the alert (and, to resolve, the
+// status) travel in the metadata, not as editable inputs.
+func alertModal(verb, title, alertID, status string, inputs []string, inv invocation) (slack.ModalViewRequest, bool) {
+	v, ok := commandModal(verb, Command{}, inv)
+	if !ok {
+		return v, false
+	}
+	kept := []slack.Block{section("Alert `" + escapeMrkdwn(alertID) + "`")}
+	for _, b := range v.Blocks.BlockSet {
+		if in, ok := b.(*slack.InputBlock); ok && slices.Contains(inputs, in.BlockID) {
+			if in.BlockID == actions.ArgClassification || (in.BlockID == actions.ArgComment && verb == "alert comment") {
+				in.Optional = false
+			}
+			kept = append(kept, in)
+		}
+	}
+	v.Blocks.BlockSet = kept
+	v.Title = plain(truncate(title, 24))
+	meta, _ := json.Marshal(modalMeta{Verb: verb, ChannelID: inv.ChannelID, AlertID: alertID, Status: status})
+	v.PrivateMetadata = string(meta)
+	return v, true
 }

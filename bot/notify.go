@@ -16,6 +16,8 @@ import (
 
 // invocation is who asked, and where to answer them.
 type invocation struct {
+	// AlertID is the alert card a click came from, if any.
+	AlertID     string
 	UserID      string
 	UserName    string
 	ChannelID   string

@@ -19,6 +19,12 @@ const maxSlackWait = 30 * time.Second
 // injected sleep) when Slack answers 429 (slack-go returns
 // *slack.RateLimitedError). Other errors and ctx cancellation end it at once.
 func (s *Service) slackRetry(ctx context.Context, call func() error) error {
+	return slackRetry(ctx, s.sleep, call)
+}
+
+// slackRetry is Service.slackRetry for callers outside a Service (the
+// alert poster), waiting with sleep.
+func slackRetry(ctx context.Context, sleep func(context.Context, time.Duration) error, call func() error) error {
 	var err error
 	for attempt := 0; attempt < slackAttempts; attempt++ {
 		err = call()
@@ -26,7 +32,7 @@ func (s *Service) slackRetry(ctx context.Context, call func() error) error {
 		if err == nil || !errors.As(err, &rl) || attempt == slackAttempts-1 {
 			return err
 		}
-		if serr := s.sleep(ctx, min(max(rl.RetryAfter, 100*time.Millisecond), maxSlackWait)); serr != nil {
+		if serr := sleep(ctx, min(max(rl.RetryAfter, 100*time.Millisecond), maxSlackWait)); serr != nil {
 			return errors.Join(err, serr)
 		}
 	}

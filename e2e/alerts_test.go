@@ -2,19 +2,23 @@ package e2e_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/alerts"
+	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/bot"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/graph"
+	"github.com/defenderbot/defenderbot/internal/slackfake"
 )
 
 const alertsChannel = "C0ALERTS"
@@ -101,4 +105,114 @@ func TestAlertFeedPostsOnceAcrossReplicasAndRestarts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clickCard clicks a button of an alert card, signed like Slack does.
+func (p *proc) clickCard(user, actionID, alertID, cardTS string) {
+	p.t.Helper()
+	ic := slackfake.BlockAction(user, actionID, alertID, alertsChannel, cardTS, p.w.slack.ResponseURL("card-"+user))
+	ic.User.Name = strings.ToLower(strings.TrimPrefix(user, "U0"))
+	form, err := slackfake.InteractionForm(ic)
+	require.NoError(p.t, err)
+	code, body := p.post("/slack/interactions", secret, time.Now(), form)
+	require.Equal(p.t, http.StatusOK, code, body)
+}
+
+// postCard polls once and returns the alert's card.
+func postCard(t *testing.T, w *world, p *proc, alertID string) slackfake.Message {
+	t.Helper()
+	_, err := p.alertPoller(t, "replica-1").PollOnce(t.Context())
+	require.NoError(t, err)
+	for _, m := range w.slack.Messages(alertsChannel) {
+		if strings.Contains(string(m.Blocks), alertID) {
+			return m
+		}
+	}
+	t.Fatalf("no card for alert %s", alertID)
+	return slackfake.Message{}
+}
+
+func TestAlertCardIsolateGoesThroughApproval(t *testing.T) {
+	w := newWorld(t)
+	w.graphAlerts = true
+	p := w.start(t)
+	al := w.emu.NewDeviceAlert(machine1, "Ransomware behavior detected", "high")
+	card := postCard(t, w, p, al.ID)
+
+	p.clickCard(alice, "alert_isolate", al.ID, card.TS)
+	msg, id := w.approvalMessage(t, 1)
+	assert.Contains(t, string(msg.Blocks), al.ID, "the approval card names the alert")
+	assert.Contains(t, string(msg.Blocks), machine1)
+	assert.Empty(t, w.defenderWrites(), "nothing runs before approval")
+
+	code, _ := p.click(bob, "approve", id, msg.TS)
+	require.Equal(t, http.StatusOK, code)
+	p.waitState(id, approval.StateRunning)
+	w.emu.Advance(3 * time.Minute)
+	r := p.waitState(id, approval.StateSucceeded)
+
+	var isolations []defendertest.MachineAction
+	for _, ma := range w.emu.MachineActions() {
+		if ma.Type == "Isolate" {
+			isolations = append(isolations, ma)
+		}
+	}
+	require.Len(t, isolations, 1, "one isolate call")
+	assert.Equal(t, machine1, isolations[0].MachineID, "on the alert's device")
+	require.Eventually(t, func() bool {
+		got, _ := w.emu.GraphAlert(al.ID)
+		return len(got.Comments) == 1
+	}, 5*time.Second, 5*time.Millisecond, "a comment on the alert")
+	got, _ := w.emu.GraphAlert(al.ID)
+	c := got.Comments[0].Comment
+	assert.Contains(t, c, "Isolate a machine")
+	assert.Contains(t, c, r.ID)
+	assert.Contains(t, c, "approved by Slack user "+bob)
+}
+
+func TestAlertCardResolveUpdatesGraphAndTheCard(t *testing.T) {
+	w := newWorld(t)
+	w.graphAlerts = true
+	p := w.start(t)
+	al := w.emu.NewDeviceAlert(machine1, "Suspicious PowerShell", "high")
+	card := postCard(t, w, p, al.ID)
+
+	p.clickCard(alice, "alert_resolve", al.ID, card.TS)
+	open := w.waitCall(t, 1, func(c slackfake.Call) bool { return c.Method == slackfake.MethodViewsOpen })
+	var view slack.View
+	require.NoError(t, jsonUnmarshal(open.View, &view))
+	assert.Contains(t, string(open.View), "classification")
+	assert.NotContains(t, string(open.View), `"block_id":"alert_id"`, "the alert is the card's, not an input")
+
+	ic := slack.InteractionCallback{Type: slack.InteractionTypeViewSubmission, User: slack.User{ID: alice, Name: "alice"},
+		View: slack.View{ID: "V1", CallbackID: view.CallbackID, PrivateMetadata: view.PrivateMetadata, Blocks: view.Blocks,
+			State: &slack.ViewState{Values: map[string]map[string]slack.BlockAction{
+				"classification": {"classification": {Type: "static_select", SelectedOption: slack.OptionBlockObject{Value: "TruePositive"}}},
+				"determination":  {"determination": {Type: "static_select", SelectedOption: slack.OptionBlockObject{Value: "Malware"}}},
+				"comment":        {"comment": {Type: "plain_text_input", Value: "reimaged the laptop"}},
+			}}}}
+	form, err := slackfake.InteractionForm(ic)
+	require.NoError(t, err)
+	code, body := p.post("/slack/interactions", secret, time.Now(), form)
+	require.Equal(t, http.StatusOK, code)
+	assert.Empty(t, body, "a valid form closes")
+
+	msg, id := w.approvalMessage(t, 1)
+	code, _ = p.click(bob, "approve", id, msg.TS)
+	require.Equal(t, http.StatusOK, code)
+	p.waitState(id, approval.StateSucceeded)
+	got, _ := w.emu.GraphAlert(al.ID)
+	assert.Equal(t, "resolved", got.Status)
+	assert.Equal(t, "truePositive", got.Classification)
+	assert.Equal(t, "malware", got.Determination)
+	require.NotEmpty(t, got.Comments)
+	assert.Contains(t, got.Comments[len(got.Comments)-1].Comment, "reimaged the laptop")
+	assert.Contains(t, got.Comments[len(got.Comments)-1].Comment, "approved by "+bob)
+
+	w.emu.Advance(time.Minute)
+	card = postCard(t, w, p, al.ID)
+	assert.Equal(t, 1, card.Updates, "the card is updated in place")
+	assert.Contains(t, string(card.Blocks), "*Resolved*")
+	assert.Contains(t, string(card.Blocks), "reimaged the laptop", "why")
+	assert.NotContains(t, string(card.Blocks), `"action_id":"alert_resolve"`)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
+	"github.com/defenderbot/defenderbot/graph"
 	"github.com/defenderbot/defenderbot/handlers"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
 	"github.com/defenderbot/defenderbot/store"
@@ -74,6 +75,9 @@ type world struct {
 	limits defender.Limits
 	// logs, when set, receives every process's logs (JSON, debug level).
 	logs io.Writer
+	// graphAlerts: processes read alerts from Graph and send the alert
+	// actions there (defender.alerts_api: graph), as serve wires them.
+	graphAlerts bool
 }
 
 // backends are the store drivers the end-to-end tests run against.
@@ -167,14 +171,20 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	b, err := bot.New(cfg, bot.Deps{
+	deps := bot.Deps{
 		Store:       st,
 		Slack:       w.slack.Client(),
 		Defender:    bot.NewDefender(actions.NewRunner(client), client),
 		MachineInfo: client,
 		Logger:      logger,
 		Now:         w.clock.Now,
-	})
+	}
+	if w.graphAlerts {
+		gc := w.graphClient(t)
+		deps.Defender = bot.NewDefender(actions.NewRunner(client, graph.NewDefenderAlerts(gc)), client)
+		deps.Alerts, deps.AlertLinks = gc, st
+	}
+	b, err := bot.New(cfg, deps)
 	require.NoError(t, err)
 	h := handlers.New(handlers.Config{SigningSecret: secret}, handlers.Deps{
 		Bot: b, Events: b, Seen: st, Logger: logger,

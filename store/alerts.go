@@ -40,6 +40,11 @@ type AlertStore interface {
 	SetAlertLastUpdate(ctx context.Context, alertID string, lastUpdate time.Time) error
 	// GetAlertPost returns ErrNotFound for an alert never claimed.
 	GetAlertPost(ctx context.Context, alertID string) (*AlertPost, error)
+	// LinkRequestAlert records that a request was started from an alert.
+	LinkRequestAlert(ctx context.Context, requestID, alertID string) error
+	// RequestAlert returns the alert a request was started from, or ""
+	// (and no error) when it was not started from an alert.
+	RequestAlert(ctx context.Context, requestID string) (string, error)
 }
 
 func (s *sqlStore) ClaimAlertPost(ctx context.Context, alertID, owner string, now time.Time, ttl time.Duration) (bool, error) {
@@ -108,4 +113,27 @@ func (s *sqlStore) GetAlertPost(ctx context.Context, alertID string) (*AlertPost
 		return nil, fmt.Errorf("get alert post %q: %w", alertID, err)
 	}
 	return &p, nil
+}
+
+func (s *sqlStore) LinkRequestAlert(ctx context.Context, requestID, alertID string) error {
+	if requestID == "" || alertID == "" {
+		return fmt.Errorf("link request %q to alert %q: both are required", requestID, alertID)
+	}
+	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO request_alerts (request_id, alert_id) VALUES (?, ?)
+		ON CONFLICT (request_id) DO UPDATE SET alert_id = excluded.alert_id`), requestID, alertID); err != nil {
+		return fmt.Errorf("link request %s to alert %s: %w", requestID, alertID, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) RequestAlert(ctx context.Context, requestID string) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT alert_id FROM request_alerts WHERE request_id = ?`), requestID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("alert of request %s: %w", requestID, err)
+	}
+	return id, nil
 }

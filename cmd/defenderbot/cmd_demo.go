@@ -30,6 +30,7 @@ const (
 	demoAnalyst   = "U0ALICE"
 	demoApprover  = "U0BOB"
 	demoMachine   = "finance-laptop-01.contoso.com"
+	demoAlerts    = "C0ALERTS"
 	demoStepLimit = 10 * time.Second
 )
 
@@ -83,6 +84,8 @@ func demo(ctx context.Context, c *cli, logger *slog.Logger) error {
 	}
 	defer d.emu.Close()
 	d.emu.AddSampleData()
+	// An alert Graph lists from the start: the feed posts it at once.
+	d.emu.NewDeviceAlert(defendertest.SampleMachineID2, "Ransomware behavior detected on a web server", "high")
 
 	d.slack = slackfake.New()
 	defer d.slack.Close()
@@ -122,7 +125,8 @@ func demo(ctx context.Context, c *cli, logger *slog.Logger) error {
 	d.say("  Slack stand-in     %s\n", d.slack.APIURL())
 	d.say("  store              SQLite in %s\n", dir)
 	d.say("  defenderbot        %s (the same server as `defenderbot serve`)\n", d.baseURL)
-	d.say("  approval channel   #%s; approvers alice (%s, the analyst) and bob (%s)\n\n", demoChannel, demoAnalyst, demoApprover)
+	d.say("  approval channel   #%s; approvers alice (%s, the analyst) and bob (%s)\n", demoChannel, demoAnalyst, demoApprover)
+	d.say("  alert channel      #%s (Defender alerts from Microsoft Graph, high and medium)\n\n", demoAlerts)
 
 	scriptErr := d.script(ctx)
 
@@ -133,7 +137,7 @@ func demo(ctx context.Context, c *cli, logger *slog.Logger) error {
 	if scriptErr != nil {
 		return scriptErr
 	}
-	d.say("\nDemo complete in %s: requested, refused self-approval, approved by a second person, executed and followed until Succeeded.\n",
+	d.say("\nDemo complete in %s: requested, refused self-approval, approved by a second person, executed and followed until Succeeded; an alert posted and acted on from its card.\n",
 		time.Since(d.start).Round(time.Millisecond))
 	return nil
 }
@@ -156,6 +160,10 @@ func demoConfig(d *demoEnv, dbPath string) *config.Config {
 	cfg.Approval.Approvers = []string{demoAnalyst, demoApprover}
 	cfg.Store.Driver = "sqlite"
 	cfg.Store.DSN = config.Secret(dbPath)
+	cfg.Defender.GraphBaseURL = d.emu.URL
+	cfg.Defender.AlertsAPI = config.AlertsAPIGraph
+	cfg.Alerts.Enabled = true
+	cfg.Alerts.Channel = demoAlerts
 	return cfg
 }
 
@@ -290,6 +298,78 @@ func (d *demoEnv) script(ctx context.Context) error {
 		return err
 	}
 	d.say("   -> the thread offers a [Release] button: %q\n", undo.Text)
+	return d.alertScript(ctx)
+}
+
+// alertScript: an alert arrives in the alert channel and is acted on from
+// its card, through the same approval.
+func (d *demoEnv) alertScript(ctx context.Context) error {
+	d.say("\n6. A Defender alert arrives in Microsoft Graph; the bot posts it in #%s\n", demoAlerts)
+	card, err := d.waitCall(ctx, "the alert card", func(c slackfake.Call) bool {
+		return c.Method == slackfake.MethodPostMessage && c.Channel == demoAlerts
+	})
+	if err != nil {
+		return err
+	}
+	alertID, err := slackfake.ButtonValue(card.Blocks, "alert_scan")
+	if err != nil || alertID == "" {
+		return fmt.Errorf("the alert card has no Run scan button (%v)", err)
+	}
+	d.say("   -> card %q with buttons Isolate device, Run scan, Assign to me, Resolve…, Comment…\n\n", card.Text)
+
+	d.say("7. alice clicks Run scan on the card\n")
+	if err := d.clickButton(ctx, demoAnalyst, "alert_scan", alertID, demoAlerts, card.TS); err != nil {
+		return err
+	}
+	approval, err := d.waitNth(ctx, "the scan's approval request", 2, func(c slackfake.Call) bool {
+		return c.Method == slackfake.MethodPostMessage && c.Channel == demoChannel && c.ThreadTS == "" && c.Error == ""
+	})
+	if err != nil {
+		return err
+	}
+	requestID, err := slackfake.ButtonValue(approval.Blocks, "approve")
+	if err != nil || requestID == "" {
+		return fmt.Errorf("the scan's approval message has no Approve button (%v)", err)
+	}
+	d.say("   -> the usual approval request in #%s: %q (request %s, comment names the alert)\n\n", demoChannel, approval.Text, requestID)
+
+	d.say("8. bob approves; the scan runs on the alert's device and succeeds\n")
+	if err := d.click(ctx, demoApprover, requestID, approval.TS); err != nil {
+		return err
+	}
+	if err := d.waitFor(ctx, "the scan", func() bool { return len(d.emu.MachineActions()) == 2 }); err != nil {
+		return err
+	}
+	scan := d.emu.MachineActions()[1]
+	d.say("   -> machine action %s (%s) on %s\n", scan.ID, scan.Type, scan.ComputerDNSName)
+	d.emu.Advance(3 * time.Minute)
+	var comment string
+	if err := d.waitFor(ctx, "the comment on the alert", func() bool {
+		a, _ := d.emu.GraphAlert(alertID)
+		if len(a.Comments) > 0 {
+			comment = a.Comments[len(a.Comments)-1].Comment
+		}
+		return comment != ""
+	}); err != nil {
+		return err
+	}
+	d.say("   -> the alert gets a comment through Graph: %q\n", comment)
+	return nil
+}
+
+// clickButton sends user's signed click on button actionID of a message.
+func (d *demoEnv) clickButton(ctx context.Context, user, actionID, value, channel, messageTS string) error {
+	form, err := slackfake.InteractionForm(slackfake.BlockAction(user, actionID, value, channel, messageTS, d.slack.ResponseURL("click-"+user)))
+	if err != nil {
+		return err
+	}
+	status, body, err := d.post(ctx, "/slack/interactions", d.secret, form)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("%s click by %s got HTTP %d: %s", actionID, user, status, body)
+	}
 	return nil
 }
 
@@ -310,18 +390,7 @@ func (d *demoEnv) post(ctx context.Context, path, secret string, form url.Values
 
 // click sends user's signed Approve click on the approval message.
 func (d *demoEnv) click(ctx context.Context, user, requestID, messageTS string) error {
-	form, err := slackfake.InteractionForm(slackfake.BlockAction(user, "approve", requestID, demoChannel, messageTS, d.slack.ResponseURL("click-"+user)))
-	if err != nil {
-		return err
-	}
-	status, body, err := d.post(ctx, "/slack/interactions", d.secret, form)
-	if err != nil {
-		return err
-	}
-	if status != http.StatusOK {
-		return fmt.Errorf("approve click by %s got HTTP %d: %s", user, status, body)
-	}
-	return nil
+	return d.clickButton(ctx, user, "approve", requestID, demoChannel, messageTS)
 }
 
 // waitCall waits (bounded) for the first Slack call matching match.

@@ -35,6 +35,9 @@ func TestDemoRunsTheWholeFlow(t *testing.T) {
 		"Defender reports the action Succeeded",
 		"(succeeded)",
 		"the thread offers a [Release] button",
+		"posts it in #C0ALERTS",
+		"alice clicks Run scan on the card",
+		"the alert gets a comment through Graph",
 		"Demo complete in",
 	} {
 		assert.Contains(t, got, want)

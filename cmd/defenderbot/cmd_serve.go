@@ -174,6 +174,9 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 		IOCs:        iocs,
 		Logger:      logger,
 		Metrics:     s.metrics,
+		// The alert cards' buttons read the alert from Graph.
+		Alerts:     alertSource(gc, cfg.Alerts.Enabled),
+		AlertLinks: st,
 	})
 	if err != nil {
 		s.close()
@@ -189,7 +192,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 			Backfill:       al.Backfill,
 			Owner:          replica,
 			Log:            logger.With("component", "alerts"),
-		}, gc, st, bot.NewAlertPoster(s.slack, bot.AlertCardOptions{}))
+		}, gc, st, bot.NewAlertPoster(s.slack, bot.AlertCardOptionsFromRegistry()))
 		if err != nil {
 			s.close()
 			return nil, err
@@ -213,6 +216,14 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 	}
 	s.handler = handlers.New(handlers.Config{SigningSecret: cfg.Slack.SigningSecret.Value()}, s.deps)
 	return s, nil
+}
+
+// alertSource is gc when the alert feed is on (the cards exist), else nil.
+func alertSource(gc *graph.Client, feed bool) bot.AlertSource {
+	if gc == nil || !feed {
+		return nil
+	}
+	return gc
 }
 
 // seedIOCMetrics exports the schedule's period and the store's last

@@ -18,6 +18,7 @@ var alertTests = []struct {
 }{
 	{"AlertPosts", testAlertPosts},
 	{"AlertClaimRace", testAlertClaimRace},
+	{"RequestAlerts", testRequestAlerts},
 }
 
 func testAlertPosts(t *testing.T, s store.Store) {
@@ -81,4 +82,17 @@ func testAlertClaimRace(t *testing.T, s store.Store) {
 	oneWins(t, 30, func(i int) (bool, error) {
 		return s.ClaimAlertPost(ctx, "contended", userID(i), T0(), time.Minute)
 	})
+}
+
+func testRequestAlerts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	none, err := s.RequestAlert(ctx, "r1")
+	require.NoError(t, err)
+	assert.Empty(t, none, "not started from an alert")
+	require.NoError(t, s.LinkRequestAlert(ctx, "r1", "da1_2"))
+	require.NoError(t, s.LinkRequestAlert(ctx, "r2", "da3_4"))
+	got, err := s.RequestAlert(ctx, "r1")
+	require.NoError(t, err)
+	assert.Equal(t, "da1_2", got)
+	require.Error(t, s.LinkRequestAlert(ctx, "", "da1_2"))
 }
