@@ -85,11 +85,7 @@ func (s *Service) handleAlertAction(ctx context.Context, cb slack.InteractionCal
 			}
 		})
 	case actionAlertAssign:
-		owner := inv.UserName
-		if owner == "" {
-			owner = inv.UserID
-		}
-		c := Command{Verb: "alert update", Action: actions.UpdateAlert, Args: actions.Args{AlertID: id, Owner: owner}}
+		c := Command{Verb: "alert update", Action: actions.UpdateAlert, Args: actions.Args{AlertID: id, Owner: cmpOr(inv.UserName, inv.UserID)}}
 		s.goAsync(ctx, "alert assign", func(ctx context.Context) { s.submitValid(ctx, inv, c) })
 	default:
 		s.goAsync(ctx, "alert "+a.ActionID, func(ctx context.Context) { s.deviceActionFromAlert(ctx, inv, a.ActionID, id) })
@@ -133,10 +129,21 @@ func (s *Service) deviceActionFromAlert(ctx context.Context, inv invocation, act
 	s.submitValid(ctx, inv, c)
 }
 
+// cmpOr returns the first non-empty string.
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
 // alertComment is the comment of an action started from an alert: the
 // alert, for the approvers and for Defender's action log.
 func alertComment(a *graph.Alert) string {
 	s := fmt.Sprintf("From Defender alert %s: %s", a.ID, a.Title)
+	if u := portalURL(a); u != "" {
+		s += " " + u
+	}
 	if r := []rune(s); len(r) > actions.MaxCommentLen {
 		s = string(r[:actions.MaxCommentLen-1]) + "…"
 	}

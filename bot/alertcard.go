@@ -60,14 +60,22 @@ func alertTime(t time.Time) string {
 	return fmtTime(t)
 }
 
-// portalLink returns a mrkdwn link to the alert in the Defender portal, or
-// "" when Graph gave no https link.
-func portalLink(a *graph.Alert) string {
+// portalURL is the alert's https link in the Defender portal, or "".
+func portalURL(a *graph.Alert) string {
 	u, err := url.Parse(a.AlertWebURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return ""
 	}
-	return "<" + escapeMrkdwn(u.String()) + "|Open in Microsoft Defender>"
+	return u.String()
+}
+
+// portalLink returns a mrkdwn link to the alert in the Defender portal, or
+// "" when Graph gave no https link.
+func portalLink(a *graph.Alert) string {
+	if u := portalURL(a); u != "" {
+		return "<" + escapeMrkdwn(u) + "|Open in Microsoft Defender>"
+	}
+	return ""
 }
 
 // alertCard renders an alert: what it is, where (devices, users), its state

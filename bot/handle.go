@@ -11,6 +11,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/defenderbot/defenderbot/actions"
+	"github.com/defenderbot/defenderbot/defender"
 )
 
 // HandleCommand answers a slash command. The returned message is the
@@ -176,6 +177,10 @@ func (s *Service) submitCommandModal(ctx context.Context, cb slack.InteractionCa
 	}
 	if meta.Status != "" {
 		c.Args.Status = meta.Status
+	}
+	// Whoever resolves from the card owns the alert: the card then says who.
+	if meta.AlertID != "" && meta.Status == string(defender.AlertResolved) && c.Args.Owner == "" {
+		c.Args.Owner = cmpOr(inv.UserName, inv.UserID)
 	}
 	if errs := validateCommand(&c); len(errs) > 0 {
 		m := map[string]string{}

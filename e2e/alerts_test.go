@@ -214,5 +214,6 @@ func TestAlertCardResolveUpdatesGraphAndTheCard(t *testing.T) {
 	assert.Equal(t, 1, card.Updates, "the card is updated in place")
 	assert.Contains(t, string(card.Blocks), "*Resolved*")
 	assert.Contains(t, string(card.Blocks), "reimaged the laptop", "why")
+	assert.Contains(t, string(card.Blocks), "*Resolved* by alice", "who")
 	assert.NotContains(t, string(card.Blocks), `"action_id":"alert_resolve"`)
 }
