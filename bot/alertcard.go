@@ -123,7 +123,7 @@ func alertCard(a *graph.Alert, opt AlertCardOptions) []slack.Block {
 			escapeMrkdwn(d.MdeDeviceID), escapeMrkdwn(words(d.RiskScore)), escapeMrkdwn(words(d.HealthStatus))))
 	}
 	if len(devices) > 0 {
-		blocks = append(blocks, section("*Devices*\n"+strings.Join(devices, "\n")))
+		blocks = append(blocks, section("*Devices*\n"+listLines(devices)))
 	}
 	var users []string
 	for _, u := range a.Users() {
@@ -144,7 +144,7 @@ func alertCard(a *graph.Alert, opt AlertCardOptions) []slack.Block {
 		users = append(users, "• "+escapeMrkdwn(name))
 	}
 	if len(users) > 0 {
-		blocks = append(blocks, section("*Users*\n"+strings.Join(users, "\n")))
+		blocks = append(blocks, section("*Users*\n"+listLines(users)))
 	}
 	if a.Status == graph.StatusResolved {
 		blocks = append(blocks, section(resolution(a)))
@@ -156,6 +156,18 @@ func alertCard(a *graph.Alert, opt AlertCardOptions) []slack.Block {
 	blocks = append(blocks, contextBlock(ctx))
 	blocks = append(blocks, alertButtons(a, opt))
 	return blocks
+}
+
+// maxListed bounds the devices and users a card lists: a section's text
+// holds 3,000 characters, and the portal has the rest.
+const maxListed = 10
+
+// listLines joins at most maxListed lines and says how many were left out.
+func listLines(lines []string) string {
+	if len(lines) <= maxListed {
+		return strings.Join(lines, "\n")
+	}
+	return strings.Join(lines[:maxListed], "\n") + fmt.Sprintf("\n… and %d more (see the portal)", len(lines)-maxListed)
 }
 
 // resolution says who resolved the alert and why: the assignee, the

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +135,17 @@ func TestAlertButtonsBecomeRequests(t *testing.T) {
 	h.click(t, analyst, actionAlertIsolate, "<!channel>")
 	h.click(t, analyst, actionAlertScan, "da999_1")
 	assert.Contains(t, strings.Join(h.slack.ephemeralTo(analyst), "\n"), "Could not read alert `da999_1`")
+}
+
+func TestAlertCardListsAtMostTenDevices(t *testing.T) {
+	a := sampleAlert()
+	a.Evidence = nil
+	for i := range 25 {
+		a.Evidence = append(a.Evidence, graph.Evidence{ODataType: graph.EvidenceDevice,
+			MdeDeviceID: fmt.Sprintf("%040d", i), DeviceDNSName: strings.Repeat("host", 20) + fmt.Sprint(i), RiskScore: "high"})
+	}
+	got := blocksJSON(t, alertCard(a, AlertCardOptions{}))
+	assert.Contains(t, got, "… and 15 more (see the portal)")
+	assert.NotContains(t, got, fmt.Sprintf("%040d", 10))
+	assert.Contains(t, got, `"action_id": "alert_isolate"`, "the buttons stay")
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 
-	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/alerts"
 	"github.com/defenderbot/defenderbot/bot"
 	"github.com/defenderbot/defenderbot/config"
