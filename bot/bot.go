@@ -117,8 +117,8 @@ type Service struct {
 	after func(time.Duration) <-chan time.Time // the card's context wait
 }
 
-// New checks cfg, fills defaults and returns a Service.
-func New(cfg Config, deps Deps) (*Service, error) {
+// problems lists what is missing or wrong in cfg and deps.
+func problems(cfg Config, deps Deps) []string {
 	var problems []string
 	if deps.Store == nil {
 		problems = append(problems, "Deps.Store is required")
@@ -155,7 +155,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			problems = append(problems, fmt.Sprintf("Config.ActionsWithoutApproval: unknown action %q", a))
 		}
 	}
-	if len(problems) > 0 {
+	return problems
+}
+
+// New checks cfg (every policy value is required: see ConfigFrom) and
+// returns a Service.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if problems := problems(cfg, deps); len(problems) > 0 {
 		return nil, errors.New("bot: " + strings.Join(problems, "; "))
 	}
 	if cfg.ContextWait == 0 {
