@@ -639,3 +639,15 @@ func TestResponseURLHosts(t *testing.T) {
 	assert.Equal(t, []string{"hooks.slack.com", "hooks.slack-gov.com"}, config.Slack{APIURL: "https://slack.com/api/"}.ResponseURLHosts())
 	assert.Equal(t, []string{"hooks.slack.com", "hooks.slack-gov.com", "127.0.0.1:4390"}, config.Slack{APIURL: "http://127.0.0.1:4390/api/"}.ResponseURLHosts())
 }
+
+func TestWarningWhenAFeedIsSetButTheSyncIsOff(t *testing.T) {
+	c := config.Default()
+	assert.Empty(t, c.Warnings())
+	c.IOCs.STIXObjectsPath = "/feeds/sekoia.json"
+	w := c.Warnings()
+	require.Len(t, w, 1)
+	assert.Contains(t, w[0], "iocs.enabled is off: serve will not run the IOC sync")
+	assert.Contains(t, w[0], "set iocs.enabled: true (or DEFENDERBOT_IOCS_ENABLED=true)")
+	c.IOCs.Enabled = true
+	assert.Empty(t, c.Warnings())
+}

@@ -441,5 +441,10 @@ func (c *Config) Warnings() []string {
 			}
 		}
 	}
+	if i := c.IOCs; !i.Enabled && (i.STIXObjectsPath != "" || i.TAXII.URL != "") {
+		w = append(w, "iocs.stix_objects_path (or iocs.taxii.url) is set but iocs.enabled is off: serve will not run the IOC sync, "+
+			"neither on iocs.schedule nor on /defender iocs sync (push-iocs still works); "+
+			"to turn it on set iocs.enabled: true (or DEFENDERBOT_IOCS_ENABLED=true)")
+	}
 	return w
 }

@@ -134,3 +134,17 @@ approval: {approvers: [U0AAA, U0BBB], required_approvals: 2}
 	assert.Contains(t, r.stdout, "configuration OK")
 	assert.Contains(t, r.stderr, "defenderbot: warning: approval.required_approvals (2) cannot be met when an approver (such as U0AAA) requests")
 }
+
+func TestValidateConfigWarnsWhenTheSyncIsOffButAFeedIsSet(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(`
+defender: {tenant_id: t, app_id: a, app_secret: s}
+slack: {bot_token: xoxb-1, signing_secret: sig, approval_channel: C0123ABCD}
+approval: {approvers: [U0AAA, U0BBB]}
+iocs: {stix_objects_path: /feeds/sekoia.json}
+`), 0o600))
+	r := runCLI(t, nil, nil, "validate-config", "--config", p)
+	assert.Equal(t, 0, r.code, "a warning is not a problem")
+	assert.Contains(t, r.stderr, "defenderbot: warning: iocs.stix_objects_path (or iocs.taxii.url) is set but iocs.enabled is off: serve will not run the IOC sync")
+	assert.Contains(t, r.stderr, "set iocs.enabled: true")
+}
