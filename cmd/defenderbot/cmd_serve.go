@@ -191,6 +191,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 			Backfill:       al.Backfill,
 			Owner:          replica,
 			Log:            logger.With("component", "alerts"),
+			Metrics:        s.metrics,
 		}, gc, st, bot.NewAlertPoster(s.slack, bot.AlertCardOptionsFromRegistry()))
 		if err != nil {
 			s.close()
