@@ -10,6 +10,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/defenderbot/defenderbot/graph"
+	"github.com/defenderbot/defenderbot/internal/httpwait"
 )
 
 // Block and action IDs of an alert card. Each button's value is the alert ID.
@@ -223,7 +224,7 @@ type AlertPoster struct {
 
 // NewAlertPoster returns a poster writing through api.
 func NewAlertPoster(api SlackAPI, opt AlertCardOptions) *AlertPoster {
-	return &AlertPoster{api: api, opt: opt, sleep: sleepCtx}
+	return &AlertPoster{api: api, opt: opt, sleep: httpwait.Sleep}
 }
 
 // PostAlert posts a new card and returns its ts.

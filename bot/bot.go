@@ -24,6 +24,7 @@ import (
 	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/internal/httpwait"
 	"github.com/defenderbot/defenderbot/internal/logctx"
 	"github.com/defenderbot/defenderbot/machineinfo"
 )
@@ -177,7 +178,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		deps.Now = time.Now
 	}
 	if deps.Sleep == nil {
-		deps.Sleep = sleepCtx
+		deps.Sleep = httpwait.Sleep
 	}
 	if deps.HTTPClient == nil {
 		deps.HTTPClient = &http.Client{Timeout: 10 * time.Second}

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/slack-go/slack"
 
@@ -152,18 +151,6 @@ func (s *Service) threadReply(ctx context.Context, r *approval.Request, text str
 	})
 	if err != nil {
 		s.log.ErrorContext(ctx, "thread reply failed", "request", r.ID, "error", err)
-	}
-}
-
-// sleep waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

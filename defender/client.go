@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/defenderbot/defenderbot/internal/httpwait"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -231,7 +233,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		s.obs = nopObserver{}
 	}
 	if s.sleep == nil {
-		s.sleep = SleepContext
+		s.sleep = httpwait.Sleep
 	}
 	if s.now == nil {
 		s.now = time.Now

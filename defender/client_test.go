@@ -305,30 +305,6 @@ func TestRetry_contextCanceledWhileWaiting(t *testing.T) {
 	assert.Equal(t, 1, h.countOf("GET", "/api/machines/m1"))
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"", 0, false},
-		{"0", 0, true},
-		{"30", 30 * time.Second, true},
-		{" 5 ", 5 * time.Second, true},
-		{"-1", 0, false},
-		{"abc", 0, false},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
-		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
-		{"99999999999999999", 365 * 24 * time.Hour, true},
-	}
-	for _, tt := range tests {
-		got, ok := ParseRetryAfter(tt.in, now)
-		assert.Equal(t, tt.want, got, tt.in)
-		assert.Equal(t, tt.ok, ok, tt.in)
-	}
-}
-
 // rotatingTokens hands out tok-1, tok-2, ... on refresh.
 type rotatingTokens struct {
 	n         atomic.Int32

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/defenderbot/defenderbot/internal/httpwait"
 )
 
 // ErrInvalidArgument is wrapped by every validation error. Such an error names
@@ -150,7 +152,7 @@ func RetryAfterOf(err error) time.Duration {
 // newAPIError builds an APIError from a response. body is at most maxErrorBody.
 func newAPIError(method, path string, status int, header http.Header, body []byte, now time.Time) *APIError {
 	ae := &APIError{StatusCode: status, Method: method, Path: path}
-	ae.RetryAfter, _ = ParseRetryAfter(header.Get("Retry-After"), now)
+	ae.RetryAfter, _ = httpwait.RetryAfter(header.Get("Retry-After"), now)
 	var env struct {
 		Error *struct {
 			Code    string `json:"code"`

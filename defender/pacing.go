@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -125,26 +123,6 @@ func (c *Client) pace(ctx context.Context, api string) error {
 	return nil
 }
 
-// ParseRetryAfter reads a Retry-After header: delta-seconds or an HTTP date
-// (relative to now). ok is false for an absent or unreadable value.
-func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		const maxSecs = int64(365 * 24 * 3600) // guard the Duration multiply
-		return time.Duration(min(secs, maxSecs)) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(0, t.Sub(now)), true
-	}
-	return 0, false
-}
-
 // backoff returns the wait before retry number attempt (0-based): exponential
 // from baseBackoff, capped at MaxBackoff, with "equal jitter" so concurrent
 // clients spread out but never retry immediately.
@@ -159,19 +137,4 @@ func (c *Client) backoff(attempt int) time.Duration {
 		return d
 	}
 	return half + rand.N(half+1)
-}
-
-// SleepContext waits for d or until ctx is done (then it returns ctx.Err()).
-func SleepContext(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

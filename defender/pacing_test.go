@@ -12,14 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestSleepCtx(t *testing.T) {
-	require.NoError(t, SleepContext(t.Context(), time.Millisecond))
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	assert.ErrorIs(t, SleepContext(ctx, time.Hour), context.Canceled)
-	assert.ErrorIs(t, SleepContext(ctx, 0), context.Canceled)
-}
-
 func TestNeverSent(t *testing.T) {
 	assert.True(t, neverSent(&net.OpError{Op: "dial", Err: errors.New("refused")}))
 	assert.True(t, neverSent(&net.DNSError{Err: "no such host", Name: "x"}))

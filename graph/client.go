@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/internal/httpwait"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -187,7 +188,7 @@ func New(cfg Config, tokens defender.TokenProvider, opts ...Option) (*Client, er
 		tokens:      tokens,
 		log:         slog.New(slog.DiscardHandler),
 		obs:         nopObserver{},
-		sleep:       defender.SleepContext,
+		sleep:       httpwait.Sleep,
 		now:         time.Now,
 		timeout:     cmp(cfg.Timeout, DefaultTimeout),
 		maxRetries:  cmp(cfg.MaxRetries, DefaultMaxRetries),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/internal/httpwait"
 )
 
 // ErrInvalidArgument is wrapped by every validation error (no request was
@@ -114,7 +115,7 @@ func RetryAfterOf(err error) time.Duration {
 // newAPIError builds an APIError from a response (body at most maxErrorBody).
 func newAPIError(method, path string, status int, header http.Header, body []byte, now time.Time) *APIError {
 	ae := &APIError{StatusCode: status, Method: method, Path: path}
-	ae.RetryAfter, _ = defender.ParseRetryAfter(header.Get("Retry-After"), now)
+	ae.RetryAfter, _ = httpwait.RetryAfter(header.Get("Retry-After"), now)
 	var env struct {
 		Error *struct {
 			Code       string `json:"code"`

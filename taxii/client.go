@@ -10,9 +10,10 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/defenderbot/defenderbot/internal/httpwait"
 )
 
 // MediaType is TAXII 2.1's media type, sent as Accept on every request.
@@ -167,7 +168,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		u.RawPath = ""
 	}
 	c := &Client{root: u, hc: &http.Client{}, timeout: DefaultTimeout, maxRetries: DefaultMaxRetries,
-		maxWait: DefaultMaxWait, maxPage: DefaultMaxPageBytes, sleep: sleepCtx, now: time.Now,
+		maxWait: DefaultMaxWait, maxPage: DefaultMaxPageBytes, sleep: httpwait.Sleep, now: time.Now,
 		log: slog.New(slog.DiscardHandler)}
 	switch {
 	case cfg.Token != "" && (cfg.Username != "" || cfg.Password != ""):
@@ -240,7 +241,7 @@ func (c *Client) get(ctx context.Context, u string, q url.Values, buf *bytes.Buf
 			}
 			return hdr, body, nil
 		default:
-			ra := retryAfter(hdr.Get("Retry-After"), c.now())
+			ra, _ := httpwait.RetryAfter(hdr.Get("Retry-After"), c.now())
 			apiErr := newError(http.MethodGet, u, status, body, ra)
 			if status != http.StatusTooManyRequests && status < 500 {
 				return nil, nil, apiErr // 4xx: asking again changes nothing
@@ -336,38 +337,4 @@ func checkMediaType(ct string) error {
 func (c *Client) backoff(attempt int) time.Duration {
 	d := time.Second << min(attempt, 5)
 	return min(d, 30*time.Second, c.maxWait)
-}
-
-// retryAfter reads Retry-After as seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
