@@ -301,13 +301,36 @@ func TestRunReportsPollsToMetrics(t *testing.T) {
 
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	done2 := make(chan error, 1)
-	p2 := e.poller(t, "r2", rec, func(c *alerts.Config) { c.PollInterval = time.Hour; c.Metrics = follower })
+	// The follower polls every millisecond; its second lease attempt shows
+	// that its first poll, and whatever it reported, is over.
+	spy := &leaseSpy{Store: e.st, tried: make(chan bool, 2)}
+	cfg := alerts.Config{Channel: "C0ALERTS", MinSeverity: "medium", PollInterval: time.Millisecond, Backfill: time.Hour,
+		Owner: "r2", Now: e.emu.Now, Metrics: follower}
+	p2, err := alerts.New(cfg, e.client, spy, rec)
+	require.NoError(t, err)
 	go func() { done2 <- p2.Run(ctx2) }()
-	time.Sleep(100 * time.Millisecond) // its first poll finds the lease taken
+	require.False(t, <-spy.tried, "the follower's first poll finds the lease taken")
+	require.False(t, <-spy.tried, "and so does its second")
 	cancel2()
 	require.NoError(t, <-done2)
 	assert.Empty(t, follower.snapshot(), "a replica without the lease polled nothing")
 
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// leaseSpy reports the outcome of the first lease attempts, so a test can
+// wait for a follower's polls instead of sleeping.
+type leaseSpy struct {
+	alerts.Store
+	tried chan bool
+}
+
+func (l *leaseSpy) AcquireLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
+	ok, err := l.Store.AcquireLease(ctx, name, owner, now, ttl)
+	select {
+	case l.tried <- ok:
+	default:
+	}
+	return ok, err
 }
