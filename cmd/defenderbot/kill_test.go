@@ -26,17 +26,6 @@ import (
 // must show the outcome within two minutes without calling Defender again
 // (issue 11 §6).
 
-// defenderbotBinary builds the binary into a directory removed when t ends.
-func defenderbotBinary(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	require.NoError(t, err, "the go command builds the binary")
-	bin := filepath.Join(t.TempDir(), "defenderbot")
-	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
-}
-
 const killSecret = "kill-test-signing-secret"
 
 // killWorld is what outlives a replica.
@@ -195,7 +184,7 @@ func TestKillAReplicaAtEachCrashPoint(t *testing.T) {
 		t.Skip("runs the real binary for about a minute")
 	}
 	const bound = 2 * time.Minute
-	bin := defenderbotBinary(t) // the parallel subtests end before its directory is removed
+	bin := defenderbotBinary(t)
 	tests := []struct {
 		name string
 		// arm prepares the emulator before the approval; killWhen says when A dies.
