@@ -128,7 +128,7 @@ type Core struct {
 	mu        sync.Mutex
 	following map[string]bool // request IDs this replica is following up
 
-	renewEvery time.Duration // execution lease renewal; 0: LeaseTTL/3 (tests shorten it)
+	renewEvery time.Duration // execution lease renewal; 0: leaseTTL/3 (tests shorten it)
 }
 
 // New returns a Core. Every Config value must be set (config owns the defaults).

@@ -241,7 +241,7 @@ func TestExpiryIsDefinedOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, approval.StateExpired, got.State)
 	assert.Equal(t, []string{"expired"}, f.events.list())
-	f.core.Sweep(ctx)
+	approval.Sweep(ctx, f.core)
 	assert.Equal(t, []string{"expired"}, f.events.list(), "announced once")
 }
 
@@ -304,13 +304,13 @@ func TestResumeReconcilesACrashedExecution(t *testing.T) {
 	f.def.listed = []defender.MachineAction{{ID: "ma-9", Status: defender.StatusSucceeded,
 		RequestorComment: "beaconing (defenderbot request " + r.ID + ", approved by UA1)"}}
 
-	f.core.Resume(ctx)
+	approval.Resume(ctx, f.core)
 	got, err := f.store.GetRequest(ctx, r.ID)
 	require.NoError(t, err)
 	assert.Equal(t, approval.StateExecuting, got.State, "a recent execution may be in flight elsewhere")
 
-	f.clock.Advance(f.core.LeaseTTL() + time.Second)
-	f.core.Resume(ctx)
+	f.clock.Advance(approval.LeaseTTL(f.core) + time.Second)
+	approval.Resume(ctx, f.core)
 	f.core.Wait()
 	got, err = f.store.GetRequest(ctx, r.ID)
 	require.NoError(t, err)
@@ -323,4 +323,33 @@ func TestRoutes(t *testing.T) {
 	f := newFixture(t, 1)
 	assert.Equal(t, approval.RouteDirect, f.core.RouteOf(actions.GetAction))
 	assert.Equal(t, approval.RouteApproval, f.core.RouteOf(actions.Isolate))
+}
+
+// One Scan does both halves of Run's schedule: an overdue pending request
+// is expired and announced, and an approved one left by a previous process
+// is executed, exactly once however often it is scanned.
+func TestScanExpiresAndResumes(t *testing.T) {
+	f := newFixture(t, 1)
+	ctx := context.Background()
+	approved := f.create(t)
+	_, final, err := f.core.Approve(ctx, "UA1", approved.ID)
+	require.NoError(t, err)
+	require.True(t, final)
+	f.clock.Advance(30 * time.Minute)
+	overdue := f.create(t)
+	f.clock.Advance(time.Hour)
+	f.def.polls = []defender.ActionStatus{defender.StatusSucceeded}
+
+	f.core.Scan(ctx)
+	f.core.Scan(ctx)
+	f.core.Wait()
+
+	got, err := f.store.GetRequest(ctx, overdue.ID)
+	require.NoError(t, err)
+	assert.Equal(t, approval.StateExpired, got.State)
+	got, err = f.store.GetRequest(ctx, approved.ID)
+	require.NoError(t, err)
+	assert.Equal(t, approval.StateSucceeded, got.State)
+	assert.Equal(t, 1, f.def.runs)
+	assert.Equal(t, 1, f.metrics.n["expired"])
 }

@@ -195,7 +195,7 @@ func (c *Core) CheckDecider(ctx context.Context, user, id string) (*Request, err
 		return nil, fmt.Errorf("%w: %w", ErrRead, err)
 	}
 	if r.State == StatePending && r.Expired(c.now()) {
-		c.Sweep(ctx) // marks it (and any other overdue request) expired and announces it
+		c.sweep(ctx) // marks it (and any other overdue request) expired and announces it
 		return nil, c.Refuse(ctx, user, r.ID, ReasonExpired, nil)
 	}
 	if r.State != StatePending {
@@ -278,8 +278,8 @@ func (c *Core) expiredByClick(ctx context.Context, id string, err error) {
 	c.announceExpired(ctx, r)
 }
 
-// Sweep expires pending requests past their TTL and announces them.
-func (c *Core) Sweep(ctx context.Context) {
+// sweep expires pending requests past their TTL and announces them.
+func (c *Core) sweep(ctx context.Context) {
 	rs, err := c.deps.Store.ExpirePending(ctx, c.now())
 	if err != nil {
 		c.log.ErrorContext(ctx, "expiry sweep failed", "error", err)

@@ -61,10 +61,10 @@ const NotAuditedText = "Not run: the audit trail could not be written (database 
 const executeTimeout = 3 * time.Minute
 
 // The execution claim is a lease ("execute:<id>") taken with the
-// approved -> executing transition and renewed every LeaseTTL/3 while the
+// approved -> executing transition and renewed every leaseTTL/3 while the
 // Defender call runs and its outcome is recorded. When its holder dies the
-// lease lapses after LeaseTTL, and the next takeover scan (every
-// ScanEvery) reconciles the request from Defender's list: with the default
+// lease lapses after leaseTTL, and the next takeover scan (every
+// scanEvery) reconciles the request from Defender's list: with the default
 // 15 s poll interval a dead replica's request shows its outcome about a
 // minute after the death, whatever it was doing.
 
@@ -107,10 +107,10 @@ func (c *Core) Execute(ctx context.Context, r *Request) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), executeTimeout)
 	defer cancel()
 	// The claim's lease says this replica is alive. No one reconciles a
-	// claim younger than LeaseTTL, so it cannot be taken yet; if the store
+	// claim younger than leaseTTL, so it cannot be taken yet; if the store
 	// failed, holdLease keeps trying to renew it.
 	lease := "execute:" + r.ID
-	if ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.LeaseTTL()); err != nil {
+	if ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.leaseTTL()); err != nil {
 		c.log.WarnContext(ctx, "execution lease not taken; will retry", "request", r.ID, "error", err)
 	} else if !ok {
 		c.log.ErrorContext(ctx, "execution lease held by another replica: not calling Defender", "request", r.ID)
@@ -212,14 +212,14 @@ func (c *Core) finish(ctx context.Context, r *Request, state State, errMsg strin
 	c.deps.Notifier.Finished(ctx, r)
 }
 
-// holdLease renews lease every LeaseTTL/3 (real time) until the returned
+// holdLease renews lease every leaseTTL/3 (real time) until the returned
 // stop is called, which also releases it. A failed renewal is logged and
 // retried: the claim stays this replica's until it is released or lapses.
 func (c *Core) holdLease(ctx context.Context, lease string) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		every := c.LeaseTTL() / 3
+		every := c.leaseTTL() / 3
 		if c.renewEvery > 0 {
 			every = c.renewEvery
 		}
@@ -230,7 +230,7 @@ func (c *Core) holdLease(ctx context.Context, lease string) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.LeaseTTL())
+				ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.leaseTTL())
 				if err != nil || !ok {
 					c.log.WarnContext(ctx, "execution lease renewal failed", "lease", lease, "taken", err == nil, "error", err)
 				}
@@ -249,7 +249,7 @@ func (c *Core) holdLease(ctx context.Context, lease string) (stop func()) {
 // request's tag instead of calling again.
 func (c *Core) reconcile(ctx context.Context, r *Request) {
 	lease := "execute:" + r.ID
-	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.LeaseTTL())
+	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.leaseTTL())
 	if err != nil || !ok {
 		return // the executor is alive (it renews the lease) or another replica reconciles
 	}
@@ -311,9 +311,9 @@ func (c *Core) startFollowUp(id string) {
 	}()
 }
 
-// LeaseTTL is how long a follow-up lease lasts without renewal: a replica
+// leaseTTL is how long a follow-up lease lasts without renewal: a replica
 // takes over a follow-up once its owner missed renewing it this long.
-func (c *Core) LeaseTTL() time.Duration { return max(3*c.cfg.PollInterval, 30*time.Second) }
+func (c *Core) leaseTTL() time.Duration { return max(3*c.cfg.PollInterval, 30*time.Second) }
 
 // followUp polls GetMachineAction until the action is final or PollTimeout,
 // reporting each status change once. The lease "followup:<id>" makes one
@@ -321,7 +321,7 @@ func (c *Core) LeaseTTL() time.Duration { return max(3*c.cfg.PollInterval, 30*ti
 // scan takes over.
 func (c *Core) followUp(ctx context.Context, id string) {
 	lease := "followup:" + id
-	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.LeaseTTL())
+	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.leaseTTL())
 	if err != nil || !ok {
 		return
 	}
@@ -343,7 +343,7 @@ func (c *Core) followUp(ctx context.Context, id string) {
 
 // poll is one round of followUp; it reports whether following is over.
 func (c *Core) poll(ctx context.Context, r *Request, lease string, deadline time.Time) bool {
-	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.LeaseTTL())
+	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.leaseTTL())
 	if err != nil {
 		// The store is unreachable: skip this poll (without the lease
 		// another replica may be polling) but keep following, rather
@@ -387,12 +387,12 @@ func (c *Core) poll(ctx context.Context, r *Request, lease string, deadline time
 	return false
 }
 
-// Resume picks up work a previous process (or a dead replica) left:
+// resume picks up work a previous process (or a dead replica) left:
 // approved requests are executed, executing ones whose claim lease lapsed
 // are reconciled, running ones followed up (once their follow-up lease
 // lapsed). Pending ones need nothing: their state is in
 // the store.
-func (c *Core) Resume(ctx context.Context) {
+func (c *Core) resume(ctx context.Context) {
 	list := func(st State) []*Request {
 		rs, err := c.deps.Store.ListRequests(ctx, RequestFilter{States: []State{st}})
 		switch {
@@ -417,7 +417,7 @@ func (c *Core) Resume(ctx context.Context) {
 		// A request claimed less than a lease ago is in flight (also on a
 		// replica of a version without the claim lease); after that, the
 		// lease decides.
-		if c.now().Sub(r.UpdatedAt) > c.LeaseTTL() {
+		if c.now().Sub(r.UpdatedAt) > c.leaseTTL() {
 			c.reconcile(ctx, r)
 		}
 	}
@@ -426,27 +426,35 @@ func (c *Core) Resume(ctx context.Context) {
 	}
 }
 
-// ScanEvery is how often Run looks for work a dead replica left:
-// Config.SweepEvery, but at least every LeaseTTL/3 so that a lapsed lease
+// scanEvery is how often Run looks for work a dead replica left:
+// Config.SweepEvery, but at least every leaseTTL/3 so that a lapsed lease
 // is noticed soon after it lapses.
-func (c *Core) ScanEvery() time.Duration { return min(c.cfg.SweepEvery, c.LeaseTTL()/3) }
+func (c *Core) scanEvery() time.Duration { return min(c.cfg.SweepEvery, c.leaseTTL()/3) }
 
-// Run resumes work left by a previous process and then runs the expiry
-// sweep and the takeover scan every ScanEvery until ctx ends. Follow-ups
-// stop with it; their leases are released so another replica takes over.
+// Scan is one round of Run's schedule: it expires pending requests past
+// their TTL (and announces them), then picks up work a previous process or
+// a dead replica left (see resume). Rounds on several replicas may overlap:
+// each request is claimed once. Run calls it at start and then regularly;
+// call it directly to drive the schedule yourself.
+func (c *Core) Scan(ctx context.Context) {
+	c.sweep(ctx)
+	c.resume(ctx)
+}
+
+// Run scans at once (work left by a previous process) and then every
+// scanEvery until ctx ends. Follow-ups stop with it; their leases are
+// released so another replica takes over.
 func (c *Core) Run(ctx context.Context) error {
 	defer c.followCancel()
-	c.Sweep(ctx)
-	c.Resume(ctx)
-	t := time.NewTicker(c.ScanEvery())
+	c.Scan(ctx)
+	t := time.NewTicker(c.scanEvery())
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			c.Sweep(ctx)
-			c.Resume(ctx)
+			c.Scan(ctx)
 		}
 	}
 }

@@ -43,8 +43,8 @@ func TestReconcileMatchesTheRequestTagExactly(t *testing.T) {
 	f.def.listed = []defender.MachineAction{{ID: "ma-other", Status: defender.StatusSucceeded,
 		RequestorComment: approval.TaggedComment("same as defenderbot request "+crashed.ID+", again", quoting.ID, []string{"UA2"})}}
 
-	f.clock.Advance(f.core.LeaseTTL() + time.Second)
-	f.core.Resume(ctx)
+	f.clock.Advance(approval.LeaseTTL(f.core) + time.Second)
+	approval.Resume(ctx, f.core)
 	f.core.Wait()
 	got, err := f.store.GetRequest(ctx, crashed.ID)
 	require.NoError(t, err)
@@ -89,14 +89,14 @@ func (f *fixture) scanUntil(t *testing.T, death time.Time, done func(*approval.R
 	// The survivor runs with the production timings (15 s polls, 1 min sweep).
 	survivor := f.replicaWith(t, "survivor", f.store, 15*time.Second)
 	for f.clock.Now().Sub(death) <= 10*time.Minute {
-		survivor.Resume(ctx)
+		approval.Resume(ctx, survivor)
 		survivor.Wait()
 		got, err := f.store.GetRequest(ctx, id)
 		require.NoError(t, err)
 		if done(got) {
 			return f.clock.Now().Sub(death)
 		}
-		f.clock.Advance(survivor.ScanEvery())
+		f.clock.Advance(approval.ScanEvery(survivor))
 	}
 	t.Fatalf("request %s never settled", id)
 	return 0
@@ -233,11 +233,11 @@ func TestASlowCallIsNotTakenOver(t *testing.T) {
 	go func() { done <- executor.Execute(ctx, r) }()
 	<-inCall
 	for range 3 {
-		f.clock.Advance(f.core.LeaseTTL())
+		f.clock.Advance(approval.LeaseTTL(f.core))
 		now := f.clock.Now()
 		require.Eventually(t, func() bool { return !st.renewedAt("execute:" + r.ID).Before(now) }, 5*time.Second, time.Millisecond,
 			"the executor renews its claim")
-		survivor.Resume(ctx)
+		approval.Resume(ctx, survivor)
 		got, err := f.store.GetRequest(ctx, r.ID)
 		require.NoError(t, err)
 		assert.Equal(t, approval.StateExecuting, got.State, "a live executor's call is left alone")

@@ -243,7 +243,7 @@ func TestExpirySweep(t *testing.T) {
 	h.command(t, analyst, "isolate ws-001.contoso.com full evil")
 	r := h.store.only(t)
 	h.clock.Advance(61 * time.Minute)
-	h.svc.core.Sweep(context.Background())
+	h.svc.core.Scan(context.Background())
 	assert.Equal(t, approval.StateExpired, h.store.only(t).State)
 	ups := h.slack.find("chat.update")
 	require.Len(t, ups, 1)

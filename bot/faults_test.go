@@ -273,7 +273,7 @@ func TestStoreOutageAtEachStepOfApproval(t *testing.T) {
 					rp.click(t, approver1, actionApprove, r.ID)
 				}
 				// The periodic scan picks up an approved request left behind.
-				rp.svc.core.Resume(context.Background())
+				rp.svc.core.Scan(context.Background())
 				rp.svc.Wait()
 				assert.Equal(t, 1, def.runCount())
 				assert.Equal(t, approval.StateSucceeded, getRequest(t, st, r.ID).State)

@@ -116,9 +116,9 @@ func TestPendingApprovalMetrics(t *testing.T) {
 		clock.Advance(4 * time.Minute)
 		rp.command(t, analyst, "scan ws-001.contoso.com quick routine")
 		clock.Advance(6 * time.Minute)
-		rp.svc.core.Sweep(context.Background())
+		rp.svc.core.Scan(context.Background())
 		clock.Advance(15 * time.Minute) // both expire
-		rp.svc.core.Sweep(context.Background())
+		rp.svc.core.Scan(context.Background())
 
 		m.mu.Lock()
 		defer m.mu.Unlock()

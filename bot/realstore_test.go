@@ -298,7 +298,7 @@ func TestRealStoreFlows(t *testing.T) {
 			name: "expired by the sweep", required: 1,
 			do: func(t *testing.T, rp *replica, _ store.Store, clock *fakeClock, id string) {
 				clock.Advance(time.Hour + time.Second)
-				rp.svc.core.Sweep(context.Background())
+				rp.svc.core.Scan(context.Background())
 				rp.click(t, approver1, actionApprove, id)
 			},
 			wantState: approval.StateExpired, wantRuns: 0,

@@ -280,12 +280,12 @@ func TestReplicaKilledMidApproval(t *testing.T) {
 
 			b := cs.replicaB(t)
 			// Until A's claim is old enough to be presumed dead, B leaves it.
-			b.svc.core.Resume(context.Background())
+			b.svc.core.Scan(context.Background())
 			b.svc.Wait()
 			assert.Equal(t, approval.StateExecuting, getRequest(t, cs.st, cs.req.ID).State)
 
 			cs.clock.Advance(time.Minute)
-			b.svc.core.Resume(context.Background())
+			b.svc.core.Scan(context.Background())
 			b.svc.Wait()
 			got := getRequest(t, cs.st, cs.req.ID)
 			assert.Equal(t, approval.StateFailed, got.State)
@@ -317,10 +317,10 @@ func TestReplicaKilledMidApproval(t *testing.T) {
 
 			// B restarts (startup scan) and, later, scans periodically.
 			b := cs.replicaB(t)
-			b.svc.core.Resume(context.Background())
+			b.svc.core.Scan(context.Background())
 			b.svc.Wait()
 			cs.clock.Advance(time.Minute)
-			b.svc.core.Resume(context.Background())
+			b.svc.core.Scan(context.Background())
 			b.svc.Wait()
 
 			got := getRequest(t, cs.st, cs.req.ID)
@@ -351,7 +351,7 @@ func TestReplicaKilledMidApproval(t *testing.T) {
 			<-inCall
 
 			b := cs.replicaB(t)
-			b.svc.core.Resume(context.Background())
+			b.svc.core.Scan(context.Background())
 			b.svc.Wait()
 			assert.Equal(t, approval.StateExecuting, getRequest(t, cs.st, cs.req.ID).State, "B leaves A's call alone")
 
@@ -412,13 +412,13 @@ func TestFollowUpTakeover(t *testing.T) {
 		a.svc.Wait()
 
 		b := newReplica(t, "replica-b", db.open(t, clock), def, clock, replicaOpts{})
-		b.svc.core.Resume(context.Background())
+		b.svc.core.Scan(context.Background())
 		b.svc.Wait()
 		assert.Equal(t, approval.StateRunning, getRequest(t, st, r.ID).State, "A's lease still holds")
 		assert.Empty(t, b.thread(r.ApprovalTS))
 
-		clock.Advance(b.svc.core.LeaseTTL() + time.Second)
-		b.svc.core.Resume(context.Background())
+		clock.Advance(time.Minute) // past the follow-up lease (30 s with a 1 s poll)
+		b.svc.core.Scan(context.Background())
 		b.svc.Wait()
 
 		got = getRequest(t, st, r.ID)
@@ -452,7 +452,7 @@ func TestSweepOnTwoReplicas(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, rp := range []*replica{a, b, a, b} {
 			wg.Add(1)
-			go func() { defer wg.Done(); rp.svc.core.Sweep(context.Background()) }()
+			go func() { defer wg.Done(); rp.svc.core.Scan(context.Background()) }()
 		}
 		wg.Wait()
 		rs, err := st.ListRequests(context.Background(), approval.RequestFilter{States: []approval.State{approval.StateExpired}})

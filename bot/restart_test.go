@@ -73,7 +73,7 @@ func TestRestartResumes(t *testing.T) {
 func TestReconcileNotFoundDoesNotCallAgain(t *testing.T) {
 	h := newHarness(t, nil)
 	storeRequest(t, h, "executing-lost", approval.StateExecuting, nil)
-	h.svc.core.Resume(context.Background())
+	h.svc.core.Scan(context.Background())
 	h.svc.Wait()
 	r, err := h.store.GetRequest(context.Background(), "executing-lost")
 	require.NoError(t, err)
@@ -88,14 +88,14 @@ func TestFollowUpLeaseHeldElsewhere(t *testing.T) {
 	ok, err := h.store.AcquireLease(context.Background(), "followup:running-2", "other-replica", t0, time.Minute)
 	require.NoError(t, err)
 	require.True(t, ok)
-	h.svc.core.Resume(context.Background())
+	h.svc.core.Scan(context.Background())
 	h.svc.Wait()
 	assert.Equal(t, 0, h.def.polls, "another replica follows it")
 
 	// Once that lease expires this replica takes over.
 	h.def.statuses = []defender.ActionStatus{defender.StatusFailed}
 	h.clock.Advance(2 * time.Minute)
-	h.svc.core.Resume(context.Background())
+	h.svc.core.Scan(context.Background())
 	h.svc.Wait()
 	r, _ := h.store.GetRequest(context.Background(), "running-2")
 	assert.Equal(t, approval.StateFailed, r.State)
@@ -105,7 +105,7 @@ func TestFollowUpLeaseHeldElsewhere(t *testing.T) {
 func TestFollowUpTimeout(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.PollTimeout = 10 * time.Second })
 	storeRequest(t, h, "running-3", approval.StateRunning, func(r *approval.Request) { r.MachineActionID = "ma-3"; r.MachineActionStatus = "InProgress" })
-	h.svc.core.Resume(context.Background())
+	h.svc.core.Scan(context.Background())
 	h.svc.Wait()
 	r, _ := h.store.GetRequest(context.Background(), "running-3")
 	assert.Equal(t, approval.StateFailed, r.State)
