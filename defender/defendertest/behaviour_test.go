@@ -3,6 +3,7 @@ package defendertest_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -279,4 +280,50 @@ func TestFaultHoldServesThenWithholdsTheAnswer(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Len(t, s.MachineActions(), 1, "the action was created")
 	assert.Equal(t, "c", s.MachineActions()[0].RequestorComment)
+}
+
+// Release ends a Hold at the instant the test chooses: the answer is
+// withheld until then, then sent whole.
+func TestFaultReleaseEndsTheHold(t *testing.T) {
+	s := newServer(t)
+	tok := mustToken(t, s)
+	release := make(chan struct{})
+	s.InjectFault(defendertest.Fault{Method: http.MethodPost, Path: defendertest.APIIndicatorImport, Hold: time.Hour, Release: release})
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/api/indicators/import",
+		strings.NewReader(`{"Indicators":[{"indicatorValue":"held.example","indicatorType":"DomainName","action":"Block","title":"t","description":"d"}]}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := s.HTTPClient().Do(req)
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- answer{resp.StatusCode, string(b), err}
+	}()
+	require.Eventually(t, func() bool { return len(s.Indicators()) == 1 }, 10*time.Second, time.Millisecond, "the import was served")
+	select {
+	case a := <-got:
+		t.Fatalf("answered before the release: %+v", a)
+	default:
+	}
+	close(release)
+	var a answer
+	select {
+	case a = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer after the release")
+	}
+	require.NoError(t, a.err)
+	assert.Equal(t, http.StatusOK, a.code)
+	assert.Contains(t, a.body, `"indicator":"held.example"`)
 }

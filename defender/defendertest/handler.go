@@ -39,15 +39,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	if fault != nil && fault.Delay > 0 {
-		t := time.NewTimer(fault.Delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			// Abort without a response: the client gave up, and an empty
-			// 200 written now could still reach it.
-			panic(http.ErrAbortHandler)
-		}
+		// Abort without a response if the client gives up: an empty 200
+		// written now could still reach it.
+		wait(r, fault.Delay, fault.Release)
 	}
 
 	var resp response
@@ -66,13 +60,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}
 	if fault != nil && fault.Hold > 0 {
-		t := time.NewTimer(fault.Hold)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			panic(http.ErrAbortHandler)
-		}
+		wait(r, fault.Hold, fault.Release)
 	}
 	for k, v := range resp.header {
 		w.Header()[k] = v
@@ -82,6 +70,19 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.status)
 	_, _ = w.Write(resp.body)
+}
+
+// wait returns after d or once release is closed; if the client gives up
+// first, it aborts the handler without a response.
+func wait(r *http.Request, d time.Duration, release <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-release: // a nil channel never fires
+	case <-r.Context().Done():
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // splitPath splits an escaped path into unescaped segments (so that an id

@@ -178,9 +178,12 @@ type Fault struct {
 	// Hold serves the request (an action is created), then holds the
 	// answer this long, or until the client gives up: Defender accepted a
 	// call whose caller never learnt it (a crash right after the call).
-	Hold  time.Duration
-	Count int    // how many requests it affects: 0 means 1, negative means every request
-	Body  string // raw response body, replacing the error envelope
+	Hold time.Duration
+	// Release, when set, ends Delay or Hold as soon as it is closed: a
+	// test lets the answer go at the instant it chooses, not after a time.
+	Release <-chan struct{}
+	Count   int    // how many requests it affects: 0 means 1, negative means every request
+	Body    string // raw response body, replacing the error envelope
 }
 
 // DuplicateBehavior says what happens when an action is requested while a
