@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite"               // the "sqlite" database/sql driver, and its error codes
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Drivers accepted by Open.
@@ -56,8 +58,8 @@ func WithClock(now func() time.Time) Option {
 // driver is "sqlite" (dsn: a file path, "file:..." URI or ":memory:") or
 // "postgres" (dsn: a libpq URL or key=value string). For SQLite, Open adds
 // busy_timeout, WAL, foreign keys and immediate transactions unless the DSN
-// sets them, so that writers from several processes wait for each other
-// instead of failing.
+// sets them, so that writers from several processes (replicas started
+// together on a new file included) wait for each other instead of failing.
 //
 // Times are stored in UTC, truncated to the microsecond: a value read back
 // equals the one written after t.UTC().Truncate(time.Microsecond).
@@ -76,11 +78,12 @@ func Open(ctx context.Context, driver, dsn string, opts ...Option) (Store, error
 		sqlDSN string
 		secret string
 	)
+	wantWAL := false
 	switch driver {
 	case DriverSQLite:
 		d = sqliteDialect
 		var err error
-		if sqlDSN, err = sqliteDSN(dsn); err != nil {
+		if sqlDSN, wantWAL, err = sqliteDSN(dsn); err != nil {
 			return nil, fmt.Errorf("open sqlite store: %w", err)
 		}
 	case DriverPostgres:
@@ -121,6 +124,12 @@ func Open(ctx context.Context, driver, dsn string, opts ...Option) (Store, error
 		_ = db.Close()
 		return nil, fmt.Errorf("open %s store %s: %w", driver, redactDSN(dsn), redactErr(err, secret))
 	}
+	if wantWAL {
+		if err := enableWAL(ctx, db, sqliteBusyTimeout); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("open %s store %s: %w", driver, redactDSN(dsn), err)
+		}
+	}
 	applied, err := s.migrate(ctx)
 	if err != nil {
 		_ = db.Close()
@@ -131,12 +140,19 @@ func Open(ctx context.Context, driver, dsn string, opts ...Option) (Store, error
 	return s, nil
 }
 
-// sqliteDSN adds the pragmas the store relies on unless the DSN already sets them.
-func sqliteDSN(dsn string) (string, error) {
+// sqliteBusyTimeout is how long an SQLite statement waits for another
+// connection's lock (busy_timeout) and how long Open waits to switch a new
+// file to WAL.
+const sqliteBusyTimeout = 10 * time.Second
+
+// sqliteDSN adds the pragmas the store relies on unless the DSN already sets
+// them. WAL is not among them: wantWAL says that Open must switch to it (see
+// enableWAL).
+func sqliteDSN(dsn string) (_ string, wantWAL bool, _ error) {
 	base, rawQuery, _ := strings.Cut(dsn, "?")
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return "", fmt.Errorf("invalid DSN query %q: %w", rawQuery, err)
+		return "", false, fmt.Errorf("invalid DSN query %q: %w", rawQuery, err)
 	}
 	has := func(pragma string) bool {
 		for _, p := range q["_pragma"] {
@@ -148,14 +164,14 @@ func sqliteDSN(dsn string) (string, error) {
 	}
 	var add []string
 	if !has("busy_timeout") && q.Get("_busy_timeout") == "" && q.Get("_timeout") == "" {
-		add = append(add, "_pragma=busy_timeout(10000)")
+		add = append(add, fmt.Sprintf("_pragma=busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()))
 	}
 	if !has("foreign_keys") && q.Get("_foreign_keys") == "" && q.Get("_fk") == "" {
 		add = append(add, "_pragma=foreign_keys(1)")
 	}
 	memory := base == ":memory:" || strings.Contains(rawQuery, "mode=memory") || strings.Contains(rawQuery, "vfs=memdb")
 	if !memory && !has("journal_mode") && q.Get("_journal_mode") == "" && q.Get("_journal") == "" {
-		add = append(add, "_pragma=journal_mode(WAL)")
+		wantWAL = true
 		// WAL + NORMAL: no fsync per commit, never corrupt; a power cut may
 		// lose the last commits, not a process crash.
 		if !has("synchronous") && q.Get("_synchronous") == "" && q.Get("_sync") == "" {
@@ -166,7 +182,7 @@ func sqliteDSN(dsn string) (string, error) {
 		add = append(add, "_txlock=immediate")
 	}
 	if len(add) == 0 {
-		return dsn, nil
+		return dsn, wantWAL, nil
 	}
 	sep := "?"
 	if rawQuery != "" {
@@ -174,7 +190,46 @@ func sqliteDSN(dsn string) (string, error) {
 	} else if strings.HasSuffix(dsn, "?") {
 		sep = ""
 	}
-	return dsn + sep + strings.Join(add, "&"), nil
+	return dsn + sep + strings.Join(add, "&"), wantWAL, nil
+}
+
+// enableWAL switches the database to WAL, which then stays on in the file.
+//
+// Switching a new file needs it to itself, and SQLite answers SQLITE_BUSY at
+// once, without calling the busy handler, to a connection that loses that
+// race (replicas started together on one new file). So the switch waits its
+// turn here, up to timeout, as busy_timeout does for every other statement.
+// A file already in WAL never takes this path twice.
+func enableWAL(ctx context.Context, db *sql.DB, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	pause := 5 * time.Millisecond
+	for {
+		var mode string
+		err := db.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode)
+		if err == nil {
+			if !strings.EqualFold(mode, "wal") {
+				return fmt.Errorf("switch to WAL: the journal mode stayed %q", mode)
+			}
+			return nil
+		}
+		if !isSQLiteBusy(err) || time.Now().Add(pause).After(deadline) {
+			return fmt.Errorf("switch to WAL: %w", err)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("switch to WAL: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+		pause = min(2*pause, 100*time.Millisecond)
+	}
+}
+
+// isSQLiteBusy reports whether err is SQLITE_BUSY (any extended code).
+func isSQLiteBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 var (

@@ -2,7 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,18 +67,51 @@ func TestRedactDSN(t *testing.T) {
 
 func TestSQLiteDSN(t *testing.T) {
 	for in, want := range map[string]string{
-		"x.db":     "x.db?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate",
+		"x.db":     "x.db?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate",
 		":memory:": ":memory:?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate",
 		"file:x.db?_pragma=busy_timeout(1)&_txlock=exclusive": "file:x.db?_pragma=busy_timeout(1)&_txlock=exclusive" +
-			"&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)",
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)",
 		"x.db?_pragma=journal_mode(DELETE)&_fk=0&_timeout=5": "x.db?_pragma=journal_mode(DELETE)&_fk=0&_timeout=5&_txlock=immediate",
 	} {
-		got, err := sqliteDSN(in)
+		got, wal, err := sqliteDSN(in)
 		require.NoError(t, err)
 		assert.Equal(t, want, got, in)
+		assert.Equal(t, in != ":memory:" && !strings.Contains(in, "journal_mode"), wal, in)
 	}
-	_, err := sqliteDSN("x.db?%zz")
+	_, _, err := sqliteDSN("x.db?%zz")
 	require.ErrorContains(t, err, "invalid DSN query")
+}
+
+// Replicas started together on a new SQLite file: the switch to WAL needs
+// the file to itself, and SQLite answers SQLITE_BUSY at once (without its busy
+// handler) to whoever loses that race. Open must wait its turn instead.
+func TestOpenSQLiteConcurrentlyOnANewFile(t *testing.T) {
+	ctx := context.Background()
+	const rounds, replicas = 25, 4
+	for round := range rounds {
+		dsn := filepath.Join(t.TempDir(), "new.db")
+		errs := make([]error, replicas)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range replicas {
+			wg.Go(func() {
+				<-start
+				s, err := Open(ctx, DriverSQLite, dsn)
+				if err == nil {
+					var mode string
+					err = s.(*sqlStore).db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode)
+					if err == nil && mode != "wal" {
+						err = fmt.Errorf("journal mode %q, want wal", mode)
+					}
+					err = errors.Join(err, s.Close())
+				}
+				errs[i] = err
+			})
+		}
+		close(start)
+		wg.Wait()
+		require.NoError(t, errors.Join(errs...), "round %d", round)
+	}
 }
 
 func TestMigrationsRecordedOnce(t *testing.T) {
