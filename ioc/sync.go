@@ -678,7 +678,14 @@ func (s *Syncer) persist(ctx context.Context, rep *Report, start time.Time) {
 		s.logger.Error("encode sync report", "err", err)
 		return
 	}
-	run := store.SyncRun{ID: uuid.NewString(), StartedAt: start.UTC(), FinishedAt: start.Add(rep.Duration).UTC(),
+	// Time-ordered: of runs that started at the same instant, the store
+	// takes the greatest ID as the last. (NewV7 fails only if the system's
+	// randomness does; the run is still recorded.)
+	id := uuid.NewString()
+	if v7, err := uuid.NewV7(); err == nil {
+		id = v7.String()
+	}
+	run := store.SyncRun{ID: id, StartedAt: start.UTC(), FinishedAt: start.Add(rep.Duration).UTC(),
 		Trigger: rep.Trigger, OK: rep.Error == "", Summary: string(body)}
 	if err := s.store.SaveSyncRun(ctx, run); err != nil {
 		s.logger.Error("save sync run", "err", err)

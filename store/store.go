@@ -55,7 +55,7 @@ type Lease struct {
 
 // SyncRun is the summary of one IOC sync run.
 type SyncRun struct {
-	ID         string
+	ID         string // unique; time-ordered (UUIDv7) so that ties on StartedAt sort by creation
 	StartedAt  time.Time
 	FinishedAt time.Time
 	Trigger    string // "schedule", "slack", "cli"
@@ -111,9 +111,12 @@ type Store interface {
 	DeleteIndicatorRecords(ctx context.Context, keys []string) error
 
 	SaveSyncRun(ctx context.Context, r SyncRun) error
-	// LastSyncRun returns ErrNotFound before the first run.
+	// LastSyncRun is the run that started last; of runs that started at the
+	// same instant, the one with the greatest ID (callers use time-ordered
+	// IDs, so it is the newest). ErrNotFound before the first run.
 	LastSyncRun(ctx context.Context) (*SyncRun, error)
-	// LastSuccessfulSyncRun returns ErrNotFound if no run succeeded yet.
+	// LastSuccessfulSyncRun is LastSyncRun among the runs that succeeded;
+	// ErrNotFound if none did yet.
 	LastSuccessfulSyncRun(ctx context.Context) (*SyncRun, error)
 
 	// FeedCursor returns where the last complete read of feed got to (for a

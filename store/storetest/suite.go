@@ -741,6 +741,31 @@ func testSyncRuns(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, "s1", good.ID)
 
+	// Runs that started at the same instant: the greatest ID is the last,
+	// whatever order they were saved in (time-ordered IDs make it the newest).
+	same := T0().Add(2 * time.Hour)
+	for _, order := range [][]string{{"s3a", "s3b"}, {"s4b", "s4a"}} {
+		for _, id := range order {
+			require.NoError(t, s.SaveSyncRun(ctx, store.SyncRun{ID: id, StartedAt: same, Trigger: "cli", OK: true}))
+		}
+		same = same.Add(time.Hour)
+	}
+	for range 3 {
+		last, err = s.LastSyncRun(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "s4b", last.ID, "saved first, greater ID")
+		good, err = s.LastSuccessfulSyncRun(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "s4b", good.ID)
+	}
+	require.NoError(t, s.SaveSyncRun(ctx, store.SyncRun{ID: "s4c", StartedAt: same.Add(-time.Hour), Trigger: "cli"}))
+	last, err = s.LastSyncRun(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "s4c", last.ID)
+	good, err = s.LastSuccessfulSyncRun(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "s4b", good.ID, "the last successful one is still s4b")
+
 	require.ErrorContains(t, s.SaveSyncRun(ctx, store.SyncRun{StartedAt: T0()}), "id is required")
 	require.ErrorContains(t, s.SaveSyncRun(ctx, store.SyncRun{ID: "x"}), "started_at is required")
 }
