@@ -2,7 +2,6 @@ package defender
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -203,43 +202,4 @@ func (c *Client) CheckToken(ctx context.Context) error {
 }
 
 // token asks the provider for a token, bounded by the per-attempt timeout.
-func (c *Client) token(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	tok, err := c.tokens.Token(ctx)
-	if err != nil {
-		if !errors.Is(err, ErrAuthentication) {
-			err = fmt.Errorf("defender: %w: %w", ErrAuthentication, err)
-		}
-		c.log.WarnContext(ctx, "defender token", "error", err)
-		return "", err
-	}
-	if tok == "" {
-		return "", fmt.Errorf("defender: %w: token provider returned an empty token", ErrAuthentication)
-	}
-	return tok, nil
-}
-
-// refresh forces a new token after a 401.
-func (c *Client) refresh(ctx context.Context, stale string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	var tok string
-	var err error
-	if r, ok := c.tokens.(RefreshingTokenProvider); ok {
-		tok, err = r.RefreshToken(ctx, stale)
-	} else {
-		tok, err = c.tokens.Token(ctx)
-	}
-	if err == nil && tok == "" {
-		err = errors.New("token provider returned an empty token")
-	}
-	if err != nil {
-		if !errors.Is(err, ErrAuthentication) {
-			err = fmt.Errorf("defender: %w: %w", ErrAuthentication, err)
-		}
-		c.log.WarnContext(ctx, "defender token refresh", "error", err)
-		return "", err
-	}
-	return tok, nil
-}
+func (c *Client) token(ctx context.Context) (string, error) { return c.rest.Token(ctx) }

@@ -3,25 +3,19 @@ package defender
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/defenderbot/defenderbot/internal/httpwait"
+	"github.com/defenderbot/defenderbot/internal/msrest"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -33,10 +27,6 @@ const (
 	DefaultMaxRetries    = 5
 	DefaultMaxBackoff    = 60 * time.Second
 )
-
-// maxResponseBody caps a successful response (a 10,000-item page of
-// indicators is well under it).
-const maxResponseBody = 64 << 20
 
 // Config holds what New needs to reach one tenant's Defender API.
 type Config struct {
@@ -66,13 +56,7 @@ type Config struct {
 }
 
 // Observer receives one event per HTTP attempt and per retry (metrics).
-type Observer interface {
-	// ObserveCall reports one attempt; status 0 means a transport error.
-	ObserveCall(api, method string, status int, d time.Duration)
-	// ObserveRetry reports a retry and its reason: "429", "503", "5xx",
-	// "conn", "timeout", "401".
-	ObserveRetry(api, reason string)
-}
+type Observer = msrest.Observer
 
 // Option customises a Client.
 type Option func(*settings) error
@@ -158,18 +142,13 @@ func WithTokenProvider(p TokenProvider) Option {
 
 // Client calls the Defender for Endpoint API. It is safe for concurrent use.
 type Client struct {
-	base        *url.URL
-	hc          *http.Client
-	tokens      TokenProvider
-	log         *slog.Logger
-	obs         Observer
-	sleep       func(ctx context.Context, d time.Duration) error
-	now         func() time.Time
-	timeout     time.Duration
-	maxRetries  int
-	maxBackoff  time.Duration
-	baseBackoff time.Duration
-	limiters    map[string][]*rate.Limiter
+	rest     *msrest.Transport
+	cfg      Config // as validated, defaults applied
+	base     *url.URL
+	tokens   TokenProvider
+	log      *slog.Logger
+	now      func() time.Time
+	limiters map[string][]*rate.Limiter
 }
 
 type nopObserver struct{}
@@ -245,25 +224,16 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		}
 		s.tokens = p
 	}
-	// The API client never follows redirects: the bearer token is for the
-	// Defender host only, and Defender does not redirect.
-	api := *s.hc
-	api.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
-	return &Client{
-		base:        base,
-		hc:          &api,
-		tokens:      s.tokens,
-		log:         s.log,
-		obs:         s.obs,
-		sleep:       s.sleep,
-		now:         s.now,
-		timeout:     cfg.Timeout,
-		maxRetries:  cfg.MaxRetries,
-		maxBackoff:  cfg.MaxBackoff,
-		baseBackoff: time.Second,
-		limiters:    buildLimiters(cfg.Limits),
-	}, nil
+	limiters := buildLimiters(cfg.Limits)
+	rest, err := msrest.New(msrest.Options{
+		Name: "defender", Base: base, HTTPClient: s.hc, Tokens: s.tokens, Logger: s.log, Observer: s.obs,
+		Sleep: s.sleep, Now: s.now, Timeout: cfg.Timeout, MaxRetries: cfg.MaxRetries,
+		BaseBackoff: time.Second, MaxBackoff: cfg.MaxBackoff, Limiters: limiters,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Client{rest: rest, cfg: cfg, base: base, tokens: s.tokens, log: s.log, now: s.now, limiters: limiters}, nil
 }
 
 func validateConfig(cfg Config, customTokens bool) (*url.URL, error) {
@@ -351,8 +321,8 @@ type call struct {
 	unsafe bool
 }
 
-// unknownOutcome is returned by send for an unsafe call that may have
-// reached Defender.
+// unknownOutcome is returned for an unsafe call that may have reached
+// Defender.
 type unknownOutcome struct {
 	method, path string
 	cause        error
@@ -364,212 +334,29 @@ func (e *unknownOutcome) Error() string {
 
 func (e *unknownOutcome) Unwrap() []error { return []error{ErrOutcomeUnknown, e.cause} }
 
-func (c *Client) url(cl *call) (string, string, error) {
-	if cl.next != "" {
-		u, err := url.Parse(cl.next)
-		if err != nil || !u.IsAbs() {
-			return "", "", fmt.Errorf("defender: %s: invalid @odata.nextLink", cl.api)
-		}
-		// Never send the bearer token anywhere but the configured API host.
-		if !strings.EqualFold(u.Scheme, c.base.Scheme) || !strings.EqualFold(u.Host, c.base.Host) {
-			return "", "", fmt.Errorf("defender: %s: refusing @odata.nextLink to another host (%s)", cl.api, u.Host)
-		}
-		return u.String(), u.EscapedPath(), nil
-	}
-	s := c.base.String() + cl.path
-	if cl.query != "" {
-		s += "?" + cl.query
-	}
-	return s, c.base.EscapedPath() + cl.path, nil
+// send runs cl through the shared Microsoft REST transport (pacing, token
+// handling and retries) and returns the 2xx response or an error
+// (*APIError, *RateLimitError, *unknownOutcome, ...).
+func (c *Client) send(ctx context.Context, cl *call) (*msrest.Response, error) {
+	res, err := c.rest.Send(ctx, &msrest.Call{API: cl.api, Method: cl.method, Path: cl.path, Query: cl.query,
+		Next: cl.next, Body: cl.body, Once: cl.unsafe})
+	return res, fromREST(err)
 }
 
-// send runs cl with pacing, token handling and retries, and returns the 2xx
-// response or an error (*APIError, *RateLimitError, *unknownOutcome, ...).
-func (c *Client) send(ctx context.Context, cl *call) (*attemptResult, error) {
-	u, path, err := c.url(cl)
-	if err != nil {
-		return nil, err
-	}
-	var body []byte
-	if cl.body != nil {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(cl.body); err != nil {
-			return nil, fmt.Errorf("defender: %s %s: encoding body: %w", cl.method, path, err)
+// fromREST turns the transport's errors into this package's.
+func fromREST(err error) error {
+	switch e := err.(type) {
+	case *msrest.StatusError:
+		ae := &APIError{StatusCode: e.StatusCode, Code: e.Code, Message: e.Message, Target: e.Target,
+			Method: e.Method, Path: e.Path, RetryAfter: e.RetryAfter}
+		if e.Throttled {
+			return &RateLimitError{ae}
 		}
-		body = bytes.TrimRight(buf.Bytes(), "\n")
+		return ae
+	case *msrest.UncertainError:
+		return &unknownOutcome{e.Method, e.Path, fromREST(e.Cause)}
 	}
-
-	refreshed := false
-	tok := ""
-	for attempt := 0; ; attempt++ {
-		if err := c.pace(ctx, cl.api); err != nil {
-			return nil, err
-		}
-		if tok == "" {
-			if tok, err = c.token(ctx); err != nil {
-				return nil, err
-			}
-		}
-		res, maybeReceived, err := c.attempt(ctx, cl, u, path, body, tok, attempt)
-		if err != nil {
-			if ctx.Err() != nil {
-				if cl.unsafe && maybeReceived {
-					return nil, &unknownOutcome{cl.method, path, ctx.Err()}
-				}
-				return nil, fmt.Errorf("defender: %s %s: %w", cl.method, path, ctx.Err())
-			}
-			reason := "conn"
-			if errors.Is(err, context.DeadlineExceeded) {
-				reason = "timeout"
-			}
-			if cl.unsafe && maybeReceived {
-				return nil, &unknownOutcome{cl.method, path, err}
-			}
-			if attempt >= c.maxRetries {
-				return nil, fmt.Errorf("defender: %s %s: giving up after %d attempts: %w", cl.method, path, attempt+1, err)
-			}
-			c.obs.ObserveRetry(cl.api, reason)
-			if err := c.wait(ctx, cl.method, path, c.backoff(attempt)); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if res.status >= 200 && res.status < 300 {
-			return res, nil
-		}
-
-		ae := newAPIError(cl.method, path, res.status, res.header, res.body, c.now())
-		switch {
-		case res.status == http.StatusUnauthorized && !refreshed:
-			// Expired or revoked token: a 401 means nothing ran, so one
-			// retry with a fresh token is safe for every method.
-			refreshed = true
-			c.obs.ObserveRetry(cl.api, "401")
-			if tok, err = c.refresh(ctx, tok); err != nil {
-				return nil, err
-			}
-			continue
-		case res.status == http.StatusTooManyRequests || res.status == http.StatusServiceUnavailable:
-			// A definite "not done": safe to retry for every method.
-			d := ae.RetryAfter
-			if d == 0 {
-				d = c.backoff(attempt)
-			}
-			if attempt >= c.maxRetries || d > c.maxBackoff {
-				if res.status == http.StatusTooManyRequests {
-					if ae.RetryAfter == 0 {
-						ae.RetryAfter = d
-					}
-					return nil, &RateLimitError{ae}
-				}
-				return nil, ae
-			}
-			c.obs.ObserveRetry(cl.api, strconv.Itoa(res.status))
-			if err := c.wait(ctx, cl.method, path, d); err != nil {
-				return nil, err
-			}
-			continue
-		case res.status >= 500:
-			if cl.unsafe {
-				// 500/502/504: Defender may have created the action.
-				return nil, &unknownOutcome{cl.method, path, ae}
-			}
-			if attempt >= c.maxRetries {
-				return nil, ae
-			}
-			c.obs.ObserveRetry(cl.api, "5xx")
-			if err := c.wait(ctx, cl.method, path, c.backoff(attempt)); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		return nil, ae
-	}
-}
-
-func (c *Client) wait(ctx context.Context, method, path string, d time.Duration) error {
-	if err := c.sleep(ctx, d); err != nil {
-		return fmt.Errorf("defender: %s %s: waiting to retry: %w", method, path, err)
-	}
-	return nil
-}
-
-// attemptResult is one HTTP exchange, any status.
-type attemptResult struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// attempt performs one HTTP exchange. maybeReceived is false only when the
-// request certainly never left the client (dial, DNS or TLS failure before
-// any header was written).
-func (c *Client) attempt(ctx context.Context, cl *call, u, path string, body []byte, tok string, n int) (*attemptResult, bool, error) {
-	actx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	var wrote atomic.Bool
-	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
-
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(actx, cl.method, u, rd)
-	if err != nil {
-		return nil, false, fmt.Errorf("building request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "defenderbot")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-
-	start := c.now()
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		d := c.now().Sub(start)
-		c.obs.ObserveCall(cl.api, cl.method, 0, d)
-		c.log.DebugContext(ctx, "defender call", "api", cl.api, "method", cl.method, "path", path,
-			"status", 0, "duration", d, "attempt", n+1, "error", err)
-		return nil, wrote.Load() || !neverSent(err), err
-	}
-	defer resp.Body.Close()
-	limit := int64(maxResponseBody)
-	if resp.StatusCode >= 300 {
-		limit = maxErrorBody
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	d := c.now().Sub(start)
-	c.obs.ObserveCall(cl.api, cl.method, resp.StatusCode, d)
-	c.log.DebugContext(ctx, "defender call", "api", cl.api, "method", cl.method, "path", path,
-		"status", resp.StatusCode, "duration", d, "attempt", n+1)
-	if err != nil {
-		return nil, true, fmt.Errorf("reading %d response: %w", resp.StatusCode, err)
-	}
-	if int64(len(data)) > limit {
-		if resp.StatusCode < 300 {
-			return nil, true, fmt.Errorf("%d response larger than %d bytes", resp.StatusCode, limit)
-		}
-		data = data[:limit]
-	}
-	return &attemptResult{status: resp.StatusCode, header: resp.Header, body: data}, true, nil
-}
-
-// neverSent reports errors that happen before a request can reach the server.
-func neverSent(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return true
-	}
-	var cv *tls.CertificateVerificationError
-	return errors.As(err, &cv)
+	return err
 }
 
 // do sends cl and decodes a JSON response into out (when non-nil).
@@ -580,10 +367,10 @@ func (c *Client) do(ctx context.Context, cl *call, out any) ([]byte, error) {
 	}
 	if out != nil {
 		var derr error
-		if len(bytes.TrimSpace(res.body)) == 0 {
-			derr = fmt.Errorf("defender: %s %s: empty %d response", cl.method, cl.path, res.status)
-		} else if err := json.Unmarshal(res.body, out); err != nil {
-			derr = fmt.Errorf("defender: %s %s: decoding %d response: %w", cl.method, cl.path, res.status, err)
+		if len(bytes.TrimSpace(res.Body)) == 0 {
+			derr = fmt.Errorf("defender: %s %s: empty %d response", cl.method, cl.path, res.Status)
+		} else if err := json.Unmarshal(res.Body, out); err != nil {
+			derr = fmt.Errorf("defender: %s %s: decoding %d response: %w", cl.method, cl.path, res.Status, err)
 		}
 		if derr != nil {
 			if cl.unsafe {
@@ -593,5 +380,5 @@ func (c *Client) do(ctx context.Context, cl *call, out any) ([]byte, error) {
 			return nil, derr
 		}
 	}
-	return res.body, nil
+	return res.Body, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/internal/msrest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -20,9 +21,9 @@ func TestNew_defaults(t *testing.T) {
 	c, err := New(Config{TenantID: "contoso.onmicrosoft.com", ClientID: "app", ClientSecret: "s3cret"})
 	require.NoError(t, err)
 	assert.Equal(t, "https://api.securitycenter.microsoft.com", c.base.String())
-	assert.Equal(t, DefaultTimeout, c.timeout)
-	assert.Equal(t, DefaultMaxRetries, c.maxRetries)
-	assert.Equal(t, DefaultMaxBackoff, c.maxBackoff)
+	assert.Equal(t, DefaultTimeout, c.cfg.Timeout)
+	assert.Equal(t, DefaultMaxRetries, c.cfg.MaxRetries)
+	assert.Equal(t, DefaultMaxBackoff, c.cfg.MaxBackoff)
 	assert.Len(t, c.limiters[APIMachineActions], 2, "per-minute and per-hour")
 	assert.Len(t, c.limiters[APIIndicatorImport], 1, "import has no documented hourly limit")
 	assert.IsType(t, &msalProvider{}, c.tokens)
@@ -181,9 +182,8 @@ func TestRetry_429HonoursRetryAfter(t *testing.T) {
 }
 
 func TestRetry_retryAfterHTTPDate(t *testing.T) {
-	h := setup(t)
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	h.client.now = func() time.Time { return now }
+	h := setup(t, WithClock(func() time.Time { return now }))
 	var n atomic.Int32
 	h.mux.HandleFunc("GET /api/machines/m1", func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1) == 1 {
@@ -201,8 +201,7 @@ func TestRetry_retryAfterHTTPDate(t *testing.T) {
 }
 
 func TestRetry_429ExhaustedIsRateLimitError(t *testing.T) {
-	h := setup(t)
-	h.client.maxRetries = 3
+	h := setupConfig(t, func(c *Config) { c.MaxRetries = 3 })
 	h.mux.HandleFunc("GET /api/machines/m1", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "2")
 		reply(429, `{"error":{"code":"TooManyRequests","message":"quota"}}`)(w, r)
@@ -234,8 +233,7 @@ func TestRetry_retryAfterBeyondMaxBackoffReturnsAtOnce(t *testing.T) {
 }
 
 func TestRetry_503Bounded(t *testing.T) {
-	h := setup(t)
-	h.client.maxRetries = 2
+	h := setupConfig(t, func(c *Config) { c.MaxRetries = 2 })
 	h.mux.HandleFunc("POST /api/machines/m1/isolate", reply(503, `{"error":{"code":"ServiceUnavailable","message":"busy"}}`))
 	_, err := h.client.IsolateMachine(t.Context(), "m1", "c", IsolationFull)
 	var ae *APIError
@@ -283,22 +281,12 @@ func TestRetry_connectionFailureRetriedForIdempotent(t *testing.T) {
 	assert.Equal(t, []string{"indicators_batchdelete conn"}, h.obs.Retries())
 }
 
-func TestRetry_backoffCappedAtMaxBackoff(t *testing.T) {
-	c := &Client{baseBackoff: time.Second, maxBackoff: 5 * time.Second}
-	for attempt := range 40 {
-		d := c.backoff(attempt)
-		assert.LessOrEqual(t, d, 5*time.Second)
-		assert.Positive(t, d)
-	}
-}
-
 func TestRetry_contextCanceledWhileWaiting(t *testing.T) {
-	h := setup(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	h.client.sleep = func(ctx context.Context, _ time.Duration) error {
+	h := setup(t, WithSleeper(func(ctx context.Context, _ time.Duration) error {
 		cancel()
 		return ctx.Err()
-	}
+	}))
 	h.mux.HandleFunc("GET /api/machines/m1", reply(503, ``))
 	_, err := h.client.GetMachine(ctx, "m1")
 	require.ErrorIs(t, err, context.Canceled)
@@ -393,7 +381,7 @@ func TestPacing_waitsWhenLimitReached(t *testing.T) {
 
 func TestPacing_neverExceedsLimitInAWindow(t *testing.T) {
 	for _, n := range []int{1, 2, 30, 100, 1500} {
-		l := newLimiter(n, time.Minute)
+		l := msrest.NewLimiter(n, time.Minute)
 		start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		allowed := 0
 		for i := range 10 * n {

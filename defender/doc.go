@@ -25,8 +25,10 @@
 //		log.Error("defender", "code", ae.Code, "target", ae.Target)
 //	}
 //
-// It owns the Defender API: paths, bodies, retries, pacing, tokens and the
-// one check of IDs and text sent to it (IDProblem, TextProblem). It must
-// not import any other defenderbot package (actions, bot, approval and ioc
-// build on it).
+// It owns the Defender API: paths, bodies, pacing limits, tokens and the
+// one check of IDs and text sent to it (IDProblem, TextProblem); the HTTP
+// transport (retries, 401 refresh, error envelope) is internal/msrest,
+// shared with package graph. It must not import any other defenderbot
+// package but internal/msrest and internal/httpwait (actions, bot,
+// approval and ioc build on it).
 package defender

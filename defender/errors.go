@@ -1,15 +1,13 @@
 package defender
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
 
-	"github.com/defenderbot/defenderbot/internal/httpwait"
+	"github.com/defenderbot/defenderbot/internal/msrest"
 )
 
 // ErrInvalidArgument is wrapped by every validation error. Such an error names
@@ -22,8 +20,9 @@ var ErrInvalidArgument = errors.New("invalid argument")
 // could run the action twice. The message says how to check.
 var ErrOutcomeUnknown = errors.New("outcome unknown")
 
-// ErrAuthentication is wrapped when no access token could be obtained.
-var ErrAuthentication = errors.New("authentication failed")
+// ErrAuthentication is wrapped when no access token could be obtained
+// (the shared transport's sentinel, so one errors.Is covers every client).
+var ErrAuthentication = msrest.ErrAuthentication
 
 // Error codes Microsoft returns that callers commonly branch on.
 const (
@@ -34,9 +33,6 @@ const (
 	CodeTooManyRequests            = "TooManyRequests"
 	CodeUnauthorized               = "Unauthorized"
 )
-
-// maxErrorBody caps how much of an error response is read.
-const maxErrorBody = 1 << 20
 
 // APIError is a non-2xx answer from the Defender API. Code, Message and Target
 // come from Microsoft's {"error":{...}} envelope when the body has one.
@@ -55,23 +51,11 @@ type APIError struct {
 
 // Error implements error.
 func (e *APIError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "defender: %s %s: %d", e.Method, e.Path, e.StatusCode)
-	if e.Code != "" {
-		b.WriteString(" " + e.Code)
-	} else if t := http.StatusText(e.StatusCode); t != "" {
-		b.WriteString(" " + t)
-	}
-	if e.Message != "" {
-		b.WriteString(": " + e.Message)
-	}
+	ref := ""
 	if e.Target != "" {
-		b.WriteString(" (target " + e.Target + ")")
+		ref = "target " + e.Target
 	}
-	if e.RetryAfter > 0 {
-		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
-	}
-	return b.String()
+	return msrest.Describe("defender", e.Method, e.Path, e.StatusCode, e.Code, e.Message, ref, e.RetryAfter)
 }
 
 // RateLimitError is returned when Defender still answers 429 after the
@@ -147,45 +131,6 @@ func RetryAfterOf(err error) time.Duration {
 		return ae.RetryAfter
 	}
 	return 0
-}
-
-// newAPIError builds an APIError from a response. body is at most maxErrorBody.
-func newAPIError(method, path string, status int, header http.Header, body []byte, now time.Time) *APIError {
-	ae := &APIError{StatusCode: status, Method: method, Path: path}
-	ae.RetryAfter, _ = httpwait.RetryAfter(header.Get("Retry-After"), now)
-	var env struct {
-		Error *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-			Target  string `json:"target"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(body, &env); err == nil && env.Error != nil {
-		ae.Code = env.Error.Code
-		ae.Message = env.Error.Message
-		ae.Target = env.Error.Target
-		return ae
-	}
-	ae.Message = snippet(body)
-	return ae
-}
-
-// snippet returns a short, printable excerpt of a non-JSON error body (an
-// HTML error page from a proxy, for example).
-func snippet(body []byte) string {
-	const max = 200
-	s := strings.TrimSpace(string(body))
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > max {
-		s = string(r[:max]) + "…"
-	}
-	return s
 }
 
 // invalid builds a validation error naming the field.

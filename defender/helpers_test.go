@@ -74,6 +74,12 @@ type harness struct {
 // with instant, recorded sleeps and pacing disabled.
 func setup(t *testing.T, opts ...Option) *harness {
 	t.Helper()
+	return setupConfig(t, nil, opts...)
+}
+
+// setupConfig is setup with cfg changed by mod.
+func setupConfig(t *testing.T, mod func(*Config), opts ...Option) *harness {
+	t.Helper()
 	h := &harness{t: t, mux: http.NewServeMux(), obs: &recObserver{}}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("unexpected request %s %s", r.Method, r.URL)
@@ -99,7 +105,11 @@ func setup(t *testing.T, opts ...Option) *harness {
 			return ctx.Err()
 		}),
 	}, opts...)
-	c, err := New(Config{BaseURL: h.srv.URL, Limits: noLimits()}, all...)
+	cfg := Config{BaseURL: h.srv.URL, Limits: noLimits()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := New(cfg, all...)
 	require.NoError(t, err)
 	h.client = c
 	return h

@@ -406,7 +406,7 @@ func TestMachineAction_serverErrorLooksUp(t *testing.T) {
 
 func TestMachineAction_timeoutLooksUp(t *testing.T) {
 	release := make(chan struct{})
-	h := setup(t)
+	h := setupConfig(t, func(c *Config) { c.Timeout = 50 * time.Millisecond })
 	h.mux.HandleFunc("POST /api/machines/m1/unisolate", func(_ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
@@ -414,7 +414,6 @@ func TestMachineAction_timeoutLooksUp(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(release) })
-	h.client.timeout = 50 * time.Millisecond
 	h.mux.HandleFunc("GET /api/machineactions", reply(200,
 		`{"value":[{"id":"u1","type":"Unisolate","machineId":"m1","requestorComment":"c","status":"Pending"}]}`))
 	ma, err := h.client.UnisolateMachine(t.Context(), "m1", "c")

@@ -2,8 +2,6 @@ package defender
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"net"
 	"testing"
 	"time"
@@ -11,15 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func TestNeverSent(t *testing.T) {
-	assert.True(t, neverSent(&net.OpError{Op: "dial", Err: errors.New("refused")}))
-	assert.True(t, neverSent(&net.DNSError{Err: "no such host", Name: "x"}))
-	assert.True(t, neverSent(&tls.CertificateVerificationError{Err: errors.New("bad cert")}))
-	assert.False(t, neverSent(&net.OpError{Op: "read", Err: errors.New("reset")}))
-	assert.False(t, neverSent(errors.New("EOF")))
-	assert.False(t, neverSent(context.DeadlineExceeded))
-}
 
 func TestRateLimitError_message(t *testing.T) {
 	err := &RateLimitError{&APIError{StatusCode: 429, Code: "TooManyRequests", Method: "GET", Path: "/api/alerts/a", RetryAfter: 30 * time.Second}}

@@ -1,18 +1,13 @@
 package graph
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +15,7 @@ import (
 
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/internal/httpwait"
+	"github.com/defenderbot/defenderbot/internal/msrest"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -36,9 +32,6 @@ const (
 
 // API is the name under which calls are reported to the Observer.
 const API = "graph_alerts"
-
-// maxResponseBody caps a successful response.
-const maxResponseBody = 64 << 20
 
 // Scope returns the token scope for a Graph base URL: the national cloud's
 // own Graph host, or Microsoft Graph's global scope for any other host (a
@@ -136,18 +129,13 @@ func WithClock(now func() time.Time) Option {
 
 // Client calls Graph's security alerts. It is safe for concurrent use.
 type Client struct {
-	base        *url.URL
-	hc          *http.Client
-	tokens      defender.TokenProvider
-	log         *slog.Logger
-	obs         defender.Observer
-	sleep       func(ctx context.Context, d time.Duration) error
-	now         func() time.Time
-	timeout     time.Duration
-	maxRetries  int
-	maxBackoff  time.Duration
-	baseBackoff time.Duration
-	limiter     *rate.Limiter // nil: no pacing
+	rest *msrest.Transport
+	// Set by the options before the transport is built.
+	hc    *http.Client
+	log   *slog.Logger
+	obs   defender.Observer
+	sleep func(ctx context.Context, d time.Duration) error
+	now   func() time.Time
 }
 
 type nopObserver struct{}
@@ -183,24 +171,7 @@ func New(cfg Config, tokens defender.TokenProvider, opts ...Option) (*Client, er
 	if cfg.Timeout < 0 || cfg.MaxRetries < 0 || cfg.MaxBackoff < 0 {
 		return nil, invalid("Config", "Timeout, MaxRetries and MaxBackoff must not be negative")
 	}
-	c := &Client{
-		base:        base,
-		tokens:      tokens,
-		log:         slog.New(slog.DiscardHandler),
-		obs:         nopObserver{},
-		sleep:       httpwait.Sleep,
-		now:         time.Now,
-		timeout:     cmp(cfg.Timeout, DefaultTimeout),
-		maxRetries:  cmp(cfg.MaxRetries, DefaultMaxRetries),
-		maxBackoff:  cmp(cfg.MaxBackoff, DefaultMaxBackoff),
-		baseBackoff: time.Second,
-	}
-	if n := cmp(cfg.PerMinute, DefaultPerMinute); n > 0 {
-		// A tenth of the minute's budget as a burst, the rest spread evenly:
-		// never more than n in any minute.
-		b := max(1, n/10)
-		c.limiter = rate.NewLimiter(rate.Every(time.Minute/time.Duration(max(1, n-b))), b)
-	}
+	c := &Client{log: slog.New(slog.DiscardHandler), obs: nopObserver{}, sleep: httpwait.Sleep, now: time.Now}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -212,8 +183,20 @@ func New(cfg Config, tokens defender.TokenProvider, opts ...Option) (*Client, er
 	if c.hc == nil {
 		c.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
-	// The bearer token is for Graph only: never follow a redirect.
-	c.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	var limiters map[string][]*rate.Limiter
+	if n := cmp(cfg.PerMinute, DefaultPerMinute); n > 0 {
+		limiters = map[string][]*rate.Limiter{API: {msrest.NewLimiter(n, time.Minute)}}
+	}
+	rest, err := msrest.New(msrest.Options{
+		Name: "graph", Base: base, HTTPClient: c.hc, Tokens: tokens, Logger: c.log, Observer: c.obs,
+		Sleep: c.sleep, Now: c.now, Timeout: cmp(cfg.Timeout, DefaultTimeout),
+		MaxRetries: cmp(cfg.MaxRetries, DefaultMaxRetries), BaseBackoff: time.Second,
+		MaxBackoff: cmp(cfg.MaxBackoff, DefaultMaxBackoff), Limiters: limiters,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.rest = rest
 	return c, nil
 }
 
@@ -228,31 +211,8 @@ func cmp[T comparable](v, def T) T {
 
 // CheckToken obtains a Graph token (from cache or the authority).
 func (c *Client) CheckToken(ctx context.Context) error {
-	_, err := c.token(ctx, "")
+	_, err := c.rest.Token(ctx)
 	return err
-}
-
-func (c *Client) token(ctx context.Context, stale string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	var tok string
-	var err error
-	if r, ok := c.tokens.(defender.RefreshingTokenProvider); ok && stale != "" {
-		tok, err = r.RefreshToken(ctx, stale)
-	} else {
-		tok, err = c.tokens.Token(ctx)
-	}
-	if err == nil && tok == "" {
-		err = errors.New("token provider returned an empty token")
-	}
-	if err != nil {
-		if !errors.Is(err, defender.ErrAuthentication) {
-			err = fmt.Errorf("graph: %w: %w", defender.ErrAuthentication, err)
-		}
-		c.log.WarnContext(ctx, "graph token", "error", err)
-		return "", err
-	}
-	return tok, nil
 }
 
 // call describes one operation.
@@ -267,203 +227,40 @@ type call struct {
 	once bool
 }
 
-func (c *Client) url(cl *call) (string, string, error) {
-	if cl.next != "" {
-		u, err := url.Parse(cl.next)
-		if err != nil || !u.IsAbs() {
-			return "", "", errors.New("graph: invalid @odata.nextLink")
-		}
-		if !strings.EqualFold(u.Scheme, c.base.Scheme) || !strings.EqualFold(u.Host, c.base.Host) {
-			return "", "", fmt.Errorf("graph: refusing @odata.nextLink to another host (%s)", u.Host)
-		}
-		return u.String(), u.EscapedPath(), nil
+// do runs cl through the shared Microsoft REST transport (pacing, token
+// handling and retries) and decodes a 2xx JSON body into out.
+func (c *Client) do(ctx context.Context, cl *call, out any) error {
+	res, err := c.rest.Send(ctx, &msrest.Call{API: API, Method: cl.method, Path: cl.path, Query: cl.query,
+		Next: cl.next, Body: cl.body, Once: cl.once})
+	if err != nil {
+		return fromREST(err)
 	}
-	s := c.base.String() + cl.path
-	if cl.query != "" {
-		s += "?" + cl.query
+	if out == nil {
+		return nil
 	}
-	return s, c.base.EscapedPath() + cl.path, nil
+	if err := json.Unmarshal(res.Body, out); err != nil {
+		return fmt.Errorf("graph: %s %s: decoding %d response: %w", cl.method, cl.path, res.Status, err)
+	}
+	return nil
 }
 
-// do runs cl with pacing, token handling and retries and decodes a 2xx JSON
-// body into out.
-func (c *Client) do(ctx context.Context, cl *call, out any) error {
-	u, path, err := c.url(cl)
-	if err != nil {
-		return err
-	}
-	var body []byte
-	if cl.body != nil {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(cl.body); err != nil {
-			return fmt.Errorf("graph: %s %s: encoding body: %w", cl.method, path, err)
-		}
-		body = bytes.TrimRight(buf.Bytes(), "\n")
-	}
-	refreshed := false
-	tok := ""
-	for attempt := 0; ; attempt++ {
-		if err := c.pace(ctx); err != nil {
-			return err
-		}
-		if tok == "" {
-			if tok, err = c.token(ctx, ""); err != nil {
-				return err
-			}
-		}
-		status, header, data, sent, err := c.attempt(ctx, cl.method, u, path, body, tok, attempt)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("graph: %s %s: %w", cl.method, path, ctx.Err())
-			}
-			if (cl.once && sent) || attempt >= c.maxRetries {
-				return fmt.Errorf("graph: %s %s: %w", cl.method, path, err)
-			}
-			c.obs.ObserveRetry(API, "conn")
-			if err := c.wait(ctx, cl, path, c.backoff(attempt)); err != nil {
-				return err
-			}
-			continue
-		}
-		if status >= 200 && status < 300 {
-			if out == nil {
-				return nil
-			}
-			if err := json.Unmarshal(data, out); err != nil {
-				return fmt.Errorf("graph: %s %s: decoding %d response: %w", cl.method, path, status, err)
-			}
-			return nil
-		}
-		ae := newAPIError(cl.method, path, status, header, data, c.now())
-		switch {
-		case status == http.StatusUnauthorized && !refreshed:
-			refreshed = true
-			c.obs.ObserveRetry(API, "401")
-			if tok, err = c.token(ctx, tok); err != nil {
-				return err
-			}
-			continue
-		case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
-			// A definite "not done": safe to retry for every method.
-			d := ae.RetryAfter
-			if d == 0 {
-				d = c.backoff(attempt)
-			}
-			if attempt >= c.maxRetries || d > c.maxBackoff {
-				if status == http.StatusTooManyRequests {
-					ae.RetryAfter = d
-					return &RateLimitError{ae}
-				}
-				return ae
-			}
-			c.obs.ObserveRetry(API, strconv.Itoa(status))
-			if err := c.wait(ctx, cl, path, d); err != nil {
-				return err
-			}
-			continue
-		case status >= 500 && !cl.once && attempt < c.maxRetries:
-			c.obs.ObserveRetry(API, "5xx")
-			if err := c.wait(ctx, cl, path, c.backoff(attempt)); err != nil {
-				return err
-			}
-			continue
+// fromREST turns the transport's errors into this package's. A comment
+// Graph may have received is not re-sent; its error is the cause.
+func fromREST(err error) error {
+	switch e := err.(type) {
+	case *msrest.StatusError:
+		ae := &APIError{StatusCode: e.StatusCode, Code: e.Code, Message: e.Message, RequestID: e.RequestID,
+			Method: e.Method, Path: e.Path, RetryAfter: e.RetryAfter}
+		if e.Throttled {
+			return &RateLimitError{ae}
 		}
 		return ae
-	}
-}
-
-func (c *Client) wait(ctx context.Context, cl *call, path string, d time.Duration) error {
-	if err := c.sleep(ctx, d); err != nil {
-		return fmt.Errorf("graph: %s %s: waiting to retry: %w", cl.method, path, err)
-	}
-	return nil
-}
-
-// pace waits for the client-side limiter.
-func (c *Client) pace(ctx context.Context) error {
-	if c.limiter == nil {
-		return nil
-	}
-	now := c.now()
-	r := c.limiter.ReserveN(now, 1)
-	d := r.DelayFrom(now)
-	if d <= 0 {
-		return nil
-	}
-	c.log.DebugContext(ctx, "graph pacing", "wait", d)
-	if err := c.sleep(ctx, d); err != nil {
-		r.CancelAt(now)
-		return fmt.Errorf("graph: waiting for client-side rate limit: %w", err)
-	}
-	return nil
-}
-
-// backoff is exponential from baseBackoff, capped, with equal jitter.
-func (c *Client) backoff(attempt int) time.Duration {
-	d := c.baseBackoff << min(attempt, 16)
-	d = min(d, c.maxBackoff)
-	half := d / 2
-	if half <= 0 {
-		return d
-	}
-	return half + rand.N(half+1)
-}
-
-// attempt performs one exchange. sent is false only when the request
-// certainly never reached the server (dial or DNS failure).
-func (c *Client) attempt(ctx context.Context, method, u, path string, body []byte, tok string, n int) (status int, header http.Header, data []byte, sent bool, err error) {
-	actx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(actx, method, u, rd)
-	if err != nil {
-		return 0, nil, nil, false, fmt.Errorf("building request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "defenderbot")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	start := c.now()
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		c.obs.ObserveCall(API, method, 0, c.now().Sub(start))
-		c.log.DebugContext(ctx, "graph call", "method", method, "path", path, "status", 0, "attempt", n+1, "error", err)
-		return 0, nil, nil, !neverSent(err), err
-	}
-	defer resp.Body.Close()
-	limit := int64(maxResponseBody)
-	if resp.StatusCode >= 300 {
-		limit = maxErrorBody
-	}
-	data, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	d := c.now().Sub(start)
-	c.obs.ObserveCall(API, method, resp.StatusCode, d)
-	c.log.DebugContext(ctx, "graph call", "method", method, "path", path, "status", resp.StatusCode,
-		"duration", d, "attempt", n+1)
-	if err != nil {
-		return 0, nil, nil, true, fmt.Errorf("reading %d response: %w", resp.StatusCode, err)
-	}
-	if int64(len(data)) > limit {
-		if resp.StatusCode < 300 {
-			return 0, nil, nil, true, fmt.Errorf("%d response larger than %d bytes", resp.StatusCode, limit)
+	case *msrest.UncertainError:
+		var se *msrest.StatusError
+		if errors.As(e.Cause, &se) {
+			return fromREST(se)
 		}
-		data = data[:limit]
+		return fmt.Errorf("graph: %s %s: %w", e.Method, e.Path, e.Cause)
 	}
-	return resp.StatusCode, resp.Header, data, true, nil
-}
-
-func neverSent(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	var dns *net.DNSError
-	return errors.As(err, &dns)
+	return err
 }

@@ -21,4 +21,10 @@
 //	case errors.As(err, &ae):
 //		log.Error("graph", "code", ae.Code, "request_id", ae.RequestID)
 //	}
+//
+// It owns Graph's alert paths, bodies and types; the HTTP transport is
+// internal/msrest, shared with package defender. It must not import any
+// defenderbot package but defender (the token provider and the legacy
+// alert types of DefenderAlerts), internal/msrest and internal/httpwait:
+// alerts, bot and cmd build on it.
 package graph

@@ -1,15 +1,13 @@
 package graph
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/defenderbot/defenderbot/defender"
-	"github.com/defenderbot/defenderbot/internal/httpwait"
+	"github.com/defenderbot/defenderbot/internal/msrest"
 )
 
 // ErrInvalidArgument is wrapped by every validation error (no request was
@@ -21,9 +19,6 @@ const (
 	CodeItemNotFound    = "itemNotFound"
 	CodeTooManyRequests = "TooManyRequests"
 )
-
-// maxErrorBody caps how much of an error response is read.
-const maxErrorBody = 1 << 20
 
 // APIError is a non-2xx answer from Graph. Code and Message come from the
 // {"error":{code,message,innerError}} envelope when the body has one.
@@ -42,23 +37,11 @@ type APIError struct {
 
 // Error implements error.
 func (e *APIError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "graph: %s %s: %d", e.Method, e.Path, e.StatusCode)
-	if e.Code != "" {
-		b.WriteString(" " + e.Code)
-	} else if t := http.StatusText(e.StatusCode); t != "" {
-		b.WriteString(" " + t)
-	}
-	if e.Message != "" {
-		b.WriteString(": " + e.Message)
-	}
+	ref := ""
 	if e.RequestID != "" {
-		b.WriteString(" (request-id " + e.RequestID + ")")
+		ref = "request-id " + e.RequestID
 	}
-	if e.RetryAfter > 0 {
-		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
-	}
-	return b.String()
+	return msrest.Describe("graph", e.Method, e.Path, e.StatusCode, e.Code, e.Message, ref, e.RetryAfter)
 }
 
 // RateLimitError is returned when Graph still answers 429 after the
@@ -110,41 +93,6 @@ func RetryAfterOf(err error) time.Duration {
 		return ae.RetryAfter
 	}
 	return 0
-}
-
-// newAPIError builds an APIError from a response (body at most maxErrorBody).
-func newAPIError(method, path string, status int, header http.Header, body []byte, now time.Time) *APIError {
-	ae := &APIError{StatusCode: status, Method: method, Path: path}
-	ae.RetryAfter, _ = httpwait.RetryAfter(header.Get("Retry-After"), now)
-	var env struct {
-		Error *struct {
-			Code       string `json:"code"`
-			Message    string `json:"message"`
-			InnerError struct {
-				RequestID string `json:"request-id"`
-			} `json:"innerError"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(body, &env); err == nil && env.Error != nil {
-		ae.Code, ae.Message, ae.RequestID = env.Error.Code, env.Error.Message, env.Error.InnerError.RequestID
-		if ae.RequestID == "" {
-			ae.RequestID = header.Get("request-id")
-		}
-		return ae
-	}
-	ae.RequestID = header.Get("request-id")
-	ae.Message = snippet(body)
-	return ae
-}
-
-// snippet is a short, printable excerpt of a non-JSON error body.
-func snippet(body []byte) string {
-	const max = 200
-	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(body), " ")), " ")
-	if r := []rune(s); len(r) > max {
-		s = string(r[:max]) + "…"
-	}
-	return s
 }
 
 // invalid builds a validation error naming the field.
