@@ -3,6 +3,7 @@ package ioc
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,71 +21,102 @@ import (
 // defenderbot created from those someone else created.
 const Application = "defenderbot"
 
-// Skip reasons (the keys of Report.Skipped). A Skip's Reason starts with one
-// of these and may add details after ": ".
+// SkipReason is why an object, or a comparison of an object, gave no
+// indicator: one of the Reason constants, the keys of Report.Skipped.
+type SkipReason string
+
+// Skip reasons. A Skip has one of these, and may add details.
 const (
-	ReasonNotIndicator   = "not an indicator object"
-	ReasonPatternType    = "pattern_type is not stix"
-	ReasonInvalidObject  = "invalid STIX object"
-	ReasonUnreadable     = "unreadable object"
-	ReasonBadPattern     = "pattern does not parse"
-	ReasonNotSingle      = "pattern cannot be expressed as single-value indicators"
-	ReasonNoIndicator    = "pattern has no supported comparison"
-	ReasonOperator       = "comparison operator not supported (only = makes an indicator)"
-	ReasonNegated        = "negated comparison cannot be an indicator"
-	ReasonPath           = "object path not supported by Defender"
-	ReasonNotString      = "comparison value is not a string"
-	ReasonInvalidValue   = "invalid value"
-	ReasonCIDR           = "CIDR ranges are not supported by Defender"
-	ReasonNotYetValid    = "not valid yet (valid_from is in the future)"
-	ReasonDuplicate      = "duplicate of an indicator from another object (merged)"
-	ReasonRevokedNothing = "revoked, nothing to remove (not managed by defenderbot)"
-	ReasonExpiredNothing = "expired, nothing to remove (not managed by defenderbot)"
-	ReasonForeign        = "already in Defender, added by someone else (left untouched)"
+	ReasonNotIndicator   SkipReason = "not an indicator object"
+	ReasonPatternType    SkipReason = "pattern_type is not stix"
+	ReasonInvalidObject  SkipReason = "invalid STIX object"
+	ReasonUnreadable     SkipReason = "unreadable object"
+	ReasonBadPattern     SkipReason = "pattern does not parse"
+	ReasonNotSingle      SkipReason = "pattern cannot be expressed as single-value indicators"
+	ReasonNoIndicator    SkipReason = "pattern has no supported comparison"
+	ReasonOperator       SkipReason = "comparison operator not supported (only = makes an indicator)"
+	ReasonNegated        SkipReason = "negated comparison cannot be an indicator"
+	ReasonPath           SkipReason = "object path not supported by Defender"
+	ReasonNotString      SkipReason = "comparison value is not a string"
+	ReasonInvalidValue   SkipReason = "invalid value"
+	ReasonCIDR           SkipReason = "CIDR ranges are not supported by Defender"
+	ReasonNotYetValid    SkipReason = "not valid yet (valid_from is in the future)"
+	ReasonDuplicate      SkipReason = "duplicate of an indicator from another object (merged)"
+	ReasonRevokedNothing SkipReason = "revoked, nothing to remove (not managed by defenderbot)"
+	ReasonExpiredNothing SkipReason = "expired, nothing to remove (not managed by defenderbot)"
+	ReasonForeign        SkipReason = "already in Defender, added by someone else (left untouched)"
 	// ReasonSuperseded: an older version of an object the feed also has in
 	// a later version (the latest "modified" wins).
-	ReasonSuperseded = "superseded by a later version of the same object"
+	ReasonSuperseded SkipReason = "superseded by a later version of the same object"
 	// ReasonVersionUnreadable: another version of the object could not be
 	// read, and it may be the latest, so no version is applied.
-	ReasonVersionUnreadable = "another version of this object is unreadable (no version applied)"
+	ReasonVersionUnreadable SkipReason = "another version of this object is unreadable (no version applied)"
 	// ReasonVersionKept: the latest version of an object could not be
 	// evaluated (its pattern does not parse, it is not a valid indicator, it
 	// is not valid yet), so the values its earlier versions gave are kept.
-	ReasonVersionKept = "latest version unusable, values of earlier versions kept"
+	ReasonVersionKept SkipReason = "latest version unusable, values of earlier versions kept"
 	// ReasonOlderVersion: the feed's version of an object is older than the
 	// one defenderbot already applied (a replayed export): ignored.
-	ReasonOlderVersion = "older than the version already applied (replayed)"
+	ReasonOlderVersion SkipReason = "older than the version already applied (replayed)"
 	// ReasonDropHeld: a value the latest version of its object no longer
 	// yields is kept because an object without a readable id may be a later
 	// version.
-	ReasonDropHeld = "dropped by a new version, removal held (feed partly unreadable)"
+	ReasonDropHeld SkipReason = "dropped by a new version, removal held (feed partly unreadable)"
 	// ReasonNoRetryPayload: a failed indicator recorded without its payload
 	// (before payloads were kept) is retried only when the feed brings it.
-	ReasonNoRetryPayload = "failed earlier, no stored payload to retry"
+	ReasonNoRetryPayload SkipReason = "failed earlier, no stored payload to retry"
 	// ReasonBadRetryPayload: a stored payload that does not decode or does
 	// not match its record is not sent.
-	ReasonBadRetryPayload = "failed earlier, stored payload unusable"
+	ReasonBadRetryPayload SkipReason = "failed earlier, stored payload unusable"
 )
 
 // Skip is an object, or a comparison of an object, that produced no indicator.
+// In JSON (the plan) it is {"stix_id", "reason"}, the reason followed by
+// ": " and the details when there are any.
 type Skip struct {
+	StixID string
+	Reason SkipReason
+	// Detail says which value, version or error, when there is more to say.
+	Detail string
+}
+
+// Text is the reason with its details, as the plan shows it.
+func (s Skip) Text() string {
+	if s.Detail == "" {
+		return string(s.Reason)
+	}
+	return string(s.Reason) + ": " + s.Detail
+}
+
+// skipJSON is Skip as the plan writes it.
+type skipJSON struct {
 	StixID string `json:"stix_id"`
 	Reason string `json:"reason"`
 }
 
-// category returns the reason without details: the Report.Skipped key.
-func (s Skip) category() string {
-	if i := strings.Index(s.Reason, ": "); i > 0 {
-		return s.Reason[:i]
-	}
-	return s.Reason
+// MarshalJSON writes the reason and its details as one string.
+func (s Skip) MarshalJSON() ([]byte, error) {
+	return json.Marshal(skipJSON{StixID: s.StixID, Reason: s.Text()})
 }
 
-func skip(id, reason string, detail ...string) Skip {
-	if len(detail) > 0 && detail[0] != "" {
-		reason += ": " + strings.Join(detail, ", ")
+// UnmarshalJSON reads what MarshalJSON writes: the reason is what comes
+// before the first ": " (no reason contains one).
+func (s *Skip) UnmarshalJSON(b []byte) error {
+	var w skipJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
 	}
-	return Skip{StixID: id, Reason: reason}
+	reason, detail, _ := strings.Cut(w.Reason, ": ")
+	*s = Skip{StixID: w.StixID, Reason: SkipReason(reason), Detail: detail}
+	return nil
+}
+
+func skip(id string, reason SkipReason, detail ...string) Skip {
+	s := Skip{StixID: id, Reason: reason}
+	if len(detail) > 0 && detail[0] != "" {
+		s.Detail = strings.Join(detail, ", ")
+	}
+	return s
 }
 
 // ObjectState is what an object asks for.
@@ -279,7 +311,7 @@ func convert(obj *stix.Object, opts ConvertOptions, now time.Time, payload bool)
 
 // comparisonValue maps one comparison to an indicator type and normalised value.
 func comparisonValue(id string, cmp *stix.Comparison) (defender.IndicatorType, string, *Skip) {
-	fail := func(reason string, detail ...string) (defender.IndicatorType, string, *Skip) {
+	fail := func(reason SkipReason, detail ...string) (defender.IndicatorType, string, *Skip) {
 		s := skip(id, reason, append([]string{cmp.String()}, detail...)...)
 		return "", "", &s
 	}

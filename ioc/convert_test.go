@@ -36,7 +36,7 @@ func TestNormalizeValue(t *testing.T) {
 		{defender.IndicatorIPAddress, "203.0.113.7/32", "203.0.113.7", ""},
 		{defender.IndicatorIPAddress, "2001:DB8:0:0::1", "2001:db8::1", ""},
 		{defender.IndicatorIPAddress, "2001:db8::1/128", "2001:db8::1", ""},
-		{defender.IndicatorIPAddress, "203.0.113.0/24", "", ReasonCIDR},
+		{defender.IndicatorIPAddress, "203.0.113.0/24", "", string(ReasonCIDR)},
 		{defender.IndicatorIPAddress, "010.0.0.1", "", "not an IP address"},
 		{defender.IndicatorIPAddress, "fe80::1%eth0", "", "zone"},
 		{defender.IndicatorDomainName, "Bad.Example.", "bad.example", ""},
@@ -91,38 +91,38 @@ func TestConvertSingleObjects(t *testing.T) {
 		mutate  func(*stix.Object)
 		state   ObjectState
 		want    []string // type|value
-		skipped []string // reason prefixes
+		skipped []SkipReason
 		simple  bool     // PatternsSimple
 	}{
 		{name: "ipv4", pattern: "[ipv4-addr:value = '198.51.100.9']", state: StateLive, want: []string{"IpAddress|198.51.100.9"}},
 		{name: "double equals", pattern: "[ipv4-addr:value == '198.51.100.9']", state: StateLive, want: []string{"IpAddress|198.51.100.9"}},
-		{name: "cidr", pattern: "[ipv4-addr:value = '198.51.100.0/24']", state: StateIgnored, skipped: []string{ReasonCIDR}},
+		{name: "cidr", pattern: "[ipv4-addr:value = '198.51.100.0/24']", state: StateIgnored, skipped: []SkipReason{ReasonCIDR}},
 		{name: "same value twice in one pattern", pattern: "[domain-name:value = 'a.example'] OR [domain-name:value = 'A.EXAMPLE.']", state: StateLive, want: []string{"DomainName|a.example"}},
 		{name: "or of observations", pattern: "([url:value = 'http://x.example/a'] OR [file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b'])", state: StateLive,
 			want: []string{"Url|http://x.example/a", "FileMd5|ab03a48a29967e738583140e6eb84f0b"}},
-		{name: "simple: and inside brackets", simple: true, pattern: "[file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b' AND file:size = 3]", state: StateIgnored, skipped: []string{ReasonNotSingle}},
-		{name: "simple: observation and", simple: true, pattern: "[domain-name:value = 'a.example'] AND [url:value = 'http://b.example/']", state: StateIgnored, skipped: []string{ReasonNotSingle}},
+		{name: "simple: and inside brackets", simple: true, pattern: "[file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b' AND file:size = 3]", state: StateIgnored, skipped: []SkipReason{ReasonNotSingle}},
+		{name: "simple: observation and", simple: true, pattern: "[domain-name:value = 'a.example'] AND [url:value = 'http://b.example/']", state: StateIgnored, skipped: []SkipReason{ReasonNotSingle}},
 		{name: "and inside brackets", pattern: "[file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b' AND file:size = 3]", state: StateLive,
-			want: []string{"FileMd5|ab03a48a29967e738583140e6eb84f0b"}, skipped: []string{ReasonPath}},
+			want: []string{"FileMd5|ab03a48a29967e738583140e6eb84f0b"}, skipped: []SkipReason{ReasonPath}},
 		{name: "observation and", pattern: "[domain-name:value = 'a.example'] AND [url:value = 'http://b.example/']", state: StateLive,
 			want: []string{"DomainName|a.example", "Url|http://b.example/"}},
-		{name: "compound with no usable comparison", pattern: "[file:name = 'x.exe' AND file:size = 3]", state: StateIgnored, skipped: []string{ReasonPath, ReasonPath}},
+		{name: "compound with no usable comparison", pattern: "[file:name = 'x.exe' AND file:size = 3]", state: StateIgnored, skipped: []SkipReason{ReasonPath, ReasonPath}},
 		{name: "impossible date spoils only its comparison", pattern: "[file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b' AND file:created = t'2024-02-30T12:00:00Z']", state: StateLive,
-			want: []string{"FileMd5|ab03a48a29967e738583140e6eb84f0b"}, skipped: []string{ReasonPath}},
+			want: []string{"FileMd5|ab03a48a29967e738583140e6eb84f0b"}, skipped: []SkipReason{ReasonPath}},
 		{name: "simple: impossible date spoils only its comparison", simple: true, pattern: "[file:hashes.MD5 = 'ab03a48a29967e738583140e6eb84f0b'] OR [file:created = t'2024-02-30T12:00:00Z']", state: StateLive,
-			want: []string{"FileMd5|ab03a48a29967e738583140e6eb84f0b"}, skipped: []string{ReasonPath}},
-		{name: "negated", pattern: "[domain-name:value NOT = 'a.example']", state: StateIgnored, skipped: []string{ReasonNegated}},
-		{name: "not equal", pattern: "[domain-name:value != 'a.example']", state: StateIgnored, skipped: []string{ReasonOperator}},
-		{name: "list index path", pattern: "[file:hashes.MD5[0] = 'ab03a48a29967e738583140e6eb84f0b']", state: StateIgnored, skipped: []string{ReasonPath}},
-		{name: "x509 sha256 unsupported", pattern: "[x509-certificate:hashes.'SHA-256' = '" + strings.Repeat("a", 64) + "']", state: StateIgnored, skipped: []string{ReasonPath}},
-		{name: "bad pattern", pattern: "[ipv4-addr:value = ", state: StateIgnored, skipped: []string{ReasonBadPattern}},
-		{name: "empty pattern", pattern: "", state: StateIgnored, skipped: []string{ReasonInvalidObject}},
-		{name: "valid_until before valid_from", pattern: "[ipv4-addr:value = '198.51.100.9']", mutate: func(o *stix.Object) { u := o.ValidFrom.Add(-time.Hour); o.ValidUntil = &u }, state: StateIgnored, skipped: []string{ReasonInvalidObject}},
+			want: []string{"FileMd5|ab03a48a29967e738583140e6eb84f0b"}, skipped: []SkipReason{ReasonPath}},
+		{name: "negated", pattern: "[domain-name:value NOT = 'a.example']", state: StateIgnored, skipped: []SkipReason{ReasonNegated}},
+		{name: "not equal", pattern: "[domain-name:value != 'a.example']", state: StateIgnored, skipped: []SkipReason{ReasonOperator}},
+		{name: "list index path", pattern: "[file:hashes.MD5[0] = 'ab03a48a29967e738583140e6eb84f0b']", state: StateIgnored, skipped: []SkipReason{ReasonPath}},
+		{name: "x509 sha256 unsupported", pattern: "[x509-certificate:hashes.'SHA-256' = '" + strings.Repeat("a", 64) + "']", state: StateIgnored, skipped: []SkipReason{ReasonPath}},
+		{name: "bad pattern", pattern: "[ipv4-addr:value = ", state: StateIgnored, skipped: []SkipReason{ReasonBadPattern}},
+		{name: "empty pattern", pattern: "", state: StateIgnored, skipped: []SkipReason{ReasonInvalidObject}},
+		{name: "valid_until before valid_from", pattern: "[ipv4-addr:value = '198.51.100.9']", mutate: func(o *stix.Object) { u := o.ValidFrom.Add(-time.Hour); o.ValidUntil = &u }, state: StateIgnored, skipped: []SkipReason{ReasonInvalidObject}},
 		{name: "revoked", pattern: "[ipv4-addr:value = '198.51.100.9']", mutate: func(o *stix.Object) { o.Revoked = true }, state: StateRevoked, want: []string{"IpAddress|198.51.100.9"}},
 		{name: "expired", pattern: "[ipv4-addr:value = '198.51.100.9']", mutate: func(o *stix.Object) { u := testNow; o.ValidUntil = &u }, state: StateExpired, want: []string{"IpAddress|198.51.100.9"}},
-		{name: "not yet valid", pattern: "[ipv4-addr:value = '198.51.100.9']", mutate: func(o *stix.Object) { o.ValidFrom = testNow.Add(time.Hour) }, state: StateIgnored, skipped: []string{ReasonNotYetValid}},
-		{name: "not an indicator", pattern: "", mutate: func(o *stix.Object) { o.Type = "malware" }, state: StateIgnored, skipped: []string{ReasonNotIndicator}},
-		{name: "sigma", pattern: "title: x", mutate: func(o *stix.Object) { o.PatternType = "sigma" }, state: StateIgnored, skipped: []string{ReasonPatternType}},
+		{name: "not yet valid", pattern: "[ipv4-addr:value = '198.51.100.9']", mutate: func(o *stix.Object) { o.ValidFrom = testNow.Add(time.Hour) }, state: StateIgnored, skipped: []SkipReason{ReasonNotYetValid}},
+		{name: "not an indicator", pattern: "", mutate: func(o *stix.Object) { o.Type = "malware" }, state: StateIgnored, skipped: []SkipReason{ReasonNotIndicator}},
+		{name: "sigma", pattern: "title: x", mutate: func(o *stix.Object) { o.PatternType = "sigma" }, state: StateIgnored, skipped: []SkipReason{ReasonPatternType}},
 		{name: "absent pattern_type is stix", pattern: "[ipv4-addr:value = '198.51.100.9']", mutate: func(o *stix.Object) { o.PatternType = "" }, state: StateLive, want: []string{"IpAddress|198.51.100.9"}},
 	}
 	for _, tt := range tests {
@@ -144,7 +144,7 @@ func TestConvertSingleObjects(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 			require.Len(t, c.Skipped, len(tt.skipped), "%+v", c.Skipped)
 			for i, r := range tt.skipped {
-				assert.True(t, strings.HasPrefix(c.Skipped[i].Reason, r), "reason %q should start with %q", c.Skipped[i].Reason, r)
+				assert.Equal(t, r, c.Skipped[i].Reason, "reason of %+v", c.Skipped[i])
 				assert.Equal(t, id, c.Skipped[i].StixID)
 			}
 		})
@@ -278,4 +278,26 @@ func golden(t *testing.T, path string, got []byte) {
 	want, err := os.ReadFile(path)
 	require.NoError(t, err, "golden file missing: run go test ./ioc -run Golden -update")
 	assert.Equal(t, string(want), string(got))
+}
+
+// TestSkipJSON: a skip's reason and details are one "reason" string in the
+// plan, as before reasons had a type, and read back into the same Skip.
+func TestSkipJSON(t *testing.T) {
+	for _, tt := range []struct {
+		skip Skip
+		json string
+	}{
+		{skip("indicator--1", ReasonCIDR, "[ipv4-addr:value = '198.51.100.0/24']"),
+			`{"stix_id":"indicator--1","reason":"CIDR ranges are not supported by Defender: [ipv4-addr:value = '198.51.100.0/24']"}`},
+		{skip("indicator--2", ReasonNotIndicator), `{"stix_id":"indicator--2","reason":"not an indicator object"}`},
+		{skip("", ReasonDuplicate, "", "ignored"), `{"stix_id":"","reason":"duplicate of an indicator from another object (merged)"}`},
+	} {
+		b, err := json.Marshal(tt.skip)
+		require.NoError(t, err)
+		assert.JSONEq(t, tt.json, string(b))
+		var back Skip
+		require.NoError(t, json.Unmarshal(b, &back))
+		assert.Equal(t, tt.skip, back)
+	}
+	assert.Equal(t, "invalid value: x, y", skip("id", ReasonInvalidValue, "x", "y").Text())
 }

@@ -54,10 +54,10 @@ func TestIncrementalNewVersionDropsValue(t *testing.T) {
 		want    []string  // values in Defender afterwards
 		deleted int
 		dropped int
-		skipped string // a reason the run reports
-		bFrom   string // STIX id b's record points to ("" when b has no record)
-		mode    string // of the second run (with force); default incremental
-		simple  bool   // the second run takes only simple patterns
+		skipped SkipReason // a reason the run reports
+		bFrom   string     // STIX id b's record points to ("" when b has no record)
+		mode    string     // of the second run (with force); default incremental
+		simple  bool       // the second run takes only simple patterns
 	}{
 		{name: "new version drops a value", feed: []feedObj{x(onlyA)},
 			want: []string{"a.example", "c.example"}, deleted: 1, dropped: 1},

@@ -135,7 +135,7 @@ type plan struct {
 	forget []string
 	// skipCounts counts the skips by category; skipped and leftOut list
 	// them only when the plan was asked to (they are as long as the feed).
-	skipCounts   map[string]int
+	skipCounts   map[SkipReason]int
 	skipped      []Skip
 	leftOut      []*entry
 	leftOutCount int
@@ -210,7 +210,7 @@ type planner struct {
 	removals map[string]removal
 	live     map[string]bool
 
-	skipCounts                 map[string]int
+	skipCounts                 map[SkipReason]int
 	feedSkips, superseded      []Skip
 	planSkips                  []Skip
 	foreignSkips, removalSkips []keyedSkip
@@ -242,7 +242,7 @@ func (in *planInput) ownIndicator(k, stixID string) bool {
 func newPlanner(in planInput, sk *sketch) *planner {
 	pl := &planner{in: in, sk: sk, recIDs: map[string]bool{}, yields: map[string][]string{}, kept: map[string]bool{},
 		recModified: map[string]time.Time{}, older: map[string]bool{},
-		dups: map[string]*entry{}, removals: map[string]removal{}, live: map[string]bool{}, skipCounts: map[string]int{},
+		dups: map[string]*entry{}, removals: map[string]removal{}, live: map[string]bool{}, skipCounts: map[SkipReason]int{},
 		freshCap: -1}
 	if in.list && in.spool {
 		pl.sp = newPlanSpools()
@@ -266,7 +266,7 @@ func newPlanner(in planInput, sk *sketch) *planner {
 }
 
 func (pl *planner) skip(list *[]Skip, s Skip) {
-	pl.skipCounts[s.category()]++
+	pl.skipCounts[s.Reason]++
 	switch {
 	case pl.sp != nil:
 		pl.sp.skipList(pl, list).add(s)
@@ -276,7 +276,7 @@ func (pl *planner) skip(list *[]Skip, s Skip) {
 }
 
 func (pl *planner) keyedSkip(list *[]keyedSkip, key string, s Skip) {
-	pl.skipCounts[s.category()]++
+	pl.skipCounts[s.Reason]++
 	switch {
 	case pl.sp != nil:
 		pl.sp.keyedList(pl, list).add(keyedSkip{key, s})
@@ -705,7 +705,7 @@ func (pl *planner) finish() *plan {
 
 // retryEntry rebuilds the entry of a failed record from its stored payload;
 // it returns nil and a skip reason when there is nothing usable to send.
-func retryEntry(rec store.IndicatorRecord) (*entry, string) {
+func retryEntry(rec store.IndicatorRecord) (*entry, SkipReason) {
 	if rec.Payload == "" {
 		return nil, ReasonNoRetryPayload
 	}

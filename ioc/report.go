@@ -44,7 +44,7 @@ type Report struct {
 	// patterns (AND, FOLLOWEDBY, qualifiers), imported or unchanged.
 	Compound int `json:"compound,omitempty"`
 	// Skipped counts objects or comparisons that gave no indicator, by reason.
-	Skipped map[string]int `json:"skipped,omitempty"`
+	Skipped map[SkipReason]int `json:"skipped,omitempty"`
 	// Failed counts indicators Defender refused (or calls that failed), by reason.
 	Failed map[string]int `json:"failed,omitempty"`
 	// LeftOut counts indicators not imported because of the tenant limit.
@@ -169,12 +169,12 @@ func (r *Report) Text() string {
 }
 
 // countsText renders "12 (7 reason a, 5 reason b)", largest first, at most 3 reasons.
-func countsText(m map[string]int) string {
+func countsText[K ~string](m map[K]int) string {
 	if len(m) == 0 {
 		return ""
 	}
 	type kv struct {
-		k string
+		k K
 		v int
 	}
 	var all []kv
@@ -187,7 +187,7 @@ func countsText(m map[string]int) string {
 		if a.v != b.v {
 			return b.v - a.v
 		}
-		return strings.Compare(a.k, b.k)
+		return strings.Compare(string(a.k), string(b.k))
 	})
 	parts := make([]string, 0, 3)
 	for i, e := range all {

@@ -127,7 +127,7 @@ func TestFailedNotRetriedWhenGoneSince(t *testing.T) {
 		first   func(objs []feedObj)
 		between func(h *harness)
 		mode    string
-		skipped string
+		skipped SkipReason
 		kept    bool // the failed record stays
 	}{
 		{name: "revoked since", between: func(h *harness) {

@@ -253,7 +253,9 @@ func noEOF(err error) error {
 	return err
 }
 
-func encSkip(b []byte, s Skip) []byte { return putString(putString(b, s.StixID), s.Reason) }
+func encSkip(b []byte, s Skip) []byte {
+	return putString(putString(putString(b, s.StixID), string(s.Reason)), s.Detail)
+}
 
 func decSkip(r *bufio.Reader) (Skip, error) {
 	id, err := getString(r)
@@ -261,7 +263,11 @@ func decSkip(r *bufio.Reader) (Skip, error) {
 		return Skip{}, err
 	}
 	reason, err := getString(r)
-	return Skip{StixID: id, Reason: reason}, noEOF(err)
+	if err != nil {
+		return Skip{}, noEOF(err)
+	}
+	detail, err := getString(r)
+	return Skip{StixID: id, Reason: SkipReason(reason), Detail: detail}, noEOF(err)
 }
 
 func encKeyedSkip(b []byte, s keyedSkip) []byte { return encSkip(putString(b, s.key), s.skip) }

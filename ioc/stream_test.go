@@ -130,10 +130,10 @@ func referencePlan(t *testing.T, s *Syncer) *plan {
 		tenantLimit: s.opts.TenantLimit})
 }
 
-func categories(skips []Skip) map[string]int {
-	m := map[string]int{}
+func categories(skips []Skip) map[SkipReason]int {
+	m := map[SkipReason]int{}
 	for _, s := range skips {
-		m[s.category()]++
+		m[s.Reason]++
 	}
 	return m
 }
@@ -243,7 +243,7 @@ func TestRunCountsWithoutListing(t *testing.T) {
 	assert.Nil(t, p.skipped)
 	assert.Nil(t, p.leftOut)
 	assert.Equal(t, 2, p.leftOutCount, "five values, three slots")
-	assert.Equal(t, map[string]int{ReasonDuplicate: 1, ReasonRevokedNothing: 1}, p.skipCounts)
+	assert.Equal(t, map[SkipReason]int{ReasonDuplicate: 1, ReasonRevokedNothing: 1}, p.skipCounts)
 
 	full, err := s.Plan(context.Background())
 	require.NoError(t, err)
@@ -252,7 +252,7 @@ func TestRunCountsWithoutListing(t *testing.T) {
 	rep := h.run(t, func(o *Options) { o.TenantLimit = 3 })
 	assert.Equal(t, 2, rep.LeftOut)
 	assert.Equal(t, 3, rep.Imported)
-	assert.Equal(t, map[string]int{ReasonDuplicate: 1, ReasonRevokedNothing: 1}, rep.Skipped)
+	assert.Equal(t, map[SkipReason]int{ReasonDuplicate: 1, ReasonRevokedNothing: 1}, rep.Skipped)
 }
 
 // TestFeedChangedBetweenPasses: a feed rewritten between the two reads of a

@@ -428,7 +428,7 @@ func (s *Syncer) run(ctx context.Context, trigger string) (*Report, error) {
 	// Counted per run: a Plan running meanwhile does not add to this report.
 	api := &countingAPI{api: s.api}
 	rep := &Report{Trigger: trigger, Mode: s.opts.Mode, DryRun: s.opts.DryRun, StartedAt: start.UTC(),
-		Skipped: map[string]int{}, Failed: map[string]int{}}
+		Skipped: map[SkipReason]int{}, Failed: map[string]int{}}
 	p, read, err := s.prepare(ctx, api, false)
 	rep.Read = read
 	if err == nil {

@@ -586,7 +586,7 @@ func TestRunRefusesConcurrentRun(t *testing.T) {
 
 func TestReportText(t *testing.T) {
 	r := &Report{Read: 10, Imported: 2, Updated: 1, Deleted: 3, Unchanged: 4, APICalls: 3, Duration: 1500 * time.Millisecond,
-		Skipped: map[string]int{"a": 1, "b": 5, "c": 2, "d": 1}, Failed: map[string]int{}}
+		Skipped: map[SkipReason]int{"a": 1, "b": 5, "c": 2, "d": 1}, Failed: map[string]int{}}
 	assert.Equal(t, "IOC sync: 10 objects read; 2 imported, 1 updated, 3 deleted, 4 unchanged; skipped 9 (5 b, 2 c, 1 a, …); 3 API calls in 1.5s", r.Text())
 	r.Error = "boom"
 	assert.True(t, strings.HasSuffix(r.Text(), "; error: boom"))

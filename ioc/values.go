@@ -14,7 +14,7 @@ import (
 
 // errCIDR marks an IP value that is a network range; it is reported with the
 // exact reason the brief asks for.
-var errCIDR = errors.New(ReasonCIDR)
+var errCIDR = errors.New(string(ReasonCIDR))
 
 // NormalizeValue validates raw as a value of type t and returns its canonical
 // form: hashes lower-case hex, IP addresses in netip's canonical text (a /32

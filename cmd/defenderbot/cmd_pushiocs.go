@@ -129,7 +129,7 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stdout, "dry run: would import %d, delete %d; %d unchanged, %d skipped, %d left out (tenant limit)\n",
 			len(plan.Import), len(plan.Delete), plan.Unchanged, len(plan.Skipped), len(plan.LeftOut))
 		for _, s := range plan.Skipped {
-			fmt.Fprintf(c.stdout, "skipped %s: %s\n", s.StixID, s.Reason)
+			fmt.Fprintf(c.stdout, "skipped %s: %s\n", s.StixID, s.Text())
 		}
 		if plan.Refused != "" {
 			fmt.Fprintf(c.stdout, "refused: %s\n", plan.Refused)
