@@ -92,7 +92,7 @@ func TestConvertSingleObjects(t *testing.T) {
 		state   ObjectState
 		want    []string // type|value
 		skipped []SkipReason
-		simple  bool     // PatternsSimple
+		simple  bool // PatternsSimple
 	}{
 		{name: "ipv4", pattern: "[ipv4-addr:value = '198.51.100.9']", state: StateLive, want: []string{"IpAddress|198.51.100.9"}},
 		{name: "double equals", pattern: "[ipv4-addr:value == '198.51.100.9']", state: StateLive, want: []string{"IpAddress|198.51.100.9"}},
