@@ -220,12 +220,6 @@ func (o ConvertOptions) Validate() error {
 // the object is expired or not valid yet. It never fails: everything that
 // produces no indicator is listed in Skipped with its reason.
 func Convert(obj *stix.Object, opts ConvertOptions, now time.Time) Conversion {
-	return convert(obj, opts, now, true)
-}
-
-// convert is Convert; without payload the indicators carry only their type
-// and value (all the planner's first pass needs), sparing their text.
-func convert(obj *stix.Object, opts ConvertOptions, now time.Time, payload bool) Conversion {
 	c := Conversion{StixID: obj.ID, validFrom: obj.ValidFrom, modified: obj.Modified}
 	if obj.Type != "indicator" {
 		c.Skipped = append(c.Skipped, skip(obj.ID, ReasonNotIndicator, "type "+strconv.Quote(obj.Type)))
@@ -272,8 +266,10 @@ func convert(obj *stix.Object, opts ConvertOptions, now time.Time, payload bool)
 		}
 		comps, c.Compound = p.Comparisons(), true
 	}
+	// Only a live object's indicators are sent: those of a revoked or
+	// expired one carry their type and value, all a removal needs.
 	var base defender.Indicator
-	payload = payload && c.State == StateLive
+	payload := c.State == StateLive
 	if payload {
 		base = buildBase(obj, opts)
 	}

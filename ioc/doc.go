@@ -64,28 +64,27 @@
 // believed over the newer one.
 //
 // Memory: a run does not hold the feed, nor anything per object of it, so a
-// 1 GB feed does not need 1 GB of RAM. The feed is read twice. The first
-// pass converts every object (values only) and finds, with a Bloom filter of
-// one bit per 8 bytes of feed (8 KiB to 16 MiB), the STIX ids and the values
-// that occur more than once; only those are tracked exactly. The second pass
-// applies the latest version of each object where that version stands in the
-// feed, and settles every value that occurs once on the spot: unchanged ones
-// are counted, updates kept (as many as defenderbot's records and Defender's
-// indicators), new ones kept in a heap no larger than the tenant limit plus
-// the managed indicators deletions may free, the rest counted as left out.
-// Run counts skips and left-out values; only Plan lists them (its output is
-// as long as what it lists). Peak heap in use (BenchmarkPlanMemory, default
-// tenant limit, empty state): 27-35 MiB for 100,000 objects, 38-52 MiB for
-// 1,000,000, against 185 MiB and 2 GiB when the planner kept the whole feed;
-// the live heap stays near 16 MiB, the rest is garbage awaiting collection
-// and the larger filter. What still grows with
-// the feed: each STIX id that occurs more than once (~250 bytes: its
-// versions' ranking), each value several objects give (its merged
-// indicator: ~700 bytes plus its title and description), the filter's false
-// positives (~0.1% of ids and values up to ~2 GB of feed, more beyond, where
-// the filter stops growing), and Plan's lists. The cost is reading and
-// converting the feed twice (about twice the read time). A feed that changes
-// between the two reads fails the run with ErrFeedChanged; nothing is sent.
+// 1 GB feed does not need 1 GB of RAM. The feed is read, decoded and
+// converted once, on every core; the conversions go, in feed order, to an
+// unlinked temporary file (a compact binary record per object), and a
+// Bloom filter of one bit per 8 bytes of feed (8 KiB to 16 MiB) finds the
+// STIX ids and the values that occur more than once; only those are
+// tracked exactly. The planner then goes over the spooled conversions (no
+// JSON, no pattern parsing, a few times cheaper than the read): it applies
+// the latest version of each object where that version stands in the
+// feed, and settles every value that occurs once on the spot: unchanged
+// ones are counted, updates kept (as many as defenderbot's records and
+// Defender's indicators), new ones kept in a heap no larger than the
+// tenant limit plus the managed indicators deletions may free, the rest
+// counted as left out. Run counts skips and left-out values; Plan lists
+// them (its output is as long as what it lists) and the streamed JSON plan
+// (WritePlanJSON) spools them to disk. What still grows with the feed:
+// each STIX id that occurs more than once (its versions' ranking), each
+// value several objects give (its merged indicator), the filter's false
+// positives (~0.1% of ids and values up to ~2 GB of feed, more beyond,
+// where the filter stops growing), and Plan's lists. Reading once also
+// means a TAXII collection is downloaded once per run, and a file
+// rewritten during a run does not matter: the run plans from what it read.
 //
 // Scheduling: every run (scheduled, from Slack, push-iocs) takes this
 // process's run lock first, then the "iocs-sync" lease, renews the lease

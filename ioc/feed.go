@@ -2,7 +2,6 @@ package ioc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -100,34 +99,17 @@ func (f *TAXIIFeed) Streams(ctx context.Context, after string, fn func(string, i
 	return res.DateAddedLast, nil
 }
 
-// errEnough stops a read once it has the objects it wants.
-var errEnough = errors.New("enough objects read")
-
 // readFeed reads feed from after as stix.Process reads a file: work runs
-// on every core, visit gets the results one at a time, in feed order.
-// limit > 0 stops after that many objects (the second pass over a
-// positioned feed, which may have grown at its end since the first). It
+// on every core, visit gets the results one at a time, in feed order. It
 // returns the position reached.
-func readFeed[T any](ctx context.Context, feed Feed, after string, limit int, opts stix.ReadOptions,
+func readFeed[T any](ctx context.Context, feed Feed, after string, opts stix.ReadOptions,
 	work func(*stix.Object, *stix.ObjectError) T, visit func(T) error) (string, error) {
-	n := 0
-	counted := func(v T) error {
-		if limit > 0 && n >= limit {
-			return errEnough
-		}
-		n++
-		return visit(v)
-	}
-	pos, err := feed.Streams(ctx, after, func(name string, r io.Reader) error {
-		return stix.ProcessFrom(ctx, r, name, opts, work, counted)
+	return feed.Streams(ctx, after, func(name string, r io.Reader) error {
+		return stix.ProcessFrom(ctx, r, name, opts, work, visit)
 	})
-	if errors.Is(err, errEnough) {
-		return pos, nil
-	}
-	return pos, err
 }
 
-// feedBytes sizes the planner's first-pass sketch: a file's size, or a
+// feedBytes sizes the sketch: a file's size, or a
 // guess for a collection (its size is unknown until read).
 func feedBytes(feed Feed) int64 {
 	if f, ok := feed.(FileFeed); ok {

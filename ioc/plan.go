@@ -185,7 +185,6 @@ type planner struct {
 	sk *sketch
 
 	read           int
-	sum            uint64
 	incomplete     bool // some object or source could not be read
 	anonUnreadable bool // an unreadable object had no readable id: it may be a later version of any object
 
@@ -292,7 +291,6 @@ func (pl *planner) keyedSkip(list *[]keyedSkip, key string, s Skip) {
 // first occurrence of its latest version is applied, where it stands.
 func (pl *planner) addConversion(c *Conversion) {
 	pl.read++
-	pl.sum = mixDigest(pl.sum, pl.sk.seed, c, "")
 	st := pl.sk.ids[c.StixID]
 	if c.StixID == "" || st == nil {
 		pl.apply(c) // its only version
@@ -338,7 +336,6 @@ func (pl *planner) start(st *idState, first *version) {
 // addError records an object that could not be read.
 func (pl *planner) addError(e *stix.ObjectError) {
 	pl.read++
-	pl.sum = mixDigest(pl.sum, pl.sk.seed, nil, e.ID)
 	pl.incomplete = true
 	if e.ID == "" {
 		pl.anonUnreadable = true

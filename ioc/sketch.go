@@ -1,7 +1,6 @@
 package ioc
 
 import (
-	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"math/bits"
@@ -78,7 +77,6 @@ type sketch struct {
 	ids  map[string]*idState
 	keys map[string]bool
 	read int
-	sum  uint64 // digest of what the passes depend on, to detect a feed that changes between them
 }
 
 func newSketch(feedBytes int64) *sketch {
@@ -114,7 +112,6 @@ func (s *sketch) seen(kind byte, v string) bool {
 // addObject notes a readable object of the first pass.
 func (s *sketch) addObject(c *Conversion) {
 	s.read++
-	s.sum = mixDigest(s.sum, s.seed, c, "")
 	if c.StixID != "" && s.seen('i', c.StixID) {
 		st := s.idState(c.StixID)
 		if v := versionOf(c); !st.hasLaterMax || v.newer(st.laterMax) {
@@ -132,7 +129,6 @@ func (s *sketch) addObject(c *Conversion) {
 // addError notes an unreadable object of the first pass.
 func (s *sketch) addError(id string) {
 	s.read++
-	s.sum = mixDigest(s.sum, s.seed, nil, id)
 	if id != "" && s.seen('i', id) {
 		s.idState(id).unreadable = true
 	}
@@ -145,33 +141,6 @@ func (s *sketch) idState(id string) *idState {
 		s.ids[id] = st
 	}
 	return st
-}
-
-// mixDigest folds one object (c, or the id of an unreadable one) into sum:
-// order, ids, versions, states and values, everything the first pass told
-// the second.
-func mixDigest(sum uint64, seed maphash.Seed, c *Conversion, errID string) uint64 {
-	var h maphash.Hash
-	h.SetSeed(seed)
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], sum)
-	h.Write(b[:])
-	if c == nil {
-		h.WriteString("!" + errID)
-		return h.Sum64()
-	}
-	binary.LittleEndian.PutUint64(b[:], uint64(c.modified.UnixNano()))
-	h.Write(b[:])
-	h.WriteString(c.StixID)
-	h.WriteByte(byte(c.State))
-	if c.evaluated {
-		h.WriteByte(1)
-	}
-	for i := range c.Indicators {
-		h.WriteByte(0)
-		h.WriteString(c.key(i))
-	}
-	return h.Sum64()
 }
 
 // feedSize is the size of the files ReadFeed would read under path (0 if

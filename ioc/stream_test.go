@@ -255,22 +255,22 @@ func TestRunCountsWithoutListing(t *testing.T) {
 	assert.Equal(t, map[SkipReason]int{ReasonDuplicate: 1, ReasonRevokedNothing: 1}, rep.Skipped)
 }
 
-// TestFeedChangedBetweenPasses: a feed rewritten between the two reads of a
-// run is not planned from.
-func TestFeedChangedBetweenPasses(t *testing.T) {
+// TestFeedReadOnce: a run reads the feed once and plans from what it read,
+// even if the file is rewritten while the run goes on (here, while the
+// records are listed, after the read).
+func TestFeedReadOnce(t *testing.T) {
 	h := newHarness(t)
 	writeFeed(t, h.dir, domains(0, 3))
-	st := &hookStore{testStore: h.st, onList: func() { writeFeed(t, h.dir, domains(0, 4)) }}
+	st := &hookStore{testStore: h.st, onList: func() { writeFeed(t, h.dir, domains(10, 14)) }}
 	s, err := NewSyncer(h.api, st, Options{StixObjectsPath: h.path, Action: "Block", Now: func() time.Time { return h.clock }}, nil)
 	require.NoError(t, err)
-	_, err = s.Run(context.Background(), "cli")
-	require.ErrorIs(t, err, ErrFeedChanged)
-	assert.Zero(t, h.api.count(), "nothing sent")
-
-	// Same count, other values: also detected.
-	st.onList = func() { writeFeed(t, h.dir, domains(10, 14)) }
-	_, err = s.Plan(context.Background())
-	require.ErrorIs(t, err, ErrFeedChanged)
+	p, err := s.Plan(context.Background())
+	require.NoError(t, err)
+	var got []string
+	for _, ind := range p.Import {
+		got = append(got, ind.IndicatorValue)
+	}
+	assert.Equal(t, []string{"d0.example", "d1.example", "d2.example"}, got)
 }
 
 // hookStore calls onList when the records are listed (between the passes).

@@ -210,19 +210,15 @@ func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
 	return out, nil
 }
 
-// ErrFeedChanged is returned when the feed changes between the two reads of
-// one run (the first finds the objects and values that repeat, the second
-// plans): nothing is planned from it, the next run reads it again.
-var ErrFeedChanged = errors.New("the STIX feed changed while it was being read")
-
 // prepare reads everything (Defender through api) and plans. It returns the
 // plan and the number of objects read. list asks the plan to list every skip and left-out indicator
 // (Plan), not only to count them (Run), which costs memory in the size of
 // the feed.
 //
-// The feed is read twice, so that memory does not grow with it: the first
-// pass sketches which STIX ids and values repeat, the second applies the
-// objects and keeps only what the plan needs (see doc.go).
+// The feed is read once; its conversions go to a spool on disk, so that
+// memory does not grow with it: the read sketches which STIX ids and values
+// repeat, then the planner goes over the spool, applies the objects and
+// keeps only what the plan needs (see doc.go).
 func (s *Syncer) prepare(ctx context.Context, api IndicatorAPI, list bool) (*plan, int, error) {
 	if list {
 		return s.prepareWith(ctx, api, listMemory)
@@ -253,23 +249,28 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 	if s.sketchBits > 0 {
 		sk.bloom, sk.nbits = make([]uint64, (s.sketchBits+63)/64), (s.sketchBits+63)&^63
 	}
-	// The first pass needs neither titles nor descriptions.
-	ropts := stix.ReadOptions{MaxObjectBytes: s.opts.MaxObjectBytes, SkipText: true}
-	// Objects are decoded and converted on every core; the sketch and the
-	// planner take them one at a time, in feed order.
-	position, err := readFeed(ctx, feed, after, 0, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
+	convs, err := newConvSpool()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer convs.close()
+	// The feed is read, decoded and converted once, on every core; the
+	// sketch takes the conversions one at a time, in feed order, and the
+	// spool keeps them for the planner's pass.
+	ropts := stix.ReadOptions{MaxObjectBytes: s.opts.MaxObjectBytes}
+	position, err := readFeed(ctx, feed, after, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
 		if oerr != nil {
 			return read{err: oerr}
 		}
-		return read{c: convert(obj, copts, now, false)}
+		return read{c: Convert(obj, copts, now)}
 	}, func(r read) error {
 		if r.err != nil {
 			s.logger.Warn("STIX object unreadable", "source", r.err.Source, "index", r.err.Index, "id", r.err.ID, "err", r.err.Err)
 			sk.addError(r.err.ID)
-			return nil
+		} else {
+			sk.addObject(&r.c)
 		}
-		sk.addObject(&r.c)
-		return nil
+		return convs.add(&r)
 	})
 	if err != nil {
 		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w", feed, err)
@@ -291,31 +292,16 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 		snapshot: s.opts.Mode == ModeSnapshot, force: s.opts.Force,
 		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit, list: list, spool: mode == listSpool,
 	}, sk)
-	// A positioned feed (a TAXII collection) may have grown at its end
-	// since the first pass: the second reads the same objects, no more.
-	limit := 0
-	if feed.Positioned() {
-		limit = sk.read
-	}
-	ropts.SkipText = false
-	_, err = readFeed(ctx, feed, after, limit, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
-		if oerr != nil {
-			return read{err: oerr}
-		}
-		return read{c: Convert(obj, copts, now)}
-	}, func(r read) error {
+	err = convs.each(func(r *read) error {
 		if r.err != nil {
 			pl.addError(r.err)
-			return nil
+		} else {
+			pl.addConversion(&r.c)
 		}
-		pl.addConversion(&r.c)
 		return nil
 	})
 	if err != nil {
-		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w", feed, err)
-	}
-	if pl.read != sk.read || pl.sum != sk.sum {
-		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w (%d objects, then %d); run again", feed, ErrFeedChanged, sk.read, pl.read)
+		return nil, sk.read, err
 	}
 	p := pl.finish()
 	p.position = position

@@ -1,0 +1,56 @@
+package ioc
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/defenderbot/defenderbot/defender"
+	"github.com/defenderbot/defenderbot/stix"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestConvSpoolRoundTrip: what the planner reads back from the spool is
+// what the read converted, field for field (times with their offset too).
+func TestConvSpoolRoundTrip(t *testing.T) {
+	exp := time.Date(2026, 3, 1, 12, 0, 0, 5, time.FixedZone("", 2*3600))
+	utc := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
+	in := []read{
+		{c: Conversion{StixID: "indicator--1", State: StateLive, validFrom: utc, modified: utc.Add(time.Hour), evaluated: true, Compound: true,
+			Indicators: []defender.Indicator{
+				{IndicatorValue: "a.example", IndicatorType: defender.IndicatorDomainName, Action: "Block", Application: Application,
+					Title: "t", Description: "a long description that is not interned, longer than thirty-two bytes", ExpirationTime: &exp,
+					Severity: "High", RecommendedActions: "r", RBACGroupNames: []string{"g1", "g2"}, GenerateAlert: true, ExternalID: "indicator--1"},
+				{IndicatorValue: "b.example", IndicatorType: defender.IndicatorDomainName, RBACGroupNames: []string{}},
+			},
+			Skipped: []Skip{skip("indicator--1", ReasonPath, "[file:name = 'x']"), skip("indicator--1", ReasonNegated)},
+			keys:    []string{"DomainName|a.example", "DomainName|b.example"}, fps: []string{"f1", "f2"}}},
+		{err: &stix.ObjectError{Source: "feed.json", Index: 7, ID: "indicator--2", Err: errors.New("bad timestamp")}},
+		{err: &stix.ObjectError{Source: "feed.json", Index: 8}},
+		{c: Conversion{StixID: "indicator--3", State: StateRevoked}},
+	}
+	sp, err := newConvSpool()
+	require.NoError(t, err)
+	defer sp.close()
+	for i := range in {
+		require.NoError(t, sp.add(&in[i]))
+	}
+	var out []read
+	require.NoError(t, sp.each(func(r *read) error { out = append(out, *r); return nil }))
+	require.Len(t, out, len(in))
+	assert.Equal(t, in[0].c.Indicators, out[0].c.Indicators)
+	assert.Equal(t, in[0].c.Skipped, out[0].c.Skipped)
+	assert.Equal(t, in[0].c.keys, out[0].c.keys)
+	assert.Equal(t, in[0].c.fps, out[0].c.fps)
+	assert.True(t, in[0].c.modified.Equal(out[0].c.modified))
+	assert.Equal(t, *in[0].c.Indicators[0].ExpirationTime, *out[0].c.Indicators[0].ExpirationTime)
+	for _, i := range []int{1, 2} {
+		assert.Equal(t, in[i].err.Error(), out[i].err.Error())
+		assert.Equal(t, in[i].err.ID, out[i].err.ID)
+	}
+	assert.Equal(t, in[3].c, out[3].c)
+	b0, _ := in[0].c.Indicators[0].ExpirationTime.MarshalJSON()
+	b1, _ := out[0].c.Indicators[0].ExpirationTime.MarshalJSON()
+	assert.Equal(t, string(b0), string(b1))
+}
