@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -21,10 +22,11 @@ import (
 // to normalise, no fingerprint to hash). It also makes a positioned feed
 // (a TAXII collection) downloaded once per run.
 type convSpool struct {
-	file *os.File
-	w    *bufio.Writer
-	buf  []byte
-	n    int
+	file  *os.File
+	w     *bufio.Writer
+	buf   []byte
+	n     int
+	atDec *convDecoder
 }
 
 func newConvSpool() (*convSpool, error) {
@@ -67,25 +69,59 @@ func (s *convSpool) add(r *read) error {
 	return nil
 }
 
-// each calls fn with every object added, in order.
-func (s *convSpool) each(fn func(*read) error) error {
+// each calls fn with every object added, in order, and where its record
+// starts (for at).
+func (s *convSpool) each(fn func(off int64, r *read) error) error {
 	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("spool the feed to a temporary file: %w", err)
 	}
-	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("read the spooled feed: %w", err)
-	}
-	d := &convDecoder{r: bufio.NewReaderSize(s.file, 256<<10), interned: map[string]string{}}
+	d := &convDecoder{r: &countingReader{r: bufio.NewReaderSize(io.NewSectionReader(s.file, 0, math.MaxInt64), 256<<10)},
+		interned: map[string]string{}}
 	for range s.n {
+		off := d.r.n
 		var r read
 		if err := d.read(&r); err != nil {
 			return fmt.Errorf("read the spooled feed: %w", err)
 		}
-		if err := fn(&r); err != nil {
+		if err := fn(off, &r); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// at reads back the record each gave at off.
+func (s *convSpool) at(off int64) (*read, error) {
+	if s.atDec == nil {
+		s.atDec = &convDecoder{interned: map[string]string{}}
+	}
+	d := s.atDec
+	d.r, d.err = &countingReader{r: bufio.NewReaderSize(io.NewSectionReader(s.file, off, math.MaxInt64), 4<<10)}, nil
+	var r read
+	if err := d.read(&r); err != nil {
+		return nil, fmt.Errorf("read the spooled feed: %w", err)
+	}
+	return &r, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r *bufio.Reader
+	n int64
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func putBool(b []byte, v bool) []byte {
@@ -148,7 +184,7 @@ func encIndicator(b []byte, d *defender.Indicator) []byte {
 // convDecoder reads what convSpool wrote. Short strings that recur (types,
 // actions, severities, reasons) are shared rather than allocated again.
 type convDecoder struct {
-	r        *bufio.Reader
+	r        *countingReader
 	scratch  []byte
 	interned map[string]string
 	err      error

@@ -37,7 +37,13 @@ func TestConvSpoolRoundTrip(t *testing.T) {
 		require.NoError(t, sp.add(&in[i]))
 	}
 	var out []read
-	require.NoError(t, sp.each(func(r *read) error { out = append(out, *r); return nil }))
+	var offs []int64
+	require.NoError(t, sp.each(func(off int64, r *read) error { out, offs = append(out, *r), append(offs, off); return nil }))
+	for i := len(in) - 1; i >= 0; i-- {
+		r, err := sp.at(offs[i])
+		require.NoError(t, err)
+		assert.Equal(t, out[i], *r, "record %d read back at %d", i, offs[i])
+	}
 	require.Len(t, out, len(in))
 	assert.Equal(t, in[0].c.Indicators, out[0].c.Indicators)
 	assert.Equal(t, in[0].c.Skipped, out[0].c.Skipped)

@@ -60,14 +60,28 @@ func severityRank(s string) int {
 	return 0
 }
 
+// merit is what decides between two indicators of the same value (better).
+type merit struct {
+	severity   string
+	expiration *time.Time
+	modified   time.Time
+	externalID string
+}
+
+func (e *entry) merit() merit {
+	return merit{severity: e.ind.Severity, expiration: e.ind.ExpirationTime, modified: e.modified, externalID: e.ind.ExternalID}
+}
+
 // better reports whether a should win over b for the same indicator: higher
 // severity, then the later expiration (none is latest), then the newer object
 // (modified), then the smaller STIX id so that feed order does not matter.
-func better(a, b *entry) bool {
-	if ra, rb := severityRank(a.ind.Severity), severityRank(b.ind.Severity); ra != rb {
+func better(a, b *entry) bool { return a.merit().beats(b.merit()) }
+
+func (a merit) beats(b merit) bool {
+	if ra, rb := severityRank(a.severity), severityRank(b.severity); ra != rb {
 		return ra > rb
 	}
-	ea, eb := a.ind.ExpirationTime, b.ind.ExpirationTime
+	ea, eb := a.expiration, b.expiration
 	switch {
 	case ea == nil && eb != nil:
 		return true
@@ -79,7 +93,16 @@ func better(a, b *entry) bool {
 	if !a.modified.Equal(b.modified) {
 		return a.modified.After(b.modified)
 	}
-	return a.ind.ExternalID < b.ind.ExternalID
+	return a.externalID < b.externalID
+}
+
+// candidate is what the planner keeps of the best indicator so far of a
+// value several objects give: what ranks it, and where its conversion is in
+// the spool, not its payload (read back once the feed is read).
+type candidate struct {
+	merit
+	off int64 // the conversion's record in the spool
+	idx int   // the indicator's index in it
 }
 
 // rankedBefore orders indicators for the tenant limit: highest severity
@@ -203,7 +226,10 @@ type planner struct {
 	older       map[string]bool
 	// dups merges the live indicators of repeated values (the sketch's
 	// candidates); every other value is decided as soon as it is read.
-	dups map[string]*entry
+	dups map[string]*candidate
+	// convs holds the conversions; off is where the current one starts.
+	convs *convSpool
+	off   int64
 	// removals holds what revoked or expired objects remove, for managed or
 	// repeated values; live the managed or repeated values a live object asserts.
 	removals map[string]removal
@@ -241,7 +267,7 @@ func (in *planInput) ownIndicator(k, stixID string) bool {
 func newPlanner(in planInput, sk *sketch) *planner {
 	pl := &planner{in: in, sk: sk, recIDs: map[string]bool{}, yields: map[string][]string{}, kept: map[string]bool{},
 		recModified: map[string]time.Time{}, older: map[string]bool{},
-		dups: map[string]*entry{}, removals: map[string]removal{}, live: map[string]bool{}, skipCounts: map[SkipReason]int{},
+		dups: map[string]*candidate{}, removals: map[string]removal{}, live: map[string]bool{}, skipCounts: map[SkipReason]int{},
 		freshCap: -1}
 	if in.list && in.spool {
 		pl.sp = newPlanSpools()
@@ -366,22 +392,22 @@ func (pl *planner) apply(c *Conversion) {
 			pl.compound += len(c.Indicators)
 		}
 		for i := range c.Indicators {
-			e := &entry{ind: c.Indicators[i], validFrom: c.validFrom, modified: c.modified}
-			e.key = c.key(i)
-			e.fp = c.fingerprint(i)
-			if !pl.sk.keys[e.key] {
-				pl.final(e) // no other object gives this value
+			k := c.key(i)
+			if !pl.sk.keys[k] {
+				pl.final(liveEntry(c, i)) // no other object gives this value
 				continue
 			}
-			old, dup := pl.dups[e.key]
+			ind := &c.Indicators[i]
+			m := merit{severity: ind.Severity, expiration: ind.ExpirationTime, modified: c.modified, externalID: ind.ExternalID}
+			old, dup := pl.dups[k]
 			switch {
 			case !dup:
-				pl.dups[e.key] = e
-			case better(e, old):
-				pl.dups[e.key] = e
-				pl.skip(&pl.feedSkips, skip(old.ind.ExternalID, ReasonDuplicate, e.key+" kept from "+e.ind.ExternalID))
+				pl.dups[k] = &candidate{merit: m, off: pl.off, idx: i}
+			case m.beats(old.merit):
+				pl.skip(&pl.feedSkips, skip(old.externalID, ReasonDuplicate, k+" kept from "+m.externalID))
+				*old = candidate{merit: m, off: pl.off, idx: i}
 			default:
-				pl.skip(&pl.feedSkips, skip(e.ind.ExternalID, ReasonDuplicate, e.key+" kept from "+old.ind.ExternalID))
+				pl.skip(&pl.feedSkips, skip(m.externalID, ReasonDuplicate, k+" kept from "+old.externalID))
 			}
 		}
 	case StateRevoked, StateExpired:
@@ -399,6 +425,29 @@ func (pl *planner) apply(c *Conversion) {
 			}
 		}
 	}
+}
+
+// liveEntry is the entry of a live conversion's indicator i.
+func liveEntry(c *Conversion, i int) *entry {
+	return &entry{key: c.key(i), ind: c.Indicators[i], fp: c.fingerprint(i), validFrom: c.validFrom, modified: c.modified}
+}
+
+// settleDups takes, in key order, the winner of each value several objects
+// give, read back from the spool, once the whole feed is read.
+func (pl *planner) settleDups() error {
+	for _, k := range sortedKeys(pl.dups) {
+		d := pl.dups[k]
+		r, err := pl.convs.at(d.off)
+		if err != nil {
+			return err
+		}
+		if r.err != nil || d.idx >= len(r.c.Indicators) || r.c.key(d.idx) != k {
+			return fmt.Errorf("read the spooled feed: record at %d is not the conversion of %s", d.off, k)
+		}
+		pl.final(liveEntry(&r.c, d.idx))
+	}
+	pl.dups = nil
+	return nil
 }
 
 func removalSkip(k string, rm removal) Skip {
@@ -535,10 +584,6 @@ func (pl *planner) defenderIDOf(k string, rec store.IndicatorRecord) string {
 func (pl *planner) finish() *plan {
 	in := pl.in
 	p := &plan{}
-	for _, k := range sortedKeys(pl.dups) {
-		pl.final(pl.dups[k])
-	}
-	pl.dups = nil
 
 	deleted := map[string]bool{}
 	addDelete := func(k string, rec store.IndicatorRecord) {

@@ -292,7 +292,9 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 		snapshot: s.opts.Mode == ModeSnapshot, force: s.opts.Force,
 		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit, list: list, spool: mode == listSpool,
 	}, sk)
-	err = convs.each(func(r *read) error {
+	pl.convs = convs
+	err = convs.each(func(off int64, r *read) error {
+		pl.off = off
 		if r.err != nil {
 			pl.addError(r.err)
 		} else {
@@ -301,6 +303,9 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 		return nil
 	})
 	if err != nil {
+		return nil, sk.read, err
+	}
+	if err := pl.settleDups(); err != nil {
 		return nil, sk.read, err
 	}
 	p := pl.finish()

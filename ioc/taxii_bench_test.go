@@ -13,7 +13,7 @@ import (
 
 // BenchmarkTAXIIPlan compares a dry run over the same indicators read from
 // a file and from a TAXII collection served on loopback, 1,000 per page
-// (the collection is read twice, like the file: the planner's two passes).
+// (the collection is downloaded once per run, like the file is read once).
 //
 //	go test -run '^$' -bench TAXIIPlan -benchtime 1x ./ioc/
 func BenchmarkTAXIIPlan(b *testing.B) {
