@@ -67,7 +67,7 @@ func TestAlertFeedPostsOnceAcrossReplicasAndRestarts(t *testing.T) {
 				wg.Wait()
 			}
 			pollBoth()
-			w.emu.Advance(time.Minute)
+			w.advance(time.Minute)
 			pollBoth()
 			msgs := w.slack.Messages(alertsChannel)
 			require.Len(t, msgs, 1, "the high alert, once")
@@ -81,7 +81,7 @@ func TestAlertFeedPostsOnceAcrossReplicasAndRestarts(t *testing.T) {
 			status, cls := "resolved", "falsePositive"
 			_, err := w.graphClient(t).UpdateAlert(t.Context(), high.ID, graph.AlertUpdate{Status: &status, Classification: &cls})
 			require.NoError(t, err)
-			w.emu.Advance(time.Minute)
+			w.advance(time.Minute)
 			pollBoth()
 			msgs = w.slack.Messages(alertsChannel)
 			require.Len(t, msgs, 1)
@@ -93,7 +93,7 @@ func TestAlertFeedPostsOnceAcrossReplicasAndRestarts(t *testing.T) {
 			p1.stop()
 			p2.stop()
 			p3 := w.start(t)
-			w.emu.Advance(5 * time.Minute) // past the old leader's lease
+			w.advance(5 * time.Minute) // past the old leader's lease
 			res, err := p3.alertPoller(t, "replica-3").PollOnce(t.Context())
 			require.NoError(t, err)
 			assert.True(t, res.Leader)
@@ -148,7 +148,7 @@ func TestAlertCardIsolateGoesThroughApproval(t *testing.T) {
 	code, _ := p.click(bob, "approve", id, msg.TS)
 	require.Equal(t, http.StatusOK, code)
 	p.waitState(id, approval.StateRunning)
-	w.emu.Advance(3 * time.Minute)
+	w.advance(3 * time.Minute)
 	r := p.waitState(id, approval.StateSucceeded)
 
 	var isolations []defendertest.MachineAction
@@ -209,7 +209,7 @@ func TestAlertCardResolveUpdatesGraphAndTheCard(t *testing.T) {
 	assert.Contains(t, got.Comments[len(got.Comments)-1].Comment, "reimaged the laptop")
 	assert.Contains(t, got.Comments[len(got.Comments)-1].Comment, "approved by "+bob)
 
-	w.emu.Advance(time.Minute)
+	w.advance(time.Minute)
 	card = postCard(t, w, p, al.ID)
 	assert.Equal(t, 1, card.Updates, "the card is updated in place")
 	assert.Contains(t, string(card.Blocks), "*Resolved*")

@@ -172,7 +172,7 @@ func TestRestartKeepsPendingRequest(t *testing.T) {
 	code, _ := p2.click(bob, "approve", id, msg.TS)
 	require.Equal(t, http.StatusOK, code)
 	p2.waitState(id, approval.StateRunning)
-	w.emu.Advance(3 * time.Minute)
+	w.advance(3 * time.Minute)
 	p2.waitState(id, approval.StateSucceeded)
 	assert.Equal(t, []string{"POST /api/machines/" + machine1 + "/isolate"}, w.defenderWrites())
 	assert.Eventually(t, func() bool {
@@ -191,7 +191,7 @@ func TestRestartResumesFollowUp(t *testing.T) {
 	p1.waitState(id, approval.StateRunning)
 	p1.stop()
 
-	w.emu.Advance(3 * time.Minute)
+	w.advance(3 * time.Minute)
 	p2 := w.start(t)
 	p2.waitState(id, approval.StateSucceeded)
 	assert.Equal(t, []string{"POST /api/machines/" + machine1 + "/isolate"}, w.defenderWrites(), "resuming never calls Defender again")

@@ -39,7 +39,7 @@ func TestApprovalCardShowsMachineContext(t *testing.T) {
 	assert.Contains(t, string(upd.Blocks), "Suspicious PowerShell command line")
 
 	// the next request on the machine sees the isolation defenderbot made
-	w.emu.Advance(3 * time.Minute)
+	w.advance(3 * time.Minute)
 	p.waitState(id, approval.StateSucceeded)
 	code, _ := p.command(carol, "restrict "+machine1DN+" contain it further")
 	require.Equal(t, http.StatusOK, code)

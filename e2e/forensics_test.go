@@ -56,7 +56,7 @@ func TestCollectSendsPackageLinkOnlyByDM(t *testing.T) {
 				require.Equal(t, http.StatusOK, code)
 			}
 			p.waitState(id, approval.StateRunning)
-			w.emu.Advance(3 * time.Minute)
+			w.advance(3 * time.Minute)
 			p.waitState(id, approval.StateSucceeded)
 
 			var linkEvent map[string]any

@@ -63,6 +63,97 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// polls lets the processes' machine-action follow-ups poll only when a
+// poll can learn something: while every action's status in the emulator
+// is the one last read, a follow-up's wait lasts until the emulated clock
+// moves (world.advance) or its process stops, never on the real clock.
+type polls struct {
+	mu    sync.Mutex
+	moved chan struct{}     // closed (and replaced) by every advance
+	read  map[string]string // machine action ID -> status last read
+}
+
+// news reports whether an emulator action has a status no poll read yet.
+func (p *polls) news(emu *defendertest.Server) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range emu.MachineActions() {
+		got := p.read[a.ID]
+		if got == "" {
+			got = "Pending" // as Defender accepted it
+		}
+		if got != string(a.Status) {
+			return true
+		}
+	}
+	return false
+}
+
+// pollInterval is the processes' follow-up interval: world.wait stands
+// for it.
+const pollInterval = 10 * time.Millisecond
+
+// wait is the processes' sleep. A follow-up's wait returns at once when a
+// poll would read a new status, else when the emulated clock moves or
+// defenderbot calls Defender; any other wait (a Slack Retry-After) is
+// over at once.
+func (w *world) wait(ctx context.Context, d time.Duration) error {
+	if d != pollInterval {
+		return ctx.Err()
+	}
+	w.polls.mu.Lock()
+	moved := w.polls.moved
+	w.polls.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if w.polls.news(w.emu) {
+		return nil
+	}
+	select {
+	case <-moved:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// advance moves the emulated clock (machine actions progress) and wakes
+// the follow-ups.
+func (w *world) advance(d time.Duration) {
+	w.emu.Advance(d)
+	w.polls.wake()
+}
+
+func (p *polls) wake() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	close(p.moved)
+	p.moved = make(chan struct{})
+}
+
+// readingDefender records the status each follow-up poll read, and wakes
+// the follow-ups after each action (a cancel changes another's status).
+type readingDefender struct {
+	bot.Defender
+	polls *polls
+}
+
+func (d readingDefender) Run(ctx context.Context, n actions.Name, a actions.Args) (*actions.Result, error) {
+	defer d.polls.wake()
+	return d.Defender.Run(ctx, n, a)
+}
+
+func (d readingDefender) GetMachineAction(ctx context.Context, id string) (*defender.MachineAction, error) {
+	ma, err := d.Defender.GetMachineAction(ctx, id)
+	if err == nil {
+		d.polls.mu.Lock()
+		d.polls.read[ma.ID] = string(ma.Status)
+		d.polls.mu.Unlock()
+	}
+	return ma, err
+}
+
 // world is what outlives a bot process: Defender, Slack, the database.
 // Every process started on a world shares all three, as replicas do.
 type world struct {
@@ -78,6 +169,7 @@ type world struct {
 	// graphAlerts: processes read alerts from Graph and send the alert
 	// actions there (defender.alerts_api: graph), as serve wires them.
 	graphAlerts bool
+	polls       *polls
 }
 
 // backends are the store drivers the end-to-end tests run against.
@@ -109,6 +201,7 @@ func newWorldOn(t testing.TB, driver string, opts ...defendertest.Option) *world
 		driver: driver,
 		db:     dsn,
 		clock:  &clock{now: time.Now()},
+		polls:  &polls{moved: make(chan struct{}), read: map[string]string{}},
 	}
 }
 
@@ -165,7 +258,8 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 	cfg := bot.ConfigFrom(config.Default(), "replica-"+uuid.NewString()[:8])
 	cfg.ApprovalChannel = channel
 	cfg.Approvers = []string{alice, bob, carol}
-	cfg.PollInterval, cfg.PollTimeout = 10*time.Millisecond, time.Minute
+	// Follow-ups wait for the emulated clock (world.wait), not this interval.
+	cfg.PollInterval, cfg.PollTimeout = pollInterval, time.Minute
 	// The Slack stand-in serves response_url on its own host.
 	cfg.ResponseURLHosts = []string{urlHost(t, w.slack.APIURL())}
 	for _, o := range opts {
@@ -178,12 +272,14 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 		MachineInfo: client,
 		Logger:      logger,
 		Now:         w.clock.Now,
+		Sleep:       w.wait,
 	}
 	if w.graphAlerts {
 		gc := w.graphClient(t)
 		deps.Defender = bot.NewDefender(actions.NewRunner(client, graph.NewDefenderAlerts(gc)), client)
 		deps.Alerts, deps.AlertLinks = gc, st
 	}
+	deps.Defender = readingDefender{Defender: deps.Defender, polls: w.polls}
 	b, err := bot.New(cfg, deps)
 	require.NoError(t, err)
 	h := handlers.New(handlers.Config{SigningSecret: secret}, handlers.Deps{

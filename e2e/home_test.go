@@ -64,7 +64,7 @@ func TestHomeTabApprovalRacesChannelApproval(t *testing.T) {
 				told = w.ephemeralTo(t, carol, 1)
 			}
 			assert.Contains(t, told.Text, "already")
-			w.emu.Advance(3 * time.Minute)
+			w.advance(3 * time.Minute)
 			a.waitState(id, approval.StateSucceeded)
 			a.bot.Wait()
 			b.bot.Wait()

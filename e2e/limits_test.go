@@ -57,7 +57,7 @@ func TestLongEscapedCommentStillPostsForApproval(t *testing.T) {
 	// A comment of the longest length runs: Defender gets it shortened to
 	// make room for the request tag (it used to fail, "comment is too long").
 	p.waitState(id, approval.StateRunning)
-	w.emu.Advance(3 * time.Minute)
+	w.advance(3 * time.Minute)
 	p.waitState(id, approval.StateSucceeded)
 	w.dmTo(t, alice, 2) // the outcome, told last
 	mas := w.emu.MachineActions()

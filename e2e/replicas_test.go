@@ -79,7 +79,7 @@ func TestReplicasHandleDuplicateDeliveryOnce(t *testing.T) {
 			r := a.waitState(id, approval.StateRunning)
 			assert.Len(t, r.Approvals, 1)
 			// Let the follow-up finish so that waiting for the bots is quick.
-			w.emu.Advance(3 * time.Minute)
+			w.advance(3 * time.Minute)
 			b.waitState(id, approval.StateSucceeded)
 			a.bot.Wait()
 			b.bot.Wait()
@@ -98,7 +98,7 @@ func TestReplicasRequestOnOneApproveOnOther(t *testing.T) {
 			code, _ := b.click(bob, "approve", id, msg.TS)
 			require.Equal(t, http.StatusOK, code)
 			b.waitState(id, approval.StateRunning)
-			w.emu.Advance(3 * time.Minute)
+			w.advance(3 * time.Minute)
 			r := a.waitState(id, approval.StateSucceeded)
 			assert.Equal(t, []string{bob}, approverIDs(r))
 			a.bot.Wait()
@@ -132,7 +132,7 @@ func TestReplicasFiftyApproveClicksOneDefenderCall(t *testing.T) {
 			assert.Len(t, w.emu.MachineActions(), 1)
 
 			// The follow-up ends the request once, on whichever replica polls.
-			w.emu.Advance(3 * time.Minute)
+			w.advance(3 * time.Minute)
 			b.waitState(id, approval.StateSucceeded)
 			a.bot.Wait()
 			b.bot.Wait()

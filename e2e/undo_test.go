@@ -56,7 +56,7 @@ func TestUndoFromTheThread(t *testing.T) {
 			msg, id := requestPending(t, w, p1)
 			p1.click(bob, "approve", id, msg.TS)
 			p1.waitState(id, approval.StateRunning)
-			w.emu.Advance(3 * time.Minute)
+			w.advance(3 * time.Minute)
 			p1.waitState(id, approval.StateSucceeded)
 
 			btn := w.undoButton(t, msg.TS)
@@ -94,7 +94,7 @@ func TestUndoFromTheThread(t *testing.T) {
 
 			p1.click(bob, "approve", undoID, undoMsg.TS)
 			p1.waitState(undoID, approval.StateRunning)
-			w.emu.Advance(3 * time.Minute)
+			w.advance(3 * time.Minute)
 			p1.waitState(undoID, approval.StateSucceeded)
 			assert.Equal(t, []string{"POST /api/machines/" + machine1 + "/isolate", "POST /api/machines/" + machine1 + "/unisolate"}, w.defenderWrites())
 
@@ -132,7 +132,7 @@ func TestUndoWithoutApprovalWhenExempt(t *testing.T) {
 	w.responseTo(t, alice, 1)
 	p.click(bob, "approve", id, msg.TS)
 	p.waitState(id, approval.StateRunning)
-	w.emu.Advance(3 * time.Minute)
+	w.advance(3 * time.Minute)
 	p.waitState(id, approval.StateSucceeded)
 
 	btn := w.undoButton(t, msg.TS)
@@ -141,7 +141,7 @@ func TestUndoWithoutApprovalWhenExempt(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Eventually(t, func() bool { return len(w.defenderWrites()) == 2 }, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, "POST /api/machines/"+machine1+"/unrestrictCodeExecution", w.defenderWrites()[1])
-	w.emu.Advance(3 * time.Minute)
+	w.advance(3 * time.Minute)
 	require.Eventually(t, func() bool {
 		m, _ := w.slack.Message(channel, msg.TS)
 		return strings.Contains(string(m.Blocks), "Undone")

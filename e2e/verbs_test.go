@@ -63,7 +63,7 @@ func TestEveryVerbThroughSlack(t *testing.T) {
 			if tc.machine {
 				r := p.waitState(id, approval.StateRunning)
 				require.NotEmpty(t, r.MachineActionID)
-				w.emu.Advance(3 * time.Minute)
+				w.advance(3 * time.Minute)
 			}
 			r := p.waitState(id, approval.StateSucceeded)
 			assert.Equal(t, []string{bob}, []string{r.Approvals[0].UserID})

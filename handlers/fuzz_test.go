@@ -144,7 +144,10 @@ func newFuzzStack(f testing.TB) *fuzzStack {
 	cfg := bot.ConfigFrom(config.Default(), "fuzz")
 	cfg.ApprovalChannel = fzChannel
 	cfg.Approvers = []string{fzApprover, "U0CAROL"}
+	// A follow-up polls 20 times and gives up, on a clock its waits move:
+	// no input waits on the real clock.
 	cfg.PollInterval, cfg.PollTimeout = 10*time.Millisecond, 200*time.Millisecond
+	clock := &fuzzClock{t: time.Now()}
 	// The Slack stand-in serves response_url on its own host.
 	cfg.ResponseURLHosts = []string{api.Host}
 	b, err := bot.New(cfg, bot.Deps{
@@ -153,6 +156,8 @@ func newFuzzStack(f testing.TB) *fuzzStack {
 		Defender:   bot.NewDefender(actions.NewRunner(client), client),
 		Logger:     logger,
 		HTTPClient: &http.Client{Timeout: 5 * time.Second, Transport: onlyHost{host: api.Host, next: http.DefaultTransport}},
+		Now:        clock.now,
+		Sleep:      clock.sleep,
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -340,4 +345,23 @@ func FuzzInteractionPayload(f *testing.F) {
 		}
 		s.send(t, "/slack/interactions", url.Values{"payload": {payload}}.Encode())
 	})
+}
+
+// fuzzClock is the bot's clock: a wait moves it instead of passing.
+type fuzzClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fuzzClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fuzzClock) sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+	return ctx.Err()
 }
