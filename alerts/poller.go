@@ -3,6 +3,11 @@
 // new alert at or above the configured severity exactly once (claims in the
 // store survive replicas and restarts), and updates a posted card in place
 // when Graph reports a change. Rendering is the Slack edge's job (Poster).
+//
+// It owns the polling, its cursor and the exactly-once claims. It must not
+// import slack-go, gin, bot or handlers: it reads Graph through Source,
+// keeps its state through Store (store's AlertStore) and posts through
+// Poster.
 package alerts
 
 import (

@@ -5,8 +5,9 @@
 // none blocks the others or the request.
 //
 // It owns the look-ups and the facts derived from them (stale, isolated,
-// restricted, running). It imports the defender client's types and nothing
-// of Slack or the store: the Slack edge renders an Info.
+// restricted, running). It must not import any defenderbot package but
+// defender (the client's types), nor slack-go or the store: the Slack edge
+// renders an Info.
 package machineinfo
 
 import (

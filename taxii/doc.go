@@ -15,4 +15,8 @@
 //
 // The package taxiitest next to it is a TAXII 2.1 server for tests and the
 // emulator.
+//
+// It owns the TAXII protocol only. It must not import any defenderbot
+// package but internal/httpwait (ioc and cmd build on it; STIX parsing is
+// package stix's).
 package taxii

@@ -1,6 +1,9 @@
 // Package feedgen generates the deterministic STIX feeds the IOC engine is benchmarked with
 // (scripts/bench-iocs, BenchmarkEngine), and holds the baseline they are compared to: a plain
 // single-pass encoding/json stream decode into a struct.
+//
+// It must not import any defenderbot package: benchmarks of stix and ioc
+// use it, and the feeds must not change when those do.
 package feedgen
 
 import (

@@ -1,7 +1,7 @@
 // Package httpwait holds the two waiting rules every HTTP client of
 // defenderbot shares (Defender, Graph, TAXII, Slack retries): how long a
 // Retry-After header asks for, and a sleep that ends with its context.
-// It imports nothing of defenderbot's.
+// It must not import any defenderbot package: every client builds on it.
 package httpwait
 
 import (
