@@ -70,13 +70,14 @@ func (s *convSpool) add(r *read) error {
 }
 
 // each calls fn with every object added, in order, and where its record
-// starts (for at).
+// starts (for at). The indicators come without their text (Title,
+// Description and the like): at reads an object whole.
 func (s *convSpool) each(fn func(off int64, r *read) error) error {
 	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("spool the feed to a temporary file: %w", err)
 	}
 	d := &convDecoder{r: &countingReader{r: bufio.NewReaderSize(io.NewSectionReader(s.file, 0, math.MaxInt64), 256<<10)},
-		interned: map[string]string{}}
+		interned: map[string]string{}, skim: true}
 	for range s.n {
 		off := d.r.n
 		var r read
@@ -93,10 +94,11 @@ func (s *convSpool) each(fn func(off int64, r *read) error) error {
 // at reads back the record each gave at off.
 func (s *convSpool) at(off int64) (*read, error) {
 	if s.atDec == nil {
-		s.atDec = &convDecoder{interned: map[string]string{}}
+		s.atDec = &convDecoder{r: &countingReader{r: bufio.NewReaderSize(nil, 4<<10)}, interned: map[string]string{}}
 	}
 	d := s.atDec
-	d.r, d.err = &countingReader{r: bufio.NewReaderSize(io.NewSectionReader(s.file, off, math.MaxInt64), 4<<10)}, nil
+	d.r.r.Reset(io.NewSectionReader(s.file, off, math.MaxInt64))
+	d.err = nil
 	var r read
 	if err := d.read(&r); err != nil {
 		return nil, fmt.Errorf("read the spooled feed: %w", err)
@@ -185,6 +187,7 @@ func encIndicator(b []byte, d *defender.Indicator) []byte {
 // actions, severities, reasons) are shared rather than allocated again.
 type convDecoder struct {
 	r        *countingReader
+	skim     bool // skip the indicators' text (each)
 	scratch  []byte
 	interned map[string]string
 	err      error
@@ -309,10 +312,17 @@ func (d *convDecoder) read(r *read) error {
 }
 
 func (d *convDecoder) indicator(ind *defender.Indicator) {
+	// Skimming, the text only the payload needs is skipped: the planner's
+	// pass reads what ranks and keys indicators, the payloads of those sent
+	// or listed are read again (at).
+	text := d.string
+	if d.skim {
+		text = d.skip
+	}
 	ind.ID, ind.IndicatorValue, ind.IndicatorType = d.string(), d.string(), defender.IndicatorType(d.string())
-	ind.Action, ind.Application, ind.Title = d.string(), d.string(), d.string()
-	ind.Description, ind.Severity, ind.RecommendedActions = d.string(), d.string(), d.string()
-	ind.ExternalID, ind.CreatedByDisplayName, ind.CreatedBy, ind.SourceType = d.string(), d.string(), d.string(), d.string()
+	ind.Action, ind.Application, ind.Title = d.string(), d.string(), text()
+	ind.Description, ind.Severity, ind.RecommendedActions = text(), d.string(), text()
+	ind.ExternalID, ind.CreatedByDisplayName, ind.CreatedBy, ind.SourceType = d.string(), text(), text(), text()
 	groups := d.strings()
 	if d.bool() && groups == nil {
 		groups = []string{}
@@ -320,4 +330,15 @@ func (d *convDecoder) indicator(ind *defender.Indicator) {
 	ind.RBACGroupNames = groups
 	ind.GenerateAlert = d.bool()
 	ind.ExpirationTime, ind.CreationTimeDateTimeUTC, ind.LastUpdateTime = d.timePtr(), d.timePtr(), d.timePtr()
+}
+
+// skip reads past a string.
+func (d *convDecoder) skip() string {
+	n := d.uvarint()
+	if d.err == nil && n > 0 {
+		var m int
+		m, d.err = d.r.r.Discard(int(n))
+		d.r.n += int64(m)
+	}
+	return ""
 }

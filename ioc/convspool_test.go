@@ -36,27 +36,38 @@ func TestConvSpoolRoundTrip(t *testing.T) {
 	for i := range in {
 		require.NoError(t, sp.add(&in[i]))
 	}
-	var out []read
+	var out, whole []read
 	var offs []int64
 	require.NoError(t, sp.each(func(off int64, r *read) error { out, offs = append(out, *r), append(offs, off); return nil }))
-	for i := len(in) - 1; i >= 0; i-- {
+	require.Len(t, out, len(in))
+	for i := range in {
 		r, err := sp.at(offs[i])
 		require.NoError(t, err)
-		assert.Equal(t, out[i], *r, "record %d read back at %d", i, offs[i])
+		whole = append(whole, *r)
 	}
-	require.Len(t, out, len(in))
-	assert.Equal(t, in[0].c.Indicators, out[0].c.Indicators)
-	assert.Equal(t, in[0].c.Skipped, out[0].c.Skipped)
-	assert.Equal(t, in[0].c.keys, out[0].c.keys)
-	assert.Equal(t, in[0].c.fps, out[0].c.fps)
-	assert.True(t, in[0].c.modified.Equal(out[0].c.modified))
-	assert.Equal(t, *in[0].c.Indicators[0].ExpirationTime, *out[0].c.Indicators[0].ExpirationTime)
+	// each skims: what ranks and keys the indicators, not their text.
+	skimmed := out[0].c.Indicators[0]
+	assert.Empty(t, skimmed.Title)
+	assert.Empty(t, skimmed.Description)
+	assert.Equal(t, "a.example", skimmed.IndicatorValue)
+	assert.Equal(t, "High", skimmed.Severity)
+	assert.Equal(t, "indicator--1", skimmed.ExternalID)
+	assert.Equal(t, *in[0].c.Indicators[0].ExpirationTime, *skimmed.ExpirationTime)
+	out[0].c.Indicators = whole[0].c.Indicators
+	assert.Equal(t, whole, out, "at reads what each read, whole")
+
+	assert.Equal(t, in[0].c.Indicators, whole[0].c.Indicators)
+	assert.Equal(t, in[0].c.Skipped, whole[0].c.Skipped)
+	assert.Equal(t, in[0].c.keys, whole[0].c.keys)
+	assert.Equal(t, in[0].c.fps, whole[0].c.fps)
+	assert.True(t, in[0].c.modified.Equal(whole[0].c.modified))
+	assert.Equal(t, *in[0].c.Indicators[0].ExpirationTime, *whole[0].c.Indicators[0].ExpirationTime)
 	for _, i := range []int{1, 2} {
-		assert.Equal(t, in[i].err.Error(), out[i].err.Error())
-		assert.Equal(t, in[i].err.ID, out[i].err.ID)
+		assert.Equal(t, in[i].err.Error(), whole[i].err.Error())
+		assert.Equal(t, in[i].err.ID, whole[i].err.ID)
 	}
-	assert.Equal(t, in[3].c, out[3].c)
+	assert.Equal(t, in[3].c, whole[3].c)
 	b0, _ := in[0].c.Indicators[0].ExpirationTime.MarshalJSON()
-	b1, _ := out[0].c.Indicators[0].ExpirationTime.MarshalJSON()
+	b1, _ := whole[0].c.Indicators[0].ExpirationTime.MarshalJSON()
 	assert.Equal(t, string(b0), string(b1))
 }

@@ -76,7 +76,10 @@
 // ones are counted, updates kept (as many as defenderbot's records and
 // Defender's indicators), new ones kept in a heap no larger than the
 // tenant limit plus the managed indicators deletions may free, the rest
-// counted as left out. Run counts skips and left-out values; Plan lists
+// counted as left out. The pass skims the spool (the indicators' titles
+// and descriptions are skipped), and what waits to be sent keeps only what
+// ranks it: each payload is read back from the spool when its batch is
+// sent or the plan is written. Run counts skips and left-out values; Plan lists
 // them (its output is as long as what it lists) and the streamed JSON plan
 // (WritePlanJSON) spools them to disk. What still grows with the feed:
 // each STIX id that occurs more than once (its versions' ranking), each

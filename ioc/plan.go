@@ -32,6 +32,12 @@ type entry struct {
 	defenderID string // its Defender id, kept if the update fails
 	prevFP     string // fingerprint last sent successfully
 	retry      bool   // rebuilt from a failed record, not from the feed
+	// src, when not 0, is where the indicator's conversion is in the
+	// spool (its offset + 1), and srcIdx its index there: once planned,
+	// ind keeps only what ranks it, and the payload is read back when it
+	// is sent or listed (plan.indicator).
+	src    int64
+	srcIdx int
 }
 
 // removal is an indicator a revoked or expired object asks to remove.
@@ -164,7 +170,9 @@ type plan struct {
 	leftOutCount int
 	// spools holds skipped and leftOut instead, on disk past a few
 	// thousand, when the plan was asked to stream them (planInput.spool).
-	spools    *planSpools
+	spools *planSpools
+	// convs holds the payloads of the imports (entry.src).
+	convs     *convSpool
 	unchanged int
 	// dropped counts deletions of values the latest version of their object
 	// no longer yields.
@@ -394,7 +402,7 @@ func (pl *planner) apply(c *Conversion) {
 		for i := range c.Indicators {
 			k := c.key(i)
 			if !pl.sk.keys[k] {
-				pl.final(liveEntry(c, i)) // no other object gives this value
+				pl.final(liveEntry(c, i, pl.off)) // no other object gives this value
 				continue
 			}
 			ind := &c.Indicators[i]
@@ -427,9 +435,19 @@ func (pl *planner) apply(c *Conversion) {
 	}
 }
 
-// liveEntry is the entry of a live conversion's indicator i.
-func liveEntry(c *Conversion, i int) *entry {
-	return &entry{key: c.key(i), ind: c.Indicators[i], fp: c.fingerprint(i), validFrom: c.validFrom, modified: c.modified}
+// liveEntry is the entry of indicator i of a live conversion, spooled at off.
+func liveEntry(c *Conversion, i int, off int64) *entry {
+	return &entry{key: c.key(i), ind: c.Indicators[i], fp: c.fingerprint(i), validFrom: c.validFrom, modified: c.modified,
+		src: off + 1, srcIdx: i}
+}
+
+// planned keeps of e, about to wait for the end of the feed among the
+// imports, only what ranks it; its payload stays in the spool.
+func planned(e *entry) *entry {
+	if e.src != 0 {
+		e.ind = defender.Indicator{Severity: e.ind.Severity, ExternalID: e.ind.ExternalID}
+	}
+	return e
 }
 
 // settleDups takes, in key order, the winner of each value several objects
@@ -444,7 +462,7 @@ func (pl *planner) settleDups() error {
 		if r.err != nil || d.idx >= len(r.c.Indicators) || r.c.key(d.idx) != k {
 			return fmt.Errorf("read the spooled feed: record at %d is not the conversion of %s", d.off, k)
 		}
-		pl.final(liveEntry(&r.c, d.idx))
+		pl.final(liveEntry(&r.c, d.idx, d.off))
 	}
 	pl.dups = nil
 	return nil
@@ -526,16 +544,16 @@ func (pl *planner) consider(k string, e *entry) {
 		e.defenderID = d.ID
 	}
 	if inTenant {
-		pl.inTenant = append(pl.inTenant, e)
+		pl.inTenant = append(pl.inTenant, planned(e))
 		return
 	}
 	// A new slot in the tenant: keep only what the tenant limit can take.
 	switch {
 	case pl.freshCap < 0 || len(pl.fresh) < pl.freshCap:
-		heap.Push(&pl.fresh, e)
+		heap.Push(&pl.fresh, planned(e))
 	case len(pl.fresh) > 0 && rankedBefore(e, pl.fresh[0]) < 0:
 		pl.leave(pl.fresh[0])
-		pl.fresh[0] = e
+		pl.fresh[0] = planned(e)
 		heap.Fix(&pl.fresh, 0)
 	default:
 		pl.leave(e)
@@ -743,6 +761,39 @@ func (pl *planner) finish() *plan {
 		p.skipped = append(p.skipped, pl.planSkips...)
 	}
 	return p
+}
+
+// indicator is the payload of e, read back from the spool if need be.
+func (p *plan) indicator(e *entry) (defender.Indicator, error) {
+	if e.src == 0 {
+		return e.ind, nil
+	}
+	r, err := p.convs.at(e.src - 1)
+	if err != nil {
+		return defender.Indicator{}, err
+	}
+	if r.err != nil || e.srcIdx >= len(r.c.Indicators) || r.c.key(e.srcIdx) != e.key {
+		return defender.Indicator{}, fmt.Errorf("read the spooled feed: record at %d is not the conversion of %s", e.src-1, e.key)
+	}
+	return r.c.Indicators[e.srcIdx], nil
+}
+
+// load reads the payloads of all the imports back (Plan lists them all).
+func (p *plan) load() error {
+	for _, e := range p.imports {
+		ind, err := p.indicator(e)
+		if err != nil {
+			return err
+		}
+		e.ind, e.src = ind, 0
+	}
+	return nil
+}
+
+// close releases the plan's files.
+func (p *plan) close() {
+	p.spools.close()
+	p.convs.close()
 }
 
 // retryEntry rebuilds the entry of a failed record from its stored payload;

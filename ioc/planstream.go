@@ -80,13 +80,17 @@ func (s *Syncer) WritePlanJSON(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer p.spools.close()
+	defer p.close()
 	bw := bufio.NewWriterSize(w, 64<<10)
 	jw := &jsonPlanWriter{w: bw}
 	jw.raw("{\n")
 	jw.field("import", true)
 	for _, e := range p.imports {
-		jw.item(e.ind)
+		ind, err := p.indicator(e)
+		if err != nil {
+			return err
+		}
+		jw.item(ind)
 	}
 	jw.end()
 	jw.field("delete", false)

@@ -187,6 +187,7 @@ func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer p.close()
 	out := &Plan{Import: make([]defender.Indicator, 0, len(p.imports)), Delete: make([]string, 0, len(p.deletes)),
 		Skipped: p.skipped, LeftOut: make([]string, 0, len(p.leftOut)), Unchanged: p.unchanged}
 	if out.Skipped == nil {
@@ -253,7 +254,12 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 	if err != nil {
 		return nil, 0, err
 	}
-	defer convs.close()
+	kept := false // the plan owns the spool: its imports' payloads are there
+	defer func() {
+		if !kept {
+			convs.close()
+		}
+	}()
 	// The feed is read, decoded and converted once, on every core; the
 	// sketch takes the conversions one at a time, in feed order, and the
 	// spool keeps them for the planner's pass.
@@ -310,6 +316,17 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 	}
 	p := pl.finish()
 	p.position = position
+	p.convs = convs
+	if mode == listMemory {
+		// Plan lists everything anyway.
+		err := p.load()
+		p.convs = nil
+		if err != nil {
+			return nil, sk.read, err
+		}
+	} else {
+		kept = true
+	}
 	return p, sk.read, nil
 }
 
@@ -423,6 +440,7 @@ func (s *Syncer) run(ctx context.Context, trigger string) (*Report, error) {
 	p, read, err := s.prepare(ctx, api, false)
 	rep.Read = read
 	if err == nil {
+		defer p.close()
 		rep.fromPlan(p)
 		switch {
 		case p.guard != nil:
@@ -511,6 +529,12 @@ func (s *Syncer) execute(ctx context.Context, api IndicatorAPI, p *plan, rep *Re
 		inds := make([]defender.Indicator, len(batch))
 		pending := make([]store.IndicatorRecord, len(batch))
 		for i, e := range batch {
+			// The payload comes back from the spool for this batch only.
+			ind, err := p.indicator(e)
+			if err != nil {
+				return err
+			}
+			e.ind, e.src = ind, 0
 			inds[i] = e.ind
 			pending[i] = s.failedRecord(ctx, e, failureUnconfirmed, now())
 		}
@@ -576,6 +600,7 @@ func (s *Syncer) execute(ctx context.Context, api IndicatorAPI, p *plan, rep *Re
 		if err := s.store.UpsertIndicatorRecords(sctx, recs); err != nil {
 			return fmt.Errorf("record imported indicators (Defender has them; the next run re-sends them harmlessly): %w", err)
 		}
+		clear(batch) // sent and recorded: their payloads can go
 	}
 	return nil
 }
