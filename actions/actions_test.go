@@ -474,10 +474,7 @@ func TestMachineActionTypeIsWhatDefenderRecords(t *testing.T) {
 		t.Run(string(n), func(t *testing.T) {
 			emu := defendertest.NewServer(t)
 			emu.AddSampleData()
-			client, err := defender.New(defender.Config{
-				BaseURL: emu.URL, AuthorityHost: emu.URL, TenantID: defendertest.TenantID,
-				ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret,
-			}, defender.WithHTTPClient(emu.HTTPClient()))
+			client, err := defender.New(emu.ClientConfig(), defender.WithHTTPClient(emu.HTTPClient()))
 			require.NoError(t, err)
 			args := actions.Args{MachineID: defendertest.SampleMachineID1, Comment: "type check"}
 			if n == actions.Scan {

@@ -34,11 +34,6 @@ const (
 	OriginFeed = "graph-alerts-origin"
 )
 
-// DefaultOverlap is how far each poll reaches back before the cursor: Graph
-// can list an alert a little after its createdDateTime, and the store's
-// claims make seeing an alert twice harmless.
-const DefaultOverlap = 10 * time.Minute
-
 // Source lists alerts; *graph.Client implements it.
 type Source interface {
 	ListAlerts(ctx context.Context, opts graph.ListAlertsOptions) ([]*graph.Alert, error)
@@ -66,15 +61,17 @@ type Config struct {
 	// Channel receives the alert cards. Required.
 	Channel string
 	// MinSeverity is the lowest severity posted (informational, low,
-	// medium, high). Default medium.
+	// medium, high). Required.
 	MinSeverity string
 	// ServiceSources keeps only alerts from these products; empty: all.
 	ServiceSources []string
-	// PollInterval between polls. Default 1m.
+	// PollInterval between polls; it must be positive.
 	PollInterval time.Duration
 	// Backfill is how far back the very first poll looks. Zero: from now.
 	Backfill time.Duration
-	// Overlap, default DefaultOverlap.
+	// Overlap is how far each poll reaches back before the cursor (Graph
+	// can list an alert a little after its createdDateTime; the claims make
+	// seeing one twice harmless). It must be positive (config.AlertsOverlap).
 	Overlap time.Duration
 	// Owner names this replica in the lease and the claims. Required.
 	Owner string
@@ -111,9 +108,6 @@ func New(cfg Config, src Source, st Store, poster Poster) (*Poller, error) {
 	if cfg.Channel == "" || cfg.Owner == "" {
 		return nil, errors.New("alerts: channel and owner are required")
 	}
-	if cfg.MinSeverity == "" {
-		cfg.MinSeverity = graph.SeverityMedium
-	}
 	sev, err := graph.ParseSeverity(cfg.MinSeverity)
 	if err != nil {
 		return nil, fmt.Errorf("alerts: min severity: %w", err)
@@ -129,10 +123,11 @@ func New(cfg Config, src Source, st Store, poster Poster) (*Poller, error) {
 		}
 		p.sources[v] = true
 	}
-	p.cfg.PollInterval = cmp.Or(cfg.PollInterval, time.Minute)
-	p.cfg.Overlap = cmp.Or(cfg.Overlap, DefaultOverlap)
-	if cfg.Backfill < 0 || p.cfg.PollInterval < 0 || p.cfg.Overlap < 0 {
-		return nil, errors.New("alerts: durations must not be negative")
+	if cfg.PollInterval <= 0 || cfg.Overlap <= 0 {
+		return nil, errors.New("alerts: poll interval and overlap must be positive")
+	}
+	if cfg.Backfill < 0 {
+		return nil, errors.New("alerts: backfill must not be negative")
 	}
 	if p.cfg.Now == nil {
 		p.cfg.Now = time.Now

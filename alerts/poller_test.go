@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/alerts"
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/graph"
@@ -69,7 +70,9 @@ func newEnv(t *testing.T) *env {
 		ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret, Scope: graph.DefaultScope},
 		defender.WithHTTPClient(s.HTTPClient()))
 	require.NoError(t, err)
-	c, err := graph.New(graph.Config{BaseURL: s.URL, PerMinute: -1}, tokens, graph.WithHTTPClient(s.HTTPClient()))
+	gcfg := config.Default().Defender.GraphClient()
+	gcfg.BaseURL, gcfg.PerMinute = s.URL, -1
+	c, err := graph.New(gcfg, tokens, graph.WithHTTPClient(s.HTTPClient()))
 	require.NoError(t, err)
 	return &env{emu: s, client: c, st: storetest.OpenSQLite(t)}
 }
@@ -78,7 +81,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) poller(t *testing.T, owner string, p alerts.Poster, mutate ...func(*alerts.Config)) *alerts.Poller {
 	t.Helper()
 	cfg := alerts.Config{Channel: "C0ALERTS", MinSeverity: "medium", PollInterval: time.Minute, Backfill: time.Hour,
-		Owner: owner, Now: e.emu.Now}
+		Overlap: config.AlertsOverlap, Owner: owner, Now: e.emu.Now}
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -229,8 +232,7 @@ func TestServiceSourcesAndScanFinding(t *testing.T) {
 	poll(t, p)
 	assert.Empty(t, rec.posted())
 
-	c, err := defender.New(defender.Config{BaseURL: e.emu.URL, AuthorityHost: e.emu.URL, TenantID: defendertest.TenantID,
-		ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret}, defender.WithHTTPClient(e.emu.HTTPClient()))
+	c, err := defender.New(e.emu.ClientConfig(), defender.WithHTTPClient(e.emu.HTTPClient()))
 	require.NoError(t, err)
 	_, err = c.RunAntivirusScan(t.Context(), machineID, "scan", defender.ScanQuick)
 	require.NoError(t, err)
@@ -260,7 +262,8 @@ func TestRunReleasesTheLease(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	e := newEnv(t)
 	for _, cfg := range []alerts.Config{{Owner: "r1"}, {Channel: "C1"}, {Channel: "C1", Owner: "r1", MinSeverity: "urgent"},
-		{Channel: "C1", Owner: "r1", ServiceSources: []string{"mde"}}, {Channel: "C1", Owner: "r1", Backfill: -1}} {
+		{Channel: "C1", Owner: "r1", ServiceSources: []string{"mde"}}, {Channel: "C1", Owner: "r1", Backfill: -1},
+		{Channel: "C1", Owner: "r1", MinSeverity: "medium", Overlap: time.Minute}, {Channel: "C1", Owner: "r1", MinSeverity: "medium", PollInterval: time.Minute}} {
 		_, err := alerts.New(cfg, e.client, e.st, &recPoster{})
 		assert.Error(t, err, "%+v", cfg)
 	}
@@ -305,7 +308,7 @@ func TestRunReportsPollsToMetrics(t *testing.T) {
 	// that its first poll, and whatever it reported, is over.
 	spy := &leaseSpy{Store: e.st, tried: make(chan bool, 2)}
 	cfg := alerts.Config{Channel: "C0ALERTS", MinSeverity: "medium", PollInterval: time.Millisecond, Backfill: time.Hour,
-		Owner: "r2", Now: e.emu.Now, Metrics: follower}
+		Overlap: config.AlertsOverlap, Owner: "r2", Now: e.emu.Now, Metrics: follower}
 	p2, err := alerts.New(cfg, e.client, spy, rec)
 	require.NoError(t, err)
 	go func() { done2 <- p2.Run(ctx2) }()

@@ -50,11 +50,14 @@ type Config struct {
 	ResponseURLHosts []string
 	// ContextWait is how long the approval card waits for the machine's
 	// context before it is posted; later context is filled in by an update.
-	// Default 2s.
 	ContextWait time.Duration
 	// StaleAfter marks a machine not seen by Defender for longer as stale
-	// on the card. Default 7 days.
+	// on the card.
 	StaleAfter time.Duration
+	// LookupTimeout bounds each look-up of the card's context; LatestActions
+	// is how many of the machine's latest actions it reads.
+	LookupTimeout time.Duration
+	LatestActions int
 }
 
 // Deps are the bot's collaborators.
@@ -142,6 +145,9 @@ func problems(cfg Config, deps Deps) []string {
 	if cfg.TTL <= 0 || cfg.PollInterval <= 0 || cfg.PollTimeout <= 0 {
 		problems = append(problems, "Config.TTL, PollInterval and PollTimeout must be positive")
 	}
+	if cfg.ContextWait <= 0 || cfg.StaleAfter <= 0 || cfg.LookupTimeout <= 0 || cfg.LatestActions <= 0 {
+		problems = append(problems, "Config.ContextWait, StaleAfter, LookupTimeout and LatestActions must be positive")
+	}
 	if !strings.HasPrefix(cfg.Command, "/") {
 		problems = append(problems, "Config.Command must be a slash command such as /defender")
 	}
@@ -164,12 +170,6 @@ func problems(cfg Config, deps Deps) []string {
 func New(cfg Config, deps Deps) (*Service, error) {
 	if problems := problems(cfg, deps); len(problems) > 0 {
 		return nil, errors.New("bot: " + strings.Join(problems, "; "))
-	}
-	if cfg.ContextWait == 0 {
-		cfg.ContextWait = defaultContextWait
-	}
-	if cfg.StaleAfter == 0 {
-		cfg.StaleAfter = machineinfo.DefaultStaleAfter
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)

@@ -26,5 +26,9 @@ func ConfigFrom(c *config.Config, replica string) Config {
 		PollTimeout:            c.Defender.PollTimeout,
 		ReplicaID:              replica,
 		ResponseURLHosts:       c.Slack.ResponseURLHosts(),
+		ContextWait:            config.ContextWait,
+		StaleAfter:             config.StaleAfter,
+		LookupTimeout:          config.LookupTimeout,
+		LatestActions:          config.LatestActions,
 	}
 }

@@ -18,11 +18,8 @@ import (
 // alerts, whether it is already isolated or restricted and what is running
 // on it. The look-ups never block or fail the request.
 
-// Defaults of the card's context.
-const (
-	defaultContextWait = 2 * time.Second
-	maxCardAlerts      = 3
-)
+// maxCardAlerts is how many open alerts the card lists.
+const maxCardAlerts = 3
 
 // startContext launches the machine look-ups of a request on a machine
 // (nil when the bot has no MachineInfo or the request targets no machine).
@@ -31,7 +28,7 @@ func (s *Service) startContext(ctx context.Context, r *approval.Request, m *defe
 		return nil
 	}
 	return machineinfo.Start(context.WithoutCancel(ctx), s.deps.MachineInfo, r.Args.MachineID,
-		machineinfo.Options{Machine: m, Now: s.now, After: s.after})
+		machineinfo.Options{Timeout: s.cfg.LookupTimeout, Actions: s.cfg.LatestActions, Machine: m, Now: s.now, After: s.after})
 }
 
 // cardInfo returns the context this replica holds for request id.

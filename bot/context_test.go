@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/defenderbot/defenderbot/approval"
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/machineinfo"
 )
@@ -43,14 +44,14 @@ func TestRenderContextGolden(t *testing.T) {
 	cases := map[string]func() any{
 		"approval_context": func() any {
 			info := sampleInfo()
-			return renderApprovalWith(sampleRequest(approval.StatePending), &info, 0)
+			return renderApprovalWith(sampleRequest(approval.StatePending), &info, config.StaleAfter)
 		},
 		"approval_context_partial": func() any {
 			info := sampleInfo()
 			info.Machine.Value.LastSeen = info.At.Add(-5 * time.Minute)
 			info.Alerts = machineinfo.Part[[]defender.Alert]{Done: true, Err: errors.New("defender: 500 InternalServerError")}
 			info.Actions = machineinfo.Part[[]defender.MachineAction]{}
-			return renderApprovalWith(sampleRequest(approval.StatePending), &info, 0)
+			return renderApprovalWith(sampleRequest(approval.StatePending), &info, config.StaleAfter)
 		},
 		"undo_offer": func() any {
 			r := sampleRequest(approval.StateSucceeded)
@@ -70,7 +71,7 @@ func TestRenderContextGolden(t *testing.T) {
 				Alerts:  machineinfo.Part[[]defender.Alert]{Done: true, Err: &defender.APIError{StatusCode: 404, Code: "ResourceNotFound"}},
 				Actions: machineinfo.Part[[]defender.MachineAction]{Done: true},
 			}
-			return renderApprovalWith(sampleRequest(approval.StatePending), &info, 0)
+			return renderApprovalWith(sampleRequest(approval.StatePending), &info, config.StaleAfter)
 		},
 	}
 	for name, f := range cases {

@@ -16,6 +16,7 @@ import (
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/graph"
 	"github.com/defenderbot/defenderbot/stix"
+	"github.com/defenderbot/defenderbot/taxii"
 )
 
 // Config is defenderbot's whole configuration. The yaml tags are the file's
@@ -149,14 +150,85 @@ const (
 
 // Default values, also documented in config.example.yaml.
 const (
-	DefaultDefenderBaseURL = defender.DefaultBaseURL
-	DefaultAuthorityHost   = defender.DefaultAuthorityHost
-	DefaultGraphBaseURL    = graph.DefaultBaseURL
+	DefaultDefenderBaseURL = "https://api.securitycenter.microsoft.com"
+	DefaultAuthorityHost   = "https://login.microsoftonline.com"
+	DefaultGraphBaseURL    = "https://graph.microsoft.com"
 	DefaultSlackAPIURL     = "https://slack.com/api/"
 	// DefaultMaxObjectBytes is iocs.max_object_bytes' default: 1 MiB, some thousand times a real
 	// indicator object.
 	DefaultMaxObjectBytes = stix.DefaultMaxObjectBytes
 )
+
+// Built-in values with no configuration key. The packages that use them
+// have no defaults of their own; these are their only definitions (the
+// README and config.example.yaml quote them, and a test keeps the quotes
+// in step).
+const (
+	// MaxBackoff caps one wait between two attempts of a Defender or Graph
+	// call; a longer Retry-After is returned as the call's error.
+	MaxBackoff = time.Minute
+	// GraphPerMinute paces Graph calls at its documented limit for alerts
+	// (150 requests a minute per app and tenant).
+	GraphPerMinute = 150
+	// ContextWait is how long an approval card waits for the machine's
+	// context before it is posted; what comes later fills it in by an update.
+	ContextWait = 2 * time.Second
+	// StaleAfter marks a machine Defender has not seen for longer as stale
+	// on the approval card.
+	StaleAfter = 7 * 24 * time.Hour
+	// LookupTimeout bounds each of the approval card's look-ups (device,
+	// open alerts, latest actions); one that takes longer reads "unavailable".
+	LookupTimeout = 20 * time.Second
+	// LatestActions is how many of the machine's latest actions the card
+	// reads (what is running, isolated or restricted).
+	LatestActions = 10
+	// AlertsOverlap is how far each alert poll reaches back before where
+	// the last one ended: Graph can list an alert a little after its
+	// createdDateTime, and the claims make seeing an alert twice harmless.
+	AlertsOverlap = 10 * time.Minute
+	// TAXIITimeout bounds each attempt of a TAXII request, body included;
+	// TAXIIMaxRetries bounds its retries; TAXIIMaxWait caps one wait between
+	// attempts (a longer Retry-After ends the run); TAXIIMaxPageBytes caps
+	// one page's body (a page is held whole).
+	TAXIITimeout      = time.Minute
+	TAXIIMaxRetries   = 5
+	TAXIIMaxWait      = 5 * time.Minute
+	TAXIIMaxPageBytes = 256 << 20
+	// IOCLeaseTTL and IOCLeaseRenewEvery: a sync run renews its lease every
+	// IOCLeaseRenewEvery, so the lease of a run that died (a killed process,
+	// a lost node) lapses within IOCLeaseTTL and another replica, or the
+	// restarted process under its new name, takes the sync over within 2
+	// minutes.
+	IOCLeaseTTL        = 90 * time.Second
+	IOCLeaseRenewEvery = 30 * time.Second
+)
+
+// Client is the Defender API client's configuration.
+func (d Defender) Client() defender.Config {
+	return defender.Config{
+		BaseURL:       d.BaseURL,
+		AuthorityHost: d.AuthorityHost,
+		TenantID:      d.TenantID,
+		ClientID:      d.AppID,
+		ClientSecret:  d.AppSecret.Value(),
+		Scope:         defender.Scope,
+		Timeout:       d.Timeout,
+		MaxRetries:    d.MaxRetries,
+		MaxBackoff:    MaxBackoff,
+	}
+}
+
+// Client is the TAXII client's configuration.
+func (t TAXII) Client() taxii.Config {
+	return taxii.Config{APIRoot: t.URL, Username: t.Username, Password: t.Password.Value(), Token: t.Token.Value(),
+		Timeout: TAXIITimeout, MaxRetries: TAXIIMaxRetries, MaxWait: TAXIIMaxWait, MaxPageBytes: TAXIIMaxPageBytes}
+}
+
+// GraphClient is the Microsoft Graph alerts client's configuration.
+func (d Defender) GraphClient() graph.Config {
+	return graph.Config{BaseURL: d.GraphBaseURL, Timeout: d.Timeout, MaxRetries: d.MaxRetries,
+		MaxBackoff: MaxBackoff, PerMinute: GraphPerMinute}
+}
 
 // DefaultResponseURLHosts are Slack's response_url hosts.
 func DefaultResponseURLHosts() []string {

@@ -113,8 +113,8 @@ func newMSALProvider(cfg Config, hc *http.Client, obs Observer) (*msalProvider, 
 // uses, for cfg.Scope: another resource of the same app registration (for
 // example Microsoft Graph, https://graph.microsoft.com/.default) gets its
 // tokens from here rather than from a second copy of the MSAL set-up. Only
-// AuthorityHost, TenantID, ClientID, ClientSecret and Scope are read;
-// AuthorityHost defaults to DefaultAuthorityHost. Options WithHTTPClient and
+// AuthorityHost, TenantID, ClientID, ClientSecret and Scope are read, and
+// all are required. Options WithHTTPClient and
 // WithObserver apply (token calls are observed under APIToken).
 func NewTokenProvider(cfg Config, opts ...Option) (RefreshingTokenProvider, error) {
 	s, err := applyOptions(opts)
@@ -122,7 +122,7 @@ func NewTokenProvider(cfg Config, opts ...Option) (RefreshingTokenProvider, erro
 		return nil, err
 	}
 	if cfg.AuthorityHost == "" {
-		cfg.AuthorityHost = DefaultAuthorityHost
+		return nil, invalid("AuthorityHost", "is required")
 	}
 	if cfg.Scope == "" {
 		return nil, invalid("Scope", "is required")

@@ -59,10 +59,10 @@ func (f *fakeAuthority) Forms() []url.Values {
 
 func newMSALClient(t *testing.T, h *harness) *Client {
 	t.Helper()
-	c, err := New(Config{
+	c, err := New(complete(Config{
 		BaseURL: h.srv.URL, AuthorityHost: h.srv.URL,
 		TenantID: fakeTenant, ClientID: fakeClient, ClientSecret: fakeSecret, Limits: noLimits(),
-	}, WithHTTPClient(h.srv.Client()), WithObserver(h.obs))
+	}), WithHTTPClient(h.srv.Client()), WithObserver(h.obs))
 	require.NoError(t, err)
 	return c
 }
@@ -90,7 +90,7 @@ func TestMSAL_fakeAuthority(t *testing.T) {
 	assert.Equal(t, "client_credentials", forms[0].Get("grant_type"))
 	assert.Equal(t, fakeClient, forms[0].Get("client_id"))
 	assert.Equal(t, fakeSecret, forms[0].Get("client_secret"))
-	assert.Contains(t, strings.Fields(forms[0].Get("scope")), DefaultScope)
+	assert.Contains(t, strings.Fields(forms[0].Get("scope")), Scope)
 
 	for _, r := range h.Requests() {
 		assert.NotContains(t, r.Path, "discovery/instance", "no instance discovery for a non-Microsoft host")

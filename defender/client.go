@@ -18,38 +18,33 @@ import (
 	"github.com/defenderbot/defenderbot/internal/msrest"
 )
 
-// Defaults applied by New to zero Config fields.
-const (
-	DefaultBaseURL       = "https://api.securitycenter.microsoft.com"
-	DefaultAuthorityHost = "https://login.microsoftonline.com"
-	DefaultScope         = "https://api.securitycenter.microsoft.com/.default"
-	DefaultTimeout       = 30 * time.Second
-	DefaultMaxRetries    = 5
-	DefaultMaxBackoff    = 60 * time.Second
-)
+// Scope is the resource a Defender for Endpoint token is requested for
+// (WindowsDefenderATP): a token for api.security.microsoft.com/.default
+// lacks the MDE roles.
+const Scope = "https://api.securitycenter.microsoft.com/.default"
 
-// Config holds what New needs to reach one tenant's Defender API.
+// Config holds what New needs to reach one tenant's Defender API. It has
+// no defaults: package config supplies every value (config.Defender.Client).
 type Config struct {
 	// BaseURL is the API root, https only. Regional and government hosts
-	// work the same way. Default DefaultBaseURL.
+	// work the same way.
 	BaseURL string
-	// AuthorityHost is the Entra ID host, https only, without tenant.
-	// Default DefaultAuthorityHost.
+	// AuthorityHost is the Entra ID host, https only, without tenant
+	// (not read with WithTokenProvider).
 	AuthorityHost string
 	TenantID      string
 	ClientID      string
 	// ClientSecret is never logged nor put in an error message.
 	ClientSecret string
-	// Scope of the token. Default DefaultScope (WindowsDefenderATP): a token
-	// for api.security.microsoft.com/.default lacks the MDE roles.
+	// Scope of the token: Scope for Defender for Endpoint.
 	Scope string
-	// Timeout bounds each HTTP attempt. Default DefaultTimeout.
+	// Timeout bounds each HTTP attempt; it must be positive.
 	Timeout time.Duration
 	// MaxRetries bounds retries of one call (429, 503, 5xx, connection
-	// failures). Zero means DefaultMaxRetries.
+	// failures); 0: none.
 	MaxRetries int
 	// MaxBackoff caps one wait between attempts; a Retry-After longer than
-	// it is returned to the caller instead of waited for. Default DefaultMaxBackoff.
+	// it is returned to the caller instead of waited for. It must be positive.
 	MaxBackoff time.Duration
 	// Limits sets client-side pacing; the zero value is Microsoft's limits.
 	Limits Limits
@@ -172,30 +167,12 @@ func applyOptions(opts []Option) (settings, error) {
 
 var tenantRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
 
-// New validates cfg, applies defaults and returns a Client. No network call
+// New validates cfg (every field is required: see Config) and returns a Client. No network call
 // is made; use CheckToken to verify the credentials.
 func New(cfg Config, opts ...Option) (*Client, error) {
 	s, err := applyOptions(opts)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
-	}
-	if cfg.AuthorityHost == "" {
-		cfg.AuthorityHost = DefaultAuthorityHost
-	}
-	if cfg.Scope == "" {
-		cfg.Scope = DefaultScope
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.MaxRetries == 0 {
-		cfg.MaxRetries = DefaultMaxRetries
-	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
 	}
 	base, err := validateConfig(cfg, s.tokens != nil)
 	if err != nil {
@@ -237,28 +214,34 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 }
 
 func validateConfig(cfg Config, customTokens bool) (*url.URL, error) {
+	if cfg.BaseURL == "" {
+		return nil, invalid("BaseURL", "is required (config: defender.base_url)")
+	}
 	base, err := validateHTTPSURL("BaseURL", cfg.BaseURL, true)
 	if err != nil {
 		return nil, err
 	}
 	base.Path = strings.TrimSuffix(base.Path, "/")
 	base.RawPath = ""
-	if _, err := validateHTTPSURL("AuthorityHost", cfg.AuthorityHost, false); err != nil {
-		return nil, err
-	}
 	if !customTokens {
+		if cfg.AuthorityHost == "" {
+			return nil, invalid("AuthorityHost", "is required (config: defender.authority_host)")
+		}
+		if _, err := validateHTTPSURL("AuthorityHost", cfg.AuthorityHost, false); err != nil {
+			return nil, err
+		}
 		if err := validateCredentials(cfg); err != nil {
 			return nil, err
 		}
 	}
-	if cfg.Timeout < 0 {
-		return nil, invalid("Timeout", "must not be negative")
+	if cfg.Timeout <= 0 {
+		return nil, invalid("Timeout", "must be positive (config: defender.timeout)")
 	}
 	if cfg.MaxRetries < 0 {
 		return nil, invalid("MaxRetries", "must not be negative")
 	}
-	if cfg.MaxBackoff < 0 {
-		return nil, invalid("MaxBackoff", "must not be negative")
+	if cfg.MaxBackoff <= 0 {
+		return nil, invalid("MaxBackoff", "must be positive")
 	}
 	if err := validateLimits(cfg.Limits); err != nil {
 		return nil, err
@@ -283,7 +266,7 @@ func validateCredentials(cfg Config) error {
 		return invalid("ClientSecret", "is required")
 	}
 	if cfg.Scope == "" || strings.ContainsFunc(cfg.Scope, func(r rune) bool { return r <= ' ' }) {
-		return invalid("Scope", "must be one scope without spaces, e.g. %s", DefaultScope)
+		return invalid("Scope", "must be one scope without spaces, e.g. %s", Scope)
 	}
 	return nil
 }

@@ -17,13 +17,28 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestNew_defaults(t *testing.T) {
-	c, err := New(Config{TenantID: "contoso.onmicrosoft.com", ClientID: "app", ClientSecret: "s3cret"})
+// New has no defaults of its own (package config owns them): a missing
+// value is an error naming it.
+func TestNew_requiresEveryValue(t *testing.T) {
+	creds := Config{TenantID: "contoso.onmicrosoft.com", ClientID: "app", ClientSecret: "s3cret"}
+	for field, unset := range map[string]func(*Config){
+		"BaseURL: is required":          func(c *Config) { c.BaseURL = "" },
+		"AuthorityHost: is required":    func(c *Config) { c.AuthorityHost = "" },
+		"Scope: must be one scope":      func(c *Config) { c.Scope = "" },
+		"Timeout: must be positive":     func(c *Config) { c.Timeout = 0 },
+		"MaxBackoff: must be positive":  func(c *Config) { c.MaxBackoff = 0 },
+		"MaxRetries: must not be negat": func(c *Config) { c.MaxRetries = -1 },
+	} {
+		cfg := complete(creds)
+		unset(&cfg)
+		_, err := New(cfg)
+		assert.ErrorIs(t, err, ErrInvalidArgument, field)
+		assert.ErrorContains(t, err, field)
+	}
+
+	c, err := New(complete(creds))
 	require.NoError(t, err)
 	assert.Equal(t, "https://api.securitycenter.microsoft.com", c.base.String())
-	assert.Equal(t, DefaultTimeout, c.cfg.Timeout)
-	assert.Equal(t, DefaultMaxRetries, c.cfg.MaxRetries)
-	assert.Equal(t, DefaultMaxBackoff, c.cfg.MaxBackoff)
 	assert.Len(t, c.limiters[APIMachineActions], 2, "per-minute and per-hour")
 	assert.Len(t, c.limiters[APIIndicatorImport], 1, "import has no documented hourly limit")
 	assert.IsType(t, &msalProvider{}, c.tokens)
@@ -31,7 +46,7 @@ func TestNew_defaults(t *testing.T) {
 
 func TestNew_validation(t *testing.T) {
 	const secret = "SuperSecretValue~123"
-	valid := Config{TenantID: "11111111-2222-3333-4444-555555555555", ClientID: "app", ClientSecret: secret}
+	valid := complete(Config{TenantID: "11111111-2222-3333-4444-555555555555", ClientID: "app", ClientSecret: secret})
 	tests := []struct {
 		name   string
 		mod    func(*Config)
@@ -51,9 +66,9 @@ func TestNew_validation(t *testing.T) {
 		{"missing client id", func(c *Config) { c.ClientID = "" }, nil, "ClientID: is required"},
 		{"missing secret", func(c *Config) { c.ClientSecret = "" }, nil, "ClientSecret: is required"},
 		{"scope with space", func(c *Config) { c.Scope = "a b" }, nil, "Scope: must be one scope"},
-		{"negative timeout", func(c *Config) { c.Timeout = -1 }, nil, "Timeout: must not be negative"},
+		{"negative timeout", func(c *Config) { c.Timeout = -1 }, nil, "Timeout: must be positive"},
 		{"negative retries", func(c *Config) { c.MaxRetries = -1 }, nil, "MaxRetries: must not be negative"},
-		{"negative backoff", func(c *Config) { c.MaxBackoff = -1 }, nil, "MaxBackoff: must not be negative"},
+		{"negative backoff", func(c *Config) { c.MaxBackoff = -1 }, nil, "MaxBackoff: must be positive"},
 		{"unknown limit", func(c *Config) { c.Limits.PerMinute = map[string]int{"bogus": 1} }, nil, `unknown API "bogus"`},
 		{"nil http client", func(*Config) {}, []Option{WithHTTPClient(nil)}, "WithHTTPClient: client is nil"},
 		{"nil logger", func(*Config) {}, []Option{WithLogger(nil)}, "WithLogger: logger is nil"},
@@ -75,7 +90,10 @@ func TestNew_validation(t *testing.T) {
 }
 
 func TestNew_tokenProviderMakesCredentialsOptional(t *testing.T) {
-	_, err := New(Config{}, WithTokenProvider(staticTokens("t")))
+	_, err := New(complete(Config{}), WithTokenProvider(staticTokens("t")))
+	require.NoError(t, err)
+	_, err = New(Config{BaseURL: "https://api.securitycenter.microsoft.com", Timeout: time.Second, MaxBackoff: time.Second},
+		WithTokenProvider(staticTokens("t")))
 	require.NoError(t, err)
 }
 
@@ -356,7 +374,7 @@ func TestAuth_tokenFailureSendsNothing(t *testing.T) {
 func TestPacing_waitsWhenLimitReached(t *testing.T) {
 	h := setup(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c, err := New(Config{BaseURL: h.srv.URL, Limits: Limits{PerMinute: map[string]int{APIMachines: 2}}},
+	c, err := New(complete(Config{BaseURL: h.srv.URL, Limits: Limits{PerMinute: map[string]int{APIMachines: 2}}}),
 		WithHTTPClient(h.srv.Client()), WithTokenProvider(staticTokens(testToken)),
 		WithSleeper(func(ctx context.Context, d time.Duration) error {
 			h.mu.Lock()
@@ -397,7 +415,7 @@ func TestPacing_neverExceedsLimitInAWindow(t *testing.T) {
 
 func TestPacing_cancelledWaitReturnsError(t *testing.T) {
 	h := setup(t)
-	c, err := New(Config{BaseURL: h.srv.URL, Limits: Limits{PerMinute: map[string]int{APIMachines: 1}}},
+	c, err := New(complete(Config{BaseURL: h.srv.URL, Limits: Limits{PerMinute: map[string]int{APIMachines: 1}}}),
 		WithHTTPClient(h.srv.Client()), WithTokenProvider(staticTokens(testToken)),
 		WithSleeper(func(context.Context, time.Duration) error { return context.Canceled }))
 	require.NoError(t, err)
@@ -460,7 +478,7 @@ func BenchmarkGetMachine(b *testing.B) {
 	mux.HandleFunc("GET /api/machines/m1", reply(200, machineJSON))
 	srv := httptest.NewTLSServer(mux)
 	b.Cleanup(srv.Close)
-	c, err := New(Config{BaseURL: srv.URL, Limits: noLimits()}, WithHTTPClient(srv.Client()), WithTokenProvider(staticTokens("t")))
+	c, err := New(complete(Config{BaseURL: srv.URL, Limits: noLimits()}), WithHTTPClient(srv.Client()), WithTokenProvider(staticTokens("t")))
 	require.NoError(b, err)
 	b.ResetTimer()
 	for b.Loop() {

@@ -1,6 +1,7 @@
 package defender_test
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"testing"
@@ -44,6 +45,9 @@ func newEmulated(t *testing.T, cfg defender.Config, opts ...defendertest.Option)
 	cfg.TenantID = defendertest.TenantID
 	cfg.ClientID = defendertest.ClientID
 	cfg.ClientSecret = defendertest.ClientSecret
+	cfg.Scope = defender.Scope
+	cfg.Timeout = cmp.Or(cfg.Timeout, 30*time.Second)
+	cfg.MaxRetries, cfg.MaxBackoff = 5, time.Minute
 	s := &sleeps{}
 	c, err := defender.New(cfg, defender.WithHTTPClient(srv.HTTPClient()), defender.WithSleeper(s.sleep))
 	require.NoError(t, err)

@@ -3,6 +3,7 @@ package defender_test
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
@@ -22,6 +23,10 @@ func ExampleClient_IsolateMachine() {
 		TenantID:      defendertest.TenantID,
 		ClientID:      defendertest.ClientID,
 		ClientSecret:  defendertest.ClientSecret,
+		Scope:         defender.Scope,
+		Timeout:       30 * time.Second,
+		MaxRetries:    5,
+		MaxBackoff:    time.Minute,
 	}, defender.WithHTTPClient(srv.HTTPClient()))
 	if err != nil {
 		panic(err)

@@ -62,7 +62,7 @@ func TestGetPackageURI_notReadyAndValidation(t *testing.T) {
 func TestGetPackageURI_pacedAtTwoPerMinute(t *testing.T) {
 	h := setup(t)
 	// the documented limit, not the harness's "no pacing"
-	c, err := New(Config{BaseURL: h.srv.URL}, WithHTTPClient(h.srv.Client()), WithTokenProvider(staticTokens(testToken)),
+	c, err := New(complete(Config{BaseURL: h.srv.URL}), WithHTTPClient(h.srv.Client()), WithTokenProvider(staticTokens(testToken)),
 		WithSleeper(func(ctx context.Context, d time.Duration) error {
 			h.mu.Lock()
 			h.sleeps = append(h.sleeps, d)

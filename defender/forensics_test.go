@@ -55,8 +55,7 @@ func TestEmulator_stopAndQuarantineFile(t *testing.T) {
 	assert.Equal(t, "OsPlatformNotSupported", ae.Code)
 
 	srv.SetRoles(defendertest.RoleMachineReadAll)
-	c2, err := defender.New(defender.Config{BaseURL: srv.URL, AuthorityHost: srv.URL, TenantID: defendertest.TenantID,
-		ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret}, defender.WithHTTPClient(srv.HTTPClient()))
+	c2, err := defender.New(srv.ClientConfig(), defender.WithHTTPClient(srv.HTTPClient()))
 	require.NoError(t, err)
 	_, err = c2.StopAndQuarantineFile(ctx, machineID, sha1, "x")
 	require.ErrorAs(t, err, &ae)

@@ -105,7 +105,7 @@ func setupConfig(t *testing.T, mod func(*Config), opts ...Option) *harness {
 			return ctx.Err()
 		}),
 	}, opts...)
-	cfg := Config{BaseURL: h.srv.URL, Limits: noLimits()}
+	cfg := complete(Config{BaseURL: h.srv.URL, Limits: noLimits()})
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -172,4 +172,29 @@ func fixture(t *testing.T, rel string) string {
 func requireJSONBody(t *testing.T, want string, got []byte) {
 	t.Helper()
 	require.JSONEq(t, want, string(got))
+}
+
+// complete fills what New requires and cfg leaves unset with the values
+// config.Default gives (package config imports this one, so its tests
+// cannot ask it).
+func complete(cfg Config) Config {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "https://api.securitycenter.microsoft.com"
+	}
+	if cfg.AuthorityHost == "" {
+		cfg.AuthorityHost = "https://login.microsoftonline.com"
+	}
+	if cfg.Scope == "" {
+		cfg.Scope = Scope
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 5
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = time.Minute
+	}
+	return cfg
 }

@@ -451,7 +451,7 @@ func TestMachineAction_neverSentIsResent(t *testing.T) {
 	h := setup(t)
 	hc := *h.srv.Client()
 	hc.Transport = &dialFailOnce{next: h.srv.Client().Transport}
-	c, err := New(Config{BaseURL: h.srv.URL, Limits: noLimits()},
+	c, err := New(complete(Config{BaseURL: h.srv.URL, Limits: noLimits()}),
 		WithHTTPClient(&hc), WithTokenProvider(staticTokens(testToken)), WithObserver(h.obs),
 		WithSleeper(func(context.Context, time.Duration) error { return nil }))
 	require.NoError(t, err)

@@ -27,7 +27,7 @@ func closedAddr(t *testing.T) string {
 func TestRetry_refusedConnectionIsBounded(t *testing.T) {
 	var waits []time.Duration
 	obs := &recObserver{}
-	c, err := New(Config{BaseURL: closedAddr(t), MaxRetries: 2, Limits: noLimits()},
+	c, err := New(complete(Config{BaseURL: closedAddr(t), MaxRetries: 2, Limits: noLimits()}),
 		WithTokenProvider(staticTokens("t")), WithObserver(obs),
 		WithSleeper(func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }))
 	require.NoError(t, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/defenderbot/defenderbot/alerts"
 	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/bot"
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/graph"
@@ -31,7 +32,9 @@ func (w *world) graphClient(t testing.TB) *graph.Client {
 		ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret, Scope: graph.Scope(w.emu.URL)},
 		defender.WithHTTPClient(w.emu.HTTPClient()))
 	require.NoError(t, err)
-	c, err := graph.New(graph.Config{BaseURL: w.emu.URL, MaxRetries: 1}, tokens, graph.WithHTTPClient(w.emu.HTTPClient()))
+	gcfg := config.Default().Defender.GraphClient()
+	gcfg.BaseURL, gcfg.MaxRetries = w.emu.URL, 1
+	c, err := graph.New(gcfg, tokens, graph.WithHTTPClient(w.emu.HTTPClient()))
 	require.NoError(t, err)
 	return c
 }
@@ -40,7 +43,7 @@ func (w *world) graphClient(t testing.TB) *graph.Client {
 func (p *proc) alertPoller(t testing.TB, owner string) *alerts.Poller {
 	t.Helper()
 	pl, err := alerts.New(alerts.Config{Channel: alertsChannel, MinSeverity: "medium", PollInterval: time.Minute,
-		Backfill: time.Hour, Owner: owner, Now: p.w.emu.Now},
+		Backfill: time.Hour, Overlap: config.AlertsOverlap, Owner: owner, Now: p.w.emu.Now},
 		p.w.graphClient(t), p.store, bot.NewAlertPoster(p.w.slack.Client(), bot.AlertCardOptions{}))
 	require.NoError(t, err)
 	return pl

@@ -244,15 +244,9 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 	if w.logs != nil {
 		logger = slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	client, err := defender.New(defender.Config{
-		BaseURL:       w.emu.URL,
-		AuthorityHost: w.emu.URL,
-		TenantID:      defendertest.TenantID,
-		ClientID:      defendertest.ClientID,
-		ClientSecret:  defendertest.ClientSecret,
-		MaxRetries:    1,
-		Limits:        w.limits,
-	}, defender.WithHTTPClient(w.emu.HTTPClient()), defender.WithLogger(logger))
+	dcfg := w.emu.ClientConfig()
+	dcfg.MaxRetries, dcfg.Limits = 1, w.limits
+	client, err := defender.New(dcfg, defender.WithHTTPClient(w.emu.HTTPClient()), defender.WithLogger(logger))
 	require.NoError(t, err)
 
 	cfg := bot.ConfigFrom(config.Default(), "replica-"+uuid.NewString()[:8])

@@ -18,17 +18,9 @@ import (
 	"github.com/defenderbot/defenderbot/internal/msrest"
 )
 
-// Defaults applied by New to zero Config fields.
-const (
-	DefaultBaseURL    = "https://graph.microsoft.com"
-	DefaultScope      = "https://graph.microsoft.com/.default"
-	DefaultTimeout    = 30 * time.Second
-	DefaultMaxRetries = 5
-	DefaultMaxBackoff = 60 * time.Second
-	// DefaultPerMinute is Graph's documented limit for alerts: 150 requests
-	// a minute per app per tenant.
-	DefaultPerMinute = 150
-)
+// DefaultScope is the token scope Scope returns for a host that is not a
+// known Graph cloud (a proxy or an emulator standing in for Graph).
+const DefaultScope = "https://graph.microsoft.com/.default"
 
 // API is the name under which calls are reported to the Observer.
 const API = "graph_alerts"
@@ -48,20 +40,20 @@ func Scope(baseURL string) string {
 	return DefaultScope
 }
 
-// Config holds what New needs to reach Graph.
+// Config holds what New needs to reach Graph. It has no defaults: package
+// config supplies every value (config.Defender.GraphClient).
 type Config struct {
 	// BaseURL is Graph's root, https only (national clouds have their own).
-	// Default DefaultBaseURL.
 	BaseURL string
-	// Timeout bounds each HTTP attempt. Default DefaultTimeout.
+	// Timeout bounds each HTTP attempt; it must be positive.
 	Timeout time.Duration
-	// MaxRetries bounds retries of one call. Zero means DefaultMaxRetries.
+	// MaxRetries bounds retries of one call; 0: none.
 	MaxRetries int
 	// MaxBackoff caps one wait between attempts; a longer Retry-After is
-	// returned to the caller as a *RateLimitError. Default DefaultMaxBackoff.
+	// returned to the caller as a *RateLimitError. It must be positive.
 	MaxBackoff time.Duration
-	// PerMinute paces calls client-side; zero means DefaultPerMinute,
-	// negative turns pacing off.
+	// PerMinute paces calls client-side (Graph documents 150 for alerts);
+	// negative turns pacing off, zero is an error.
 	PerMinute int
 }
 
@@ -151,7 +143,7 @@ func New(cfg Config, tokens defender.TokenProvider, opts ...Option) (*Client, er
 	}
 	cfg.BaseURL = strings.TrimSpace(cfg.BaseURL)
 	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
+		return nil, invalid("BaseURL", "is required (config: defender.graph_base_url)")
 	}
 	base, err := url.Parse(cfg.BaseURL)
 	switch {
@@ -168,8 +160,15 @@ func New(cfg Config, tokens defender.TokenProvider, opts ...Option) (*Client, er
 	}
 	base.Path = strings.TrimSuffix(base.Path, "/")
 	base.RawPath = ""
-	if cfg.Timeout < 0 || cfg.MaxRetries < 0 || cfg.MaxBackoff < 0 {
-		return nil, invalid("Config", "Timeout, MaxRetries and MaxBackoff must not be negative")
+	switch {
+	case cfg.Timeout <= 0:
+		return nil, invalid("Timeout", "must be positive (config: defender.timeout)")
+	case cfg.MaxRetries < 0:
+		return nil, invalid("MaxRetries", "must not be negative")
+	case cfg.MaxBackoff <= 0:
+		return nil, invalid("MaxBackoff", "must be positive")
+	case cfg.PerMinute == 0:
+		return nil, invalid("PerMinute", "must be set (negative: no pacing)")
 	}
 	c := &Client{log: slog.New(slog.DiscardHandler), obs: nopObserver{}, sleep: httpwait.Sleep, now: time.Now}
 	for _, o := range opts {
@@ -184,29 +183,19 @@ func New(cfg Config, tokens defender.TokenProvider, opts ...Option) (*Client, er
 		c.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	var limiters map[string][]*rate.Limiter
-	if n := cmp(cfg.PerMinute, DefaultPerMinute); n > 0 {
-		limiters = map[string][]*rate.Limiter{API: {msrest.NewLimiter(n, time.Minute)}}
+	if cfg.PerMinute > 0 {
+		limiters = map[string][]*rate.Limiter{API: {msrest.NewLimiter(cfg.PerMinute, time.Minute)}}
 	}
 	rest, err := msrest.New(msrest.Options{
 		Name: "graph", Base: base, HTTPClient: c.hc, Tokens: tokens, Logger: c.log, Observer: c.obs,
-		Sleep: c.sleep, Now: c.now, Timeout: cmp(cfg.Timeout, DefaultTimeout),
-		MaxRetries: cmp(cfg.MaxRetries, DefaultMaxRetries), BaseBackoff: time.Second,
-		MaxBackoff: cmp(cfg.MaxBackoff, DefaultMaxBackoff), Limiters: limiters,
+		Sleep: c.sleep, Now: c.now, Timeout: cfg.Timeout, MaxRetries: cfg.MaxRetries,
+		BaseBackoff: time.Second, MaxBackoff: cfg.MaxBackoff, Limiters: limiters,
 	})
 	if err != nil {
 		return nil, err
 	}
 	c.rest = rest
 	return c, nil
-}
-
-// cmp returns v, or def when v is zero.
-func cmp[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // CheckToken obtains a Graph token (from cache or the authority).

@@ -1,6 +1,7 @@
 package graph_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/graph"
@@ -54,6 +56,10 @@ func setup(t *testing.T, cfg graph.Config, opts ...defendertest.Option) (*defend
 	if cfg.PerMinute == 0 {
 		cfg.PerMinute = -1
 	}
+	def := config.Default().Defender.GraphClient()
+	cfg.Timeout = cmp.Or(cfg.Timeout, def.Timeout)
+	cfg.MaxRetries = cmp.Or(cfg.MaxRetries, def.MaxRetries)
+	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, def.MaxBackoff)
 	c, err := graph.New(cfg, tokens, graph.WithHTTPClient(s.HTTPClient()), graph.WithSleeper(sl.sleep))
 	require.NoError(t, err)
 	return s, c, sl
@@ -78,7 +84,22 @@ func TestNewValidates(t *testing.T) {
 		_, err := graph.New(cfg, tok)
 		assert.ErrorIs(t, err, graph.ErrInvalidArgument, "%+v", cfg)
 	}
-	_, err := graph.New(graph.Config{}, nil)
+	// No defaults of its own: config's values pass, a missing one is named.
+	_, err := graph.New(config.Default().Defender.GraphClient(), tok)
+	require.NoError(t, err)
+	for field, unset := range map[string]func(*graph.Config){
+		"BaseURL: is required":         func(c *graph.Config) { c.BaseURL = "" },
+		"Timeout: must be positive":    func(c *graph.Config) { c.Timeout = 0 },
+		"MaxBackoff: must be positive": func(c *graph.Config) { c.MaxBackoff = 0 },
+		"PerMinute: must be set":       func(c *graph.Config) { c.PerMinute = 0 },
+	} {
+		cfg := config.Default().Defender.GraphClient()
+		unset(&cfg)
+		_, err := graph.New(cfg, tok)
+		assert.ErrorIs(t, err, graph.ErrInvalidArgument, field)
+		assert.ErrorContains(t, err, field)
+	}
+	_, err = graph.New(graph.Config{}, nil)
 	assert.ErrorIs(t, err, graph.ErrInvalidArgument)
 }
 

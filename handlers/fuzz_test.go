@@ -126,11 +126,9 @@ func newFuzzStack(f testing.TB) *fuzzStack {
 		defender.APIIndicators, defender.APIIndicatorImport, defender.APIIndicatorDelete} {
 		noPacing.PerMinute[api], noPacing.PerHour[api] = -1, -1
 	}
-	client, err := defender.New(defender.Config{
-		BaseURL: emu.URL, AuthorityHost: emu.URL,
-		TenantID: defendertest.TenantID, ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret,
-		MaxRetries: 1, Limits: noPacing,
-	}, defender.WithHTTPClient(emu.HTTPClient()))
+	dcfg := emu.ClientConfig()
+	dcfg.MaxRetries, dcfg.Limits = 1, noPacing
+	client, err := defender.New(dcfg, defender.WithHTTPClient(emu.HTTPClient()))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -29,10 +29,7 @@ type emuHarness struct {
 func newEmuHarness(t *testing.T, opts ...defendertest.Option) *emuHarness {
 	t.Helper()
 	srv := defendertest.NewServer(t, opts...)
-	api, err := defender.New(defender.Config{
-		BaseURL: srv.URL, AuthorityHost: srv.URL,
-		TenantID: defendertest.TenantID, ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret,
-	}, defender.WithHTTPClient(srv.HTTPClient()),
+	api, err := defender.New(srv.ClientConfig(), defender.WithHTTPClient(srv.HTTPClient()),
 		// Retry-After and pacing waits are skipped: the test checks calls, not time.
 		defender.WithSleeper(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }))
 	require.NoError(t, err)

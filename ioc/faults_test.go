@@ -40,9 +40,8 @@ func (l *sleepLog) all() []time.Duration {
 func newFaultHarness(t *testing.T, cfg func(*defender.Config)) (*emuHarness, *sleepLog) {
 	t.Helper()
 	srv := defendertest.NewServer(t)
-	c := defender.Config{BaseURL: srv.URL, AuthorityHost: srv.URL,
-		TenantID: defendertest.TenantID, ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret,
-		Limits: defender.Limits{PerMinute: map[string]int{defender.APIIndicatorImport: -1}}}
+	c := srv.ClientConfig()
+	c.Limits = defender.Limits{PerMinute: map[string]int{defender.APIIndicatorImport: -1}}
 	if cfg != nil {
 		cfg(&c)
 	}
@@ -233,7 +232,7 @@ func TestFaultReplicaKilledMidSync(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := NewSyncer(&cancelAfterImport{IndicatorAPI: h.api, cancel: cancel}, h.st, opts, nil)
 	require.NoError(t, err)
-	jobA, err := a.ScheduledJob(JobConfig{Leaser: noRelease{h.st}, Owner: "replica-a", LeaseTTL: time.Minute})
+	jobA, err := a.ScheduledJob(JobConfig{Leaser: noRelease{h.st}, Owner: "replica-a", LeaseTTL: time.Minute, RenewEvery: 20 * time.Second})
 	require.NoError(t, err)
 	require.ErrorIs(t, jobA(ctx), context.Canceled)
 	require.Len(t, h.srv.Indicators(), 500)
@@ -241,7 +240,7 @@ func TestFaultReplicaKilledMidSync(t *testing.T) {
 	var reports []string
 	b, err := NewSyncer(h.api, h.st, opts, nil)
 	require.NoError(t, err)
-	jobB, err := b.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-b", LeaseTTL: time.Minute,
+	jobB, err := b.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-b", LeaseTTL: time.Minute, RenewEvery: 20 * time.Second,
 		Reporter: ReporterFunc(func(_ context.Context, s string) error { reports = append(reports, s); return nil })})
 	require.NoError(t, err)
 

@@ -75,7 +75,7 @@ func readFile(name string, fn func(string, io.Reader) error) error {
 type TAXIIFeed struct {
 	Client     *taxii.Client
 	Collection string
-	// PageSize is the limit asked per page (0: taxii.DefaultPageSize).
+	// PageSize is the limit asked per page (config: iocs.taxii.page_size).
 	PageSize int
 }
 

@@ -20,15 +20,6 @@ type Leaser interface {
 	LeaseHolder(ctx context.Context, name string, now time.Time) (store.Lease, error)
 }
 
-// Lease timing defaults: a run renews its lease every DefaultRenewEvery, so
-// the lease of a run that died (a killed process, a lost node) lapses within
-// DefaultLeaseTTL and another replica, or the restarted process under its
-// new name, can take the sync over within 2 minutes.
-const (
-	DefaultLeaseTTL   = 90 * time.Second
-	DefaultRenewEvery = 30 * time.Second
-)
-
 // Reporter publishes a run's summary (the serve command posts it to
 // iocs.report_channel in Slack).
 type Reporter interface {
@@ -46,12 +37,12 @@ type JobConfig struct {
 	Leaser Leaser
 	// Owner identifies this replica (hostname, pod name).
 	Owner string
-	// LeaseTTL is how long the lease outlives its last renewal (default
-	// DefaultLeaseTTL): a crashed replica's lease lapses after it.
+	// LeaseTTL is how long the lease outlives its last renewal
+	// (config.IOCLeaseTTL): a crashed replica's lease lapses after it.
 	LeaseTTL time.Duration
-	// RenewEvery is how often a running job renews the lease (default
-	// DefaultRenewEvery, or LeaseTTL/3 when LeaseTTL is set), so a run
-	// longer than LeaseTTL keeps it. It must be shorter than LeaseTTL.
+	// RenewEvery is how often a running job renews the lease
+	// (config.IOCLeaseRenewEvery), so a run longer than LeaseTTL keeps it.
+	// It must be positive and shorter than LeaseTTL.
 	RenewEvery time.Duration
 	// Reporter, if set, gets every run's summary (failures included).
 	Reporter Reporter
@@ -138,14 +129,8 @@ func (s *Syncer) Leased(cfg JobConfig) (*LeasedSyncer, error) {
 	if cfg.Leaser == nil || cfg.Owner == "" {
 		return nil, errors.New("ioc: a leased sync needs a lease store and an owner name")
 	}
-	if cfg.LeaseTTL <= 0 {
-		cfg.LeaseTTL = DefaultLeaseTTL
-		if cfg.RenewEvery <= 0 {
-			cfg.RenewEvery = DefaultRenewEvery
-		}
-	}
-	if cfg.RenewEvery <= 0 {
-		cfg.RenewEvery = cfg.LeaseTTL / 3
+	if cfg.LeaseTTL <= 0 || cfg.RenewEvery <= 0 {
+		return nil, errors.New("ioc: the lease TTL and renewal interval must be positive")
 	}
 	if cfg.RenewEvery >= cfg.LeaseTTL {
 		return nil, fmt.Errorf("ioc: lease renewal interval %s must be shorter than the lease TTL %s", cfg.RenewEvery, cfg.LeaseTTL)

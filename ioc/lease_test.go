@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/store/storetest"
 	"github.com/stretchr/testify/assert"
@@ -98,13 +99,13 @@ func newLeaseRig(t *testing.T) *leaseRig {
 	require.NoError(t, err)
 	b, err := NewSyncer(h.api, r.st, opts, nil)
 	require.NoError(t, err)
-	r.jobA, err = a.ScheduledJob(JobConfig{Leaser: r.spy, Owner: "replica-a", LeaseTTL: 30 * time.Second,
+	r.jobA, err = a.ScheduledJob(JobConfig{Leaser: r.spy, Owner: "replica-a", LeaseTTL: 30 * time.Second, RenewEvery: 10 * time.Second,
 		newTicker: func(d time.Duration) (<-chan time.Time, func()) {
 			assert.Equal(t, 10*time.Second, d, "renewal every TTL/3")
 			return r.ticks, func() {}
 		}})
 	require.NoError(t, err)
-	r.jobB, err = b.ScheduledJob(JobConfig{Leaser: r.st, Owner: "replica-b", LeaseTTL: 30 * time.Second,
+	r.jobB, err = b.ScheduledJob(JobConfig{Leaser: r.st, Owner: "replica-b", LeaseTTL: 30 * time.Second, RenewEvery: 10 * time.Second,
 		Reporter: ReporterFunc(func(_ context.Context, s string) error { r.reports <- s; return nil })})
 	require.NoError(t, err)
 	return r
@@ -179,6 +180,9 @@ func TestScheduledJobRejectsRenewalNotShorterThanTTL(t *testing.T) {
 	h := newHarness(t)
 	_, err := h.syncer(t, nil).ScheduledJob(JobConfig{Leaser: h.st, Owner: "a", LeaseTTL: time.Minute, RenewEvery: time.Minute})
 	require.ErrorContains(t, err, "must be shorter than the lease TTL")
+	// No defaults of its own (config.IOCLeaseTTL, config.IOCLeaseRenewEvery).
+	_, err = h.syncer(t, nil).ScheduledJob(JobConfig{Leaser: h.st, Owner: "a"})
+	require.ErrorContains(t, err, "lease TTL and renewal interval must be positive")
 }
 
 // TestSlackRunDuringScheduledRun: a run asked for while this process's
@@ -194,7 +198,7 @@ func TestSlackRunDuringScheduledRun(t *testing.T) {
 	a, err := NewSyncer(slow, h.st, opts, nil)
 	require.NoError(t, err)
 	never := func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
-	cfg := JobConfig{Leaser: h.st, Owner: "replica-a", newTicker: never}
+	cfg := JobConfig{Leaser: h.st, Owner: "replica-a", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, newTicker: never}
 	job, err := a.ScheduledJob(cfg)
 	require.NoError(t, err)
 	onDemand, err := a.Leased(cfg)
@@ -216,7 +220,7 @@ func TestSlackRunDuringScheduledRun(t *testing.T) {
 	// The running sync's lease is intact: replica B is refused.
 	b, err := NewSyncer(h.api, h.st, opts, nil)
 	require.NoError(t, err)
-	other, err := b.Leased(JobConfig{Leaser: h.st, Owner: "replica-b"})
+	other, err := b.Leased(JobConfig{Leaser: h.st, Owner: "replica-b", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery})
 	require.NoError(t, err)
 	_, err = other.Run(context.Background(), "slack")
 	require.ErrorIs(t, err, ErrLeaseHeld)
@@ -244,7 +248,7 @@ func TestDeadRunLeaseTakenOverWithinTwoMinutes(t *testing.T) {
 	dead, err := NewSyncer(slow, h.st, opts, nil)
 	require.NoError(t, err)
 	// Default lease timing; its renewals never come (the process is frozen).
-	deadJob, err := dead.Leased(JobConfig{Leaser: h.st, Owner: "host-101",
+	deadJob, err := dead.Leased(JobConfig{Leaser: h.st, Owner: "host-101", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery,
 		newTicker: func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }})
 	require.NoError(t, err)
 	done := make(chan error, 1)
@@ -254,7 +258,7 @@ func TestDeadRunLeaseTakenOverWithinTwoMinutes(t *testing.T) {
 	restarted, err := NewSyncer(h.api, h.st, opts, nil)
 	require.NoError(t, err)
 	var reports []string
-	job, err := restarted.ScheduledJob(JobConfig{Leaser: h.st, Owner: "host-202",
+	job, err := restarted.ScheduledJob(JobConfig{Leaser: h.st, Owner: "host-202", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery,
 		Reporter: ReporterFunc(func(_ context.Context, s string) error { reports = append(reports, s); return nil })})
 	require.NoError(t, err)
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -541,9 +542,9 @@ func TestScheduledJobTakesLease(t *testing.T) {
 	s := h.syncer(t, nil)
 	var reports []string
 	rep := ReporterFunc(func(_ context.Context, text string) error { reports = append(reports, text); return nil })
-	jobA, err := s.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-a", Reporter: rep})
+	jobA, err := s.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-a", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, Reporter: rep})
 	require.NoError(t, err)
-	jobB, err := s.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-b", Reporter: rep})
+	jobB, err := s.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-b", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, Reporter: rep})
 	require.NoError(t, err)
 
 	// B holds the lease: A skips without running.
@@ -662,7 +663,7 @@ func TestOnDemandRunTakesTheLease(t *testing.T) {
 	s := h.syncer(t, nil)
 	var reports []string
 	rep := ReporterFunc(func(_ context.Context, text string) error { reports = append(reports, text); return nil })
-	onDemand, err := s.Leased(JobConfig{Leaser: h.st, Owner: "replica-a", Reporter: rep})
+	onDemand, err := s.Leased(JobConfig{Leaser: h.st, Owner: "replica-a", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, Reporter: rep})
 	require.NoError(t, err)
 
 	ok, err := h.st.AcquireLease(context.Background(), LeaseName, "replica-b", h.clock, time.Hour)

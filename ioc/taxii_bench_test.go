@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/taxii"
 	"github.com/defenderbot/defenderbot/taxii/taxiitest"
 )
@@ -38,7 +39,9 @@ func BenchmarkTAXIIPlan(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	client, err := taxii.New(taxii.Config{APIRoot: srv.APIRoot()})
+	tc := config.Default().IOCs.TAXII.Client()
+	tc.APIRoot = srv.APIRoot()
+	client, err := taxii.New(tc)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/store"
 	"github.com/defenderbot/defenderbot/taxii"
 	"github.com/defenderbot/defenderbot/taxii/taxiitest"
@@ -82,8 +83,9 @@ func addObjects(t *testing.T, s *taxiitest.Server, objs ...json.RawMessage) {
 
 func taxiiFeed(t *testing.T, s *taxiitest.Server, password string) *TAXIIFeed {
 	t.Helper()
-	c, err := taxii.New(taxii.Config{APIRoot: s.APIRoot(), Username: "soc", Password: password},
-		taxii.WithMaxRetries(2), taxii.WithSleeper(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }))
+	tc := config.Default().IOCs.TAXII.Client()
+	tc.APIRoot, tc.Username, tc.Password, tc.MaxRetries = s.APIRoot(), "soc", password, 2
+	c, err := taxii.New(tc, taxii.WithSleeper(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }))
 	require.NoError(t, err)
 	return &TAXIIFeed{Client: c, Collection: taxiiColl, PageSize: 1000}
 }

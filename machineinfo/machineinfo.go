@@ -21,13 +21,6 @@ import (
 	"github.com/defenderbot/defenderbot/defender"
 )
 
-// Defaults of Options.
-const (
-	DefaultTimeout    = 20 * time.Second
-	DefaultActions    = 10
-	DefaultStaleAfter = 7 * 24 * time.Hour
-)
-
 // API is the part of the Defender client the look-ups use.
 type API interface {
 	GetMachine(ctx context.Context, machineID string) (*defender.Machine, error)
@@ -35,7 +28,9 @@ type API interface {
 	LatestMachineActions(ctx context.Context, machineID string, n int) ([]defender.MachineAction, error)
 }
 
-// Options tune Start. Zero values take the defaults.
+// Options tune Start. Timeout and Actions are required (package config
+// supplies them: config.LookupTimeout, config.LatestActions); the clock
+// and timer default to the real ones.
 type Options struct {
 	// Timeout bounds each look-up; one that takes longer is unavailable.
 	Timeout time.Duration
@@ -51,12 +46,6 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.Actions <= 0 {
-		o.Actions = DefaultActions
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -125,13 +114,25 @@ func Start(ctx context.Context, api API, machineID string, opts Options) *Lookup
 	return l
 }
 
+// ErrOptions fails every look-up of a Start whose Options lack Timeout or
+// Actions.
+var ErrOptions = errors.New("machineinfo: Options.Timeout and Options.Actions must be positive")
+
 func run[T any](ctx context.Context, l *Lookup, get func(context.Context) (T, error), set func(*Info, Part[T])) {
 	go func() {
-		cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
-		defer cancel()
-		v, err := get(cctx)
-		if err != nil && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			err = ErrTimeout
+		var (
+			v   T
+			err error
+		)
+		if l.opts.Timeout <= 0 || l.opts.Actions <= 0 {
+			err = ErrOptions
+		} else {
+			cctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+			v, err = get(cctx)
+			if err != nil && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+				err = ErrTimeout
+			}
+			cancel()
 		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -167,11 +168,8 @@ func (l *Lookup) Wait(ctx context.Context, d time.Duration) Info {
 }
 
 // Stale reports a machine whose last report to Defender is older than
-// after (DefaultStaleAfter when 0), so the facts shown may be out of date.
+// after (config.StaleAfter), so the facts shown may be out of date.
 func (i Info) Stale(after time.Duration) bool {
-	if after <= 0 {
-		after = DefaultStaleAfter
-	}
 	m := i.Machine.Value
 	return i.Machine.OK() && m != nil && !m.LastSeen.IsZero() && i.At.Sub(m.LastSeen) > after
 }

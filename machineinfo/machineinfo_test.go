@@ -69,7 +69,7 @@ func TestLookup_partsAreIndependent(t *testing.T) {
 		actionsErr: errors.New("defender: 500"),
 	}
 	timer := make(chan time.Time)
-	l := machineinfo.Start(t.Context(), api, "m1", machineinfo.Options{Actions: 5, Now: func() time.Time { return now },
+	l := machineinfo.Start(t.Context(), api, "m1", machineinfo.Options{Actions: 5, Timeout: time.Minute, Now: func() time.Time { return now },
 		After: func(d time.Duration) <-chan time.Time {
 			assert.Equal(t, 2*time.Second, d)
 			return timer
@@ -113,6 +113,20 @@ func TestLookup_partsAreIndependent(t *testing.T) {
 	assert.Equal(t, []string{"new", "old"}, ids, "open only, newest first")
 }
 
+// Options without Timeout or Actions (config supplies both) fail every
+// look-up at once with a clear error instead of guessing a value.
+func TestLookup_requiresOptions(t *testing.T) {
+	api := &gatedAPI{machineGate: make(chan struct{}), alertsGate: make(chan struct{}), actionsGate: make(chan struct{})}
+	for _, opts := range []machineinfo.Options{{Actions: 5}, {Timeout: time.Minute}} {
+		l := machineinfo.Start(t.Context(), api, "m1", opts)
+		<-l.Done()
+		info := l.Snapshot()
+		for _, err := range []error{info.Machine.Err, info.Alerts.Err, info.Actions.Err} {
+			assert.ErrorIs(t, err, machineinfo.ErrOptions)
+		}
+	}
+}
+
 func TestLookup_timeoutAndCancel(t *testing.T) {
 	api := &gatedAPI{machineGate: make(chan struct{}), alertsGate: make(chan struct{}), actionsGate: make(chan struct{})}
 	l := machineinfo.Start(t.Context(), api, "m1", machineinfo.Options{Actions: 5, Timeout: time.Millisecond})
@@ -123,7 +137,7 @@ func TestLookup_timeoutAndCancel(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
-	l = machineinfo.Start(ctx, api, "m1", machineinfo.Options{Actions: 5})
+	l = machineinfo.Start(ctx, api, "m1", machineinfo.Options{Actions: 5, Timeout: time.Hour})
 	cancel()
 	<-l.Done()
 	info = l.Wait(t.Context(), time.Hour)
@@ -172,12 +186,12 @@ func TestInfo_derivedFacts(t *testing.T) {
 	}
 
 	m := machineinfo.Part[*defender.Machine]{Value: &defender.Machine{LastSeen: now.Add(-30 * 24 * time.Hour)}, Done: true}
-	assert.True(t, machineinfo.Info{At: now, Machine: m}.Stale(0), "30 days")
+	assert.True(t, machineinfo.Info{At: now, Machine: m}.Stale(7*24*time.Hour), "30 days")
 	assert.False(t, machineinfo.Info{At: now, Machine: m}.Stale(31*24*time.Hour))
 	m.Value = &defender.Machine{LastSeen: now.Add(-time.Hour)}
-	assert.False(t, machineinfo.Info{At: now, Machine: m}.Stale(0))
+	assert.False(t, machineinfo.Info{At: now, Machine: m}.Stale(7*24*time.Hour))
 	m.Err = errors.New("x")
-	assert.False(t, machineinfo.Info{At: now, Machine: m}.Stale(0), "unknown is not stale")
+	assert.False(t, machineinfo.Info{At: now, Machine: m}.Stale(7*24*time.Hour), "unknown is not stale")
 }
 
 func idOf(a *defender.MachineAction) string {
@@ -191,13 +205,12 @@ func idOf(a *defender.MachineAction) string {
 func TestLookup_emulator(t *testing.T) {
 	srv := defendertest.NewServer(t)
 	srv.AddSampleData()
-	c, err := defender.New(defender.Config{BaseURL: srv.URL, AuthorityHost: srv.URL, TenantID: defendertest.TenantID,
-		ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret}, defender.WithHTTPClient(srv.HTTPClient()))
+	c, err := defender.New(srv.ClientConfig(), defender.WithHTTPClient(srv.HTTPClient()))
 	require.NoError(t, err)
 	_, err = c.IsolateMachine(t.Context(), defendertest.SampleMachineID1, "isolate (defenderbot request r1, U1)", "")
 	require.NoError(t, err)
 
-	l := machineinfo.Start(t.Context(), c, defendertest.SampleMachineID1, machineinfo.Options{})
+	l := machineinfo.Start(t.Context(), c, defendertest.SampleMachineID1, machineinfo.Options{Timeout: time.Minute, Actions: 10})
 	<-l.Done()
 	info := l.Snapshot()
 	require.True(t, info.Machine.OK(), "%v", info.Machine.Err)
@@ -210,7 +223,7 @@ func TestLookup_emulator(t *testing.T) {
 	assert.Len(t, info.Running(), 1)
 
 	// an unknown machine: every part fails on its own
-	l = machineinfo.Start(t.Context(), c, "0000000000000000000000000000000000000000", machineinfo.Options{})
+	l = machineinfo.Start(t.Context(), c, "0000000000000000000000000000000000000000", machineinfo.Options{Timeout: time.Minute, Actions: 10})
 	<-l.Done()
 	info = l.Snapshot()
 	assert.True(t, defender.IsNotFound(info.Machine.Err))

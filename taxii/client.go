@@ -19,17 +19,6 @@ import (
 // MediaType is TAXII 2.1's media type, sent as Accept on every request.
 const MediaType = "application/taxii+json;version=2.1"
 
-// Defaults applied by New.
-const (
-	DefaultTimeout    = 60 * time.Second
-	DefaultMaxRetries = 5
-	DefaultMaxWait    = 5 * time.Minute
-	// DefaultMaxPageBytes caps one page's body: a page is held whole so that a
-	// page cut off in transit can be fetched again without handing on any of
-	// its objects twice.
-	DefaultMaxPageBytes = 256 << 20
-)
-
 // Config is what New needs to reach one TAXII 2.1 API root.
 type Config struct {
 	// APIRoot is the API root URL, e.g. https://taxii.example/api1/ (a
@@ -40,6 +29,19 @@ type Config struct {
 	// logged nor put in an error.
 	Username, Password string
 	Token              string
+
+	// Timeout bounds each HTTP attempt, body included; it must be positive.
+	Timeout time.Duration
+	// MaxRetries bounds the retries of one request (429, 5xx, transport
+	// failures, cut-off pages); 0: none.
+	MaxRetries int
+	// MaxWait caps one wait between attempts; a Retry-After longer than it
+	// ends the request with an *Error carrying RetryAfter. It must be positive.
+	MaxWait time.Duration
+	// MaxPageBytes caps one page's body: a page is held whole so that a
+	// page cut off in transit can be fetched again without handing on any
+	// of its objects twice. It must be positive.
+	MaxPageBytes int64
 }
 
 // Option customises a Client.
@@ -53,52 +55,6 @@ func WithHTTPClient(hc *http.Client) Option {
 			return errors.New("taxii: WithHTTPClient: client is nil")
 		}
 		c.hc = hc
-		return nil
-	}
-}
-
-// WithTimeout bounds each HTTP attempt, body included (default DefaultTimeout).
-func WithTimeout(d time.Duration) Option {
-	return func(c *Client) error {
-		if d <= 0 {
-			return errors.New("taxii: WithTimeout: timeout must be positive")
-		}
-		c.timeout = d
-		return nil
-	}
-}
-
-// WithMaxRetries bounds the retries of one request (429, 5xx, transport
-// failures, cut-off pages); default DefaultMaxRetries.
-func WithMaxRetries(n int) Option {
-	return func(c *Client) error {
-		if n < 0 {
-			return errors.New("taxii: WithMaxRetries: must not be negative")
-		}
-		c.maxRetries = n
-		return nil
-	}
-}
-
-// WithMaxWait caps one wait between attempts. A Retry-After longer than it
-// ends the request with an *Error carrying RetryAfter. Default DefaultMaxWait.
-func WithMaxWait(d time.Duration) Option {
-	return func(c *Client) error {
-		if d <= 0 {
-			return errors.New("taxii: WithMaxWait: must be positive")
-		}
-		c.maxWait = d
-		return nil
-	}
-}
-
-// WithMaxPageBytes caps one page's body (default DefaultMaxPageBytes).
-func WithMaxPageBytes(n int64) Option {
-	return func(c *Client) error {
-		if n <= 0 {
-			return errors.New("taxii: WithMaxPageBytes: must be positive")
-		}
-		c.maxPage = n
 		return nil
 	}
 }
@@ -167,8 +123,18 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		u.Path += "/"
 		u.RawPath = ""
 	}
-	c := &Client{root: u, hc: &http.Client{}, timeout: DefaultTimeout, maxRetries: DefaultMaxRetries,
-		maxWait: DefaultMaxWait, maxPage: DefaultMaxPageBytes, sleep: httpwait.Sleep, now: time.Now,
+	switch {
+	case cfg.Timeout <= 0:
+		return nil, errors.New("taxii: Config.Timeout must be positive")
+	case cfg.MaxRetries < 0:
+		return nil, errors.New("taxii: Config.MaxRetries must not be negative")
+	case cfg.MaxWait <= 0:
+		return nil, errors.New("taxii: Config.MaxWait must be positive")
+	case cfg.MaxPageBytes <= 0:
+		return nil, errors.New("taxii: Config.MaxPageBytes must be positive")
+	}
+	c := &Client{root: u, hc: &http.Client{}, timeout: cfg.Timeout, maxRetries: cfg.MaxRetries,
+		maxWait: cfg.MaxWait, maxPage: cfg.MaxPageBytes, sleep: httpwait.Sleep, now: time.Now,
 		log: slog.New(slog.DiscardHandler)}
 	switch {
 	case cfg.Token != "" && (cfg.Username != "" || cfg.Password != ""):

@@ -8,8 +8,9 @@
 // ErrServer) and a *BadResponseError (ErrBadResponse) for a 2xx answer that is
 // not a TAXII envelope. Error text names the URL, never the credentials.
 //
-//	c, err := taxii.New(taxii.Config{APIRoot: "https://taxii.example/api1/", Username: "u", Password: key})
-//	res, err := c.Objects(ctx, collectionID, taxii.ObjectsOptions{Types: []string{"indicator"}, AddedAfter: cursor},
+//	c, err := taxii.New(taxii.Config{APIRoot: "https://taxii.example/api1/", Username: "u", Password: key,
+//		Timeout: time.Minute, MaxRetries: 5, MaxWait: 5 * time.Minute, MaxPageBytes: 256 << 20})
+//	res, err := c.Objects(ctx, collectionID, taxii.ObjectsOptions{Types: []string{"indicator"}, AddedAfter: cursor, Limit: 1000},
 //		func(p *taxii.Page) error { return consume(p.Objects) })
 //	// next run: AddedAfter = res.DateAddedLast
 //

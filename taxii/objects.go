@@ -12,9 +12,6 @@ import (
 	"strings"
 )
 
-// DefaultPageSize is the limit asked for when ObjectsOptions.Limit is 0.
-const DefaultPageSize = 1000
-
 // ObjectsOptions filter a collection's objects.
 type ObjectsOptions struct {
 	// AddedAfter, when set, asks only for objects added after this TAXII
@@ -22,7 +19,8 @@ type ObjectsOptions struct {
 	AddedAfter string
 	// Types are sent as match[type] (e.g. "indicator"); empty: every type.
 	Types []string
-	// Limit is the page size asked for; the server may send fewer.
+	// Limit is the page size asked for (config: iocs.taxii.page_size); the
+	// server may send fewer. It must be positive.
 	Limit int
 }
 
@@ -69,11 +67,8 @@ func (c *Client) Objects(ctx context.Context, collection string, opts ObjectsOpt
 	if strings.TrimSpace(collection) == "" {
 		return res, errors.New("taxii: collection ID is required")
 	}
-	if opts.Limit < 0 {
-		return res, errors.New("taxii: limit must not be negative")
-	}
-	if opts.Limit == 0 {
-		opts.Limit = DefaultPageSize
+	if opts.Limit <= 0 {
+		return res, errors.New("taxii: limit must be positive")
 	}
 	u := c.collectionURL(collection, "objects/")
 	q := url.Values{}

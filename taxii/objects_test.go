@@ -1,6 +1,7 @@
 package taxii_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/taxii"
 	"github.com/defenderbot/defenderbot/taxii/taxiitest"
 	"github.com/stretchr/testify/assert"
@@ -62,9 +64,20 @@ func seed(t *testing.T, s *taxiitest.Server, n int) []string {
 	return stamps
 }
 
+// limits gives cfg config's timings where it leaves them unset (retries:
+// config's too, unless set).
+func limits(cfg taxii.Config) taxii.Config {
+	cfg.Timeout = cmp.Or(cfg.Timeout, config.TAXIITimeout)
+	cfg.MaxRetries = cmp.Or(cfg.MaxRetries, config.TAXIIMaxRetries)
+	cfg.MaxWait = cmp.Or(cfg.MaxWait, config.TAXIIMaxWait)
+	cfg.MaxPageBytes = cmp.Or(cfg.MaxPageBytes, config.TAXIIMaxPageBytes)
+	return cfg
+}
+
 func newClient(t *testing.T, s *taxiitest.Server, cfg taxii.Config, opts ...taxii.Option) (*taxii.Client, *sleeps) {
 	t.Helper()
 	sl := &sleeps{}
+	cfg = limits(cfg)
 	cfg.APIRoot = s.APIRoot()
 	c, err := taxii.New(cfg, append([]taxii.Option{taxii.WithSleeper(sl.sleep)}, opts...)...)
 	require.NoError(t, err)
@@ -74,6 +87,7 @@ func newClient(t *testing.T, s *taxiitest.Server, cfg taxii.Config, opts ...taxi
 // readAll returns the ids of every object the read hands on, page by page.
 func readAll(t *testing.T, c *taxii.Client, opts taxii.ObjectsOptions) ([][]string, taxii.Result, error) {
 	t.Helper()
+	opts.Limit = cmp.Or(opts.Limit, 1000)
 	var pages [][]string
 	res, err := c.Objects(t.Context(), coll, opts, func(p *taxii.Page) error {
 		var objs []struct {
@@ -176,7 +190,7 @@ func TestObjectsLatestVersionOnly(t *testing.T) {
 	require.NoError(t, err)
 	c, _ := newClient(t, s, taxii.Config{})
 	var got []json.RawMessage
-	_, err = c.Objects(t.Context(), coll, taxii.ObjectsOptions{}, func(p *taxii.Page) error {
+	_, err = c.Objects(t.Context(), coll, taxii.ObjectsOptions{Limit: 1000}, func(p *taxii.Page) error {
 		return json.NewDecoder(p.Objects).Decode(&got)
 	})
 	require.NoError(t, err)
@@ -230,7 +244,7 @@ func TestObjectsForbiddenAndNotFoundEndTheRead(t *testing.T) {
 	seed(t, s, 3)
 	c, sl := newClient(t, s, taxii.Config{})
 
-	_, err := c.Objects(t.Context(), "no-such-collection", taxii.ObjectsOptions{}, func(*taxii.Page) error { return nil })
+	_, err := c.Objects(t.Context(), "no-such-collection", taxii.ObjectsOptions{Limit: 1000}, func(*taxii.Page) error { return nil })
 	require.ErrorIs(t, err, taxii.ErrNotFound)
 	assert.Contains(t, err.Error(), s.APIRoot()+"collections/no-such-collection/objects/")
 	assert.Contains(t, err.Error(), "Collection 'no-such-collection' not found")
@@ -266,7 +280,7 @@ func TestObjectsGivesUpWithTypedErrors(t *testing.T) {
 	t.Run("5xx after the retries", func(t *testing.T) {
 		s := taxiitest.NewServer(t)
 		seed(t, s, 3)
-		c, sl := newClient(t, s, taxii.Config{}, taxii.WithMaxRetries(2))
+		c, sl := newClient(t, s, taxii.Config{MaxRetries: 2})
 		for range 3 {
 			s.Inject(taxiitest.Fault{Status: http.StatusInternalServerError})
 		}
@@ -278,7 +292,7 @@ func TestObjectsGivesUpWithTypedErrors(t *testing.T) {
 	t.Run("Retry-After beyond MaxWait", func(t *testing.T) {
 		s := taxiitest.NewServer(t)
 		seed(t, s, 3)
-		c, sl := newClient(t, s, taxii.Config{}, taxii.WithMaxWait(time.Minute))
+		c, sl := newClient(t, s, taxii.Config{MaxWait: time.Minute})
 		s.Inject(taxiitest.Fault{Status: http.StatusTooManyRequests, RetryAfter: "3600"})
 		_, _, err := readAll(t, c, taxii.ObjectsOptions{Types: []string{"indicator"}})
 		require.ErrorIs(t, err, taxii.ErrThrottled)
@@ -290,7 +304,7 @@ func TestObjectsGivesUpWithTypedErrors(t *testing.T) {
 	t.Run("slow server", func(t *testing.T) {
 		s := taxiitest.NewServer(t)
 		seed(t, s, 3)
-		c, _ := newClient(t, s, taxii.Config{}, taxii.WithTimeout(50*time.Millisecond), taxii.WithMaxRetries(1))
+		c, _ := newClient(t, s, taxii.Config{Timeout: 50 * time.Millisecond, MaxRetries: 1})
 		s.Inject(taxiitest.Fault{Delay: time.Minute}, taxiitest.Fault{Delay: time.Minute})
 		_, _, err := readAll(t, c, taxii.ObjectsOptions{Types: []string{"indicator"}})
 		require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -302,7 +316,7 @@ func TestObjectsGivesUpWithTypedErrors(t *testing.T) {
 		c, _ := newClient(t, s, taxii.Config{})
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		_, err := c.Objects(ctx, coll, taxii.ObjectsOptions{}, func(*taxii.Page) error { return nil })
+		_, err := c.Objects(ctx, coll, taxii.ObjectsOptions{Limit: 1000}, func(*taxii.Page) error { return nil })
 		require.ErrorIs(t, err, context.Canceled)
 	})
 }
@@ -319,7 +333,7 @@ func TestObjectsCutOffPageIsFetchedAgainWithoutDuplicates(t *testing.T) {
 	assert.Len(t, sl.all(), 1)
 
 	// Cut off every time: the read fails, having handed on page 1 only.
-	c, _ = newClient(t, s, taxii.Config{}, taxii.WithMaxRetries(1))
+	c, _ = newClient(t, s, taxii.Config{MaxRetries: 1})
 	s.Inject(taxiitest.Fault{}, taxiitest.Fault{CutOff: true}, taxiitest.Fault{CutOff: true})
 	pages, _, err = readAll(t, c, taxii.ObjectsOptions{Types: []string{"indicator"}, Limit: 10})
 	require.Error(t, err)
@@ -353,9 +367,9 @@ func TestObjectsRefusesWhatIsNotATAXIIEnvelope(t *testing.T) {
 				_, _ = io.WriteString(w, tc.body)
 			}))
 			t.Cleanup(srv.Close)
-			c, err := taxii.New(taxii.Config{APIRoot: srv.URL + "/root"}, taxii.WithMaxRetries(0))
+			c, err := taxii.New(taxii.Config{APIRoot: srv.URL + "/root", Timeout: time.Minute, MaxWait: time.Minute, MaxPageBytes: 1 << 20})
 			require.NoError(t, err)
-			_, err = c.Objects(t.Context(), "c1", taxii.ObjectsOptions{}, func(*taxii.Page) error { return nil })
+			_, err = c.Objects(t.Context(), "c1", taxii.ObjectsOptions{Limit: 1000}, func(*taxii.Page) error { return nil })
 			require.ErrorIs(t, err, taxii.ErrBadResponse)
 			assert.Contains(t, err.Error(), tc.want)
 			assert.Contains(t, err.Error(), srv.URL+"/root/collections/c1/objects/")
@@ -377,13 +391,28 @@ func TestNewChecksConfig(t *testing.T) {
 		{"username without password", taxii.Config{APIRoot: "https://taxii.example/", Username: "u"}, "needs a password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := taxii.New(tc.cfg)
+			_, err := taxii.New(limits(tc.cfg))
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 			assert.NotContains(t, err.Error(), "secret-pw")
 		})
 	}
-	c, err := taxii.New(taxii.Config{APIRoot: "https://taxii.example/api1"})
+	c, err := taxii.New(limits(taxii.Config{APIRoot: "https://taxii.example/api1"}))
 	require.NoError(t, err)
 	assert.Equal(t, "https://taxii.example/api1/", c.APIRoot())
+
+	// No defaults of its own: package config supplies the timings.
+	for want, unset := range map[string]func(*taxii.Config){
+		"Timeout must be positive":      func(c *taxii.Config) { c.Timeout = 0 },
+		"MaxWait must be positive":      func(c *taxii.Config) { c.MaxWait = 0 },
+		"MaxPageBytes must be positive": func(c *taxii.Config) { c.MaxPageBytes = 0 },
+		"MaxRetries must not be negat":  func(c *taxii.Config) { c.MaxRetries = -1 },
+	} {
+		cfg := limits(taxii.Config{APIRoot: "https://taxii.example/api1"})
+		unset(&cfg)
+		_, err := taxii.New(cfg)
+		assert.ErrorContains(t, err, want)
+	}
+	_, err = c.Objects(t.Context(), "c1", taxii.ObjectsOptions{}, func(*taxii.Page) error { return nil })
+	assert.ErrorContains(t, err, "limit must be positive")
 }

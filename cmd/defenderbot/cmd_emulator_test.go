@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/taxii"
 	"github.com/defenderbot/defenderbot/taxii/taxiitest"
@@ -54,9 +55,11 @@ func TestEmulatorCommand(t *testing.T) {
 	root := regexp.MustCompile(`API root: +(http://127\.0\.0\.1:\d+/api1/)`).FindStringSubmatch(out)
 	require.NotNil(t, root, out)
 	assert.Contains(t, out, "--taxii-collection "+taxiitest.SampleCollectionID)
-	tc, err := taxii.New(taxii.Config{APIRoot: root[1], Username: taxiitest.SampleUsername, Password: taxiitest.SamplePassword})
+	tcfg := config.Default().IOCs.TAXII.Client()
+	tcfg.APIRoot, tcfg.Username, tcfg.Password = root[1], taxiitest.SampleUsername, taxiitest.SamplePassword
+	tc, err := taxii.New(tcfg)
 	require.NoError(t, err)
-	_, err = tc.Objects(ctx, taxiitest.SampleCollectionID, taxii.ObjectsOptions{Types: []string{"indicator"}}, func(p *taxii.Page) error {
+	_, err = tc.Objects(ctx, taxiitest.SampleCollectionID, taxii.ObjectsOptions{Types: []string{"indicator"}, Limit: 1000}, func(p *taxii.Page) error {
 		var objs []json.RawMessage
 		require.NoError(t, json.NewDecoder(p.Objects).Decode(&objs))
 		assert.Len(t, objs, 6)

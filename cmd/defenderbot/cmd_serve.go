@@ -128,7 +128,8 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 			s.close()
 			return nil, fmt.Errorf("IOC sync: %w", err)
 		}
-		jobCfg := ioc.JobConfig{Leaser: st, Owner: replica, Reporter: s.reporter(), Logger: logger}
+		jobCfg := ioc.JobConfig{Leaser: st, Owner: replica, LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery,
+			Reporter: s.reporter(), Logger: logger}
 		// Runs asked for in Slack take the same lease as scheduled ones, so
 		// two replicas never sync at once.
 		leased, err := syncer.Leased(jobCfg)
@@ -189,6 +190,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 			ServiceSources: al.ServiceSources,
 			PollInterval:   al.PollInterval,
 			Backfill:       al.Backfill,
+			Overlap:        config.AlertsOverlap,
 			Owner:          replica,
 			Log:            logger.With("component", "alerts"),
 			Metrics:        s.metrics,

@@ -22,10 +22,6 @@ import (
 // Shared helpers for subcommands: flag sets, configuration, logger, store
 // and the Defender client.
 
-// defenderScope is the resource every Defender API token is requested for,
-// whatever regional base URL is configured.
-const defenderScope = "https://api.securitycenter.microsoft.com/.default"
-
 // env reads an environment variable through the cli (nil getenv: empty).
 func (c *cli) env(name string) string {
 	if c.getenv == nil {
@@ -170,7 +166,7 @@ func iocOptions(i config.IOCs, logger *slog.Logger) (ioc.Options, error) {
 		return o, nil
 	}
 	t := i.TAXII
-	client, err := taxii.New(taxii.Config{APIRoot: t.URL, Username: t.Username, Password: t.Password.Value(), Token: t.Token.Value()},
+	client, err := taxii.New(t.Client(),
 		taxii.WithLogger(logger))
 	if err != nil {
 		return o, err
@@ -182,22 +178,12 @@ func iocOptions(i config.IOCs, logger *slog.Logger) (ioc.Options, error) {
 // newDefenderClient builds the Defender API client from cfg, with the
 // HTTP client the cli may impose (tests inject the emulator's) and opts.
 func newDefenderClient(c *cli, cfg *config.Config, logger *slog.Logger, opts ...defender.Option) (*defender.Client, error) {
-	d := cfg.Defender
 	all := []defender.Option{defender.WithLogger(logger)}
 	if c.httpClient != nil {
 		all = append(all, defender.WithHTTPClient(c.httpClient))
 	}
 	all = append(all, opts...)
-	client, err := defender.New(defender.Config{
-		BaseURL:       d.BaseURL,
-		AuthorityHost: d.AuthorityHost,
-		TenantID:      d.TenantID,
-		ClientID:      d.AppID,
-		ClientSecret:  d.AppSecret.Value(),
-		Scope:         defenderScope,
-		Timeout:       d.Timeout,
-		MaxRetries:    d.MaxRetries,
-	}, all...)
+	client, err := defender.New(cfg.Defender.Client(), all...)
 	if err != nil {
 		return nil, fmt.Errorf("defender client: %w", err)
 	}
@@ -228,7 +214,7 @@ func newGraphClient(c *cli, cfg *config.Config, logger *slog.Logger, obs defende
 	if err != nil {
 		return nil, fmt.Errorf("graph client: %w", err)
 	}
-	client, err := graph.New(graph.Config{BaseURL: d.GraphBaseURL, Timeout: d.Timeout, MaxRetries: d.MaxRetries}, tokens, gopts...)
+	client, err := graph.New(d.GraphClient(), tokens, gopts...)
 	if err != nil {
 		return nil, fmt.Errorf("graph client: %w", err)
 	}

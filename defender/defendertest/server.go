@@ -21,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/defenderbot/defenderbot/defender"
 )
 
 // Option configures a Server.
@@ -207,6 +209,14 @@ func (s *Server) Close() {
 
 // HTTPClient returns a client that trusts the emulator's certificate.
 func (s *Server) HTTPClient() *http.Client { return s.client }
+
+// ClientConfig is a complete defender.Config for this emulator: its URL as
+// API and authority, its app registration, and the timings config.Default
+// gives (30 s per attempt, 5 retries, waits of at most a minute).
+func (s *Server) ClientConfig() defender.Config {
+	return defender.Config{BaseURL: s.URL, AuthorityHost: s.URL, TenantID: TenantID, ClientID: ClientID,
+		ClientSecret: ClientSecret, Scope: defender.Scope, Timeout: 30 * time.Second, MaxRetries: 5, MaxBackoff: time.Minute}
+}
 
 // CACertPEM returns the PEM of the emulator's self-signed certificate, for
 // clients that must trust it (SSL_CERT_FILE).
