@@ -95,11 +95,11 @@ func (s *Syncer) WritePlanJSON(ctx context.Context, w io.Writer) error {
 	jw.end()
 	jw.field("delete", false)
 	for _, d := range p.deletes {
-		jw.item(d.value)
+		jw.str(d.value)
 	}
 	jw.end()
 	jw.field("skipped", false)
-	if err := p.spools.eachSkip(func(sk Skip) error { jw.item(sk); return jw.err }); err != nil {
+	if err := p.spools.eachSkip(func(sk Skip) error { jw.skip(sk); return jw.err }); err != nil {
 		return err
 	}
 	jw.end()
@@ -107,13 +107,13 @@ func (s *Syncer) WritePlanJSON(ctx context.Context, w io.Writer) error {
 		jw.field("retried", false)
 		for _, e := range p.imports {
 			if e.retry {
-				jw.item(e.key)
+				jw.str(e.key)
 			}
 		}
 		jw.end()
 	}
 	jw.field("left_out", false)
-	if err := p.spools.leftOut.each(func(e *entry) error { jw.item(e.key); return jw.err }); err != nil {
+	if err := p.spools.leftOut.each(func(e *entry) error { jw.str(e.key); return jw.err }); err != nil {
 		return err
 	}
 	jw.end()
@@ -173,6 +173,45 @@ func (j *jsonPlanWriter) item(v any) {
 		_, j.err = j.w.Write(b)
 	}
 	j.n++
+}
+
+// str writes a string element, as item would, without reflection (the
+// plan's long lists are strings and skips).
+func (j *jsonPlanWriter) str(s string) {
+	j.next()
+	j.quoted(s)
+}
+
+// skip writes a Skip element, as item would with Skip.MarshalJSON.
+func (j *jsonPlanWriter) skip(sk Skip) {
+	j.next()
+	j.raw("{\n      \"stix_id\": ")
+	j.quoted(sk.StixID)
+	j.raw(",\n      \"reason\": ")
+	j.quoted(sk.Text())
+	j.raw("\n    }")
+}
+
+// next starts an element.
+func (j *jsonPlanWriter) next() {
+	if j.n > 0 {
+		j.raw(",")
+	}
+	j.raw("\n    ")
+	j.n++
+}
+
+// quoted writes s as encoding/json does (HTML characters escaped).
+func (j *jsonPlanWriter) quoted(s string) {
+	if j.err != nil {
+		return
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		j.err = err
+		return
+	}
+	_, j.err = j.w.Write(b)
 }
 
 func (j *jsonPlanWriter) end() {

@@ -1,6 +1,7 @@
 package ioc
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/defenderbot/defenderbot/defender"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -70,4 +72,27 @@ func TestSpoolSortsAcrossRuns(t *testing.T) {
 	require.IsIncreasing(t, got)
 	require.Equal(t, 1000, sp.len())
 	require.ElementsMatch(t, want, got)
+}
+
+// TestPlanWriterElements: the reflection-free writers give what the
+// generic one does, escapes included.
+func TestPlanWriterElements(t *testing.T) {
+	odd := "a<b>&c \"q\" \\ \u2028 \xff tab\t"
+	var want, got bytes.Buffer
+	ww, gw := &jsonPlanWriter{w: bufio.NewWriter(&want)}, &jsonPlanWriter{w: bufio.NewWriter(&got)}
+	for _, w := range []*jsonPlanWriter{ww, gw} {
+		w.field("x", true)
+	}
+	for _, sk := range []Skip{skip(odd, ReasonInvalidValue, odd), skip("", ReasonNotIndicator)} {
+		ww.item(sk)
+		gw.skip(sk)
+	}
+	ww.item(odd)
+	gw.str(odd)
+	for _, w := range []*jsonPlanWriter{ww, gw} {
+		w.end()
+		require.NoError(t, w.err)
+		require.NoError(t, w.w.Flush())
+	}
+	assert.Equal(t, want.String(), got.String())
 }
