@@ -325,8 +325,11 @@ func (pl *planner) keyedSkip(list *[]keyedSkip, key string, s Skip) {
 // first occurrence of its latest version is applied, where it stands.
 func (pl *planner) addConversion(c *Conversion) {
 	pl.read++
-	st := pl.sk.ids[c.StixID]
-	if c.StixID == "" || st == nil {
+	var st *idState
+	if c.StixID != "" {
+		st = pl.sk.id(c.StixID)
+	}
+	if st == nil {
 		pl.apply(c) // its only version
 		return
 	}
@@ -340,7 +343,7 @@ func (pl *planner) addConversion(c *Conversion) {
 			old, kept, st.running = st.running, v, v
 		}
 		pl.skip(&pl.superseded, skip(c.StixID, ReasonSuperseded,
-			"modified "+old.modified.UTC().Format(time.RFC3339Nano)+", kept "+kept.modified.UTC().Format(time.RFC3339Nano)))
+			"modified "+old.modified().Format(time.RFC3339Nano)+", kept "+kept.modified().Format(time.RFC3339Nano)))
 	}
 	if st.applied || !v.same(st.win) {
 		return
@@ -373,7 +376,7 @@ func (pl *planner) addError(e *stix.ObjectError) {
 	pl.incomplete = true
 	if e.ID == "" {
 		pl.anonUnreadable = true
-	} else if st := pl.sk.ids[e.ID]; st != nil {
+	} else if st := pl.sk.id(e.ID); st != nil {
 		pl.start(st, nil)
 		st.unreadable = true
 	}
@@ -401,7 +404,7 @@ func (pl *planner) apply(c *Conversion) {
 		}
 		for i := range c.Indicators {
 			k := c.key(i)
-			if !pl.sk.keys[k] {
+			if !pl.sk.repeats(k) {
 				pl.final(liveEntry(c, i, pl.off)) // no other object gives this value
 				continue
 			}
@@ -421,7 +424,7 @@ func (pl *planner) apply(c *Conversion) {
 	case StateRevoked, StateExpired:
 		for i := range c.Indicators {
 			k := c.key(i)
-			if _, managed := pl.in.records[k]; !managed && !pl.sk.keys[k] && !pl.in.ownIndicator(k, c.StixID) {
+			if _, managed := pl.in.records[k]; !managed && !pl.sk.repeats(k) && !pl.in.ownIndicator(k, c.StixID) {
 				// No other object gives this value and defenderbot does not
 				// manage it: nothing to remove.
 				pl.keyedSkip(&pl.removalSkips, k, removalSkip(k, removal{c.StixID, c.State}))
@@ -499,7 +502,7 @@ func (pl *planner) noteYield(c *Conversion) {
 // final takes e, the feed's indicator for its value once duplicates are
 // merged.
 func (pl *planner) final(e *entry) {
-	if _, managed := pl.in.records[e.key]; managed || pl.sk.keys[e.key] {
+	if _, managed := pl.in.records[e.key]; managed || pl.sk.repeats(e.key) {
 		pl.live[e.key] = true
 	}
 	pl.consider(e.key, e)

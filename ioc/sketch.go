@@ -29,27 +29,34 @@ const (
 	bloomProbes  = 4
 )
 
-// version is what ranks the versions of one STIX object.
+// version is what ranks the versions of one STIX object. It holds no
+// pointer (the "modified" instant as seconds and nanoseconds), nor does
+// idState, so that the sketch costs the collector nothing to scan.
 type version struct {
-	modified time.Time
-	rank     int8 // ignored 0, live 1, expired 2, revoked 3: ties go to removal
+	sec  int64
+	nsec int32
+	rank int8 // ignored 0, live 1, expired 2, revoked 3: ties go to removal
 }
 
 func versionOf(c *Conversion) version {
-	return version{modified: c.modified, rank: [...]int8{StateIgnored: 0, StateLive: 1, StateExpired: 2, StateRevoked: 3}[c.State]}
+	return version{sec: c.modified.Unix(), nsec: int32(c.modified.Nanosecond()),
+		rank: [...]int8{StateIgnored: 0, StateLive: 1, StateExpired: 2, StateRevoked: 3}[c.State]}
 }
+
+// modified is the version's "modified", in UTC.
+func (a version) modified() time.Time { return time.Unix(a.sec, int64(a.nsec)).UTC() }
 
 // newer reports whether a is a later version than b (latest modified; on a
 // tie revoked, then expired, then live, then ignored). Equal versions keep
 // the first seen.
 func (a version) newer(b version) bool {
-	if !a.modified.Equal(b.modified) {
-		return a.modified.After(b.modified)
+	if a.sec != b.sec || a.nsec != b.nsec {
+		return a.sec > b.sec || a.sec == b.sec && a.nsec > b.nsec
 	}
 	return a.rank > b.rank
 }
 
-func (a version) same(b version) bool { return a.modified.Equal(b.modified) && a.rank == b.rank }
+func (a version) same(b version) bool { return a == b }
 
 // idState is kept for a STIX id that (probably) appears more than once.
 type idState struct {
@@ -68,32 +75,64 @@ type idState struct {
 	hasRunning bool
 }
 
-// sketch is the result of the first pass.
+// hash128 names an id or a value in the sketch: two 64-bit hashes with
+// independent seeds. Two strings of a feed share one with a probability of
+// about n²/2^129 (some 10^-27 for a million), far below a disk's error
+// rate; in exchange the sketch keeps 16 bytes and no pointer per id or
+// value that repeats, not its string.
+type hash128 [2]uint64
+
+// sketch is the result of the read: which ids and values may repeat.
 type sketch struct {
-	seed  maphash.Seed
+	seed  [2]maphash.Seed
 	bloom []uint64
 	nbits uint64
-	// ids and keys that may repeat; everything else appears once.
-	ids  map[string]*idState
-	keys map[string]bool
-	read int
+	// ids and keys that may repeat; everything else appears once. ids
+	// indexes states.
+	ids    map[hash128]int32
+	states []idState
+	keys   map[hash128]struct{}
+	read   int
 }
 
 func newSketch(feedBytes int64) *sketch {
 	n := min(max(uint64(max(feedBytes, 0))/8, minBloomBits), maxBloomBits)
 	n = (n + 63) &^ 63
-	return &sketch{seed: maphash.MakeSeed(), bloom: make([]uint64, n/64), nbits: n,
-		ids: map[string]*idState{}, keys: map[string]bool{}}
+	return &sketch{seed: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, bloom: make([]uint64, n/64), nbits: n,
+		ids: map[hash128]int32{}, keys: map[hash128]struct{}{}}
 }
 
-// seen adds s (prefixed by kind) to the filter and reports whether it may
-// have been added before.
-func (s *sketch) seen(kind byte, v string) bool {
-	var h maphash.Hash
-	h.SetSeed(s.seed)
-	h.WriteByte(kind)
-	h.WriteString(v)
-	x := h.Sum64()
+func (s *sketch) hash(kind byte, v string) hash128 {
+	var h hash128
+	for i := range h {
+		var m maphash.Hash
+		m.SetSeed(s.seed[i])
+		m.WriteByte(kind)
+		m.WriteString(v)
+		h[i] = m.Sum64()
+	}
+	return h
+}
+
+// id is the state of a STIX id that may repeat, nil for one that appears
+// once.
+func (s *sketch) id(id string) *idState {
+	if i, ok := s.ids[s.hash('i', id)]; ok {
+		return &s.states[i]
+	}
+	return nil
+}
+
+// repeats reports whether the value k may be given by several objects.
+func (s *sketch) repeats(k string) bool {
+	_, ok := s.keys[s.hash('k', k)]
+	return ok
+}
+
+// seen adds h to the filter and reports whether it may have been added
+// before.
+func (s *sketch) seen(h hash128) bool {
+	x := h[0]
 	// Double hashing: h1 + i*h2 gives the probes. The reduction below keeps
 	// the high bits, so the stride must be a full 64-bit value.
 	h1, h2 := x, bits.RotateLeft64(x, 32)*0x9e3779b97f4a7c15|1
@@ -112,16 +151,15 @@ func (s *sketch) seen(kind byte, v string) bool {
 // addObject notes a readable object of the first pass.
 func (s *sketch) addObject(c *Conversion) {
 	s.read++
-	if c.StixID != "" && s.seen('i', c.StixID) {
-		st := s.idState(c.StixID)
+	if h := s.hash('i', c.StixID); c.StixID != "" && s.seen(h) {
+		st := s.idState(h)
 		if v := versionOf(c); !st.hasLaterMax || v.newer(st.laterMax) {
 			st.laterMax, st.hasLaterMax = v, true
 		}
 	}
 	for i := range c.Indicators {
-		k := c.key(i)
-		if s.seen('k', k) {
-			s.keys[k] = true
+		if h := s.hash('k', c.key(i)); s.seen(h) {
+			s.keys[h] = struct{}{}
 		}
 	}
 }
@@ -129,18 +167,21 @@ func (s *sketch) addObject(c *Conversion) {
 // addError notes an unreadable object of the first pass.
 func (s *sketch) addError(id string) {
 	s.read++
-	if id != "" && s.seen('i', id) {
-		s.idState(id).unreadable = true
+	if h := s.hash('i', id); id != "" && s.seen(h) {
+		s.idState(h).unreadable = true
 	}
 }
 
-func (s *sketch) idState(id string) *idState {
-	st := s.ids[id]
-	if st == nil {
-		st = &idState{}
-		s.ids[id] = st
+// idState is the state of h, made if need be (the pointer is good until
+// the next call).
+func (s *sketch) idState(h hash128) *idState {
+	i, ok := s.ids[h]
+	if !ok {
+		i = int32(len(s.states))
+		s.states = append(s.states, idState{})
+		s.ids[h] = i
 	}
-	return st
+	return &s.states[i]
 }
 
 // feedSize is the size of the files ReadFeed would read under path (0 if
