@@ -69,7 +69,7 @@
 // unlinked temporary file (a compact binary record per object), and a
 // Bloom filter of one bit per 8 bytes of feed (8 KiB to 16 MiB) finds the
 // STIX ids and the values that occur more than once; only those are
-// tracked exactly. The planner then goes over the spooled conversions (no
+// tracked, by a 128-bit hash (the sketch holds no string). The planner then goes over the spooled conversions (no
 // JSON, no pattern parsing, a few times cheaper than the read): it applies
 // the latest version of each object where that version stands in the
 // feed, and settles every value that occurs once on the spot: unchanged
