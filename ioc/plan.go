@@ -207,7 +207,7 @@ type planInput struct {
 	spool bool
 }
 
-// planner is the second pass over the feed: it applies the latest version of
+// planner goes over the spooled conversions once the feed is read: it applies the latest version of
 // every object and decides, as it goes, what each indicator needs. Its state
 // is bounded by the records, Defender's indicators, the tenant limit and the
 // sketch's candidates (ids and values that repeat), not by the feed.

@@ -10,12 +10,12 @@ import (
 	"github.com/defenderbot/defenderbot/stix"
 )
 
-// The planner reads the feed twice so that its memory does not grow with the
-// feed. Most STIX ids and most values appear once; only those that repeat
-// (versions of an object, values several objects give) need state across the
-// feed. The first pass (sketch) finds them with a Bloom filter of fixed
-// maximum size: an id or value whose bits are all set already is a
-// candidate, kept exactly. A false positive only makes a unique id or value
+// The feed's conversions are gone over twice, as the feed is read and then
+// from the spool, so that memory does not grow with the feed. Most STIX ids
+// and most values appear once; only those that repeat (versions of an
+// object, values several objects give) need state across the feed. The read
+// (sketch) finds them with a Bloom filter of fixed maximum size: an id or
+// value whose bits are all set already is a candidate, kept by its hash. A false positive only makes a unique id or value
 // a candidate (a few bytes more, same outcome); there are no false negatives,
 // so a repeated one is never missed.
 
@@ -60,13 +60,13 @@ func (a version) same(b version) bool { return a == b }
 
 // idState is kept for a STIX id that (probably) appears more than once.
 type idState struct {
-	// First pass: the latest readable version among the occurrences after
-	// the first one (the first is seen again at the start of pass two), and
-	// whether one of them was unreadable.
+	// As the feed is read: the latest readable version among the
+	// occurrences after the first one (the planner sees the first one
+	// first), and whether one of them was unreadable.
 	laterMax    version
 	hasLaterMax bool
 	unreadable  bool
-	// Second pass.
+	// The planner's pass over the spool.
 	started    bool    // first occurrence seen
 	win        version // the latest version: the first occurrence equal to it is applied
 	hasWin     bool
@@ -129,6 +129,10 @@ func (s *sketch) repeats(k string) bool {
 	return ok
 }
 
+// readDone ends the read: the filter (up to 16 MiB) is not needed by the
+// planner, only the candidates it found.
+func (s *sketch) readDone() { s.bloom = nil }
+
 // seen adds h to the filter and reports whether it may have been added
 // before.
 func (s *sketch) seen(h hash128) bool {
@@ -148,7 +152,7 @@ func (s *sketch) seen(h hash128) bool {
 	return hit
 }
 
-// addObject notes a readable object of the first pass.
+// addObject notes a readable object as the feed is read.
 func (s *sketch) addObject(c *Conversion) {
 	s.read++
 	if h := s.hash('i', c.StixID); c.StixID != "" && s.seen(h) {
@@ -164,7 +168,7 @@ func (s *sketch) addObject(c *Conversion) {
 	}
 }
 
-// addError notes an unreadable object of the first pass.
+// addError notes an unreadable object as the feed is read.
 func (s *sketch) addError(id string) {
 	s.read++
 	if h := s.hash('i', id); id != "" && s.seen(h) {

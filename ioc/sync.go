@@ -111,7 +111,7 @@ type Syncer struct {
 	feed    Feed
 	opts    Options
 	logger  *slog.Logger
-	// sketchBits, when set, sizes the first pass's Bloom filter (tests
+	// sketchBits, when set, sizes the sketch's Bloom filter (tests
 	// saturate it to make every id and value a candidate).
 	sketchBits uint64
 }
@@ -281,6 +281,7 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 	if err != nil {
 		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w", feed, err)
 	}
+	sk.readDone()
 	recs, err := s.store.ListIndicatorRecords(ctx)
 	if err != nil {
 		return nil, sk.read, fmt.Errorf("load indicator records: %w", err)

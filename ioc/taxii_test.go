@@ -301,7 +301,8 @@ func TestTAXIIAuthenticationFailureEndsTheRun(t *testing.T) {
 	require.ErrorIs(t, err, taxii.ErrNotFound)
 }
 
-// growingStore adds objects to the collection between the two passes.
+// growingStore adds objects to the collection once the run has read it,
+// when the records are listed.
 type growingStore struct {
 	store.Store
 	onList func()
@@ -315,8 +316,8 @@ func (g *growingStore) ListIndicatorRecords(ctx context.Context) ([]store.Indica
 	return g.Store.ListIndicatorRecords(ctx)
 }
 
-// TestTAXIICollectionGrowingDuringARun: objects added between the passes
-// are left for the next run, which finds them after the position.
+// TestTAXIICollectionGrowingDuringARun: objects added after the run read the
+// collection are left for the next run, which finds them after the position.
 func TestTAXIICollectionGrowingDuringARun(t *testing.T) {
 	h := newEmuHarness(t)
 	srv := taxiiServer(t, 2, nil)
