@@ -337,7 +337,7 @@ func TestScanExpiresAndResumes(t *testing.T) {
 	require.True(t, final)
 	f.clock.Advance(30 * time.Minute)
 	overdue := f.create(t)
-	f.clock.Advance(time.Hour)
+	f.clock.Advance(time.Hour + time.Second) // past its ExpiresAt (a vote at ExpiresAt still counts)
 	f.def.polls = []defender.ActionStatus{defender.StatusSucceeded}
 
 	f.core.Scan(ctx)
