@@ -20,15 +20,23 @@ import (
 
 // Errors a Store returns, matchable with errors.Is.
 var (
-	ErrNotFound     = errors.New("not found")
-	ErrNotPending   = errors.New("request is no longer pending")
-	ErrExpired      = errors.New("request has expired")
-	ErrAlreadyVoted = errors.New("approver has already approved this request")
+	// ErrNotFound also says so by behaviour (a NotFound method that returns
+	// true), so that a package that must not depend on approval or store
+	// (ioc) recognises it without naming either.
+	ErrNotFound     error = notFound{}
+	ErrNotPending         = errors.New("request is no longer pending")
+	ErrExpired            = errors.New("request has expired")
+	ErrAlreadyVoted       = errors.New("approver has already approved this request")
 	// ErrConflict: CreateRequest with an ID that already exists.
 	ErrConflict = errors.New("already exists")
 	// ErrInvalidTransition: a state change the life cycle does not allow.
 	ErrInvalidTransition = errors.New("invalid state transition")
 )
+
+type notFound struct{}
+
+func (notFound) Error() string  { return "not found" }
+func (notFound) NotFound() bool { return true }
 
 // State is the life cycle of an approval request.
 //

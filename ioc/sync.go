@@ -24,7 +24,10 @@ type IndicatorAPI interface {
 	DeleteIndicators(ctx context.Context, ids []string) error
 }
 
-// StateStore is the part of store.Store the sync uses.
+// StateStore is what the sync keeps between runs: its records, its runs
+// and the audit trail; store.Store satisfies it. LastSyncRun and
+// LastSuccessfulSyncRun (and CursorStore.FeedCursor) report "none yet" with
+// an error that says so by behaviour (see notFound).
 type StateStore interface {
 	ListIndicatorRecords(ctx context.Context) ([]store.IndicatorRecord, error)
 	UpsertIndicatorRecords(ctx context.Context, recs []store.IndicatorRecord) error
@@ -32,7 +35,15 @@ type StateStore interface {
 	SaveSyncRun(ctx context.Context, r store.SyncRun) error
 	LastSyncRun(ctx context.Context) (*store.SyncRun, error)
 	LastSuccessfulSyncRun(ctx context.Context) (*store.SyncRun, error)
-	AppendAudit(ctx context.Context, e store.AuditEvent) error
+	// Audit appends one line to the audit trail.
+	Audit(ctx context.Context, at time.Time, actor, kind string, details map[string]any) error
+}
+
+// notFound reports a store's "there is none": an error in err's chain with
+// a NotFound method that returns true (store.ErrNotFound has one).
+func notFound(err error) bool {
+	var nf interface{ NotFound() bool }
+	return errors.As(err, &nf) && nf.NotFound()
 }
 
 // Sync modes.
@@ -340,7 +351,7 @@ func (s *Syncer) feedCursor(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	pos, err := cs.FeedCursor(ctx, s.feed.String())
-	if errors.Is(err, store.ErrNotFound) {
+	if notFound(err) {
 		return "", nil
 	}
 	if err != nil {
@@ -714,14 +725,14 @@ func (s *Syncer) persist(ctx context.Context, rep *Report, start time.Time) {
 	case "cli":
 		actor = "cli"
 	}
-	ev := store.AuditEvent{At: s.opts.Now().UTC(), Actor: actor, Kind: "iocs_sync", Details: map[string]any{
+	details := map[string]any{
 		"run_id": run.ID, "trigger": rep.Trigger, "mode": rep.Mode, "ok": run.OK, "imported": rep.Imported,
 		"updated": rep.Updated, "deleted": rep.Deleted, "failed": rep.failedTotal(), "api_calls": rep.APICalls,
-	}}
-	if rep.Error != "" {
-		ev.Details["error"] = rep.Error
 	}
-	if err := s.store.AppendAudit(ctx, ev); err != nil {
+	if rep.Error != "" {
+		details["error"] = rep.Error
+	}
+	if err := s.store.Audit(ctx, s.opts.Now().UTC(), actor, "iocs_sync", details); err != nil {
 		s.logger.Error("audit sync run", "err", err)
 	}
 }
@@ -738,7 +749,7 @@ func (s *Syncer) RunNow(ctx context.Context, trigger string) (string, error) {
 // StatusText describes the last run and the last successful run.
 func (s *Syncer) StatusText(ctx context.Context) (string, error) {
 	last, err := s.store.LastSyncRun(ctx)
-	if errors.Is(err, store.ErrNotFound) {
+	if notFound(err) {
 		return "IOC sync has not run yet.", nil
 	}
 	if err != nil {
@@ -749,7 +760,7 @@ func (s *Syncer) StatusText(ctx context.Context) (string, error) {
 	if !last.OK {
 		ok, err := s.store.LastSuccessfulSyncRun(ctx)
 		switch {
-		case errors.Is(err, store.ErrNotFound):
+		case notFound(err):
 			b.WriteString("\nNo successful run yet.")
 		case err != nil:
 			return "", fmt.Errorf("read last successful sync run: %w", err)

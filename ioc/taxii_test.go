@@ -126,7 +126,7 @@ func indicatorValues(h *emuHarness) []string {
 func cursorOf(t *testing.T, st store.Store, f Feed) string {
 	t.Helper()
 	pos, err := st.FeedCursor(context.Background(), f.String())
-	if err == store.ErrNotFound {
+	if notFound(err) {
 		return ""
 	}
 	require.NoError(t, err)

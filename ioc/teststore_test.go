@@ -3,12 +3,14 @@ package ioc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/defenderbot/defenderbot/store"
 	"github.com/defenderbot/defenderbot/store/storetest"
+	"github.com/stretchr/testify/assert"
 )
 
 // testStore is the real SQLite store (a temporary file) with a few
@@ -82,7 +84,7 @@ func (s *testStore) setRecord(r store.IndicatorRecord) {
 // hasRuns reports whether any sync run was saved.
 func (s *testStore) hasRuns() bool {
 	_, err := s.LastSyncRun(context.Background())
-	if errors.Is(err, store.ErrNotFound) {
+	if notFound(err) {
 		return false
 	}
 	if err != nil {
@@ -97,4 +99,13 @@ func (s *testStore) audit() []store.AuditEvent {
 		panic(err)
 	}
 	return evs
+}
+
+// The sync recognises the store's "none yet" by behaviour, wrapped or not,
+// without naming store's error.
+func TestNotFoundIsRecognisedByBehaviour(t *testing.T) {
+	assert.True(t, notFound(store.ErrNotFound))
+	assert.True(t, notFound(fmt.Errorf("feed cursor: %w", store.ErrNotFound)))
+	assert.False(t, notFound(errors.New("not found")), "the text is not enough")
+	assert.False(t, notFound(nil))
 }

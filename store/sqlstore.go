@@ -660,6 +660,11 @@ func (s *sqlStore) AppendAudit(ctx context.Context, e AuditEvent) error {
 	return nil
 }
 
+// Audit appends the line the fields describe.
+func (s *sqlStore) Audit(ctx context.Context, at time.Time, actor, kind string, details map[string]any) error {
+	return s.AppendAudit(ctx, AuditEvent{At: at, Actor: actor, Kind: kind, Details: details})
+}
+
 // ListAudit returns the events at or after since (all if zero), ordered by
 // time then insertion.
 func (s *sqlStore) ListAudit(ctx context.Context, since time.Time) ([]AuditEvent, error) {

@@ -104,6 +104,9 @@ type Store interface {
 	LeaseHolder(ctx context.Context, name string, now time.Time) (Lease, error)
 
 	AppendAudit(ctx context.Context, e approval.AuditEvent) error
+	// Audit is AppendAudit from the line's fields, for callers that keep
+	// no approval types (the IOC sync).
+	Audit(ctx context.Context, at time.Time, actor, kind string, details map[string]any) error
 	ListAudit(ctx context.Context, since time.Time) ([]approval.AuditEvent, error)
 
 	ListIndicatorRecords(ctx context.Context) ([]IndicatorRecord, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -652,6 +653,15 @@ func testAudit(t *testing.T, s store.Store) {
 	require.ErrorContains(t, s.AppendAudit(ctx, approval.AuditEvent{Kind: "x"}), "actor is required")
 	err = s.AppendAudit(ctx, approval.AuditEvent{Actor: "x", Kind: "x", Details: map[string]any{"f": func() {}}})
 	require.ErrorContains(t, err, "details")
+	// Audit is AppendAudit from the line's fields.
+	require.NoError(t, s.Audit(ctx, T0().Add(2*time.Hour), "scheduler", "iocs_sync", map[string]any{"ok": true}))
+	all, err = s.ListAudit(ctx, time.Time{})
+	require.NoError(t, err)
+	i := slices.IndexFunc(all, func(e approval.AuditEvent) bool { return e.Actor == "scheduler" })
+	require.GreaterOrEqual(t, i, 0)
+	assert.Equal(t, approval.AuditEvent{ID: all[i].ID, At: us(T0().Add(2 * time.Hour)), Actor: "scheduler", Kind: "iocs_sync",
+		Details: map[string]any{"ok": true}}, all[i])
+	require.ErrorContains(t, s.Audit(ctx, T0(), "", "x", nil), "actor is required")
 }
 
 func testIndicatorRecords(t *testing.T, s store.Store) {
