@@ -129,6 +129,12 @@ func TestServeLeaksNoSecret(t *testing.T) {
 		id, err := slackfake.ButtonValue(msg.Blocks, "approve")
 		require.NoError(t, err)
 		require.NotEmpty(t, id)
+		// Clickable once the requester was told where it waits: that reply
+		// follows the recording of the message's ts, which a decision needs
+		// to update the card (a click before it leaves the card unchanged).
+		waitNth("requester told where the request waits", n, func(c slackfake.Call) bool {
+			return c.Method == slackfake.MethodResponseURL && strings.Contains(c.Text, "is waiting for")
+		})
 		return msg, id
 	}
 
