@@ -99,6 +99,9 @@ func (c *Core) RouteOf(n actions.Name) Route {
 
 // Submission is a valid request as the requester made it.
 type Submission struct {
+	// ID is the new request's ID when the caller must name it before it
+	// exists (an undo claims its original with it); empty: a new one.
+	ID              string
 	Action          actions.Name
 	Args            actions.Args // canonical, MachineID resolved
 	MachineName     string
@@ -111,8 +114,12 @@ type Submission struct {
 
 func (c *Core) newRequest(s Submission, state State) *Request {
 	now := c.now()
+	id := s.ID
+	if id == "" {
+		id = newID()
+	}
 	return &Request{
-		ID:                newID(),
+		ID:                id,
 		Action:            s.Action,
 		Args:              s.Args,
 		MachineName:       s.MachineName,

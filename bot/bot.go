@@ -98,8 +98,12 @@ type IOCSync interface {
 	StatusText(ctx context.Context) (string, error)
 }
 
-// Store is the persistence of the approval core; store.Store satisfies it.
-type Store interface{ approval.Store }
+// Store is the persistence of the approval core and of the links between
+// a request and its undo; store.Store satisfies it.
+type Store interface {
+	approval.Store
+	UndoLinks
+}
 
 // Service is the Slack bot. Its methods are safe for concurrent use.
 type Service struct {

@@ -163,6 +163,27 @@ func (f *faultStore) AppendAudit(ctx context.Context, e approval.AuditEvent) err
 	return f.inner.AppendAudit(ctx, e)
 }
 
+func (f *faultStore) ClaimUndo(ctx context.Context, originalID, undoID string, now time.Time, ttl time.Duration) (string, error) {
+	if err := f.check("ClaimUndo"); err != nil {
+		return "", err
+	}
+	return f.inner.ClaimUndo(ctx, originalID, undoID, now, ttl)
+}
+
+func (f *faultStore) ReleaseUndo(ctx context.Context, originalID, undoID string) error {
+	if err := f.check("ReleaseUndo"); err != nil {
+		return err
+	}
+	return f.inner.ReleaseUndo(ctx, originalID, undoID)
+}
+
+func (f *faultStore) UndoOf(ctx context.Context, undoID string) (string, error) {
+	if err := f.check("UndoOf"); err != nil {
+		return "", err
+	}
+	return f.inner.UndoOf(ctx, undoID)
+}
+
 var _ Store = (*faultStore)(nil)
 
 // TestStoreOutageCommandAndClick: during an outage a slash command and an

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/slack-go/slack"
 
 	"github.com/defenderbot/defenderbot/actions"
@@ -161,18 +162,34 @@ func (s *Service) undo(ctx context.Context, inv invocation, originalID, comment,
 		s.postEphemeral(ctx, inv, msg)
 		return
 	}
-	if prev := s.undoRequested(ctx, orig); prev != "" {
-		s.postEphemeral(ctx, inv, fmt.Sprintf(":information_source: Undoing request %s was already requested: request `%s`.", requestRef(orig), escapeMrkdwn(prev)))
-		return
-	}
 	inverse := orig.Action.Inverse()
 	args, err := actions.Normalize(inverse, actions.Args{MachineID: orig.Args.MachineID, Comment: comment})
 	if err != nil {
 		s.postEphemeral(ctx, inv, ":warning: "+escapeMrkdwn(err.Error()))
 		return
 	}
-	sub := approval.Submission{Action: inverse, Args: args, MachineName: orig.MachineName, RequesterID: inv.UserID,
+	// One undo per original, whatever the number of submits and replicas:
+	// the inverse request's ID claims the original before it is created.
+	sub := approval.Submission{ID: uuid.NewString(), Action: inverse, Args: args, MachineName: orig.MachineName, RequesterID: inv.UserID,
 		RequesterName: inv.UserName, ChannelID: inv.ChannelID, ApprovalChannel: s.cfg.ApprovalChannel}
+	holder, err := s.deps.Store.ClaimUndo(ctx, orig.ID, sub.ID, s.now(), undoClaimTTL)
+	if err != nil {
+		s.log.ErrorContext(ctx, "claiming the undo failed", "request", orig.ID, "error", err)
+		s.postEphemeral(ctx, inv, ":warning: Could not record the undo (database error); nothing was requested. Try again.")
+		return
+	}
+	if holder != sub.ID {
+		s.postEphemeral(ctx, inv, fmt.Sprintf(":information_source: Undoing request %s was already requested: request `%s`.", requestRef(orig), escapeMrkdwn(holder)))
+		return
+	}
+	created := false
+	defer func() {
+		if !created {
+			if err := s.deps.Store.ReleaseUndo(context.WithoutCancel(ctx), orig.ID, sub.ID); err != nil {
+				s.log.ErrorContext(ctx, "releasing the undo claim failed", "request", orig.ID, "error", err)
+			}
+		}
+	}()
 	link := func(r *approval.Request) {
 		s.core.Audit(ctx, inv.UserID, "undo", r.ID, map[string]any{"undo_of": orig.ID, "action": string(inverse)})
 		s.core.Audit(ctx, inv.UserID, "undo_requested", orig.ID, map[string]any{"undo_request": r.ID, "action": string(inverse)})
@@ -181,12 +198,12 @@ func (s *Service) undo(ctx context.Context, inv invocation, originalID, comment,
 	if s.core.RouteOf(inverse) == approval.RouteNoApproval {
 		// Exempt from approval: linked before it runs, so that its success
 		// finds the original.
-		created, err := s.core.CreateApproved(ctx, sub)
+		approved, err := s.core.CreateApproved(ctx, sub)
 		if err != nil {
 			s.reply(ctx, inv, notRecordedText)
 			return
 		}
-		r = created
+		r, created = approved, true
 		link(r)
 		s.reply(ctx, inv, fmt.Sprintf(":arrow_forward: Request %s needs no approval (approval.actions_without_approval); running it now.", requestRef(r)))
 		if err := s.core.Execute(ctx, r); err != nil {
@@ -194,8 +211,9 @@ func (s *Service) undo(ctx context.Context, inv invocation, originalID, comment,
 		}
 	} else {
 		if r = s.createRequest(ctx, inv, sub, nil); r == nil {
-			return
+			return // not created, or withdrawn: the original can be undone again
 		}
+		created = true
 		link(r)
 	}
 	if buttonTS != "" {
@@ -210,48 +228,32 @@ func (s *Service) undo(ctx context.Context, inv invocation, originalID, comment,
 	}
 }
 
-// auditReader is the store's audit query (store.Store has it); the undo
-// link is found through it on whichever replica finishes the undo.
-type auditReader interface {
-	ListAudit(ctx context.Context, since time.Time) ([]approval.AuditEvent, error)
+// UndoLinks keeps the link between a request and its undo, at most one per
+// request (store.Store has it); any replica finishing the undo finds it.
+type UndoLinks interface {
+	// ClaimUndo makes undoID the undo of originalID unless another undo
+	// holds it, and returns the one that does.
+	ClaimUndo(ctx context.Context, originalID, undoID string, now time.Time, ttl time.Duration) (string, error)
+	// ReleaseUndo drops undoID's claim: its request was not created.
+	ReleaseUndo(ctx context.Context, originalID, undoID string) error
+	// UndoOf returns the request undoID undoes, or "".
+	UndoOf(ctx context.Context, undoID string) (string, error)
 }
 
-// undoRequested returns the undo request already made for orig ("" if none).
-func (s *Service) undoRequested(ctx context.Context, orig *approval.Request) string {
-	ar, ok := s.deps.Store.(auditReader)
-	if !ok {
-		return ""
-	}
-	evs, err := ar.ListAudit(ctx, orig.CreatedAt.Add(-time.Minute))
-	if err != nil {
-		return ""
-	}
-	for _, e := range evs {
-		if e.RequestID == orig.ID && e.Kind == "undo_requested" {
-			id, _ := e.Details["undo_request"].(string)
-			return id
-		}
-	}
-	return ""
-}
+// undoClaimTTL is how long an undo claim whose request was never created
+// (its replica died in between) blocks another undo of the original.
+const undoClaimTTL = 2 * time.Minute
 
 // markUndone shows on the original message that r, a succeeded undo,
 // undid it, and by whom.
 func (s *Service) markUndone(ctx context.Context, r *approval.Request) {
-	ar, ok := s.deps.Store.(auditReader)
-	if !ok || r.Action.Inverse() == "" || !undoable(r.Action.Inverse()) {
+	if r.Action.Inverse() == "" || !undoable(r.Action.Inverse()) {
 		return
 	}
-	evs, err := ar.ListAudit(ctx, r.CreatedAt.Add(-time.Minute))
+	origID, err := s.deps.Store.UndoOf(ctx, r.ID)
 	if err != nil {
 		s.log.WarnContext(ctx, "reading the undo link failed", "request", r.ID, "error", err)
 		return
-	}
-	origID := ""
-	for _, e := range evs {
-		if e.RequestID == r.ID && e.Kind == "undo" {
-			origID, _ = e.Details["undo_of"].(string)
-		}
 	}
 	if origID == "" {
 		return

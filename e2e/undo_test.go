@@ -2,8 +2,10 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,4 +148,72 @@ func TestUndoWithoutApprovalWhenExempt(t *testing.T) {
 		m, _ := w.slack.Message(channel, msg.TS)
 		return strings.Contains(string(m.Blocks), "Undone")
 	}, 10*time.Second, 5*time.Millisecond)
+}
+
+// TestConcurrentUndoSubmitsCreateOneInverse: the undo form submitted several
+// times at once for one original (a double click, two analysts, on two
+// replicas) creates exactly one inverse request; every other submitter is
+// told which request already undoes it.
+func TestConcurrentUndoSubmitsCreateOneInverse(t *testing.T) {
+	for _, driver := range backends {
+		t.Run(driver, func(t *testing.T) {
+			w := newWorldOn(t, driver)
+			p1, p2 := w.start(t), w.start(t)
+			msg, id := requestPending(t, w, p1)
+			p1.click(bob, "approve", id, msg.TS)
+			p1.waitState(id, approval.StateRunning)
+			w.emu.Advance(3 * time.Minute)
+			p1.waitState(id, approval.StateSucceeded)
+			btn := w.undoButton(t, msg.TS)
+
+			// Carol's form on p1 (submitted twice: a double click) and Bob's
+			// on p2, three times each, all at once.
+			submits := []func(string) (int, string){p1.openUndo(t, carol, id, btn.TS, 1), p2.openUndo(t, bob, id, btn.TS, 2)}
+			const each = 3
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			codes := make([]int, len(submits)*each)
+			for i := range codes {
+				wg.Go(func() {
+					<-start
+					// Distinct comments: identical bodies signed in the same
+					// second are one delivery to the replay check.
+					codes[i], _ = submits[i%len(submits)](fmt.Sprintf("false positive (%d)", i))
+				})
+			}
+			close(start)
+			wg.Wait()
+			for _, c := range codes {
+				require.Equal(t, http.StatusOK, c)
+			}
+			p1.bot.Wait()
+			p2.bot.Wait()
+
+			rs, err := p1.store.ListRequests(context.Background(), approval.RequestFilter{})
+			require.NoError(t, err)
+			var inverses []string
+			for _, r := range rs {
+				if r.Action == actions.Deisolate {
+					inverses = append(inverses, r.ID)
+				}
+			}
+			require.Len(t, inverses, 1, "one inverse request")
+			_, undoID := w.approvalMessage(t, 2)
+			assert.Equal(t, inverses[0], undoID)
+			cards := 0
+			for _, c := range w.slack.CallsTo(slackfake.MethodPostMessage) {
+				if c.Channel == channel && c.ThreadTS == "" && c.Error == "" {
+					cards++
+				}
+			}
+			assert.Equal(t, 2, cards, "one approval card for the undo")
+			already := 0
+			for _, c := range w.slack.CallsTo(slackfake.MethodPostEphemeral) {
+				if strings.Contains(c.Text, "already requested") && strings.Contains(c.Text, undoID) {
+					already++
+				}
+			}
+			assert.Equal(t, len(codes)-1, already, "every other submitter is told which request undoes it:\n%s", dumpCalls(w.slack.Calls()))
+		})
+	}
 }

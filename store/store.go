@@ -129,4 +129,17 @@ type Store interface {
 	SetFeedCursor(ctx context.Context, feed, position string, at time.Time) error
 
 	AlertStore
+	UndoStore
+}
+
+// UndoStore links a request to its undo (the inverse request made from its
+// thread), at most one per request.
+type UndoStore interface {
+	// ClaimUndo makes undoID the undo of originalID unless another undo
+	// holds it; it returns the holder (undoID when this call won).
+	ClaimUndo(ctx context.Context, originalID, undoID string, now time.Time, ttl time.Duration) (string, error)
+	// ReleaseUndo drops undoID's claim (its request could not be created).
+	ReleaseUndo(ctx context.Context, originalID, undoID string) error
+	// UndoOf returns the request undoID undoes, or "" when it is no undo.
+	UndoOf(ctx context.Context, undoID string) (string, error)
 }

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IndicatorRecords", testIndicatorRecords},
 		{"SyncRuns", testSyncRuns},
 		{"FeedCursors", testFeedCursors},
+		{"UndoClaims", testUndoClaims},
 	}
 	for _, tc := range append(tests, alertTests...) {
 		t.Run(tc.name, func(t *testing.T) {
