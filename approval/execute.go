@@ -249,8 +249,7 @@ func (c *Core) holdLease(ctx context.Context, lease string) (stop func()) {
 // request's tag instead of calling again.
 func (c *Core) reconcile(ctx context.Context, r *Request) {
 	lease := "execute:" + r.ID
-	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.leaseTTL())
-	if err != nil || !ok {
+	if !c.takeLease(ctx, lease) {
 		return // the executor is alive (it renews the lease) or another replica reconciles
 	}
 	defer c.holdLease(ctx, lease)()
@@ -279,6 +278,19 @@ func (c *Core) reconcile(ctx context.Context, r *Request) {
 	}
 	c.Audit(ctx, "system", "reconcile", r.ID, map[string]any{"found": false})
 	c.finish(ctx, r, StateFailed, "defenderbot stopped while calling Defender and no matching action exists in Defender, so it most likely did not run. Request it again if still needed.")
+}
+
+// takeLease takes lease for this replica. An error leaves the outcome
+// unknown (a driver reports a cancelled context even when the statement
+// committed), so the lease is then released: a lease this replica does not
+// use must not keep the others out until it lapses.
+func (c *Core) takeLease(ctx context.Context, lease string) bool {
+	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.leaseTTL())
+	if err != nil {
+		c.releaseLease(ctx, lease)
+		return false
+	}
+	return ok
 }
 
 func (c *Core) releaseLease(ctx context.Context, name string) {
@@ -321,8 +333,7 @@ func (c *Core) leaseTTL() time.Duration { return max(3*c.cfg.PollInterval, 30*ti
 // scan takes over.
 func (c *Core) followUp(ctx context.Context, id string) {
 	lease := "followup:" + id
-	ok, err := c.deps.Store.AcquireLease(ctx, lease, c.cfg.ReplicaID, c.now(), c.leaseTTL())
-	if err != nil || !ok {
+	if !c.takeLease(ctx, lease) {
 		return
 	}
 	defer c.releaseLease(ctx, lease)

@@ -271,3 +271,38 @@ func TestTaggedCommentFitsTheCommentLimit(t *testing.T) {
 	assert.NoError(t, err, "Defender gets a comment the registry accepts")
 	assert.Equal(t, "short (defenderbot request "+id+", no approval required)", approval.TaggedComment("short", id, nil))
 }
+
+// takenButFailed takes the follow-up leases it is asked for but answers
+// with an error, as a driver does when the caller's context ends while the
+// statement commits (modernc's sqlite reports the cancellation).
+type takenButFailed struct{ approval.Store }
+
+func (s *takenButFailed) AcquireLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
+	if _, err := s.Store.AcquireLease(ctx, name, owner, now, ttl); err != nil {
+		return false, err
+	}
+	return false, context.Canceled
+}
+
+// TestALeaseTakenDespiteAnErrorIsReleased: a replica whose follow-up lease
+// was taken although the store answered with an error gives it back, so
+// another replica follows the action at once rather than once it lapses
+// (with a stopped clock: never).
+func TestALeaseTakenDespiteAnErrorIsReleased(t *testing.T) {
+	f := newFixture(t, 1)
+	ctx := context.Background()
+	r := f.crashedExecuting(t)
+	running, ma, st := approval.StateRunning, "ma-1", string(defender.StatusInProgress)
+	require.NoError(t, f.store.UpdateRequest(ctx, r.ID, approval.RequestUpdate{State: &running, MachineActionID: &ma, MachineActionStatus: &st}, f.clock.Now()))
+
+	a := f.replica(t, "r-a", &takenButFailed{Store: f.store})
+	approval.Resume(ctx, a)
+	a.Wait()
+	f.def.polls = []defender.ActionStatus{defender.StatusSucceeded}
+	b := f.replica(t, "r-b", f.store)
+	approval.Resume(ctx, b)
+	b.Wait()
+	got, err := f.store.GetRequest(ctx, r.ID)
+	require.NoError(t, err)
+	assert.Equal(t, approval.StateSucceeded, got.State, "the other replica followed it at once")
+}
