@@ -158,13 +158,14 @@ func TestConcurrentUndoSubmitsCreateOneInverse(t *testing.T) {
 	for _, driver := range backends {
 		t.Run(driver, func(t *testing.T) {
 			w := newWorldOn(t, driver)
-			p1, p2 := w.start(t), w.start(t)
+			p1 := w.start(t)
 			msg, id := requestPending(t, w, p1)
 			p1.click(bob, "approve", id, msg.TS)
 			p1.waitState(id, approval.StateRunning)
 			w.emu.Advance(3 * time.Minute)
 			p1.waitState(id, approval.StateSucceeded)
 			btn := w.undoButton(t, msg.TS)
+			p2 := w.start(t) // the second replica, where the other forms are submitted
 
 			// Carol's form on p1 (submitted twice: a double click) and Bob's
 			// on p2, three times each, all at once.
