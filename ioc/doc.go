@@ -84,7 +84,7 @@
 // (WritePlanJSON) spools them to disk. What still grows with the feed:
 // each STIX id that occurs more than once (its versions' ranking), each
 // value several objects give (what ranks its best indicator so far and
-// where that indicator's conversion is in the spool, ~200 bytes: it is
+// where that indicator's conversion is in the spool, ~100 bytes: it is
 // read back once the feed is read), the filter's false
 // positives (~0.1% of ids and values up to ~2 GB of feed, more beyond,
 // where the filter stops growing), and Plan's lists. Reading once also

@@ -66,17 +66,41 @@ func severityRank(s string) int {
 	return 0
 }
 
-// merit is what decides between two indicators of the same value (better).
+// instant is a time as seconds and nanoseconds, without the pointer a
+// time.Time holds.
+type instant struct {
+	sec  int64
+	nsec int32
+}
+
+func instantOf(t time.Time) instant { return instant{sec: t.Unix(), nsec: int32(t.Nanosecond())} }
+
+func (a instant) compare(b instant) int {
+	if c := cmp.Compare(a.sec, b.sec); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.nsec, b.nsec)
+}
+
+// merit is what decides between two indicators of the same value (better),
+// compact: the planner keeps one per value that repeats.
 type merit struct {
-	severity   string
-	expiration *time.Time
-	modified   time.Time
+	severity   int8 // severityRank
+	expires    bool
+	expiration instant
+	modified   instant
 	externalID string
 }
 
-func (e *entry) merit() merit {
-	return merit{severity: e.ind.Severity, expiration: e.ind.ExpirationTime, modified: e.modified, externalID: e.ind.ExternalID}
+func meritOf(ind *defender.Indicator, modified time.Time) merit {
+	m := merit{severity: int8(severityRank(ind.Severity)), modified: instantOf(modified), externalID: ind.ExternalID}
+	if ind.ExpirationTime != nil {
+		m.expires, m.expiration = true, instantOf(*ind.ExpirationTime)
+	}
+	return m
 }
+
+func (e *entry) merit() merit { return meritOf(&e.ind, e.modified) }
 
 // better reports whether a should win over b for the same indicator: higher
 // severity, then the later expiration (none is latest), then the newer object
@@ -84,20 +108,21 @@ func (e *entry) merit() merit {
 func better(a, b *entry) bool { return a.merit().beats(b.merit()) }
 
 func (a merit) beats(b merit) bool {
-	if ra, rb := severityRank(a.severity), severityRank(b.severity); ra != rb {
-		return ra > rb
+	if a.severity != b.severity {
+		return a.severity > b.severity
 	}
-	ea, eb := a.expiration, b.expiration
 	switch {
-	case ea == nil && eb != nil:
+	case !a.expires && b.expires:
 		return true
-	case ea != nil && eb == nil:
+	case a.expires && !b.expires:
 		return false
-	case ea != nil && eb != nil && !ea.Equal(*eb):
-		return ea.After(*eb)
+	case a.expires && b.expires:
+		if c := a.expiration.compare(b.expiration); c != 0 {
+			return c > 0
+		}
 	}
-	if !a.modified.Equal(b.modified) {
-		return a.modified.After(b.modified)
+	if c := a.modified.compare(b.modified); c != 0 {
+		return c > 0
 	}
 	return a.externalID < b.externalID
 }
@@ -108,7 +133,7 @@ func (a merit) beats(b merit) bool {
 type candidate struct {
 	merit
 	off int64 // the conversion's record in the spool
-	idx int   // the indicator's index in it
+	idx int32 // the indicator's index in it
 }
 
 // rankedBefore orders indicators for the tenant limit: highest severity
@@ -233,8 +258,9 @@ type planner struct {
 	recModified map[string]time.Time
 	older       map[string]bool
 	// dups merges the live indicators of repeated values (the sketch's
-	// candidates); every other value is decided as soon as it is read.
-	dups map[string]*candidate
+	// candidates), by the value's hash; every other value is decided as
+	// soon as it is read.
+	dups map[hash128]candidate
 	// convs holds the conversions; off is where the current one starts.
 	convs *convSpool
 	off   int64
@@ -275,7 +301,7 @@ func (in *planInput) ownIndicator(k, stixID string) bool {
 func newPlanner(in planInput, sk *sketch) *planner {
 	pl := &planner{in: in, sk: sk, recIDs: map[string]bool{}, yields: map[string][]string{}, kept: map[string]bool{},
 		recModified: map[string]time.Time{}, older: map[string]bool{},
-		dups: map[string]*candidate{}, removals: map[string]removal{}, live: map[string]bool{}, skipCounts: map[SkipReason]int{},
+		dups: map[hash128]candidate{}, removals: map[string]removal{}, live: map[string]bool{}, skipCounts: map[SkipReason]int{},
 		freshCap: -1}
 	if in.list && in.spool {
 		pl.sp = newPlanSpools()
@@ -404,19 +430,19 @@ func (pl *planner) apply(c *Conversion) {
 		}
 		for i := range c.Indicators {
 			k := c.key(i)
-			if !pl.sk.repeats(k) {
+			h := pl.sk.hash('k', k)
+			if !pl.sk.repeatsHash(h) {
 				pl.final(liveEntry(c, i, pl.off)) // no other object gives this value
 				continue
 			}
-			ind := &c.Indicators[i]
-			m := merit{severity: ind.Severity, expiration: ind.ExpirationTime, modified: c.modified, externalID: ind.ExternalID}
-			old, dup := pl.dups[k]
+			m := meritOf(&c.Indicators[i], c.modified)
+			old, dup := pl.dups[h]
 			switch {
 			case !dup:
-				pl.dups[k] = &candidate{merit: m, off: pl.off, idx: i}
+				pl.dups[h] = candidate{merit: m, off: pl.off, idx: int32(i)}
 			case m.beats(old.merit):
 				pl.skip(&pl.feedSkips, skip(old.externalID, ReasonDuplicate, k+" kept from "+m.externalID))
-				*old = candidate{merit: m, off: pl.off, idx: i}
+				pl.dups[h] = candidate{merit: m, off: pl.off, idx: int32(i)}
 			default:
 				pl.skip(&pl.feedSkips, skip(m.externalID, ReasonDuplicate, k+" kept from "+old.externalID))
 			}
@@ -455,19 +481,45 @@ func planned(e *entry) *entry {
 
 // settleDups takes, in key order, the winner of each value several objects
 // give, read back from the spool, once the whole feed is read.
+// The values come from the spool twice: once for the keys to sort, once for
+// the entries, so that only one entry is held at a time.
 func (pl *planner) settleDups() error {
-	for _, k := range sortedKeys(pl.dups) {
-		d := pl.dups[k]
-		r, err := pl.convs.at(d.off)
+	type winner struct {
+		key string
+		off int64
+		idx int
+	}
+	read := func(off int64, idx int) (*Conversion, error) {
+		r, err := pl.convs.at(off)
+		if err != nil {
+			return nil, err
+		}
+		if r.err != nil || idx >= len(r.c.Indicators) {
+			return nil, fmt.Errorf("read the spooled feed: record at %d has no indicator %d", off, idx)
+		}
+		return &r.c, nil
+	}
+	winners := make([]winner, 0, len(pl.dups))
+	for h, d := range pl.dups {
+		c, err := read(d.off, int(d.idx))
 		if err != nil {
 			return err
 		}
-		if r.err != nil || d.idx >= len(r.c.Indicators) || r.c.key(d.idx) != k {
-			return fmt.Errorf("read the spooled feed: record at %d is not the conversion of %s", d.off, k)
+		k := c.key(int(d.idx))
+		if pl.sk.hash('k', k) != h {
+			return fmt.Errorf("read the spooled feed: record at %d is not the conversion it was", d.off)
 		}
-		pl.final(liveEntry(&r.c, d.idx, d.off))
+		winners = append(winners, winner{key: k, off: d.off, idx: int(d.idx)})
 	}
 	pl.dups = nil
+	slices.SortFunc(winners, func(a, b winner) int { return cmp.Compare(a.key, b.key) })
+	for _, w := range winners {
+		c, err := read(w.off, w.idx)
+		if err != nil {
+			return err
+		}
+		pl.final(liveEntry(c, w.idx, w.off))
+	}
 	return nil
 }
 

@@ -124,8 +124,11 @@ func (s *sketch) id(id string) *idState {
 }
 
 // repeats reports whether the value k may be given by several objects.
-func (s *sketch) repeats(k string) bool {
-	_, ok := s.keys[s.hash('k', k)]
+func (s *sketch) repeats(k string) bool { return s.repeatsHash(s.hash('k', k)) }
+
+// repeatsHash is repeats of the value whose hash('k', ...) is h.
+func (s *sketch) repeatsHash(h hash128) bool {
+	_, ok := s.keys[h]
 	return ok
 }
 
