@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/config"
@@ -25,77 +26,18 @@ func argFlag(arg string) string { return strings.ReplaceAll(arg, "_", "-") }
 // except with --wait when the action ended in a status other than
 // Succeeded: the JSON is printed and the exit code is 1), 2 usage.
 func runAction(ctx context.Context, c *cli, args []string) int {
-	fs := newFlagSet(c, "action", "action NAME [flags]")
-	fs.Usage = func() { actionUsage(c.stderr, fs) }
-	cfgPath := configFlag(fs)
-	argsFile := fs.String("args", "", "JSON file holding the argument object, keyed by argument name (flags override its values)")
-	raw := fs.Bool("raw", false, "print Microsoft's whole response body instead of the action's output fields")
-	wait := fs.Bool("wait", false, "poll the machine action until it reaches a final status (or defender.poll_timeout)")
-	pollInterval := fs.Duration("poll-interval", 0, "with --wait, time between polls (default defender.poll_interval)")
-	pollTimeout := fs.Duration("poll-timeout", 0, "with --wait, how long to wait (default defender.poll_timeout)")
-	argVals := map[string]*string{}
-	for _, a := range actions.ArgSpecs() {
-		argVals[a.Name] = fs.String(argFlag(a.Name), "", a.Help)
-	}
-
-	if len(args) == 0 {
-		fmt.Fprintln(c.stderr, "defenderbot action: missing action name")
-		actionUsage(c.stderr, fs)
-		return 2
-	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		actionUsage(c.stderr, fs)
-		return 0
-	}
-	if strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(c.stderr, "defenderbot action: the action name comes first: defenderbot action NAME [flags]")
-		actionUsage(c.stderr, fs)
-		return 2
-	}
-	name, ok := actions.Lookup(args[0])
+	fs, f := newActionFlags(c)
+	name, code, ok := parseActionCommand(c, fs, f, args)
 	if !ok {
-		fmt.Fprintf(c.stderr, "defenderbot action: unknown action %q\n", args[0])
-		actionUsage(c.stderr, fs)
-		return 2
-	}
-	if code, ok := parseFlags(fs, args[1:]); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "defenderbot action: unexpected argument %q (values go in flags, e.g. --comment \"...\")\n", fs.Arg(0))
-		return 2
-	}
-	if *wait && !name.ReturnsMachineAction() {
-		fmt.Fprintf(c.stderr, "defenderbot action: --wait applies to machine actions, not %s\n", name)
-		return 2
-	}
-	if *pollInterval < 0 || *pollTimeout < 0 {
-		fmt.Fprintln(c.stderr, "defenderbot action: --poll-interval and --poll-timeout must be positive")
-		return 2
-	}
-
-	var a actions.Args
-	if *argsFile != "" {
-		var err error
-		if a, err = readArgsFile(*argsFile); err != nil {
-			fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
-			return 1
-		}
-	}
-	fs.Visit(func(f *flag.Flag) {
-		for arg, v := range argVals {
-			if f.Name == argFlag(arg) {
-				a.Set(arg, *v)
-			}
-		}
-	})
-	a, err := actions.Normalize(name, a)
+	a, err := f.actionArgs(fs, name)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
 		return 1
 	}
 
-	cfg, ok := loadConfigFor(c, *cfgPath, config.ForDefender)
+	cfg, ok := loadConfigFor(c, *f.cfgPath, config.ForDefender)
 	if !ok {
 		return 1
 	}
@@ -115,37 +57,13 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 		return 1
 	}
 
-	code := 0
-	if *wait && !res.MachineAction.Status.Final() {
-		interval := cfg.Defender.PollInterval
-		if *pollInterval > 0 {
-			interval = *pollInterval
+	code = 0
+	if *f.wait {
+		if res, code, ok = f.waitForAction(ctx, c, cfg, runner, name, res); !ok {
+			return code
 		}
-		timeout := cfg.Defender.PollTimeout
-		if *pollTimeout > 0 {
-			timeout = *pollTimeout
-		}
-		id := res.MachineAction.ID
-		wctx, cancel := context.WithTimeout(ctx, timeout)
-		waited, werr := runner.Wait(wctx, name, id, interval)
-		cancel()
-		switch {
-		case werr != nil && waited == nil:
-			printActionError(c.stderr, werr)
-			return 1
-		case werr != nil:
-			fmt.Fprintf(c.stderr, "defenderbot: action %s is still %s after %s; check later with: defenderbot action get-action --action-id %s\n",
-				id, waited.MachineAction.Status, timeout, id)
-			code = 1
-		}
-		res = waited
 	}
-	if *wait && res.MachineAction.Status.Final() && res.MachineAction.Status != defender.StatusSucceeded {
-		fmt.Fprintf(c.stderr, "defenderbot: action %s ended %s\n", res.MachineAction.ID, res.MachineAction.Status)
-		code = 1
-	}
-
-	out, err := renderResult(name, res, *raw)
+	out, err := renderResult(name, res, *f.raw)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
 		return 1
@@ -154,6 +72,129 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 		return 1
 	}
 	return code
+}
+
+// actionFlags are the flags of `defenderbot action`.
+type actionFlags struct {
+	cfgPath, argsFile         *string
+	raw, wait                 *bool
+	pollInterval, pollTimeout *time.Duration
+	// argVals holds one flag per argument of the registry, by argument name.
+	argVals map[string]*string
+}
+
+func newActionFlags(c *cli) (*flag.FlagSet, *actionFlags) {
+	fs := newFlagSet(c, "action", "action NAME [flags]")
+	fs.Usage = func() { actionUsage(c.stderr, fs) }
+	f := &actionFlags{
+		cfgPath:      configFlag(fs),
+		argsFile:     fs.String("args", "", "JSON file holding the argument object, keyed by argument name (flags override its values)"),
+		raw:          fs.Bool("raw", false, "print Microsoft's whole response body instead of the action's output fields"),
+		wait:         fs.Bool("wait", false, "poll the machine action until it reaches a final status (or defender.poll_timeout)"),
+		pollInterval: fs.Duration("poll-interval", 0, "with --wait, time between polls (default defender.poll_interval)"),
+		pollTimeout:  fs.Duration("poll-timeout", 0, "with --wait, how long to wait (default defender.poll_timeout)"),
+		argVals:      map[string]*string{},
+	}
+	for _, a := range actions.ArgSpecs() {
+		f.argVals[a.Name] = fs.String(argFlag(a.Name), "", a.Help)
+	}
+	return fs, f
+}
+
+// parseActionCommand reads the action name, then its flags. When ok is
+// false the command ends with code (0 after --help, 2 for a usage error).
+func parseActionCommand(c *cli, fs *flag.FlagSet, f *actionFlags, args []string) (name actions.Name, code int, ok bool) {
+	if len(args) == 0 {
+		fmt.Fprintln(c.stderr, "defenderbot action: missing action name")
+		actionUsage(c.stderr, fs)
+		return "", 2, false
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		actionUsage(c.stderr, fs)
+		return "", 0, false
+	}
+	if strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(c.stderr, "defenderbot action: the action name comes first: defenderbot action NAME [flags]")
+		actionUsage(c.stderr, fs)
+		return "", 2, false
+	}
+	name, ok = actions.Lookup(args[0])
+	if !ok {
+		fmt.Fprintf(c.stderr, "defenderbot action: unknown action %q\n", args[0])
+		actionUsage(c.stderr, fs)
+		return "", 2, false
+	}
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return "", code, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "defenderbot action: unexpected argument %q (values go in flags, e.g. --comment \"...\")\n", fs.Arg(0))
+		return "", 2, false
+	}
+	if *f.wait && !name.ReturnsMachineAction() {
+		fmt.Fprintf(c.stderr, "defenderbot action: --wait applies to machine actions, not %s\n", name)
+		return "", 2, false
+	}
+	if *f.pollInterval < 0 || *f.pollTimeout < 0 {
+		fmt.Fprintln(c.stderr, "defenderbot action: --poll-interval and --poll-timeout must be positive")
+		return "", 2, false
+	}
+	return name, 0, true
+}
+
+// actionArgs builds the action's arguments: the --args file, then the
+// flags given, normalised for the action.
+func (f *actionFlags) actionArgs(fs *flag.FlagSet, name actions.Name) (actions.Args, error) {
+	var a actions.Args
+	if *f.argsFile != "" {
+		var err error
+		if a, err = readArgsFile(*f.argsFile); err != nil {
+			return actions.Args{}, err
+		}
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		for arg, v := range f.argVals {
+			if fl.Name == argFlag(arg) {
+				a.Set(arg, *v)
+			}
+		}
+	})
+	return actions.Normalize(name, a)
+}
+
+// waitForAction (--wait) polls the machine action until it is final or
+// the poll timeout. It returns the last result and the exit code; when ok
+// is false nothing is to be printed.
+func (f *actionFlags) waitForAction(ctx context.Context, c *cli, cfg *config.Config, runner *actions.Runner, name actions.Name, res *actions.Result) (_ *actions.Result, code int, ok bool) {
+	if !res.MachineAction.Status.Final() {
+		interval := cfg.Defender.PollInterval
+		if *f.pollInterval > 0 {
+			interval = *f.pollInterval
+		}
+		timeout := cfg.Defender.PollTimeout
+		if *f.pollTimeout > 0 {
+			timeout = *f.pollTimeout
+		}
+		id := res.MachineAction.ID
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		waited, werr := runner.Wait(wctx, name, id, interval)
+		cancel()
+		switch {
+		case werr != nil && waited == nil:
+			printActionError(c.stderr, werr)
+			return nil, 1, false
+		case werr != nil:
+			fmt.Fprintf(c.stderr, "defenderbot: action %s is still %s after %s; check later with: defenderbot action get-action --action-id %s\n",
+				id, waited.MachineAction.Status, timeout, id)
+			code = 1
+		}
+		res = waited
+	}
+	if res.MachineAction.Status.Final() && res.MachineAction.Status != defender.StatusSucceeded {
+		fmt.Fprintf(c.stderr, "defenderbot: action %s ended %s\n", res.MachineAction.ID, res.MachineAction.Status)
+		code = 1
+	}
+	return res, code, true
 }
 
 func actionUsage(w io.Writer, fs *flag.FlagSet) {

@@ -172,7 +172,31 @@ func (d *demoEnv) say(format string, args ...any) { fmt.Fprintf(d.out, format, a
 // script is the scripted analyst and approver.
 func (d *demoEnv) script(ctx context.Context) error {
 	text := "isolate " + demoMachine + " full suspicious beacon"
+	if err := d.forgedCommand(ctx, text); err != nil {
+		return err
+	}
+	if err := d.command(ctx, text); err != nil {
+		return err
+	}
+	approval, requestID, err := d.approvalPosted(ctx)
+	if err != nil {
+		return err
+	}
+	if err := d.selfApprovalRefused(ctx, requestID, approval); err != nil {
+		return err
+	}
+	action, err := d.approved(ctx, requestID, approval)
+	if err != nil {
+		return err
+	}
+	if err := d.actionSucceeds(ctx, action, approval); err != nil {
+		return err
+	}
+	return d.alertScript(ctx)
+}
 
+// forgedCommand is step 0: a command signed with the wrong secret is refused.
+func (d *demoEnv) forgedCommand(ctx context.Context, text string) error {
 	d.say("0. Someone without the signing secret forges the same command\n")
 	status, _, err := d.post(ctx, "/slack/commands", "not-the-secret", demoCommandForm(demoAnalyst, text, d.slack.ResponseURL("forged")))
 	if err != nil {
@@ -182,7 +206,11 @@ func (d *demoEnv) script(ctx context.Context) error {
 		return fmt.Errorf("forged request got HTTP %d, want 401", status)
 	}
 	d.say("   -> HTTP %d: refused before anything was parsed or stored\n\n", status)
+	return nil
+}
 
+// command is step 1: the analyst asks for the isolation.
+func (d *demoEnv) command(ctx context.Context, text string) error {
 	d.say("1. alice (%s) types: /defender %s\n", demoAnalyst, text)
 	start := time.Now()
 	status, body, err := d.post(ctx, "/slack/commands", d.secret, demoCommandForm(demoAnalyst, text, d.slack.ResponseURL("analyst-command")))
@@ -193,33 +221,42 @@ func (d *demoEnv) script(ctx context.Context) error {
 		return fmt.Errorf("slash command got HTTP %d: %s", status, body)
 	}
 	d.say("   -> signed POST /slack/commands acknowledged in %s: %q\n", time.Since(start).Round(time.Millisecond), demoMsgText(body))
+	return nil
+}
 
+// approvalPosted is step 2: the request waits in the approval channel; it
+// returns the approval message and the request ID.
+func (d *demoEnv) approvalPosted(ctx context.Context) (slackfake.Call, string, error) {
 	approval, err := d.waitCall(ctx, "the approval request", func(c slackfake.Call) bool {
 		return c.Method == slackfake.MethodPostMessage && c.Channel == demoChannel && c.ThreadTS == "" && c.Error == ""
 	})
 	if err != nil {
-		return err
+		return slackfake.Call{}, "", err
 	}
 	requestID, err := slackfake.ButtonValue(approval.Blocks, "approve")
 	if err != nil {
-		return fmt.Errorf("the approval message: %w", err)
+		return slackfake.Call{}, "", fmt.Errorf("the approval message: %w", err)
 	}
 	if requestID == "" {
-		return errors.New("the approval message has no Approve button")
+		return slackfake.Call{}, "", errors.New("the approval message has no Approve button")
 	}
 	d.say("2. The bot posts the request in #%s with Approve/Reject buttons: %q (request %s)\n", demoChannel, approval.Text, requestID)
 	d.say("   -> the card shows the approver what is at stake, from Defender:\n")
 	for _, line := range demoCardContext(approval.Blocks) {
 		d.say("        %s\n", line)
 	}
-	if c, err := d.waitCall(ctx, "the requester's confirmation", func(c slackfake.Call) bool {
+	c, err := d.waitCall(ctx, "the requester's confirmation", func(c slackfake.Call) bool {
 		return c.Method == slackfake.MethodResponseURL && c.ResponseURL == "analyst-command"
-	}); err == nil {
-		d.say("   -> %s is told: %q\n\n", demoAnalyst, c.Text)
-	} else {
-		return err
+	})
+	if err != nil {
+		return slackfake.Call{}, "", err
 	}
+	d.say("   -> %s is told: %q\n\n", demoAnalyst, c.Text)
+	return approval, requestID, nil
+}
 
+// selfApprovalRefused is step 3: the requester cannot approve her own request.
+func (d *demoEnv) selfApprovalRefused(ctx context.Context, requestID string, approval slackfake.Call) error {
 	d.say("3. alice clicks Approve on her own request\n")
 	if err := d.click(ctx, demoAnalyst, requestID, approval.TS); err != nil {
 		return err
@@ -234,10 +271,19 @@ func (d *demoEnv) script(ctx context.Context) error {
 		return fmt.Errorf("self-approval reached Defender (%d machine actions)", n)
 	}
 	d.say("   -> refused, nothing sent to Defender: %q\n\n", refusal.Text)
+	return nil
+}
 
+// demoRequesterDM matches a direct message to the requester.
+func demoRequesterDM(c slackfake.Call) bool {
+	return c.Method == slackfake.MethodPostMessage && c.Channel == demoAnalyst
+}
+
+// approved is step 4: a second person approves and Defender gets the call.
+func (d *demoEnv) approved(ctx context.Context, requestID string, approval slackfake.Call) (defendertest.MachineAction, error) {
 	d.say("4. bob (%s) clicks Approve\n", demoApprover)
 	if err := d.click(ctx, demoApprover, requestID, approval.TS); err != nil {
-		return err
+		return defendertest.MachineAction{}, err
 	}
 	var action defendertest.MachineAction
 	if err := d.waitFor(ctx, "the Defender machine action", func() bool {
@@ -247,7 +293,7 @@ func (d *demoEnv) script(ctx context.Context) error {
 		}
 		return len(as) > 0
 	}); err != nil {
-		return err
+		return defendertest.MachineAction{}, err
 	}
 	for _, r := range d.emu.Requests() {
 		if r.Method == http.MethodPost && strings.Contains(r.Path, "/isolate") {
@@ -255,26 +301,27 @@ func (d *demoEnv) script(ctx context.Context) error {
 		}
 	}
 	d.say("   -> machine action %s (%s) on %s is %s; comment %q\n", action.ID, action.Type, action.ComputerDNSName, action.Status, action.RequestorComment)
-	if c, err := d.waitCall(ctx, "the thread reply", func(c slackfake.Call) bool {
+	c, err := d.waitCall(ctx, "the thread reply", func(c slackfake.Call) bool {
 		return c.Method == slackfake.MethodPostMessage && c.ThreadTS == approval.TS
-	}); err == nil {
-		d.say("   -> thread reply: %q\n", c.Text)
-	} else {
-		return err
+	})
+	if err != nil {
+		return defendertest.MachineAction{}, err
 	}
+	d.say("   -> thread reply: %q\n", c.Text)
+	c, err = d.waitNth(ctx, "the requester's 'approved' message", 1, demoRequesterDM)
+	if err != nil {
+		return defendertest.MachineAction{}, err
+	}
+	d.say("   -> %s gets a direct message: %q\n\n", demoAnalyst, c.Text)
+	return action, nil
+}
 
-	isDM := func(c slackfake.Call) bool {
-		return c.Method == slackfake.MethodPostMessage && c.Channel == demoAnalyst
-	}
-	if c, err := d.waitNth(ctx, "the requester's 'approved' message", 1, isDM); err == nil {
-		d.say("   -> %s gets a direct message: %q\n\n", demoAnalyst, c.Text)
-	} else {
-		return err
-	}
-
+// actionSucceeds is step 5: the action is followed until it succeeds, and
+// its thread offers the undo.
+func (d *demoEnv) actionSucceeds(ctx context.Context, action defendertest.MachineAction, approval slackfake.Call) error {
 	d.say("5. Time passes on the emulator's clock (3 minutes); the bot keeps polling the action\n")
 	d.emu.Advance(3 * time.Minute)
-	outcome, err := d.waitNth(ctx, "the outcome message", 2, isDM)
+	outcome, err := d.waitNth(ctx, "the outcome message", 2, demoRequesterDM)
 	if err != nil {
 		return err
 	}
@@ -298,7 +345,7 @@ func (d *demoEnv) script(ctx context.Context) error {
 		return err
 	}
 	d.say("   -> the thread offers a [Release] button: %q\n", undo.Text)
-	return d.alertScript(ctx)
+	return nil
 }
 
 // alertScript: an alert arrives in the alert channel and is acted on from
