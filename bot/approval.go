@@ -140,14 +140,14 @@ func (s *Service) createRequest(ctx context.Context, inv invocation, sub approva
 	complete := true
 	if lookup != nil {
 		info := lookup.Wait(ctx, s.cfg.ContextWait)
-		s.setCardInfo(r.ID, info)
+		s.setCardInfo(ctx, r.ID, info)
 		complete = info.Complete()
 	}
 	s.linkAlert(ctx, inv, r.ID)
 	var ch, ts string
 	err = s.slackRetry(ctx, func() error {
 		var err error
-		ch, ts, err = s.deps.Slack.PostMessageContext(ctx, s.cfg.ApprovalChannel, s.cardMsg(r)...)
+		ch, ts, err = s.deps.Slack.PostMessageContext(ctx, s.cfg.ApprovalChannel, s.cardMsg(ctx, r)...)
 		return err
 	})
 	if err != nil {

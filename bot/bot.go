@@ -103,6 +103,14 @@ type IOCSync interface {
 type Store interface {
 	approval.Store
 	UndoLinks
+	CardContexts
+}
+
+// CardContexts keeps the machine context of each approval card (store.Store
+// has it), so that whichever replica updates a card shows it too.
+type CardContexts interface {
+	SaveCardContext(ctx context.Context, requestID, data string) error
+	CardContext(ctx context.Context, requestID string) (string, error) // "" if none
 }
 
 // Service is the Slack bot. Its methods are safe for concurrent use.

@@ -2,6 +2,8 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -31,17 +33,42 @@ func (s *Service) startContext(ctx context.Context, r *approval.Request, m *defe
 		machineinfo.Options{Timeout: s.cfg.LookupTimeout, Actions: s.cfg.LatestActions, Machine: m, Now: s.now, After: s.after})
 }
 
-// cardInfo returns the context this replica holds for request id.
-func (s *Service) cardInfo(id string) *machineinfo.Info {
+// cardInfo returns the context request id's card shows: this replica's
+// copy, or the one the replica that made the card saved (nil if none).
+// Without it, a replica updating the card (an approval clicked there) would
+// drop the context from it.
+func (s *Service) cardInfo(ctx context.Context, id string) *machineinfo.Info {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if info, ok := s.cards[id]; ok {
+	info, ok := s.cards[id]
+	s.mu.Unlock()
+	if ok {
 		return &info
 	}
-	return nil
+	data, err := s.deps.Store.CardContext(ctx, id)
+	if err != nil {
+		s.log.WarnContext(ctx, "reading the card's context failed", "request", id, "error", err)
+		return nil
+	}
+	if data == "" {
+		return nil
+	}
+	var w wireInfo
+	if err := json.Unmarshal([]byte(data), &w); err != nil {
+		s.log.WarnContext(ctx, "the card's stored context is unreadable", "request", id, "error", err)
+		return nil
+	}
+	got := w.info()
+	return &got
 }
 
-func (s *Service) setCardInfo(id string, info machineinfo.Info) {
+// setCardInfo keeps info as request id's card context, here and in the
+// store for the other replicas.
+func (s *Service) setCardInfo(ctx context.Context, id string, info machineinfo.Info) {
+	if data, err := json.Marshal(wireOf(info)); err != nil {
+		s.log.WarnContext(ctx, "encoding the card's context failed", "request", id, "error", err)
+	} else if err := s.deps.Store.SaveCardContext(ctx, id, string(data)); err != nil {
+		s.log.WarnContext(ctx, "saving the card's context failed", "request", id, "error", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cards[id] = info
@@ -68,7 +95,7 @@ func (s *Service) completeContext(ctx context.Context, r *approval.Request, l *m
 	case <-ctx.Done():
 		return
 	}
-	s.setCardInfo(r.ID, l.Snapshot())
+	s.setCardInfo(ctx, r.ID, l.Snapshot())
 	cur, err := s.core.Get(ctx, r.ID)
 	if err != nil {
 		s.log.WarnContext(ctx, "re-reading the request for its context failed", "request", r.ID, "error", err)
@@ -122,9 +149,12 @@ func renderContext(info machineinfo.Info, staleAfter time.Duration) []slack.Bloc
 
 // reason words a failed look-up briefly (Defender's code, not its whole message).
 func reason(err error) string {
+	var stored storedReason
 	switch {
 	case err == nil:
 		return ""
+	case errors.As(err, &stored):
+		return string(stored)
 	case defender.IsNotFound(err):
 		return " (Defender: not found)"
 	case err == machineinfo.ErrTimeout:
@@ -231,4 +261,49 @@ func ago(now, t time.Time) string {
 		return plural(int(d/time.Hour), "hour") + " ago"
 	}
 	return plural(int(d/(24*time.Hour)), "day") + " ago"
+}
+
+// storedReason is a failed look-up read back from the store: its reason as
+// the card words it.
+type storedReason string
+
+func (r storedReason) Error() string { return "look-up failed" + string(r) }
+
+// wirePart and wireInfo are machineinfo.Info as the store keeps it: a
+// failed look-up keeps the reason the card shows.
+type wirePart[T any] struct {
+	Value  T      `json:"value"`
+	Done   bool   `json:"done"`
+	Failed string `json:"failed,omitempty"` // reason(err); " (…)" or "" for none
+	Err    bool   `json:"err,omitempty"`
+}
+
+func wirePartOf[T any](p machineinfo.Part[T]) wirePart[T] {
+	return wirePart[T]{Value: p.Value, Done: p.Done, Err: p.Err != nil, Failed: reason(p.Err)}
+}
+
+func (w wirePart[T]) part() machineinfo.Part[T] {
+	p := machineinfo.Part[T]{Value: w.Value, Done: w.Done}
+	if w.Err {
+		p.Err = storedReason(w.Failed)
+	}
+	return p
+}
+
+type wireInfo struct {
+	MachineID string                             `json:"machine_id"`
+	Machine   wirePart[*defender.Machine]        `json:"machine"`
+	Alerts    wirePart[[]defender.Alert]         `json:"alerts"`
+	Actions   wirePart[[]defender.MachineAction] `json:"actions"`
+	At        time.Time                          `json:"at"`
+}
+
+func wireOf(i machineinfo.Info) wireInfo {
+	return wireInfo{MachineID: i.MachineID, Machine: wirePartOf(i.Machine), Alerts: wirePartOf(i.Alerts),
+		Actions: wirePartOf(i.Actions), At: i.At}
+}
+
+func (w wireInfo) info() machineinfo.Info {
+	return machineinfo.Info{MachineID: w.MachineID, Machine: w.Machine.part(), Alerts: w.Alerts.part(),
+		Actions: w.Actions.part(), At: w.At}
 }

@@ -1,16 +1,21 @@
 package bot
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/machineinfo"
+	"github.com/defenderbot/defenderbot/store/storetest"
 )
 
 // sampleInfo is a complete context: an isolated, stale, risky laptop with
@@ -90,15 +95,53 @@ func TestAgo(t *testing.T) {
 }
 
 func TestCardInfoIsForgottenAfterTwoTTLs(t *testing.T) {
-	s := &Service{cfg: Config{TTL: time.Hour}, cards: map[string]machineinfo.Info{}}
+	s := &Service{cfg: Config{TTL: time.Hour}, cards: map[string]machineinfo.Info{},
+		deps: Deps{Store: storetest.OpenSQLite(t)}, log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	cached := func(id string) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		_, ok := s.cards[id]
+		return ok
+	}
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	s.setCardInfo("old", machineinfo.Info{At: t0})
-	s.setCardInfo("recent", machineinfo.Info{At: t0.Add(90 * time.Minute)})
-	assert.NotNil(t, s.cardInfo("old"))
-	s.setCardInfo("new", machineinfo.Info{At: t0.Add(3 * time.Hour)})
-	assert.Nil(t, s.cardInfo("old"), "decided elsewhere long ago")
-	assert.NotNil(t, s.cardInfo("recent"))
-	assert.NotNil(t, s.cardInfo("new"))
+	s.setCardInfo(ctx, "old", machineinfo.Info{At: t0})
+	s.setCardInfo(ctx, "recent", machineinfo.Info{At: t0.Add(90 * time.Minute)})
+	assert.True(t, cached("old"))
+	s.setCardInfo(ctx, "new", machineinfo.Info{At: t0.Add(3 * time.Hour)})
+	assert.False(t, cached("old"), "decided elsewhere long ago")
+	assert.True(t, cached("recent"))
+	assert.True(t, cached("new"))
 	s.dropCardInfo("new")
-	assert.Nil(t, s.cardInfo("new"))
+	assert.False(t, cached("new"))
+	// What this replica forgot, the store still has (another replica's card).
+	got := s.cardInfo(ctx, "old")
+	require.NotNil(t, got)
+	assert.True(t, got.At.Equal(t0))
+	assert.Nil(t, s.cardInfo(ctx, "never"))
+}
+
+// A card's context read back from the store renders as it did where it was
+// looked up, failed look-ups included.
+func TestCardInfoRoundTripsThroughTheStore(t *testing.T) {
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	info := machineinfo.Info{MachineID: "m1", At: at,
+		Machine: machineinfo.Part[*defender.Machine]{Done: true, Value: &defender.Machine{ID: "m1", ComputerDNSName: "host.contoso.com", OSPlatform: "Windows11"}},
+		Alerts:  machineinfo.Part[[]defender.Alert]{Done: true, Err: machineinfo.ErrTimeout},
+		Actions: machineinfo.Part[[]defender.MachineAction]{Done: false},
+	}
+	roundTrip := func(info machineinfo.Info) machineinfo.Info {
+		data, err := json.Marshal(wireOf(info))
+		require.NoError(t, err)
+		var w wireInfo
+		require.NoError(t, json.Unmarshal(data, &w))
+		return w.info()
+	}
+	complete := sampleInfo()
+	assert.Equal(t, renderContext(complete, 7*24*time.Hour), renderContext(roundTrip(complete), 7*24*time.Hour))
+	back := roundTrip(info)
+	assert.Equal(t, renderContext(info, 7*24*time.Hour), renderContext(back, 7*24*time.Hour))
+	rendered, err := json.Marshal(renderContext(back, 7*24*time.Hour))
+	require.NoError(t, err)
+	assert.Contains(t, string(rendered), "did not answer in time")
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // cardMsg is the approval message with the machine context this replica holds.
-func (s *Service) cardMsg(r *approval.Request) []slack.MsgOption {
-	blocks := renderApprovalWith(r, s.cardInfo(r.ID), s.cfg.StaleAfter)
+func (s *Service) cardMsg(ctx context.Context, r *approval.Request) []slack.MsgOption {
+	blocks := renderApprovalWith(r, s.cardInfo(ctx, r.ID), s.cfg.StaleAfter)
 	return []slack.MsgOption{slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(blocks...)}
 }
 

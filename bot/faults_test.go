@@ -184,6 +184,20 @@ func (f *faultStore) UndoOf(ctx context.Context, undoID string) (string, error) 
 	return f.inner.UndoOf(ctx, undoID)
 }
 
+func (f *faultStore) SaveCardContext(ctx context.Context, requestID, data string) error {
+	if err := f.check("SaveCardContext"); err != nil {
+		return err
+	}
+	return f.inner.SaveCardContext(ctx, requestID, data)
+}
+
+func (f *faultStore) CardContext(ctx context.Context, requestID string) (string, error) {
+	if err := f.check("CardContext"); err != nil {
+		return "", err
+	}
+	return f.inner.CardContext(ctx, requestID)
+}
+
 var _ Store = (*faultStore)(nil)
 
 // TestStoreOutageCommandAndClick: during an outage a slash command and an

@@ -128,7 +128,7 @@ func (s *Service) updateApprovalMessage(ctx context.Context, r *approval.Request
 
 func (s *Service) chatUpdate(ctx context.Context, r *approval.Request) {
 	err := s.slackRetry(ctx, func() error {
-		_, _, _, err := s.deps.Slack.UpdateMessageContext(ctx, r.ApprovalChannel, r.ApprovalTS, s.cardMsg(r)...)
+		_, _, _, err := s.deps.Slack.UpdateMessageContext(ctx, r.ApprovalChannel, r.ApprovalTS, s.cardMsg(ctx, r)...)
 		return err
 	})
 	if err != nil {

@@ -73,3 +73,26 @@ func TestApprovalCardSlowAndFailedContext(t *testing.T) {
 	p.click(bob, "approve", id, msg.TS)
 	p.waitState(id, approval.StateRunning)
 }
+
+// TestCardKeepsItsContextOnEveryReplica: a request needing two approvals is
+// made on one replica and approved once on another, which updates the card:
+// the second approver still sees what Defender said about the machine.
+func TestCardKeepsItsContextOnEveryReplica(t *testing.T) {
+	for _, driver := range backends {
+		t.Run(driver, func(t *testing.T) {
+			w := newWorldOn(t, driver)
+			two := func(c *bot.Config) { c.RequiredApprovals = 2 }
+			p1, p2 := w.start(t, two), w.start(t, two)
+			msg, id := requestPending(t, w, p1)
+			require.Contains(t, string(msg.Blocks), "Open alerts", "the card shows the context")
+			p2.click(bob, "approve", id, msg.TS)
+			p2.waitState(id, approval.StatePending)
+			p2.bot.Wait()
+			m, ok := w.slack.Message(channel, msg.TS)
+			require.True(t, ok)
+			assert.Contains(t, string(m.Blocks), "1 of 2", "updated by the other replica")
+			assert.Contains(t, string(m.Blocks), "Open alerts", "and still shows the context")
+			assert.Contains(t, string(m.Blocks), machine1DN)
+		})
+	}
+}

@@ -130,6 +130,16 @@ type Store interface {
 
 	AlertStore
 	UndoStore
+	CardStore
+}
+
+// CardStore keeps the machine context an approval card shows, so that any
+// replica updating the card shows the same.
+type CardStore interface {
+	// SaveCardContext records (or replaces) requestID's card context.
+	SaveCardContext(ctx context.Context, requestID, data string) error
+	// CardContext returns it, or "" when none was recorded.
+	CardContext(ctx context.Context, requestID string) (string, error)
 }
 
 // UndoStore links a request to its undo (the inverse request made from its

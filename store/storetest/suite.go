@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SyncRuns", testSyncRuns},
 		{"FeedCursors", testFeedCursors},
 		{"UndoClaims", testUndoClaims},
+		{"CardContexts", testCardContexts},
 	}
 	for _, tc := range append(tests, alertTests...) {
 		t.Run(tc.name, func(t *testing.T) {

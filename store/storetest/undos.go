@@ -81,3 +81,17 @@ func testUndoClaims(t *testing.T, s store.Store) {
 	_, err = s.ClaimUndo(ctx, "x", "y", T0(), 0)
 	require.ErrorContains(t, err, "ttl must be positive")
 }
+
+func testCardContexts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	got, err := s.CardContext(ctx, "r1")
+	require.NoError(t, err)
+	assert.Empty(t, got, "none yet")
+	require.NoError(t, s.SaveCardContext(ctx, "r1", `{"machine":"loading"}`))
+	require.NoError(t, s.SaveCardContext(ctx, "r1", `{"machine":"done"}`))
+	got, err = s.CardContext(ctx, "r1")
+	require.NoError(t, err)
+	assert.Equal(t, `{"machine":"done"}`, got, "the last one saved")
+	require.ErrorContains(t, s.SaveCardContext(ctx, "", "x"), "required")
+	require.ErrorContains(t, s.SaveCardContext(ctx, "r2", ""), "required")
+}
