@@ -219,18 +219,23 @@ func alertFallback(a *graph.Alert) string {
 type AlertPoster struct {
 	api   SlackAPI
 	opt   AlertCardOptions
+	retry SlackRetry
 	sleep func(context.Context, time.Duration) error
 }
 
-// NewAlertPoster returns a poster writing through api.
-func NewAlertPoster(api SlackAPI, opt AlertCardOptions) *AlertPoster {
-	return &AlertPoster{api: api, opt: opt, sleep: httpwait.Sleep}
+// NewAlertPoster returns a poster writing through api, retrying a Slack
+// call within retry (SlackRetryFrom).
+func NewAlertPoster(api SlackAPI, opt AlertCardOptions, retry SlackRetry) (*AlertPoster, error) {
+	if err := retry.check(); err != nil {
+		return nil, fmt.Errorf("bot: alert poster: %w", err)
+	}
+	return &AlertPoster{api: api, opt: opt, retry: retry, sleep: httpwait.Sleep}, nil
 }
 
 // PostAlert posts a new card and returns its ts.
 func (p *AlertPoster) PostAlert(ctx context.Context, channel string, a *graph.Alert) (string, error) {
 	var ts string
-	err := slackRetry(ctx, p.sleep, func() error {
+	err := slackRetry(ctx, p.sleep, p.retry, func() error {
 		var err error
 		_, ts, err = p.api.PostMessageContext(ctx, channel, slack.MsgOptionText(alertFallback(a), false),
 			slack.MsgOptionBlocks(alertCard(a, p.opt)...))
@@ -244,7 +249,7 @@ func (p *AlertPoster) PostAlert(ctx context.Context, channel string, a *graph.Al
 
 // UpdateAlert rewrites the card at channel/ts.
 func (p *AlertPoster) UpdateAlert(ctx context.Context, channel, ts string, a *graph.Alert) error {
-	err := slackRetry(ctx, p.sleep, func() error {
+	err := slackRetry(ctx, p.sleep, p.retry, func() error {
 		_, _, _, err := p.api.UpdateMessageContext(ctx, channel, ts, slack.MsgOptionText(alertFallback(a), false),
 			slack.MsgOptionBlocks(alertCard(a, p.opt)...))
 		return err

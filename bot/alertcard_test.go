@@ -77,7 +77,8 @@ func TestAlertCardButtons(t *testing.T) {
 
 func TestAlertPosterPostsAndUpdates(t *testing.T) {
 	f := newFakeSlack(t)
-	p := NewAlertPoster(f, AlertCardOptions{})
+	p, err := NewAlertPoster(f, AlertCardOptions{}, SlackRetryFrom())
+	require.NoError(t, err)
 	a := sampleAlert()
 	ts, err := p.PostAlert(t.Context(), "C0ALERTS", a)
 	require.NoError(t, err)

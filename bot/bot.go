@@ -58,6 +58,14 @@ type Config struct {
 	// is how many of the machine's latest actions it reads.
 	LookupTimeout time.Duration
 	LatestActions int
+	// SweepEvery paces the approval core's expiry sweep and takeover scan;
+	// GroupCacheTTL is how long a user group's members are cached;
+	// ResponseURLTimeout bounds a response_url post (of the default
+	// Deps.HTTPClient); SlackRetry bounds retries of a Slack call.
+	SweepEvery         time.Duration
+	GroupCacheTTL      time.Duration
+	ResponseURLTimeout time.Duration
+	SlackRetry         SlackRetry
 }
 
 // Deps are the bot's collaborators.
@@ -66,7 +74,7 @@ type Deps struct {
 	Slack      SlackAPI
 	Defender   Defender
 	IOCs       IOCSync      // may be nil: the iocs verbs then say the sync is not configured
-	HTTPClient *http.Client // for response_url posts; default http.DefaultClient with a timeout
+	HTTPClient *http.Client // for response_url posts; default a client with Config.ResponseURLTimeout
 	Logger     *slog.Logger
 	Now        func() time.Time
 	// Sleep waits d or until ctx ends (follow-up polls, Slack retries);
@@ -160,6 +168,12 @@ func problems(cfg Config, deps Deps) []string {
 	if cfg.ContextWait <= 0 || cfg.StaleAfter <= 0 || cfg.LookupTimeout <= 0 || cfg.LatestActions <= 0 {
 		problems = append(problems, "Config.ContextWait, StaleAfter, LookupTimeout and LatestActions must be positive")
 	}
+	if cfg.SweepEvery <= 0 || cfg.GroupCacheTTL <= 0 || cfg.ResponseURLTimeout <= 0 {
+		problems = append(problems, "Config.SweepEvery, GroupCacheTTL and ResponseURLTimeout must be positive")
+	}
+	if err := cfg.SlackRetry.check(); err != nil {
+		problems = append(problems, "Config."+err.Error())
+	}
 	if !strings.HasPrefix(cfg.Command, "/") {
 		problems = append(problems, "Config.Command must be a slash command such as /defender")
 	}
@@ -193,7 +207,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		deps.Sleep = httpwait.Sleep
 	}
 	if deps.HTTPClient == nil {
-		deps.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		deps.HTTPClient = &http.Client{Timeout: cfg.ResponseURLTimeout}
 	}
 	s := &Service{
 		cfg:   cfg,
@@ -204,7 +218,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cards: map[string]machineinfo.Info{},
 		after: time.After,
 	}
-	s.groups = newGroupCache(deps.Slack, deps.Now, 5*time.Minute, s.slackRetry)
+	s.groups = newGroupCache(deps.Slack, deps.Now, cfg.GroupCacheTTL, s.slackRetry)
 	core, err := approval.New(approval.Config{
 		Approvers:              cfg.Approvers,
 		Requesters:             cfg.Requesters,
@@ -215,7 +229,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		PollInterval:           cfg.PollInterval,
 		PollTimeout:            cfg.PollTimeout,
 		ReplicaID:              cfg.ReplicaID,
-		SweepEvery:             time.Minute,
+		SweepEvery:             cfg.SweepEvery,
 	}, approval.Deps{
 		Store:     deps.Store,
 		Defender:  deps.Defender,

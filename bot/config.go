@@ -30,5 +30,15 @@ func ConfigFrom(c *config.Config, replica string) Config {
 		StaleAfter:             config.StaleAfter,
 		LookupTimeout:          config.LookupTimeout,
 		LatestActions:          config.LatestActions,
+		SweepEvery:             config.SweepEvery,
+		GroupCacheTTL:          config.GroupCacheTTL,
+		ResponseURLTimeout:     config.ResponseURLTimeout,
+		SlackRetry:             SlackRetryFrom(),
 	}
+}
+
+// SlackRetryFrom is the bound on retries of one Slack call (config's
+// built-in values).
+func SlackRetryFrom() SlackRetry {
+	return SlackRetry{Attempts: config.SlackAttempts, MaxWait: config.SlackMaxWait}
 }

@@ -1,9 +1,11 @@
 package bot
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -18,6 +20,10 @@ func TestConfigHasNoDefaultsOfItsOwn(t *testing.T) {
 	assert.Equal(t, config.StaleAfter, cfg.StaleAfter)
 	assert.Equal(t, config.LookupTimeout, cfg.LookupTimeout)
 	assert.Equal(t, config.LatestActions, cfg.LatestActions)
+	assert.Equal(t, config.SweepEvery, cfg.SweepEvery)
+	assert.Equal(t, config.GroupCacheTTL, cfg.GroupCacheTTL)
+	assert.Equal(t, config.ResponseURLTimeout, cfg.ResponseURLTimeout)
+	assert.Equal(t, SlackRetry{Attempts: config.SlackAttempts, MaxWait: config.SlackMaxWait}, cfg.SlackRetry)
 	assert.Equal(t, 15*time.Second, cfg.PollInterval)
 
 	cfg.ApprovalChannel, cfg.Approvers = "C1", []string{"U1"}
@@ -35,4 +41,41 @@ func TestConfigHasNoDefaultsOfItsOwn(t *testing.T) {
 		_, err := New(c, deps)
 		assert.ErrorContains(t, err, "ContextWait, StaleAfter, LookupTimeout and LatestActions must be positive", name)
 	}
+	for name, unset := range map[string]func(*Config){
+		"SweepEvery":         func(c *Config) { c.SweepEvery = 0 },
+		"GroupCacheTTL":      func(c *Config) { c.GroupCacheTTL = 0 },
+		"ResponseURLTimeout": func(c *Config) { c.ResponseURLTimeout = 0 },
+	} {
+		c := cfg
+		unset(&c)
+		_, err := New(c, deps)
+		assert.ErrorContains(t, err, "Config.SweepEvery, GroupCacheTTL and ResponseURLTimeout must be positive", name)
+	}
+	for name, unset := range map[string]func(*Config){
+		"Attempts": func(c *Config) { c.SlackRetry.Attempts = 0 },
+		"MaxWait":  func(c *Config) { c.SlackRetry.MaxWait = 0 },
+	} {
+		c := cfg
+		unset(&c)
+		_, err := New(c, deps)
+		assert.ErrorContains(t, err, "Config.SlackRetry.Attempts and MaxWait must be positive", name)
+		_, err = NewAlertPoster(deps.Slack, AlertCardOptions{}, c.SlackRetry)
+		assert.ErrorContains(t, err, "SlackRetry.Attempts and MaxWait must be positive", name)
+	}
+}
+
+// The Slack retry bound is the one passed in: a call answered 429 is
+// tried Attempts times, each wait capped at MaxWait.
+func TestSlackRetryFollowsItsBound(t *testing.T) {
+	var waits []time.Duration
+	sleep := func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	calls := 0
+	err := slackRetry(t.Context(), sleep, SlackRetry{Attempts: 4, MaxWait: 5 * time.Second}, func() error {
+		calls++
+		return &slack.RateLimitedError{RetryAfter: time.Minute}
+	})
+	var rl *slack.RateLimitedError
+	require.ErrorAs(t, err, &rl)
+	assert.Equal(t, 4, calls)
+	assert.Equal(t, []time.Duration{5 * time.Second, 5 * time.Second, 5 * time.Second}, waits)
 }

@@ -8,31 +8,40 @@ import (
 	"github.com/slack-go/slack"
 )
 
-// slackAttempts bounds retries of one Slack call after 429 responses.
-const slackAttempts = 3
+// SlackRetry bounds the retries of one Slack call answered 429: Attempts
+// in all, each Retry-After wait capped at MaxWait so a stuck call cannot
+// hold a goroutine for Slack's default 60 s (SlackRetryFrom: config's values).
+type SlackRetry struct {
+	Attempts int
+	MaxWait  time.Duration
+}
 
-// maxSlackWait caps one Retry-After wait so a stuck call cannot hold a
-// goroutine for Slack's default 60 s.
-const maxSlackWait = 30 * time.Second
+// check names a missing bound.
+func (r SlackRetry) check() error {
+	if r.Attempts < 1 || r.MaxWait <= 0 {
+		return errors.New("SlackRetry.Attempts and MaxWait must be positive")
+	}
+	return nil
+}
 
 // slackRetry runs call, retrying after Slack's Retry-After (waited with the
 // injected sleep) when Slack answers 429 (slack-go returns
 // *slack.RateLimitedError). Other errors and ctx cancellation end it at once.
 func (s *Service) slackRetry(ctx context.Context, call func() error) error {
-	return slackRetry(ctx, s.sleep, call)
+	return slackRetry(ctx, s.sleep, s.cfg.SlackRetry, call)
 }
 
 // slackRetry is Service.slackRetry for callers outside a Service (the
 // alert poster), waiting with sleep.
-func slackRetry(ctx context.Context, sleep func(context.Context, time.Duration) error, call func() error) error {
+func slackRetry(ctx context.Context, sleep func(context.Context, time.Duration) error, limit SlackRetry, call func() error) error {
 	var err error
-	for attempt := 0; attempt < slackAttempts; attempt++ {
+	for attempt := 0; attempt < limit.Attempts; attempt++ {
 		err = call()
 		var rl *slack.RateLimitedError
-		if err == nil || !errors.As(err, &rl) || attempt == slackAttempts-1 {
+		if err == nil || !errors.As(err, &rl) || attempt == limit.Attempts-1 {
 			return err
 		}
-		if serr := sleep(ctx, min(max(rl.RetryAfter, 100*time.Millisecond), maxSlackWait)); serr != nil {
+		if serr := sleep(ctx, min(max(rl.RetryAfter, 100*time.Millisecond), limit.MaxWait)); serr != nil {
 			return errors.Join(err, serr)
 		}
 	}

@@ -35,6 +35,11 @@ var builtIns = map[string]any{
 	"TAXIIMaxPageBytes":  config.TAXIIMaxPageBytes,
 	"IOCLeaseTTL":        config.IOCLeaseTTL,
 	"IOCLeaseRenewEvery": config.IOCLeaseRenewEvery,
+	"SweepEvery":         config.SweepEvery,
+	"GroupCacheTTL":      config.GroupCacheTTL,
+	"ResponseURLTimeout": config.ResponseURLTimeout,
+	"SlackAttempts":      config.SlackAttempts,
+	"SlackMaxWait":       config.SlackMaxWait,
 }
 
 // TestBuiltInValuesAreDocumented: the values with no configuration key are

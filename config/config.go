@@ -201,6 +201,19 @@ const (
 	// minutes.
 	IOCLeaseTTL        = 90 * time.Second
 	IOCLeaseRenewEvery = 30 * time.Second
+	// SweepEvery is how often the approval core expires overdue requests
+	// and scans for work a dead replica left.
+	SweepEvery = time.Minute
+	// GroupCacheTTL is how long the bot keeps a Slack user group's members
+	// before it lists them again (usergroups.users.list is Tier 2).
+	GroupCacheTTL = 5 * time.Minute
+	// ResponseURLTimeout bounds one post to a slash command's response_url.
+	ResponseURLTimeout = 10 * time.Second
+	// SlackAttempts bounds the attempts of one Slack call answered 429;
+	// SlackMaxWait caps one Retry-After wait, so a stuck call cannot hold a
+	// goroutine for Slack's default 60 s.
+	SlackAttempts = 3
+	SlackMaxWait  = 30 * time.Second
 )
 
 // Client is the Defender API client's configuration.

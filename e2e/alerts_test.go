@@ -42,9 +42,11 @@ func (w *world) graphClient(t testing.TB) *graph.Client {
 // alertPoller is the alert feed of process p, as serve wires it.
 func (p *proc) alertPoller(t testing.TB, owner string) *alerts.Poller {
 	t.Helper()
+	poster, err := bot.NewAlertPoster(p.w.slack.Client(), bot.AlertCardOptions{}, bot.SlackRetryFrom())
+	require.NoError(t, err)
 	pl, err := alerts.New(alerts.Config{Channel: alertsChannel, MinSeverity: "medium", PollInterval: time.Minute,
 		Backfill: time.Hour, Overlap: config.AlertsOverlap, Owner: owner, Now: p.w.emu.Now},
-		p.w.graphClient(t), p.store, bot.NewAlertPoster(p.w.slack.Client(), bot.AlertCardOptions{}))
+		p.w.graphClient(t), p.store, poster)
 	require.NoError(t, err)
 	return pl
 }

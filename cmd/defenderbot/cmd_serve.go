@@ -184,6 +184,11 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 	}
 
 	if al := cfg.Alerts; al.Enabled {
+		poster, err := bot.NewAlertPoster(s.slack, bot.AlertCardOptionsFromRegistry(), bot.SlackRetryFrom())
+		if err != nil {
+			s.close()
+			return nil, err
+		}
 		s.alerts, err = alerts.New(alerts.Config{
 			Channel:        al.Channel,
 			MinSeverity:    al.MinSeverity,
@@ -194,7 +199,7 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 			Owner:          replica,
 			Log:            logger.With("component", "alerts"),
 			Metrics:        s.metrics,
-		}, gc, st, bot.NewAlertPoster(s.slack, bot.AlertCardOptionsFromRegistry()))
+		}, gc, st, poster)
 		if err != nil {
 			s.close()
 			return nil, err
