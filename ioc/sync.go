@@ -400,7 +400,10 @@ func listDefender(ctx context.Context, api IndicatorAPI, now time.Time) (map[str
 		if err != nil {
 			v = d.IndicatorValue
 		}
-		byKey[Key(d.IndicatorType, v)] = d
+		// Only what the planner looks at is kept: not the titles and
+		// descriptions of up to a tenant's worth of indicators.
+		byKey[Key(d.IndicatorType, v)] = defender.Indicator{ID: d.ID, IndicatorValue: d.IndicatorValue,
+			IndicatorType: d.IndicatorType, Application: d.Application, ExternalID: d.ExternalID}
 	}
 	return byKey, active, nil
 }
