@@ -15,7 +15,6 @@ import (
 
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/graph"
-	"github.com/defenderbot/defenderbot/stix"
 	"github.com/defenderbot/defenderbot/taxii"
 )
 
@@ -156,7 +155,7 @@ const (
 	DefaultSlackAPIURL     = "https://slack.com/api/"
 	// DefaultMaxObjectBytes is iocs.max_object_bytes' default: 1 MiB, some thousand times a real
 	// indicator object.
-	DefaultMaxObjectBytes = stix.DefaultMaxObjectBytes
+	DefaultMaxObjectBytes = 1 << 20
 )
 
 // Built-in values with no configuration key. The packages that use them

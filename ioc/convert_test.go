@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/internal/testutil"
 	"github.com/defenderbot/defenderbot/stix"
@@ -255,7 +256,7 @@ func TestGoldenPlans(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := Options{StixObjectsPath: tt.path, Action: "Block", Severity: "High", GenerateAlert: true, Now: func() time.Time { return tt.now }}
+			opts := Options{StixObjectsPath: tt.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, Now: func() time.Time { return tt.now }}
 			if tt.opts != nil {
 				tt.opts(&opts)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/store"
@@ -42,7 +43,7 @@ func newEmuHarness(t *testing.T, opts ...defendertest.Option) *emuHarness {
 
 func (h *emuHarness) run(t *testing.T, mod func(*Options)) (*Report, error) {
 	t.Helper()
-	o := Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", GenerateAlert: true, MaxDeleteFraction: 0.2,
+	o := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, MaxDeleteFraction: 0.2,
 		Now: func() time.Time { return testNow }}
 	if mod != nil {
 		mod(&o)
@@ -169,7 +170,7 @@ func TestEmulatorCrashMidRun(t *testing.T) {
 	writeFeed(t, h.dir, domains(0, 1500))
 	ctx, cancel := context.WithCancel(context.Background())
 	counting := &cancelAfterImport{IndicatorAPI: h.api, cancel: cancel}
-	s, err := NewSyncer(counting, h.st, Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}, nil)
+	s, err := NewSyncer(counting, h.st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}, nil)
 	require.NoError(t, err)
 	_, err = s.Run(ctx, "cli")
 	require.ErrorIs(t, err, context.Canceled)
@@ -315,7 +316,7 @@ func TestCrashBetweenImportAndRecord(t *testing.T) {
 			ctx := context.Background()
 			writeFeed(t, h.dir, []feedObj{domainObj(0)})
 			dead := false
-			o := Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}
+			o := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}
 			s, err := NewSyncer(diesAfterImport{h.api, &dead}, deadStore{h.st, &dead}, o, nil)
 			require.NoError(t, err)
 			_, err = s.Run(ctx, "schedule")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/store"
@@ -115,7 +116,7 @@ func TestFault429StormOutlastsRetries(t *testing.T) {
 		h.srv.InjectFault(defendertest.Fault{Method: http.MethodPost, Path: defender.APIIndicatorImport,
 			Status: http.StatusTooManyRequests, RetryAfter: 5 * time.Second, Count: -1})
 	}}
-	s, err := NewSyncer(api, h.st, Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}, nil)
+	s, err := NewSyncer(api, h.st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}, nil)
 	require.NoError(t, err)
 	rep, err := s.Run(context.Background(), "cli")
 	var rl *defender.RateLimitError
@@ -185,7 +186,7 @@ func TestFaultTokenEndpointDown(t *testing.T) {
 		assert.Zero(t, rep.Imported)
 		imports, deletes := h.writes()
 		assert.Zero(t, imports+deletes)
-		s, err := NewSyncer(h.api, h.st, Options{StixObjectsPath: h.path, Action: "Block", Severity: "High"}, nil)
+		s, err := NewSyncer(h.api, h.st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High"}, nil)
 		require.NoError(t, err)
 		status, err := s.StatusText(context.Background())
 		require.NoError(t, err)
@@ -226,7 +227,7 @@ func TestFaultReplicaKilledMidSync(t *testing.T) {
 	h, _ := newFaultHarness(t, nil)
 	writeFeed(t, h.dir, domains(0, 1500))
 	clock := &fakeClock{t: testNow}
-	opts := Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", GenerateAlert: true, Now: clock.Now}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, Now: clock.Now}
 
 	// Replica A dies after its first batch, holding the lease.
 	ctx, cancel := context.WithCancel(context.Background())

@@ -94,7 +94,7 @@ func newLeaseRig(t *testing.T) *leaseRig {
 	r.st = storetest.OpenSQLite(t)
 	r.slow = &slowAPI{IndicatorAPI: h.api, started: make(chan struct{}), release: make(chan struct{})}
 	r.spy = &spyLeaser{Leaser: r.st, renewed: make(chan bool)}
-	opts := Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", Now: r.clock.Now}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", Now: r.clock.Now}
 	a, err := NewSyncer(r.slow, r.st, opts, nil)
 	require.NoError(t, err)
 	b, err := NewSyncer(h.api, r.st, opts, nil)
@@ -194,7 +194,7 @@ func TestSlackRunDuringScheduledRun(t *testing.T) {
 	writeFeed(t, h.dir, domains(0, 2))
 	clock := &fakeClock{t: time.Date(2026, 1, 15, 14, 5, 0, 0, time.UTC)}
 	slow := &slowAPI{IndicatorAPI: h.api, started: make(chan struct{}), release: make(chan struct{})}
-	opts := Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", Now: clock.Now}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", Now: clock.Now}
 	a, err := NewSyncer(slow, h.st, opts, nil)
 	require.NoError(t, err)
 	never := func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
@@ -244,7 +244,7 @@ func TestDeadRunLeaseTakenOverWithinTwoMinutes(t *testing.T) {
 	writeFeed(t, h.dir, domains(0, 2))
 	clock := &fakeClock{t: testNow}
 	slow := &slowAPI{IndicatorAPI: h.api, started: make(chan struct{}), release: make(chan struct{})}
-	opts := Options{StixObjectsPath: h.path, Action: "Block", Severity: "High", Now: clock.Now}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", Now: clock.Now}
 	dead, err := NewSyncer(slow, h.st, opts, nil)
 	require.NoError(t, err)
 	// Default lease timing; its renewals never come (the process is frozen).

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/stix"
 	"github.com/defenderbot/defenderbot/store"
@@ -105,7 +106,7 @@ func referencePlan(t *testing.T, s *Syncer) *plan {
 	now := s.opts.Now()
 	fs := newRefFeedState()
 	copts := s.opts.convertOptions()
-	require.NoError(t, stix.ReadFeed(ctx, s.opts.StixObjectsPath, func(obj *stix.Object, oerr *stix.ObjectError) error {
+	require.NoError(t, stix.ReadFeed(ctx, s.opts.StixObjectsPath, s.opts.MaxObjectBytes, func(obj *stix.Object, oerr *stix.ObjectError) error {
 		if oerr != nil {
 			fs.addError(oerr)
 			return nil
@@ -262,7 +263,7 @@ func TestFeedReadOnce(t *testing.T) {
 	h := newHarness(t)
 	writeFeed(t, h.dir, domains(0, 3))
 	st := &hookStore{testStore: h.st, onList: func() { writeFeed(t, h.dir, domains(10, 14)) }}
-	s, err := NewSyncer(h.api, st, Options{StixObjectsPath: h.path, Action: "Block", Now: func() time.Time { return h.clock }}, nil)
+	s, err := NewSyncer(h.api, st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Now: func() time.Time { return h.clock }}, nil)
 	require.NoError(t, err)
 	p, err := s.Plan(context.Background())
 	require.NoError(t, err)

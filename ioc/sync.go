@@ -91,7 +91,7 @@ type Options struct {
 	MaxDeleteFraction float64
 	Force             bool
 	DryRun            bool
-	// MaxObjectBytes caps one STIX object of the feed (0: stix.DefaultMaxObjectBytes); a larger one
+	// MaxObjectBytes caps one STIX object of the feed (required: iocs.max_object_bytes); a larger one
 	// is unreadable.
 	MaxObjectBytes int
 	// TenantLimit is the number of active indicators Defender allows (0: 15,000).
@@ -154,8 +154,8 @@ func NewSyncer(api IndicatorAPI, st StateStore, opts Options, logger *slog.Logge
 	if opts.MaxDeleteFraction < 0 || opts.MaxDeleteFraction > 1 {
 		return nil, fmt.Errorf("%w: max_delete_fraction must be between 0 and 1 (got %v)", ErrInvalidOptions, opts.MaxDeleteFraction)
 	}
-	if opts.MaxObjectBytes < 0 {
-		return nil, fmt.Errorf("%w: max_object_bytes must not be negative", ErrInvalidOptions)
+	if opts.MaxObjectBytes <= 0 {
+		return nil, fmt.Errorf("%w: max_object_bytes must be positive", ErrInvalidOptions)
 	}
 	if opts.TenantLimit < 0 {
 		return nil, fmt.Errorf("%w: tenant limit must not be negative", ErrInvalidOptions)

@@ -61,7 +61,7 @@ func BenchmarkReadFeed(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		count := 0
-		err := ReadFeed(ctx, path, func(o *Object, oe *ObjectError) error {
+		err := ReadFeed(ctx, path, maxObjectBytes, func(o *Object, oe *ObjectError) error {
 			if oe != nil {
 				return oe
 			}

@@ -71,19 +71,19 @@ func (e *ObjectError) Unwrap() error { return e.Err }
 // not recursive; other files are ignored).
 //
 // A malformed object (not decodable, properties of the wrong JSON type, bad timestamps, larger than
-// DefaultMaxObjectBytes) is passed as visit(nil, objErr) and reading continues. A broken source (bad
+// maxObjectBytes) is passed as visit(nil, objErr) and reading continues. A broken source (bad
 // JSON syntax, truncated, empty, a bundle with two "objects") is passed as visit(nil, objErr) with
 // objErr wrapping ErrBrokenSource, and reading goes on with the next file. ReadFeed returns an error
 // only for I/O problems (path missing, unreadable file), when visit returns one (returned unchanged)
 // or when ctx ends. Memory use does not grow with the feed, nor with the size of one object.
 // Process does the same on several cores.
-func ReadFeed(ctx context.Context, path string, visit func(*Object, *ObjectError) error) error {
-	return Process(ctx, path, ReadOptions{Workers: 1}, pair, visitPair(visit))
+func ReadFeed(ctx context.Context, path string, maxObjectBytes int, visit func(*Object, *ObjectError) error) error {
+	return Process(ctx, path, ReadOptions{MaxObjectBytes: maxObjectBytes, Workers: 1}, pair, visitPair(visit))
 }
 
 // ReadFeedFrom is ReadFeed over one stream; source names it in Object.Source and ObjectError.Source.
-func ReadFeedFrom(ctx context.Context, r io.Reader, source string, visit func(*Object, *ObjectError) error) error {
-	return ProcessFrom(ctx, r, source, ReadOptions{Workers: 1}, pair, visitPair(visit))
+func ReadFeedFrom(ctx context.Context, r io.Reader, source string, maxObjectBytes int, visit func(*Object, *ObjectError) error) error {
+	return ProcessFrom(ctx, r, source, ReadOptions{MaxObjectBytes: maxObjectBytes, Workers: 1}, pair, visitPair(visit))
 }
 
 type objOrErr struct {

@@ -10,10 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// maxObjectBytes is the cap the product reads a feed with.
+const maxObjectBytes = config.DefaultMaxObjectBytes
 
 const (
 	id1 = "indicator--f24eb993-4ece-47ff-90e1-fa3f87de85dc"
@@ -51,13 +55,13 @@ func events(t *testing.T, read func(visit func(*Object, *ObjectError) error) err
 
 func readString(s string) func(visit func(*Object, *ObjectError) error) error {
 	return func(visit func(*Object, *ObjectError) error) error {
-		return ReadFeedFrom(context.Background(), strings.NewReader(s), "mem", visit)
+		return ReadFeedFrom(context.Background(), strings.NewReader(s), "mem", maxObjectBytes, visit)
 	}
 }
 
 func readPath(p string) func(visit func(*Object, *ObjectError) error) error {
 	return func(visit func(*Object, *ObjectError) error) error {
-		return ReadFeed(context.Background(), p, visit)
+		return ReadFeed(context.Background(), p, maxObjectBytes, visit)
 	}
 }
 
@@ -200,13 +204,13 @@ func TestReadFeed_Errors(t *testing.T) {
 	ctx := context.Background()
 	noop := func(*Object, *ObjectError) error { return nil }
 
-	err := ReadFeed(ctx, filepath.Join(t.TempDir(), "missing.json"), noop)
+	err := ReadFeed(ctx, filepath.Join(t.TempDir(), "missing.json"), maxObjectBytes, noop)
 	require.ErrorIs(t, err, os.ErrNotExist)
 
 	t.Run("visit error stops reading and is returned unchanged", func(t *testing.T) {
 		stop := errors.New("stop")
 		n := 0
-		err := ReadFeedFrom(ctx, strings.NewReader("["+ind(id1)+","+ind(id2)+"]"), "mem", func(*Object, *ObjectError) error {
+		err := ReadFeedFrom(ctx, strings.NewReader("["+ind(id1)+","+ind(id2)+"]"), "mem", maxObjectBytes, func(*Object, *ObjectError) error {
 			n++
 			return stop
 		})
@@ -215,13 +219,13 @@ func TestReadFeed_Errors(t *testing.T) {
 	})
 	t.Run("visit error on a broken source", func(t *testing.T) {
 		stop := errors.New("stop")
-		err := ReadFeedFrom(ctx, strings.NewReader("[{"), "mem", func(*Object, *ObjectError) error { return stop })
+		err := ReadFeedFrom(ctx, strings.NewReader("[{"), "mem", maxObjectBytes, func(*Object, *ObjectError) error { return stop })
 		require.ErrorIs(t, err, stop)
 	})
 	t.Run("context cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(ctx)
 		n := 0
-		err := ReadFeedFrom(ctx, strings.NewReader("["+ind(id1)+","+ind(id2)+","+ind(id3)+"]"), "mem", func(*Object, *ObjectError) error {
+		err := ReadFeedFrom(ctx, strings.NewReader("["+ind(id1)+","+ind(id2)+","+ind(id3)+"]"), "mem", maxObjectBytes, func(*Object, *ObjectError) error {
 			n++
 			cancel()
 			return nil
@@ -233,7 +237,7 @@ func TestReadFeed_Errors(t *testing.T) {
 		boom := errors.New("disk on fire")
 		r := &failingReader{data: "[" + ind(id1) + ",", err: boom}
 		n := 0
-		err := ReadFeedFrom(ctx, r, "mem", func(o *Object, oe *ObjectError) error {
+		err := ReadFeedFrom(ctx, r, "mem", maxObjectBytes, func(o *Object, oe *ObjectError) error {
 			require.Nil(t, oe)
 			n++
 			return nil

@@ -41,7 +41,7 @@ func FuzzParsePattern(f *testing.F) {
 	// Patterns from the shared fixtures, when the shared folder is present (not a skip: the seeds
 	// above already cover them).
 	if dir := filepath.Join(testutil.RepoRoot(f), "..", "shared", "fixtures", "sekoia"); dirExists(dir) {
-		_ = ReadFeed(context.Background(), dir, func(o *Object, _ *ObjectError) error {
+		_ = ReadFeed(context.Background(), dir, maxObjectBytes, func(o *Object, _ *ObjectError) error {
 			if o != nil && o.Pattern != "" {
 				f.Add(o.Pattern)
 			}
@@ -79,7 +79,7 @@ func FuzzReadFeedFrom(f *testing.F) {
 	f.Add(ind(id1))
 	f.Add(`[{"id":1}, "x", null, {"valid_until":"2020"}]`)
 	f.Fuzz(func(t *testing.T, s string) {
-		err := ReadFeedFrom(context.Background(), strings.NewReader(s), "fuzz", func(o *Object, oe *ObjectError) error {
+		err := ReadFeedFrom(context.Background(), strings.NewReader(s), "fuzz", maxObjectBytes, func(o *Object, oe *ObjectError) error {
 			if (o == nil) == (oe == nil) {
 				t.Fatalf("visit got object %v and error %v", o, oe)
 			}

@@ -12,7 +12,7 @@ import (
 
 // ReadOptions tune the reading of a feed.
 type ReadOptions struct {
-	// MaxObjectBytes caps the size of one object (0: DefaultMaxObjectBytes). A larger object is
+	// MaxObjectBytes caps the size of one object (required: config.DefaultMaxObjectBytes). A larger object is
 	// reported as unreadable (ErrObjectTooLarge) and skipped without being held in memory.
 	MaxObjectBytes int
 	// Workers is the number of goroutines that decode objects and run the work function
@@ -23,11 +23,22 @@ type ReadOptions struct {
 	SkipText bool
 }
 
+// check names a missing option.
+func (o ReadOptions) check() error {
+	if o.MaxObjectBytes <= 0 {
+		return errors.New("stix: ReadOptions.MaxObjectBytes must be positive")
+	}
+	return nil
+}
+
 // Process reads the feed under path as ReadFeed does, calls work for every object (or object error)
 // on opts.Workers goroutines at once, and calls visit with the results one at a time, in feed order.
 // work must be safe for concurrent use; visit is never called concurrently. Memory is bounded by a few
 // blocks of the stream per worker, whatever the size of the feed.
 func Process[T any](ctx context.Context, path string, opts ReadOptions, work func(*Object, *ObjectError) T, visit func(T) error) error {
+	if err := opts.check(); err != nil {
+		return err
+	}
 	files, err := FeedFiles(path)
 	if err != nil {
 		return err
@@ -52,8 +63,8 @@ func processFile[T any](ctx context.Context, path string, opts ReadOptions, work
 // ProcessFrom is Process over one stream (a file, a page of a TAXII collection); source names it in
 // Object.Source and ObjectError.Source.
 func ProcessFrom[T any](ctx context.Context, r io.Reader, source string, opts ReadOptions, work func(*Object, *ObjectError) T, visit func(T) error) error {
-	if opts.MaxObjectBytes <= 0 {
-		opts.MaxObjectBytes = DefaultMaxObjectBytes
+	if err := opts.check(); err != nil {
+		return err
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)

@@ -15,9 +15,6 @@ import (
 // itself, so that the decoding can run on several cores; it never holds more than one object
 // (at most MaxObjectBytes) beyond the block being filled.
 
-// DefaultMaxObjectBytes is the default cap on the size of one STIX object in a feed.
-const DefaultMaxObjectBytes = 1 << 20
-
 // ErrObjectTooLarge is wrapped by the ObjectError of an object larger than the cap (ReadOptions.MaxObjectBytes).
 var ErrObjectTooLarge = errors.New("object too large")
 

@@ -47,13 +47,13 @@ func readers(s string) map[string]func(visit func(*Object, *ObjectError) error) 
 	ctx := context.Background()
 	return map[string]func(visit func(*Object, *ObjectError) error) error{
 		"sequential": func(v func(*Object, *ObjectError) error) error {
-			return ReadFeedFrom(ctx, strings.NewReader(s), "mem", v)
+			return ReadFeedFrom(ctx, strings.NewReader(s), "mem", maxObjectBytes, v)
 		},
 		"one byte at a time": func(v func(*Object, *ObjectError) error) error {
-			return ReadFeedFrom(ctx, iotest.OneByteReader(strings.NewReader(s)), "mem", v)
+			return ReadFeedFrom(ctx, iotest.OneByteReader(strings.NewReader(s)), "mem", maxObjectBytes, v)
 		},
 		"parallel": func(v func(*Object, *ObjectError) error) error {
-			return ProcessFrom(ctx, iotest.HalfReader(strings.NewReader(s)), "mem", ReadOptions{Workers: 3}, pair, visitPair(v))
+			return ProcessFrom(ctx, iotest.HalfReader(strings.NewReader(s)), "mem", ReadOptions{MaxObjectBytes: maxObjectBytes, Workers: 3}, pair, visitPair(v))
 		},
 	}
 }
@@ -207,7 +207,7 @@ func TestProcessFrom_ObjectTooLargeSmallCap(t *testing.T) {
 func TestProcessFrom_OversizeTruncated(t *testing.T) {
 	in := io.MultiReader(strings.NewReader(`[{"description":"`), io.LimitReader(repeatReader('y'), 3<<20))
 	evs, err := collect(t, func(v func(*Object, *ObjectError) error) error {
-		return ProcessFrom(context.Background(), in, "mem", ReadOptions{Workers: 1}, pair, visitPair(v))
+		return ProcessFrom(context.Background(), in, "mem", ReadOptions{MaxObjectBytes: maxObjectBytes, Workers: 1}, pair, visitPair(v))
 	})
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
@@ -227,7 +227,7 @@ func TestProcessFrom_ParallelStopsOnVisitError(t *testing.T) {
 	stop := errors.New("stop")
 	withBlockSize(1024, func() {
 		n := 0
-		err := ProcessFrom(context.Background(), bytes.NewReader(b.Bytes()), "mem", ReadOptions{Workers: 4}, pair, func(objOrErr) error {
+		err := ProcessFrom(context.Background(), bytes.NewReader(b.Bytes()), "mem", ReadOptions{MaxObjectBytes: maxObjectBytes, Workers: 4}, pair, func(objOrErr) error {
 			n++
 			if n == 100 {
 				return stop
@@ -237,4 +237,13 @@ func TestProcessFrom_ParallelStopsOnVisitError(t *testing.T) {
 		require.ErrorIs(t, err, stop)
 		assert.Equal(t, 100, n)
 	})
+}
+
+// The cap on one object is the caller's (config owns its default): reading without one is refused.
+func TestReadingNeedsAnObjectCap(t *testing.T) {
+	noop := func(*Object, *ObjectError) error { return nil }
+	err := ProcessFrom(context.Background(), strings.NewReader("["+ind(id1)+"]"), "mem", ReadOptions{Workers: 1}, pair, visitPair(noop))
+	require.EqualError(t, err, "stix: ReadOptions.MaxObjectBytes must be positive")
+	err = ReadFeed(context.Background(), t.TempDir(), 0, noop)
+	require.EqualError(t, err, "stix: ReadOptions.MaxObjectBytes must be positive")
 }

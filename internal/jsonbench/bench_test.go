@@ -169,11 +169,15 @@ func fastjsonDecode(r io.Reader) (int, error) {
 	})
 }
 
+// maxObjectBytes is iocs.max_object_bytes' default (config.DefaultMaxObjectBytes; this module does
+// not depend on package config).
+const maxObjectBytes = 1 << 20
+
 // stixDecode is defenderbot's reader: the hand-written scanner and one-pass decoder into
 // stix.Object, on one core (ReadFeedFrom; push-iocs runs it on every core).
 func stixDecode(r io.Reader) (int, error) {
 	n := 0
-	err := stix.ReadFeedFrom(context.Background(), r, "feed", func(_ *stix.Object, oerr *stix.ObjectError) error {
+	err := stix.ReadFeedFrom(context.Background(), r, "feed", maxObjectBytes, func(_ *stix.Object, oerr *stix.ObjectError) error {
 		if oerr != nil {
 			return oerr
 		}
