@@ -162,7 +162,7 @@ func TestConcurrentUndoSubmitsCreateOneInverse(t *testing.T) {
 			msg, id := requestPending(t, w, p1)
 			p1.click(bob, "approve", id, msg.TS)
 			p1.waitState(id, approval.StateRunning)
-			w.emu.Advance(3 * time.Minute)
+			w.advance(3 * time.Minute)
 			p1.waitState(id, approval.StateSucceeded)
 			btn := w.undoButton(t, msg.TS)
 			p2 := w.start(t) // the second replica, where the other forms are submitted
