@@ -89,6 +89,9 @@ type Spec struct {
 	Inverse           Name   // the action that undoes it, if any
 	MachineActionType string // the MachineAction type Defender records for it ("" if it creates none)
 	Target            Target
+	// Bulk: one request may name several machines ("isolate ws-1,ws-2 …"),
+	// approved once and run once per machine.
+	Bulk bool
 
 	// call runs the action through the client with normalized arguments.
 	call func(ctx context.Context, api API, a Args) (*defender.MachineAction, *defender.Alert, error)
@@ -117,7 +120,7 @@ var registry = []Spec{
 		Required: []string{ArgMachineID, ArgComment}, Optional: []string{ArgIsolationType}, Outputs: scopedOutputs,
 		Help:       "cuts the machine off the network (Full, Selective or UnManagedDevice; default Full)",
 		Permission: "Machine.Isolate", ChangesState: true, Inverse: Deisolate,
-		MachineActionType: defender.ActionIsolate, Target: TargetMachine,
+		MachineActionType: defender.ActionIsolate, Target: TargetMachine, Bulk: true,
 		call: func(ctx context.Context, api API, a Args) (*defender.MachineAction, *defender.Alert, error) {
 			ma, err := api.IsolateMachine(ctx, a.MachineID, a.Comment, defender.IsolationType(a.IsolationType))
 			return ma, nil, err
@@ -130,7 +133,7 @@ var registry = []Spec{
 		Required: []string{ArgMachineID, ArgComment}, Outputs: machineOutputs,
 		Help:       "releases the machine from isolation",
 		Permission: "Machine.Isolate", ChangesState: true, Inverse: Isolate,
-		MachineActionType: defender.ActionUnisolate, Target: TargetMachine,
+		MachineActionType: defender.ActionUnisolate, Target: TargetMachine, Bulk: true,
 		call: machineCall(API.UnisolateMachine),
 	},
 	{
@@ -140,7 +143,7 @@ var registry = []Spec{
 		Required: []string{ArgMachineID, ArgComment}, Outputs: machineOutputs,
 		Help:       "lets only Microsoft-signed code run on the machine",
 		Permission: "Machine.RestrictExecution", ChangesState: true, Inverse: UnrestrictCodeExecution,
-		MachineActionType: defender.ActionRestrictCodeExecution, Target: TargetMachine,
+		MachineActionType: defender.ActionRestrictCodeExecution, Target: TargetMachine, Bulk: true,
 		call: machineCall(API.RestrictCodeExecution),
 	},
 	{
@@ -150,7 +153,7 @@ var registry = []Spec{
 		Required: []string{ArgMachineID, ArgComment}, Outputs: machineOutputs,
 		Help:       "lifts the code execution restriction",
 		Permission: "Machine.RestrictExecution", ChangesState: true, Inverse: RestrictCodeExecution,
-		MachineActionType: defender.ActionUnrestrictCodeExecution, Target: TargetMachine,
+		MachineActionType: defender.ActionUnrestrictCodeExecution, Target: TargetMachine, Bulk: true,
 		call: machineCall(API.UnrestrictCodeExecution),
 	},
 	{
@@ -161,7 +164,7 @@ var registry = []Spec{
 		Required: []string{ArgMachineID, ArgComment, ArgScanType}, Outputs: scopedOutputs,
 		Help:       "runs a Quick or Full antivirus scan",
 		Permission: "Machine.Scan", ChangesState: true,
-		MachineActionType: defender.ActionRunAntiVirusScan, Target: TargetMachine,
+		MachineActionType: defender.ActionRunAntiVirusScan, Target: TargetMachine, Bulk: true,
 		call: func(ctx context.Context, api API, a Args) (*defender.MachineAction, *defender.Alert, error) {
 			ma, err := api.RunAntivirusScan(ctx, a.MachineID, a.Comment, defender.ScanType(a.ScanType))
 			return ma, nil, err
@@ -187,7 +190,7 @@ var registry = []Spec{
 		Required: []string{ArgMachineID, ArgComment}, Outputs: machineOutputs,
 		Help:       "collects a forensic package from the machine; its download link goes by direct message to the requester and approvers only",
 		Permission: "Machine.CollectForensics", ChangesState: true,
-		MachineActionType: defender.ActionCollectInvestigationPackage, Target: TargetMachine,
+		MachineActionType: defender.ActionCollectInvestigationPackage, Target: TargetMachine, Bulk: true,
 		call: machineCall(API.CollectInvestigationPackage),
 	},
 	{
@@ -320,6 +323,9 @@ func (n Name) ReadOnly() bool { return n.Valid() && !n.spec().ChangesState }
 
 // TargetsMachine reports whether the action acts on a machine.
 func (n Name) TargetsMachine() bool { return n.spec().Target == TargetMachine }
+
+// Bulk reports whether one request may run n on several machines.
+func (n Name) Bulk() bool { return n.spec().Bulk }
 
 // TargetsAlert reports whether the action changes an alert.
 func (n Name) TargetsAlert() bool { return n.spec().Target == TargetAlert }

@@ -25,6 +25,8 @@ type Store interface {
 	GetRequest(ctx context.Context, id string) (*Request, error)
 	ListRequests(ctx context.Context, f RequestFilter) ([]*Request, error)
 	SetApprovalMessage(ctx context.Context, id, channel, ts string) error
+	// SetProgressMessage records where a bulk request's progress is shown.
+	SetProgressMessage(ctx context.Context, id, ts string) error
 	// AddApproval records userID's vote atomically: ErrNotPending if the
 	// request is not pending, ErrExpired (and marks it expired) if it is
 	// Expired(at), ErrAlreadyVoted for a second vote by the same user.
@@ -35,6 +37,14 @@ type Store interface {
 	// currently in `from`; ok is false when another caller got there first.
 	Transition(ctx context.Context, id string, from, to State, at time.Time) (bool, error)
 	UpdateRequest(ctx context.Context, id string, u RequestUpdate, at time.Time) error
+	// TransitionTarget moves one machine of a bulk request from one state
+	// to another only if it is currently in `from` (ok false otherwise):
+	// queued -> calling is the per-machine claim.
+	TransitionTarget(ctx context.Context, id, machineID string, from, to TargetState, at time.Time) (bool, error)
+	// UpdateTarget sets the non-nil fields of u on one machine of a bulk
+	// request (ErrNotFound for an unknown one; a state change must be
+	// allowed by TargetState.CanTransitionTo).
+	UpdateTarget(ctx context.Context, id, machineID string, u TargetUpdate, at time.Time) error
 	// ExpirePending marks every pending request Expired(now) as expired and returns them.
 	ExpirePending(ctx context.Context, now time.Time) ([]*Request, error)
 	AcquireLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error)
@@ -73,6 +83,10 @@ type Notifier interface {
 	Expired(ctx context.Context, r *Request)
 	// Rejected: r was rejected (r.RejectedBy, r.RejectReason).
 	Rejected(ctx context.Context, r *Request)
+	// Progress: a machine of bulk request r was called or changed status
+	// (r.Targets are current). Bulk requests get Progress instead of
+	// Status and Running.
+	Progress(ctx context.Context, r *Request)
 }
 
 // Metrics counts requests entering each state (pending, approved, rejected,
@@ -97,6 +111,13 @@ type Config struct {
 	PollTimeout            time.Duration // give up following after this
 	ReplicaID              string        // lease owner name
 	SweepEvery             time.Duration // expiry sweep and takeover scan
+	// MaxBulk is how many machines one request may name (0: a request
+	// names one machine).
+	MaxBulk int
+	// BulkPace is the pause between the Defender calls of a bulk request
+	// (0: none), so that twenty machines do not hit Defender's rate limits
+	// at once.
+	BulkPace time.Duration
 }
 
 // Deps are the core's collaborators.
@@ -146,6 +167,9 @@ func New(cfg Config, deps Deps) (*Core, error) {
 	}
 	if cfg.TTL <= 0 || cfg.PollInterval <= 0 || cfg.PollTimeout <= 0 || cfg.SweepEvery <= 0 {
 		problems = append(problems, errors.New("Config.TTL, PollInterval, PollTimeout and SweepEvery must be positive"))
+	}
+	if cfg.MaxBulk < 0 || cfg.BulkPace < 0 {
+		problems = append(problems, errors.New("Config.MaxBulk and BulkPace must not be negative"))
 	}
 	if cfg.ReplicaID == "" {
 		problems = append(problems, errors.New("Config.ReplicaID is required"))

@@ -7,6 +7,7 @@ package approval_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,6 +78,13 @@ func (e *events) Expired(_ context.Context, r *approval.Request) { e.add("expire
 func (e *events) Rejected(_ context.Context, r *approval.Request) {
 	e.add("rejected:" + r.RejectReason)
 }
+func (e *events) Progress(_ context.Context, r *approval.Request) {
+	var b strings.Builder
+	for _, t := range r.Targets {
+		b.WriteString(" " + string(t.State))
+	}
+	e.add("progress:" + strings.TrimSpace(b.String()))
+}
 
 // fakeDefender creates machine actions whose status follows polls.
 type fakeDefender struct {
@@ -86,6 +94,15 @@ type fakeDefender struct {
 	listed []defender.MachineAction
 	// during, when set, runs inside Run before Defender answers (a slow call).
 	during func()
+	// Bulk tests: each machine's action is "ma-<machine>" (instead of
+	// "ma-1"), reads of it answer status[id] when set, and Run fails for
+	// the machines in fail.
+	perMachine bool
+	byMachine  map[string]int
+	status     map[string]defender.ActionStatus
+	fail       map[string]error
+	listedFor  map[string][]defender.MachineAction
+	callAt     []time.Duration
 }
 
 func (d *fakeDefender) Run(_ context.Context, n actions.Name, a actions.Args) (*actions.Result, error) {
@@ -95,7 +112,18 @@ func (d *fakeDefender) Run(_ context.Context, n actions.Name, a actions.Args) (*
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.runs++
-	ma := &defender.MachineAction{ID: "ma-1", Type: n.MachineActionType(), Status: defender.StatusPending, MachineID: a.MachineID, RequestorComment: a.Comment}
+	if d.byMachine == nil {
+		d.byMachine = map[string]int{}
+	}
+	d.byMachine[a.MachineID]++
+	if err := d.fail[a.MachineID]; err != nil {
+		return nil, err
+	}
+	id := "ma-1"
+	if d.perMachine {
+		id = "ma-" + a.MachineID
+	}
+	ma := &defender.MachineAction{ID: id, Type: n.MachineActionType(), Status: defender.StatusPending, MachineID: a.MachineID, RequestorComment: a.Comment}
 	return &actions.Result{Output: map[string]any{"id": ma.ID}, MachineAction: ma}, nil
 }
 
@@ -103,15 +131,21 @@ func (d *fakeDefender) GetMachineAction(_ context.Context, id string) (*defender
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := defender.StatusInProgress
+	if s, ok := d.status[id]; ok {
+		return &defender.MachineAction{ID: id, Status: s}, nil
+	}
 	if len(d.polls) > 0 {
 		st, d.polls = d.polls[0], d.polls[1:]
 	}
 	return &defender.MachineAction{ID: id, Status: st}, nil
 }
 
-func (d *fakeDefender) ListMachineActions(context.Context, string, string) ([]defender.MachineAction, error) {
+func (d *fakeDefender) ListMachineActions(_ context.Context, machineID, _ string) ([]defender.MachineAction, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if l, ok := d.listedFor[machineID]; ok {
+		return l, nil
+	}
 	return d.listed, nil
 }
 
@@ -133,6 +167,9 @@ func (m *metrics) Approval(state string) {
 }
 
 type fixture struct {
+	mu     sync.Mutex
+	sleeps []time.Duration
+
 	core    *approval.Core
 	store   store.Store
 	clock   *clock
@@ -148,11 +185,12 @@ func newFixture(t *testing.T, required int) *fixture {
 	core, err := approval.New(approval.Config{
 		Approvers: []string{"UA1", "UA2", "UREQ"}, RequiredApprovals: required, TTL: time.Hour,
 		ActionsWithoutApproval: []actions.Name{actions.GetAction}, PollInterval: time.Second, PollTimeout: time.Minute,
-		ReplicaID: "r1", SweepEvery: time.Minute,
+		ReplicaID: "r1", SweepEvery: time.Minute, MaxBulk: 20, BulkPace: time.Second,
 	}, approval.Deps{
 		Store: f.store, Defender: f.def, Directory: directory{}, Notifier: f.events, Metrics: f.metrics,
 		Now: f.clock.Now,
 		Sleep: func(ctx context.Context, d time.Duration) error {
+			f.slept(d)
 			f.clock.Advance(d)
 			return ctx.Err()
 		},
@@ -162,6 +200,12 @@ func newFixture(t *testing.T, required int) *fixture {
 	t.Cleanup(core.Stop)
 	f.core = core
 	return f
+}
+
+func (f *fixture) slept(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sleeps = append(f.sleeps, d)
 }
 
 func (f *fixture) create(t *testing.T) *approval.Request {

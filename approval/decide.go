@@ -110,6 +110,9 @@ type Submission struct {
 	ChannelID       string
 	ResponseURL     string
 	ApprovalChannel string
+	// Targets are the machines of a bulk request (MachineID and
+	// MachineName each, resolved, distinct); Args.MachineID is then empty.
+	Targets []Target
 }
 
 func (c *Core) newRequest(s Submission, state State) *Request {
@@ -123,6 +126,7 @@ func (c *Core) newRequest(s Submission, state State) *Request {
 		Action:            s.Action,
 		Args:              s.Args,
 		MachineName:       s.MachineName,
+		Targets:           queued(s.Targets, now),
 		RequesterID:       s.RequesterID,
 		RequesterName:     s.RequesterName,
 		ChannelID:         s.ChannelID,
@@ -136,15 +140,71 @@ func (c *Core) newRequest(s Submission, state State) *Request {
 	}
 }
 
+// queued copies a submission's targets as not yet called.
+func queued(ts []Target, now time.Time) []Target {
+	if len(ts) == 0 {
+		return nil
+	}
+	out := make([]Target, len(ts))
+	for i, t := range ts {
+		out[i] = Target{MachineID: t.MachineID, MachineName: t.MachineName, State: TargetQueued, UpdatedAt: now}
+	}
+	return out
+}
+
+// ErrBulk: a bulk submission the rules do not allow (too many machines, a
+// machine twice, an action that runs on one machine only). The Slack edge
+// checks the same before it submits, in its own words.
+var ErrBulk = errors.New("invalid bulk request")
+
+// checkBulk applies the bulk rules to a submission with Targets.
+func (c *Core) checkBulk(s Submission) error {
+	if len(s.Targets) == 0 {
+		return nil
+	}
+	switch {
+	case !s.Action.Bulk():
+		return fmt.Errorf("%w: %s runs on one machine per request", ErrBulk, s.Action)
+	case len(s.Targets) > c.cfg.MaxBulk:
+		return fmt.Errorf("%w: %d machines, at most %d per request", ErrBulk, len(s.Targets), c.cfg.MaxBulk)
+	case s.Args.MachineID != "":
+		return fmt.Errorf("%w: a bulk request names its machines in Targets only", ErrBulk)
+	}
+	seen := make(map[string]bool, len(s.Targets))
+	for _, t := range s.Targets {
+		if t.MachineID == "" || seen[t.MachineID] {
+			return fmt.Errorf("%w: machine %q is empty or listed twice", ErrBulk, t.MachineID)
+		}
+		seen[t.MachineID] = true
+	}
+	return nil
+}
+
+// requestDetails are the audit details of a new request.
+func requestDetails(s Submission) map[string]any {
+	d := map[string]any{"action": string(s.Action), "params": s.Args.Map(), "machine_name": s.MachineName}
+	if len(s.Targets) > 0 {
+		ids := make([]string, len(s.Targets))
+		for i, t := range s.Targets {
+			ids[i] = t.MachineID
+		}
+		d["machines"] = ids
+	}
+	return d
+}
+
 // Create stores a pending request; the caller posts it for approval (and
 // calls Withdraw if nobody can see it).
 func (c *Core) Create(ctx context.Context, s Submission) (*Request, error) {
+	if err := c.checkBulk(s); err != nil {
+		return nil, err
+	}
 	r := c.newRequest(s, StatePending)
 	if err := c.deps.Store.CreateRequest(ctx, r); err != nil {
 		c.log.ErrorContext(ctx, "store request failed", "error", err)
 		return nil, fmt.Errorf("%w: %w", ErrRecord, err)
 	}
-	c.Audit(ctx, s.RequesterID, "request", r.ID, map[string]any{"action": string(s.Action), "params": s.Args.Map(), "machine_name": s.MachineName})
+	c.Audit(ctx, s.RequesterID, "request", r.ID, requestDetails(s))
 	c.count("pending")
 	return r, nil
 }
@@ -153,12 +213,17 @@ func (c *Core) Create(ctx context.Context, s Submission) (*Request, error) {
 // approved; the caller then runs Execute. It still goes through the store:
 // one claim, the audit trail, and the same follow-up as an approved one.
 func (c *Core) CreateApproved(ctx context.Context, s Submission) (*Request, error) {
+	if err := c.checkBulk(s); err != nil {
+		return nil, err
+	}
 	r := c.newRequest(s, StateApproved)
 	if err := c.deps.Store.CreateRequest(ctx, r); err != nil {
 		c.log.ErrorContext(ctx, "store request failed", "error", err)
 		return nil, fmt.Errorf("%w: %w", ErrRecord, err)
 	}
-	c.Audit(ctx, s.RequesterID, "request", r.ID, map[string]any{"action": string(s.Action), "params": s.Args.Map(), "machine_name": s.MachineName, "approval": "not required"})
+	d := requestDetails(s)
+	d["approval"] = "not required"
+	c.Audit(ctx, s.RequesterID, "request", r.ID, d)
 	c.count("pending")
 	return r, nil
 }

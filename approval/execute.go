@@ -104,7 +104,7 @@ func (c *Core) Execute(ctx context.Context, r *Request) error {
 	}
 	// Claimed: finish the call even if shutdown starts now, so that the
 	// outcome is known and recorded rather than cut off mid-request.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), executeTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.executeTimeoutOf(r))
 	defer cancel()
 	// The claim's lease says this replica is alive. No one reconciles a
 	// claim younger than leaseTTL, so it cannot be taken yet; if the store
@@ -119,6 +119,10 @@ func (c *Core) Execute(ctx context.Context, r *Request) error {
 	defer c.holdLease(ctx, lease)()
 	r.State = StateExecuting
 	c.deps.Notifier.Changed(ctx, r)
+	if r.Bulk() {
+		c.runBulk(ctx, r)
+		return nil
+	}
 
 	approvers := r.Approvers()
 	args := r.Args
@@ -255,7 +259,13 @@ func (c *Core) reconcile(ctx context.Context, r *Request) {
 	defer c.holdLease(ctx, lease)()
 	// Re-read under the lease: the executor may have finished just before
 	// its lease was released.
-	if cur, err := c.deps.Store.GetRequest(ctx, r.ID); err != nil || cur.State != StateExecuting {
+	cur, err := c.deps.Store.GetRequest(ctx, r.ID)
+	if err != nil || cur.State != StateExecuting {
+		return
+	}
+	if cur.Bulk() {
+		// Settles the machines left calling, calls those never claimed.
+		c.runBulk(ctx, cur)
 		return
 	}
 	actionType := r.Action.MachineActionType()
@@ -338,7 +348,7 @@ func (c *Core) followUp(ctx context.Context, id string) {
 	}
 	defer c.releaseLease(ctx, lease)
 	r, err := c.deps.Store.GetRequest(ctx, id)
-	if err != nil || r.State != StateRunning || r.MachineActionID == "" {
+	if err != nil || r.State != StateRunning || (r.MachineActionID == "" && !r.Bulk()) {
 		return
 	}
 	deadline := c.now().Add(c.cfg.PollTimeout)
@@ -364,6 +374,9 @@ func (c *Core) poll(ctx context.Context, r *Request, lease string, deadline time
 	}
 	if !ok {
 		return true // another replica took over
+	}
+	if r.Bulk() {
+		return c.pollBulk(ctx, r, deadline)
 	}
 	ma, err := c.deps.Defender.GetMachineAction(ctx, r.MachineActionID)
 	switch {

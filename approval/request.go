@@ -110,6 +110,11 @@ type Request struct {
 
 	MachineName string // computer DNS name shown to approvers, if the action targets a machine
 
+	// Targets are the machines of a bulk request ("isolate ws-1,ws-2 …"),
+	// in the order given, each with its own execution; Args.MachineID and
+	// MachineName are then empty. Empty for a request on one machine.
+	Targets []Target
+
 	RequesterID   string
 	RequesterName string
 	ChannelID     string // where the request was made
@@ -117,6 +122,9 @@ type Request struct {
 
 	ApprovalChannel string // where the approval message was posted
 	ApprovalTS      string // its ts
+	// ProgressTS is the message (in the approval message's thread) that
+	// shows a bulk request's per-machine progress, once posted.
+	ProgressTS string
 
 	State             State
 	RequiredApprovals int
@@ -142,6 +150,9 @@ type Request struct {
 func (r *Request) Expired(now time.Time) bool {
 	return !r.ExpiresAt.IsZero() && now.After(r.ExpiresAt)
 }
+
+// Bulk reports whether r acts on several machines (Targets).
+func (r *Request) Bulk() bool { return len(r.Targets) > 0 }
 
 // Approvers lists the user IDs that approved r, in vote order.
 func (r *Request) Approvers() []string {
@@ -171,6 +182,71 @@ type RequestUpdate struct {
 	MachineActionID     *string
 	MachineActionStatus *string
 	Result              *string
+	Error               *string
+}
+
+// TargetState is the life cycle of one machine of a bulk request.
+//
+//	queued -> calling -> running -> succeeded | failed
+//	calling -> succeeded | failed (final at once, the call failed, or a
+//	  takeover found no action in Defender)
+//	queued -> failed (never called)
+//
+// queued -> calling is the per-machine claim: only the caller that moves a
+// machine there calls Defender for it, so a takeover never calls twice.
+type TargetState string
+
+// Target states.
+const (
+	TargetQueued    TargetState = "queued"
+	TargetCalling   TargetState = "calling"
+	TargetRunning   TargetState = "running"
+	TargetSucceeded TargetState = "succeeded"
+	TargetFailed    TargetState = "failed"
+)
+
+// Final reports whether the machine's outcome is known.
+func (s TargetState) Final() bool { return s == TargetSucceeded || s == TargetFailed }
+
+// Valid reports whether s is one of the known target states.
+func (s TargetState) Valid() bool {
+	switch s {
+	case TargetQueued, TargetCalling, TargetRunning, TargetSucceeded, TargetFailed:
+		return true
+	}
+	return false
+}
+
+// CanTransitionTo reports whether the life cycle allows moving from s to next.
+func (s TargetState) CanTransitionTo(next TargetState) bool {
+	switch s {
+	case TargetQueued:
+		return next == TargetCalling || next == TargetFailed
+	case TargetCalling:
+		return next == TargetRunning || next.Final()
+	case TargetRunning:
+		return next.Final()
+	}
+	return false
+}
+
+// Target is one machine of a bulk request and its own execution.
+type Target struct {
+	MachineID   string
+	MachineName string // computer DNS name shown to approvers
+	State       TargetState
+
+	MachineActionID     string // Defender MachineAction id once the call succeeded
+	MachineActionStatus string // last seen MachineAction status
+	Error               string // plain-words error, when failed
+	UpdatedAt           time.Time
+}
+
+// TargetUpdate changes the execution fields of one target. Nil fields are left alone.
+type TargetUpdate struct {
+	State               *TargetState
+	MachineActionID     *string
+	MachineActionStatus *string
 	Error               *string
 }
 

@@ -70,3 +70,6 @@ func (n notifier) Rejected(ctx context.Context, r *approval.Request) {
 	n.s.dm(ctx, r.RequesterID, fmt.Sprintf(":x: Your request %s was rejected by <@%s>: %s",
 		requestRef(r), escapeMrkdwn(r.RejectedBy), escapeMrkdwn(r.RejectReason)))
 }
+
+// Progress: nothing creates bulk requests from Slack yet.
+func (n notifier) Progress(context.Context, *approval.Request) {}

@@ -135,6 +135,27 @@ func (f *faultStore) UpdateRequest(ctx context.Context, id string, u approval.Re
 	return f.inner.UpdateRequest(ctx, id, u, at)
 }
 
+func (f *faultStore) SetProgressMessage(ctx context.Context, id, ts string) error {
+	if err := f.check("SetProgressMessage"); err != nil {
+		return err
+	}
+	return f.inner.SetProgressMessage(ctx, id, ts)
+}
+
+func (f *faultStore) TransitionTarget(ctx context.Context, id, machineID string, from, to approval.TargetState, at time.Time) (bool, error) {
+	if err := f.check("TransitionTarget"); err != nil {
+		return false, err
+	}
+	return f.inner.TransitionTarget(ctx, id, machineID, from, to, at)
+}
+
+func (f *faultStore) UpdateTarget(ctx context.Context, id, machineID string, u approval.TargetUpdate, at time.Time) error {
+	if err := f.check("UpdateTarget"); err != nil {
+		return err
+	}
+	return f.inner.UpdateTarget(ctx, id, machineID, u, at)
+}
+
 func (f *faultStore) ExpirePending(ctx context.Context, now time.Time) ([]*approval.Request, error) {
 	if err := f.check("ExpirePending"); err != nil {
 		return nil, err

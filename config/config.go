@@ -83,6 +83,9 @@ type Approval struct {
 	RequiredApprovals      int           `yaml:"required_approvals"`
 	TTL                    time.Duration `yaml:"ttl"`
 	ActionsWithoutApproval []string      `yaml:"actions_without_approval"`
+	// MaxBulk is how many machines one request may name
+	// ("isolate ws-1,ws-2,… comment").
+	MaxBulk int `yaml:"max_bulk"`
 }
 
 // Store selects the persistence backend.
@@ -145,6 +148,13 @@ type Alerts struct {
 const (
 	AlertsAPILegacy = "legacy"
 	AlertsAPIGraph  = "graph"
+)
+
+// approval.max_bulk: its default, and its ceiling (every machine of a
+// request is listed on its one approval message, within Slack's limits).
+const (
+	DefaultMaxBulk = 20
+	MaxMaxBulk     = 50
 )
 
 // Default values, also documented in config.example.yaml.
@@ -284,6 +294,7 @@ func Default() *Config {
 			RequiredApprovals:      1,
 			TTL:                    time.Hour,
 			ActionsWithoutApproval: []string{"get-action"},
+			MaxBulk:                DefaultMaxBulk,
 		},
 		Store: Store{
 			Driver: "sqlite",

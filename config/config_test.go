@@ -205,7 +205,7 @@ func TestEveryKeyHasAnEnvOverride(t *testing.T) {
 			case "defender.timeout", "defender.poll_interval", "defender.poll_timeout", "approval.ttl",
 				"alerts.poll_interval", "alerts.backfill":
 				raw = "7m"
-			case "defender.max_retries", "approval.required_approvals", "iocs.taxii.page_size":
+			case "defender.max_retries", "approval.required_approvals", "approval.max_bulk", "iocs.taxii.page_size":
 				raw = "7"
 			case "iocs.max_object_bytes":
 				raw = "7000"
@@ -331,6 +331,8 @@ func TestValidateProblems(t *testing.T) {
 		}, "approval.required_approvals (3) exceeds the number of approvers (2)"},
 		{"ttl", func(c *config.Config) { c.Approval.TTL = 0 }, "approval.ttl must be a positive duration"},
 		{"unknown action", func(c *config.Config) { c.Approval.ActionsWithoutApproval = []string{"reboot"} }, `approval.actions_without_approval[0]: unknown action "reboot"`},
+		{"bulk zero", func(c *config.Config) { c.Approval.MaxBulk = 0 }, "approval.max_bulk must be between 1 and 50 (got 0)"},
+		{"bulk over one message", func(c *config.Config) { c.Approval.MaxBulk = 51 }, "approval.max_bulk must be between 1 and 50 (got 51)"},
 		{"driver", func(c *config.Config) { c.Store.Driver = "mysql" }, "store.driver must be one of sqlite, postgres"},
 		{"dsn", func(c *config.Config) { c.Store.DSN = "" }, "store.dsn is required"},
 		{"cron", func(c *config.Config) { c.IOCs.Schedule = "every hour" }, `iocs.schedule "every hour" is not a valid cron spec`},

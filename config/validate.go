@@ -226,6 +226,9 @@ func (c *Config) validateCommon(v *validator) {
 		// approvers could never be collected.
 		v.addf("approval.required_approvals (%d) exceeds the number of approvers (%d)", a.RequiredApprovals, len(a.Approvers))
 	}
+	if a.MaxBulk < 1 || a.MaxBulk > MaxMaxBulk {
+		v.addf("approval.max_bulk must be between 1 and %d (got %d): a request's machines must fit one Slack message", MaxMaxBulk, a.MaxBulk)
+	}
 	for i, name := range a.ActionsWithoutApproval {
 		if !actions.Name(name).Valid() {
 			v.addf("approval.actions_without_approval[%d]: unknown action %q (known: %s)", i, name, actionList())

@@ -92,7 +92,7 @@ func (s *sqlStore) Close() error { return s.db.Close() }
 
 const requestColumns = `id, action, params, machine_name, requester_id, requester_name, channel_id,
 	response_url, approval_channel, approval_ts, state, required_approvals, rejected_by, reject_reason,
-	machine_action_id, machine_action_status, result, error, created_at, expires_at, updated_at`
+	machine_action_id, machine_action_status, result, error, created_at, expires_at, updated_at, progress_ts`
 
 // CreateRequest stores r. An empty ID gets a random UUID, an empty State is
 // pending, a zero CreatedAt is now and a zero UpdatedAt is CreatedAt; r is
@@ -130,11 +130,11 @@ func (s *sqlStore) CreateRequest(ctx context.Context, r *approval.Request) error
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO requests (`+requestColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`),
 			r.ID, r.Action, params, r.MachineName, r.RequesterID, r.RequesterName, r.ChannelID,
 			r.ResponseURL, r.ApprovalChannel, r.ApprovalTS, string(r.State), r.RequiredApprovals, r.RejectedBy, r.RejectReason,
-			r.MachineActionID, r.MachineActionStatus, r.Result, r.Error, s.t(r.CreatedAt), s.t(r.ExpiresAt), s.t(r.UpdatedAt))
+			r.MachineActionID, r.MachineActionStatus, r.Result, r.Error, s.t(r.CreatedAt), s.t(r.ExpiresAt), s.t(r.UpdatedAt), r.ProgressTS)
 		if err != nil {
 			return fmt.Errorf("create request %s: %w", r.ID, err)
 		}
@@ -151,7 +151,7 @@ func (s *sqlStore) CreateRequest(ctx context.Context, r *approval.Request) error
 				return fmt.Errorf("create request %s: approval by %s: %w", r.ID, a.UserID, err)
 			}
 		}
-		return nil
+		return s.insertTargets(ctx, tx, r)
 	})
 }
 
@@ -179,6 +179,9 @@ func (s *sqlStore) getRequest(ctx context.Context, q querier, id string, lock bo
 	if err := s.loadApprovals(ctx, q, []*approval.Request{r}); err != nil {
 		return nil, err
 	}
+	if err := s.loadTargets(ctx, q, []*approval.Request{r}); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -193,7 +196,7 @@ func scanRequest(row rowScanner) (*approval.Request, error) {
 	err := row.Scan(&r.ID, &r.Action, &params, &r.MachineName, &r.RequesterID, &r.RequesterName, &r.ChannelID,
 		&r.ResponseURL, &r.ApprovalChannel, &r.ApprovalTS, &state, &r.RequiredApprovals, &r.RejectedBy, &r.RejectReason,
 		&r.MachineActionID, &r.MachineActionStatus, &r.Result, &r.Error,
-		dbTime{&r.CreatedAt}, dbTime{&r.ExpiresAt}, dbTime{&r.UpdatedAt})
+		dbTime{&r.CreatedAt}, dbTime{&r.ExpiresAt}, dbTime{&r.UpdatedAt}, &r.ProgressTS)
 	if err != nil {
 		return nil, err
 	}
@@ -293,6 +296,9 @@ func (s *sqlStore) ListRequests(ctx context.Context, f approval.RequestFilter) (
 		return nil, fmt.Errorf("list requests: %w", err)
 	}
 	if err := s.loadApprovals(ctx, s.db, out); err != nil {
+		return nil, fmt.Errorf("list requests: %w", err)
+	}
+	if err := s.loadTargets(ctx, s.db, out); err != nil {
 		return nil, fmt.Errorf("list requests: %w", err)
 	}
 	return out, nil

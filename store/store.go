@@ -77,6 +77,8 @@ type Store interface {
 	GetRequest(ctx context.Context, id string) (*approval.Request, error)
 	ListRequests(ctx context.Context, f approval.RequestFilter) ([]*approval.Request, error)
 	SetApprovalMessage(ctx context.Context, id, channel, ts string) error
+	// SetProgressMessage records where a bulk request's progress is shown.
+	SetProgressMessage(ctx context.Context, id, ts string) error
 	// AddApproval records userID's vote atomically. It returns ErrNotPending if
 	// the request is not pending, ErrExpired (and marks it expired) if at is past
 	// ExpiresAt, ErrAlreadyVoted for a second vote by the same user.
@@ -87,6 +89,12 @@ type Store interface {
 	// currently in `from`; ok is false when another caller got there first.
 	Transition(ctx context.Context, id string, from, to approval.State, at time.Time) (ok bool, err error)
 	UpdateRequest(ctx context.Context, id string, u approval.RequestUpdate, at time.Time) error
+	// TransitionTarget moves one machine of a bulk request from `from` to
+	// `to` only if it is in `from` (the per-machine claim); ErrNotFound for
+	// an unknown machine.
+	TransitionTarget(ctx context.Context, id, machineID string, from, to approval.TargetState, at time.Time) (ok bool, err error)
+	// UpdateTarget sets the non-nil fields of u on one machine of a bulk request.
+	UpdateTarget(ctx context.Context, id, machineID string, u approval.TargetUpdate, at time.Time) error
 	// ExpirePending marks every pending request whose ExpiresAt is before now
 	// as expired and returns them.
 	ExpirePending(ctx context.Context, now time.Time) ([]*approval.Request, error)

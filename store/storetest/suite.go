@@ -48,7 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UndoClaims", testUndoClaims},
 		{"CardContexts", testCardContexts},
 	}
-	for _, tc := range append(tests, alertTests...) {
+	for _, tc := range append(append(tests, alertTests...), targetTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, open(t))
