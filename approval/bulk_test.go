@@ -115,7 +115,11 @@ func TestBulkPace(t *testing.T) {
 	r, _, err := f.core.Approve(ctx, "UA1", r.ID)
 	require.NoError(t, err)
 	start := f.clock.Now()
-	f.def.during = func() { f.def.mu.Lock(); defer f.def.mu.Unlock(); f.def.callAt = append(f.def.callAt, f.clock.Now().Sub(start)) }
+	f.def.during = func() {
+		f.def.mu.Lock()
+		defer f.def.mu.Unlock()
+		f.def.callAt = append(f.def.callAt, f.clock.Now().Sub(start))
+	}
 	f.def.status = map[string]defender.ActionStatus{}
 	for i := range 3 {
 		f.def.status["ma-"+bulkMachine(i)] = defender.StatusSucceeded

@@ -235,6 +235,13 @@ func (c *Core) SetApprovalMessage(ctx context.Context, id, channel, ts string) {
 	}
 }
 
+// SetProgressMessage records where a bulk request's progress is shown.
+func (c *Core) SetProgressMessage(ctx context.Context, id, ts string) {
+	if err := c.deps.Store.SetProgressMessage(ctx, id, ts); err != nil {
+		c.log.ErrorContext(ctx, "saving the progress message ts failed", "request", id, "error", err)
+	}
+}
+
 // Withdraw rejects a pending request nobody can decide (its approval
 // message could not be posted), as "system".
 func (c *Core) Withdraw(ctx context.Context, id, reason string) {

@@ -51,6 +51,10 @@ func (s *Service) submit(ctx context.Context, inv invocation, c Command) {
 	}
 	sub := approval.Submission{Action: c.Action, Args: c.Args, RequesterID: inv.UserID, RequesterName: inv.UserName,
 		ChannelID: inv.ChannelID, ResponseURL: inv.ResponseURL, ApprovalChannel: s.cfg.ApprovalChannel}
+	if len(c.Machines) > 0 {
+		s.submitBulk(ctx, inv, c, sub)
+		return
+	}
 	var machine *defender.Machine
 	if c.Action.TargetsMachine() {
 		m, msg := s.resolveMachine(ctx, c.Machine)

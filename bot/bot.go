@@ -66,6 +66,10 @@ type Config struct {
 	GroupCacheTTL      time.Duration
 	ResponseURLTimeout time.Duration
 	SlackRetry         SlackRetry
+	// MaxBulk is how many machines one request may name (approval.max_bulk).
+	MaxBulk int
+	// BulkPace spaces the Defender calls of a bulk request.
+	BulkPace time.Duration
 }
 
 // Deps are the bot's collaborators.
@@ -174,6 +178,9 @@ func problems(cfg Config, deps Deps) []string {
 	if err := cfg.SlackRetry.check(); err != nil {
 		problems = append(problems, "Config."+err.Error())
 	}
+	if cfg.MaxBulk < 1 || cfg.BulkPace <= 0 {
+		problems = append(problems, "Config.MaxBulk and BulkPace must be positive")
+	}
 	if !strings.HasPrefix(cfg.Command, "/") {
 		problems = append(problems, "Config.Command must be a slash command such as /defender")
 	}
@@ -230,6 +237,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		PollTimeout:            cfg.PollTimeout,
 		ReplicaID:              cfg.ReplicaID,
 		SweepEvery:             cfg.SweepEvery,
+		MaxBulk:                cfg.MaxBulk,
+		BulkPace:               cfg.BulkPace,
 	}, approval.Deps{
 		Store:     deps.Store,
 		Defender:  deps.Defender,

@@ -22,6 +22,9 @@ type Command struct {
 	Action actions.Name
 	// Machine is the <machine> argument as typed: a machine ID or a DNS name.
 	Machine string
+	// Machines are the machines of a bulk command ("isolate ws-1,ws-2 …"),
+	// as typed; Machine is then empty.
+	Machines []string
 	// Args are the action's arguments, canonical once valid. MachineID is
 	// set after the machine is resolved.
 	Args actions.Args
@@ -196,7 +199,7 @@ func parseCommand(text string) (Command, error) {
 		return Command{}, perr(whichTarget(spec), true)
 	}
 	if spec.Target == actions.TargetMachine {
-		c.Machine = rest[0].text
+		c.setMachines(rest[0].text)
 	} else {
 		c.Args.Set(spec.Required[0], rest[0].text)
 	}
@@ -245,6 +248,59 @@ func parseCommand(text string) (Command, error) {
 		return c, perr(errs[0].msg, errs[0].missing)
 	}
 	return c, nil
+}
+
+// setMachines takes the <machine> argument: one machine, or several
+// separated by commas without spaces.
+func (c *Command) setMachines(text string) {
+	c.Machine, c.Machines = "", nil
+	if strings.Contains(text, ",") {
+		c.Machines = strings.Split(text, ",")
+		return
+	}
+	c.Machine = text
+}
+
+// machinesText is the <machine> argument as the user typed it.
+func (c Command) machinesText() string {
+	if len(c.Machines) > 0 {
+		return strings.Join(c.Machines, ",")
+	}
+	return c.Machine
+}
+
+// bulkVerbs lists the verbs that take several machines, for messages.
+func bulkVerbs() string {
+	var vs []string
+	for _, sp := range actions.All() {
+		if sp.Bulk && sp.Verb != "" {
+			vs = append(vs, sp.Verb)
+		}
+	}
+	return strings.Join(vs[:len(vs)-1], ", ") + " and " + vs[len(vs)-1]
+}
+
+// checkMachineList checks a bulk command's machines as typed: each one
+// well formed, none empty, none twice (names compared without case).
+func checkMachineList(spec actions.Spec, ms []string) *fieldError {
+	if !spec.Bulk {
+		return &fieldError{"machine", fmt.Sprintf("%s runs on one machine per request; only %s take several machines", spec.Verb, bulkVerbs()), false}
+	}
+	seen := map[string]string{}
+	for _, m := range ms {
+		switch {
+		case m == "":
+			return &fieldError{"machine", "a machine in the list is empty: separate machines with commas and no spaces (ws-1,ws-2,ws-3)", false}
+		case !machineIDRe.MatchString(m) && !machineNameRe.MatchString(m):
+			return &fieldError{"machine", fmt.Sprintf("%q is neither a machine ID (40 hex characters) nor a computer DNS name", truncate(m, 60)), false}
+		}
+		k := strings.ToLower(m)
+		if prev, dup := seen[k]; dup {
+			return &fieldError{"machine", fmt.Sprintf("%q is listed twice (as %q and %q): list each machine once", truncate(m, 60), truncate(prev, 60), truncate(m, 60)), false}
+		}
+		seen[k] = m
+	}
+	return nil
 }
 
 // fieldList renders key=value fields for a message: "a=, b= or c=".
@@ -307,7 +363,11 @@ func validateCommand(c *Command) []fieldError {
 		return []fieldError{{msg: "unknown action"}}
 	}
 	var errs []fieldError
-	if spec.Target == actions.TargetMachine {
+	if spec.Target == actions.TargetMachine && len(c.Machines) > 0 {
+		if fe := checkMachineList(spec, c.Machines); fe != nil {
+			errs = append(errs, *fe)
+		}
+	} else if spec.Target == actions.TargetMachine {
 		switch {
 		case c.Machine == "":
 			errs = append(errs, fieldError{"machine", "which machine? give a machine ID or its computer DNS name", true})

@@ -34,6 +34,8 @@ func ConfigFrom(c *config.Config, replica string) Config {
 		GroupCacheTTL:          config.GroupCacheTTL,
 		ResponseURLTimeout:     config.ResponseURLTimeout,
 		SlackRetry:             SlackRetryFrom(),
+		MaxBulk:                a.MaxBulk,
+		BulkPace:               config.BulkPace,
 	}
 }
 

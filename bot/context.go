@@ -85,6 +85,11 @@ func (s *Service) dropCardInfo(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.cards, id)
+	for k := range s.cards {
+		if strings.HasPrefix(k, id+"/") { // a bulk request's machines
+			delete(s.cards, k)
+		}
+	}
 }
 
 // completeContext waits for the look-ups still running when the card was

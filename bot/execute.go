@@ -13,6 +13,10 @@ import (
 
 // cardMsg is the approval message with the machine context this replica holds.
 func (s *Service) cardMsg(ctx context.Context, r *approval.Request) []slack.MsgOption {
+	if r.Bulk() {
+		blocks := renderBulkApproval(r, s.bulkCardInfo(ctx, r), s.cfg.StaleAfter)
+		return []slack.MsgOption{slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(blocks...)}
+	}
 	blocks := renderApprovalWith(r, s.cardInfo(ctx, r.ID), s.cfg.StaleAfter)
 	return []slack.MsgOption{slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(blocks...)}
 }
@@ -43,6 +47,15 @@ func (n notifier) Running(ctx context.Context, r *approval.Request, ma *defender
 
 func (n notifier) Finished(ctx context.Context, r *approval.Request) {
 	n.s.updateApprovalMessage(ctx, r)
+	if r.Bulk() {
+		// Per machine: the outcomes, and each collected package's link.
+		// Undo and alert comments are for requests on one machine.
+		n.s.dm(ctx, r.RequesterID, bulkFinishedText(r))
+		if r.Action == actions.CollectInvestigationPackage {
+			n.s.sendPackageLinks(ctx, r)
+		}
+		return
+	}
 	if r.State == approval.StateSucceeded {
 		n.s.commentOnAlert(ctx, r)
 	}
@@ -71,5 +84,6 @@ func (n notifier) Rejected(ctx context.Context, r *approval.Request) {
 		requestRef(r), escapeMrkdwn(r.RejectedBy), escapeMrkdwn(r.RejectReason)))
 }
 
-// Progress: nothing creates bulk requests from Slack yet.
-func (n notifier) Progress(context.Context, *approval.Request) {}
+func (n notifier) Progress(ctx context.Context, r *approval.Request) {
+	n.s.showProgress(ctx, r)
+}

@@ -49,6 +49,10 @@ func (s *Service) HandleCommand(ctx context.Context, cmd slack.SlashCommand) *sl
 	if c.Verb == verbHelp {
 		return blocksMsg("defenderbot help", renderHelp(command))
 	}
+	if msg := s.tooManyMachines(c); msg != "" {
+		pe := &ParseError{Verb: c.Verb, Msg: msg}
+		return blocksMsg(escapeMrkdwn(pe.Msg), renderParseError(command, pe))
+	}
 	s.goAsync(ctx, "command "+c.Verb, func(ctx context.Context) { s.submit(ctx, inv, c) })
 	what := c.Action.Title()
 	switch c.Verb {
@@ -59,6 +63,9 @@ func (s *Service) HandleCommand(ctx context.Context, cmd slack.SlashCommand) *sl
 	}
 	if c.Machine != "" {
 		what += " on " + c.Machine
+	}
+	if len(c.Machines) > 0 {
+		what += " on " + plural(len(c.Machines), "machine")
 	}
 	return ephemeral(fmt.Sprintf("Working on it: %s…", escapeMrkdwn(what)))
 }
@@ -166,7 +173,7 @@ func (s *Service) submitCommandModal(ctx context.Context, cb slack.InteractionCa
 	for _, f := range spec.Form {
 		v := strings.TrimSpace(inputValue(cb.View.State, f))
 		if f == "machine" {
-			c.Machine = v
+			c.setMachines(v)
 		} else {
 			c.Args.Set(f, v)
 		}
@@ -182,7 +189,11 @@ func (s *Service) submitCommandModal(ctx context.Context, cb slack.InteractionCa
 	if meta.AlertID != "" && meta.Status == string(defender.AlertResolved) && c.Args.Owner == "" {
 		c.Args.Owner = cmpOr(inv.UserName, inv.UserID)
 	}
-	if errs := validateCommand(&c); len(errs) > 0 {
+	errs := validateCommand(&c)
+	if msg := s.tooManyMachines(c); msg != "" {
+		errs = append([]fieldError{{field: "machine", msg: msg}}, errs...)
+	}
+	if len(errs) > 0 {
 		m := map[string]string{}
 		for _, e := range errs {
 			if _, dup := m[e.field]; !dup && slices.Contains(spec.Form, e.field) && hasInput(cb.View, e.field) {

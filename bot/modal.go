@@ -52,6 +52,14 @@ func textInput(id, label, initial string, multiline bool) *slack.InputBlock {
 	return slack.NewInputBlock(id, plain(label), nil, el)
 }
 
+// machineLabel labels the form's machine input.
+func machineLabel(spec actions.Spec) string {
+	if spec.Bulk {
+		return "Machine (ID or computer DNS name; several: comma-separated)"
+	}
+	return "Machine (ID or computer DNS name)"
+}
+
 // commandModal is the form of a verb whose arguments were missing,
 // prefilled with what was given: the registry's Form inputs, in order.
 func commandModal(verb string, c Command, inv invocation) (slack.ModalViewRequest, bool) {
@@ -62,7 +70,7 @@ func commandModal(verb string, c Command, inv invocation) (slack.ModalViewReques
 	var blocks []slack.Block
 	for _, f := range spec.Form {
 		if f == "machine" {
-			blocks = append(blocks, textInput(f, "Machine (ID or computer DNS name)", c.Machine, false))
+			blocks = append(blocks, textInput(f, machineLabel(spec), c.machinesText(), false))
 			continue
 		}
 		as, _ := actions.ArgSpecOf(f)

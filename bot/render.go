@@ -141,6 +141,9 @@ func decisionButtons(r *approval.Request, blockID string) *slack.ActionBlock {
 }
 
 func onMachine(r *approval.Request) string {
+	if r.Bulk() {
+		return " on " + plural(len(r.Targets), "machine")
+	}
 	if r.MachineName != "" {
 		return " on " + escapeMrkdwn(r.MachineName)
 	}
@@ -166,6 +169,9 @@ func approverList(r *approval.Request) string {
 
 // outcomeText is the line replacing the buttons once a request left pending.
 func outcomeText(r *approval.Request) string {
+	if msg := bulkOutcome(r); r.Bulk() && msg != "" {
+		return msg
+	}
 	action := ""
 	if r.MachineActionID != "" {
 		action = fmt.Sprintf("\nDefender action `%s`", escapeMrkdwn(r.MachineActionID))

@@ -225,6 +225,10 @@ type fakeDefender struct {
 	runStatus defender.ActionStatus
 	// findErr, when set, is FindMachinesByName's error.
 	findErr error
+	// perMachine: each machine's action is "ma-<first 6 of its ID>", and
+	// Run fails for the machines in failFor.
+	perMachine bool
+	failFor    map[string]error
 }
 
 type runCall struct {
@@ -252,8 +256,15 @@ func (d *fakeDefender) Run(_ context.Context, n actions.Name, a actions.Args) (*
 	if d.runErr != nil {
 		return nil, d.runErr
 	}
+	if err := d.failFor[a.MachineID]; err != nil {
+		return nil, err
+	}
 	if n.TargetsMachine() {
-		ma := &defender.MachineAction{ID: "ma-1", Type: n.MachineActionType(), Status: d.runStatus, MachineID: a.MachineID, RequestorComment: a.Comment}
+		id := "ma-1"
+		if d.perMachine {
+			id = "ma-" + a.MachineID[:6]
+		}
+		ma := &defender.MachineAction{ID: id, Type: n.MachineActionType(), Status: d.runStatus, MachineID: a.MachineID, RequestorComment: a.Comment}
 		return &actions.Result{Output: map[string]any{"id": ma.ID, "status": string(ma.Status)}, MachineAction: ma}, nil
 	}
 	return &actions.Result{Output: map[string]any{"id": "x-1", "status": "Succeeded"}}, nil

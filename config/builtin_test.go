@@ -28,6 +28,7 @@ var builtIns = map[string]any{
 	"StaleAfter":         config.StaleAfter,
 	"LookupTimeout":      config.LookupTimeout,
 	"LatestActions":      config.LatestActions,
+	"BulkPace":           config.BulkPace,
 	"AlertsOverlap":      config.AlertsOverlap,
 	"TAXIITimeout":       config.TAXIITimeout,
 	"TAXIIMaxRetries":    config.TAXIIMaxRetries,

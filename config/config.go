@@ -191,6 +191,9 @@ const (
 	// LatestActions is how many of the machine's latest actions the card
 	// reads (what is running, isolated or restricted).
 	LatestActions = 10
+	// BulkPace spaces the Defender calls of a bulk request (one per
+	// machine): Defender allows 100 machine actions a minute.
+	BulkPace = time.Second
 	// AlertsOverlap is how far each alert poll reaches back before where
 	// the last one ended: Graph can list an alert a little after its
 	// createdDateTime, and the claims make seeing an alert twice harmless.
