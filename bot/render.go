@@ -233,7 +233,7 @@ func renderHelp(command string) []slack.Block {
 	return fitMessage([]slack.Block{
 		section("*Microsoft Defender for Endpoint from Slack*\nState-changing actions are posted for approval; `action` and `iocs status` answer at once."),
 		section(strings.TrimRight(b.String(), "\n")),
-		contextBlock("&lt;machine&gt; is a Defender machine ID (40 hex characters) or a computer DNS name. Quote a comment with \"…\" if it starts with a keyword."),
+		contextBlock("&lt;machine&gt; is a Defender machine ID (40 hex characters) or a computer DNS name; " + bulkVerbs() + " also take several, comma-separated without spaces (ws-1,ws-2), approved once. Quote a comment with \"…\" if it starts with a keyword."),
 	})
 }
 
