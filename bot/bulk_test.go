@@ -13,6 +13,7 @@ import (
 
 	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/approval"
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
 	"github.com/defenderbot/defenderbot/machineinfo"
@@ -112,7 +113,9 @@ func bulkInfos(ms []defender.Machine) map[string]machineinfo.Info {
 func TestRenderBulkGolden(t *testing.T) {
 	ms := bulkMachines(20)
 	cases := map[string]func() any{
-		"bulk_approval_pending": func() any { return renderBulkApproval(bulkRequest(approval.StatePending, 20), bulkInfos(ms), 0) },
+		"bulk_approval_pending": func() any {
+			return renderBulkApproval(bulkRequest(approval.StatePending, 20), bulkInfos(ms), config.StaleAfter)
+		},
 		"bulk_approval_failed": func() any {
 			r := bulkRequest(approval.StateFailed, 3)
 			r.Approvals = []approval.Vote{{UserID: approver1}}
@@ -156,7 +159,7 @@ func TestBulkCardFitsAtMaxBulk(t *testing.T) {
 		r.Targets[i].MachineName = strings.Repeat("&", 250)
 	}
 	r.Args.Comment = strings.Repeat("&", actions.MaxCommentLen)
-	blocks := renderBulkApproval(r, bulkInfos(bulkMachines(50)), 0)
+	blocks := renderBulkApproval(r, bulkInfos(bulkMachines(50)), config.StaleAfter)
 	assert.Empty(t, slackfake.MessageProblems([]byte(blocksJSON(t, blocks))))
 	assert.Contains(t, blocksJSON(t, blocks), r.Targets[49].MachineID, "the last machine is listed")
 	assert.Contains(t, blocksJSON(t, blocks), `"action_id": "approve"`, "the buttons are kept")

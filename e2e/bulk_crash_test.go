@@ -71,7 +71,7 @@ func TestBulkTakeoverAfterACrashNeverCallsTwice(t *testing.T) {
 			}, w.defenderWrites(), "only the machine never reached is called")
 			assert.Equal(t, recorded, r.Targets[0].MachineActionID)
 			assert.NotEmpty(t, r.Targets[1].MachineActionID, "found by its tag")
-			w.emu.Advance(3 * time.Minute)
+			w.advance(3 * time.Minute)
 			r = b.waitState(id, approval.StateSucceeded)
 			b.bot.Wait()
 			assert.Len(t, w.defenderWrites(), 3)
@@ -95,10 +95,9 @@ func (p *proc) reopen(t *testing.T) store.Store {
 // for a replica's own calls.
 func (w *world) defenderClient(t *testing.T) *defender.Client {
 	t.Helper()
-	c, err := defender.New(defender.Config{
-		BaseURL: w.emu.URL, AuthorityHost: w.emu.URL, TenantID: defendertest.TenantID,
-		ClientID: defendertest.ClientID, ClientSecret: defendertest.ClientSecret, MaxRetries: 1, Limits: w.limits,
-	}, defender.WithHTTPClient(w.emu.HTTPClient()))
+	cfg := w.emu.ClientConfig()
+	cfg.MaxRetries, cfg.Limits = 1, w.limits
+	c, err := defender.New(cfg, defender.WithHTTPClient(w.emu.HTTPClient()))
 	require.NoError(t, err)
 	return c
 }

@@ -51,7 +51,7 @@ func TestBulkConcurrentClicksOneCallPerMachine(t *testing.T) {
 				"POST /api/machines/" + defendertest.SampleMachineID3 + "/isolate",
 			}, w.defenderWrites(), "one call per machine")
 
-			w.emu.Advance(3 * time.Minute)
+			w.advance(3 * time.Minute)
 			r = b.waitState(id, approval.StateSucceeded)
 			a.bot.Wait()
 			b.bot.Wait()
