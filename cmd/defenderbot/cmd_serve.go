@@ -88,67 +88,34 @@ type serveApp struct {
 // enabled) the IOC scheduler. Nothing is started yet.
 func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.Logger, slackOpts ...slack.Option) (*serveApp, error) {
 	s := &serveApp{cfg: cfg, log: logger, metrics: metrics.New()}
-
 	raw, err := openStore(ctx, cfg, store.WithLogger(logger))
 	if err != nil {
 		return nil, err
 	}
 	s.store = raw
-	st := leaseCountingStore{Store: raw, obs: s.metrics}
-
-	s.defender, err = newDefenderClient(c, cfg, logger, defender.WithObserver(s.metrics))
-	if err != nil {
+	if err := s.build(ctx, c, leaseCountingStore{Store: raw, obs: s.metrics}, slackOpts); err != nil {
 		s.close()
 		return nil, err
 	}
+	return s, nil
+}
 
-	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Timeout: 15 * time.Second})}
-	if api := cfg.Slack.APIURL; api != "" {
-		if !strings.HasSuffix(api, "/") {
-			api += "/"
-		}
-		opts = append(opts, slack.OptionAPIURL(api))
+// build makes everything but the store, which st wraps.
+func (s *serveApp) build(ctx context.Context, c *cli, st leaseCountingStore, slackOpts []slack.Option) error {
+	cfg, logger := s.cfg, s.log
+	var err error
+	if s.defender, err = newDefenderClient(c, cfg, logger, defender.WithObserver(s.metrics)); err != nil {
+		return err
 	}
-	if cfg.Slack.SocketMode() {
-		opts = append(opts, slack.OptionAppLevelToken(cfg.Slack.AppToken.Value()))
-	}
-	s.slack = slack.New(cfg.Slack.BotToken.Value(), append(opts, slackOpts...)...)
-
+	s.slack = newSlackClient(cfg, slackOpts)
 	replica := cfg.Replica()
 	var iocs bot.IOCSync
 	if cfg.IOCs.Enabled {
-		opts, err := iocOptions(cfg.IOCs, logger.With("component", "iocs"))
+		leased, err := s.scheduleIOCSync(ctx, st, replica)
 		if err != nil {
-			s.close()
-			return nil, fmt.Errorf("IOC sync: %w", err)
-		}
-		opts.Metrics = s.metrics
-		syncer, err := ioc.NewSyncer(s.defender, st, opts, logger.With("component", "iocs"))
-		if err != nil {
-			s.close()
-			return nil, fmt.Errorf("IOC sync: %w", err)
-		}
-		jobCfg := ioc.JobConfig{Leaser: st, Owner: replica, LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery,
-			Reporter: s.reporter(), Logger: logger}
-		// Runs asked for in Slack take the same lease as scheduled ones, so
-		// two replicas never sync at once.
-		leased, err := syncer.Leased(jobCfg)
-		if err != nil {
-			s.close()
-			return nil, fmt.Errorf("IOC sync: %w", err)
+			return err
 		}
 		iocs = leased
-		job, err := syncer.ScheduledJob(jobCfg)
-		if err != nil {
-			s.close()
-			return nil, fmt.Errorf("IOC sync: %w", err)
-		}
-		s.sched = scheduler.New(logger.With("component", "scheduler"))
-		if err := s.sched.Add(cfg.IOCs.Schedule, ioc.LeaseName, job); err != nil {
-			s.close()
-			return nil, fmt.Errorf("iocs.schedule: %w", err)
-		}
-		s.seedIOCMetrics(ctx)
 	}
 
 	// One Graph client for the alert feed and the alert actions: one pacer
@@ -156,16 +123,13 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 	var gc *graph.Client
 	if cfg.Alerts.Enabled || cfg.Defender.AlertsAPI == config.AlertsAPIGraph {
 		if gc, err = newGraphClient(c, cfg, logger, s.metrics); err != nil {
-			s.close()
-			return nil, err
+			return err
 		}
 	}
 	runner, err := newRunner(c, cfg, logger, s.defender, gc)
 	if err != nil {
-		s.close()
-		return nil, err
+		return err
 	}
-
 	s.bot, err = bot.New(bot.ConfigFrom(cfg, replica), bot.Deps{
 		Store:       st,
 		Slack:       s.slack,
@@ -179,33 +143,89 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 		AlertLinks: st,
 	})
 	if err != nil {
-		s.close()
+		return err
+	}
+	if cfg.Alerts.Enabled {
+		if s.alerts, err = s.newAlertPoller(gc, st, replica); err != nil {
+			return err
+		}
+	}
+	s.buildHandler(st, gc)
+	return nil
+}
+
+// newSlackClient is the Web API client: a 15 s timeout, the configured API
+// URL, the app-level token in Socket Mode, then the caller's options.
+func newSlackClient(cfg *config.Config, extra []slack.Option) *slack.Client {
+	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Timeout: 15 * time.Second})}
+	if api := cfg.Slack.APIURL; api != "" {
+		if !strings.HasSuffix(api, "/") {
+			api += "/"
+		}
+		opts = append(opts, slack.OptionAPIURL(api))
+	}
+	if cfg.Slack.SocketMode() {
+		opts = append(opts, slack.OptionAppLevelToken(cfg.Slack.AppToken.Value()))
+	}
+	return slack.New(cfg.Slack.BotToken.Value(), append(opts, extra...)...)
+}
+
+// scheduleIOCSync builds the IOC sync, schedules it and returns its
+// leased entry point for runs asked for in Slack.
+func (s *serveApp) scheduleIOCSync(ctx context.Context, st leaseCountingStore, replica string) (*ioc.LeasedSyncer, error) {
+	cfg, logger := s.cfg, s.log
+	opts, err := iocOptions(cfg.IOCs, logger.With("component", "iocs"))
+	if err != nil {
+		return nil, fmt.Errorf("IOC sync: %w", err)
+	}
+	opts.Metrics = s.metrics
+	syncer, err := ioc.NewSyncer(s.defender, st, opts, logger.With("component", "iocs"))
+	if err != nil {
+		return nil, fmt.Errorf("IOC sync: %w", err)
+	}
+	jobCfg := ioc.JobConfig{Leaser: st, Owner: replica, LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery,
+		Reporter: s.reporter(), Logger: logger}
+	// Runs asked for in Slack take the same lease as scheduled ones, so
+	// two replicas never sync at once.
+	leased, err := syncer.Leased(jobCfg)
+	if err != nil {
+		return nil, fmt.Errorf("IOC sync: %w", err)
+	}
+	job, err := syncer.ScheduledJob(jobCfg)
+	if err != nil {
+		return nil, fmt.Errorf("IOC sync: %w", err)
+	}
+	s.sched = scheduler.New(logger.With("component", "scheduler"))
+	if err := s.sched.Add(cfg.IOCs.Schedule, ioc.LeaseName, job); err != nil {
+		return nil, fmt.Errorf("iocs.schedule: %w", err)
+	}
+	s.seedIOCMetrics(ctx)
+	return leased, nil
+}
+
+// newAlertPoller is the alert feed: Graph's alerts posted as cards.
+func (s *serveApp) newAlertPoller(gc *graph.Client, st leaseCountingStore, replica string) (*alerts.Poller, error) {
+	al := s.cfg.Alerts
+	poster, err := bot.NewAlertPoster(s.slack, bot.AlertCardOptionsFromRegistry(), bot.SlackRetryFrom())
+	if err != nil {
 		return nil, err
 	}
+	return alerts.New(alerts.Config{
+		Channel:        al.Channel,
+		MinSeverity:    al.MinSeverity,
+		ServiceSources: al.ServiceSources,
+		PollInterval:   al.PollInterval,
+		Backfill:       al.Backfill,
+		Overlap:        config.AlertsOverlap,
+		Owner:          replica,
+		Log:            s.log.With("component", "alerts"),
+		Metrics:        s.metrics,
+	}, gc, st, poster)
+}
 
-	if al := cfg.Alerts; al.Enabled {
-		poster, err := bot.NewAlertPoster(s.slack, bot.AlertCardOptionsFromRegistry(), bot.SlackRetryFrom())
-		if err != nil {
-			s.close()
-			return nil, err
-		}
-		s.alerts, err = alerts.New(alerts.Config{
-			Channel:        al.Channel,
-			MinSeverity:    al.MinSeverity,
-			ServiceSources: al.ServiceSources,
-			PollInterval:   al.PollInterval,
-			Backfill:       al.Backfill,
-			Overlap:        config.AlertsOverlap,
-			Owner:          replica,
-			Log:            logger.With("component", "alerts"),
-			Metrics:        s.metrics,
-		}, gc, st, poster)
-		if err != nil {
-			s.close()
-			return nil, err
-		}
-	}
-
+// buildHandler makes the HTTP handler and its readiness checks (Graph's
+// token only when there is a Graph client).
+func (s *serveApp) buildHandler(st leaseCountingStore, gc *graph.Client) {
 	s.deps = handlers.Deps{
 		Bot:    s.bot,
 		Events: s.bot,
@@ -216,13 +236,12 @@ func newServeApp(ctx context.Context, c *cli, cfg *config.Config, logger *slog.L
 		},
 		Metrics:  s.metrics,
 		Gatherer: s.metrics.Registry,
-		Logger:   logger,
+		Logger:   s.log,
 	}
 	if gc != nil {
 		s.deps.Readiness = append(s.deps.Readiness, handlers.ReadinessCheck{Name: "graph_token", Check: gc.CheckToken})
 	}
-	s.handler = handlers.New(handlers.Config{SigningSecret: cfg.Slack.SigningSecret.Value()}, s.deps)
-	return s, nil
+	s.handler = handlers.New(handlers.Config{SigningSecret: s.cfg.Slack.SigningSecret.Value()}, s.deps)
 }
 
 // alertSource is gc when the alert feed is on (the cards exist), else nil.
