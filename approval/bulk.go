@@ -107,7 +107,8 @@ func (c *Core) callTarget(ctx context.Context, r *Request, t *Target, args actio
 		c.deps.Notifier.Progress(ctx, r)
 		return
 	}
-	c.deps.Notifier.Progress(ctx, r)
+	// The table shows the call's answer, not the claim: one update per
+	// machine keeps within Slack's chat.update rate at one call a second.
 	res, err := c.deps.Defender.Run(ctx, r.Action, args)
 	if err != nil {
 		c.log.WarnContext(ctx, "defender call failed", "request", r.ID, "machine", t.MachineID, "action", r.Action, "error", err)

@@ -88,7 +88,8 @@ func TestBulkRunsOncePerMachinePacedAndFollowed(t *testing.T) {
 		assert.Equal(t, "Succeeded", tg.MachineActionStatus)
 	}
 	evs := f.events.list()
-	assert.Contains(t, evs, "progress:calling queued queued queued")
+	assert.Contains(t, evs, "progress:running queued queued queued", "one update per call, once Defender answered")
+	assert.NotContains(t, evs, "progress:calling queued queued queued")
 	assert.Contains(t, evs, "progress:running running running running")
 	assert.Equal(t, "progress:succeeded succeeded succeeded succeeded", evs[len(evs)-2])
 	assert.Equal(t, "finished:succeeded", evs[len(evs)-1])

@@ -321,3 +321,24 @@ func mustAudit(t *testing.T, h *harness, id, kind string) []approval.AuditEvent 
 	}
 	return out
 }
+
+// A bulk action listed in approval.actions_without_approval runs at once,
+// still once per machine, recorded and followed, each outcome told.
+func TestBulkWithoutApprovalRunsAtOnce(t *testing.T) {
+	h := newBulkHarness(t, func(c *Config) { c.ActionsWithoutApproval = []actions.Name{actions.GetAction, actions.Scan} })
+	h.def.statuses = []defender.ActionStatus{defender.StatusSucceeded}
+	h.command(t, analyst, "scan ws-010.contoso.com,ws-011.contoso.com quick sweep")
+	h.svc.core.Wait()
+	r := h.store.only(t)
+	assert.Equal(t, approval.StateSucceeded, r.State, r.Error)
+	assert.Empty(t, r.Approvals)
+	assert.Equal(t, 2, h.def.runCount())
+	assert.Contains(t, h.slack.ephemeralTo(analyst)[0], "needs no approval")
+	var final string
+	for _, c := range h.slack.find("chat.postMessage") {
+		if c.Channel == analyst {
+			final = c.Text
+		}
+	}
+	assert.Contains(t, final, "succeeded on all 2 machines")
+}
