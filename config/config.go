@@ -226,6 +226,20 @@ const (
 	// goroutine for Slack's default 60 s.
 	SlackAttempts = 3
 	SlackMaxWait  = 30 * time.Second
+	// SlackMaxBodyBytes caps a Slack request body; SlackMaxEventBodyBytes an
+	// Events API body (an app_home_opened event carries the whole Home view
+	// last published, which Slack allows up to 250 kB).
+	SlackMaxBodyBytes      = 64 << 10
+	SlackMaxEventBodyBytes = 512 << 10
+	// SlackReplayTTL is how long a Slack request's fingerprint is kept to
+	// refuse its replay: the whole ±5 minute window its signature verifies
+	// in, and a minute more (handlers refuses less).
+	SlackReplayTTL = 11 * time.Minute
+	// SlackAckTimeout bounds the synchronous part of a Slack request, so its
+	// acknowledgement stays inside Slack's 3 s budget.
+	SlackAckTimeout = 2500 * time.Millisecond
+	// ReadyTimeout bounds each check of /readyz.
+	ReadyTimeout = 3 * time.Second
 )
 
 // Client is the Defender API client's configuration.

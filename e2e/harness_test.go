@@ -276,10 +276,13 @@ func (w *world) start(t testing.TB, opts ...procOption) *proc {
 	deps.Defender = readingDefender{Defender: deps.Defender, polls: w.polls}
 	b, err := bot.New(cfg, deps)
 	require.NoError(t, err)
-	h := handlers.New(handlers.Config{SigningSecret: secret}, handlers.Deps{
+	h, err := handlers.New(handlers.Config{SigningSecret: secret, MaxBodyBytes: config.SlackMaxBodyBytes,
+		MaxEventBodyBytes: config.SlackMaxEventBodyBytes, ReplayTTL: config.SlackReplayTTL,
+		AckTimeout: config.SlackAckTimeout, ReadyTimeout: config.ReadyTimeout}, handlers.Deps{
 		Bot: b, Events: b, Seen: st, Logger: logger,
 		Readiness: []handlers.ReadinessCheck{{Name: "store", Check: st.Ping}, {Name: "defender_token", Check: client.CheckToken}},
 	})
+	require.NoError(t, err)
 	p := &proc{t: t, w: w, store: st, bot: b, srv: httptest.NewServer(h), ran: make(chan struct{})}
 	runCtx, cancel := context.WithCancel(ctx)
 	p.cancel = cancel

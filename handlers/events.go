@@ -12,10 +12,6 @@ import (
 	"github.com/slack-go/slack/slackevents"
 )
 
-// DefaultMaxEventBodyBytes caps an Events API body: an app_home_opened event
-// carries the whole Home view last published (Slack allows 250 kB).
-const DefaultMaxEventBodyBytes = 512 << 10
-
 // Events receives Events API callbacks (*bot.Service satisfies it). It must
 // return quickly: Slack wants the acknowledgement within 3 s and retries
 // otherwise.
@@ -36,7 +32,7 @@ func (h *handler) events(c *gin.Context) string {
 		h.log.ErrorContext(ctx, "slack events endpoint not wired (missing replay store)")
 		return abort(c, outcomeError, http.StatusServiceUnavailable, "service not ready")
 	}
-	body, err := readVerified(c.Request, h.cfg.SigningSecret, max(h.cfg.MaxBodyBytes, DefaultMaxEventBodyBytes))
+	body, err := readVerified(c.Request, h.cfg.SigningSecret, max(h.cfg.MaxBodyBytes, h.cfg.MaxEventBodyBytes))
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return abort(c, outcomeBadRequest, http.StatusRequestEntityTooLarge, "request body too large")

@@ -122,7 +122,7 @@ func TestBadEventRequestsAreRefused(t *testing.T) {
 	noID := []byte(`{"type":"event_callback","event":{"type":"app_home_opened","user":"U1"}}`)
 	assert.Equal(t, http.StatusBadRequest, e.do(signedJSON(t, now, noID)).Code)
 
-	huge := signedJSON(t, now, []byte(`{"type":"event_callback","pad":"`+strings.Repeat("x", handlers.DefaultMaxEventBodyBytes)+`"}`))
+	huge := signedJSON(t, now, []byte(`{"type":"event_callback","pad":"`+strings.Repeat("x", int(testConfig().MaxEventBodyBytes))+`"}`))
 	assert.Equal(t, http.StatusRequestEntityTooLarge, e.do(huge).Code)
 
 	assert.Empty(t, ev.homeOpenedBy(), "nothing refused reaches the bot")
@@ -146,7 +146,7 @@ func TestSocketModeDeliversTheSameEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- handlers.RunSocketMode(ctx, socketmode.New(api), handlers.Deps{Bot: &fakeBot{}, Events: ev, Seen: newMemSeen(),
+		done <- handlers.RunSocketMode(ctx, socketmode.New(api), testConfig(), handlers.Deps{Bot: &fakeBot{}, Events: ev, Seen: newMemSeen(),
 			Metrics: metrics, Logger: slog.New(slog.DiscardHandler)})
 	}()
 	t.Cleanup(func() { cancel(); <-done })

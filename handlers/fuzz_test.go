@@ -161,7 +161,12 @@ func newFuzzStack(f testing.TB) *fuzzStack {
 		f.Fatal(err)
 	}
 	f.Cleanup(b.Wait)
-	h := handlers.New(handlers.Config{SigningSecret: fzSecret}, handlers.Deps{Bot: b, Seen: st, Logger: logger})
+	hcfg := testConfig()
+	hcfg.SigningSecret = fzSecret
+	h, err := handlers.New(hcfg, handlers.Deps{Bot: b, Seen: st, Logger: logger})
+	if err != nil {
+		f.Fatal(err)
+	}
 	return &fuzzStack{engine: h, bot: b, emu: emu, slack: sf, log: pl}
 }
 

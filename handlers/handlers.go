@@ -9,8 +9,11 @@ package handlers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,16 +22,10 @@ import (
 	"github.com/slack-go/slack"
 )
 
-// Defaults used when Config leaves a field zero.
-const (
-	DefaultMaxBodyBytes = 64 << 10
-	// DefaultReplayTTL covers the whole ±5 minute window Slack's signature
-	// timestamp may be in, so a replay is caught for as long as it verifies.
-	DefaultReplayTTL = 11 * time.Minute
-	// DefaultAckTimeout keeps the acknowledgement inside Slack's 3 s budget.
-	DefaultAckTimeout   = 2500 * time.Millisecond
-	DefaultReadyTimeout = 3 * time.Second
-)
+// MinReplayTTL is the shortest Config.ReplayTTL: it covers the whole ±5
+// minute window Slack's signature timestamp may be in, so a replay is caught
+// for as long as it verifies.
+const MinReplayTTL = 11 * time.Minute
 
 const (
 	requestIDHeader        = "X-Request-ID"
@@ -63,21 +60,39 @@ type ReadinessCheck struct {
 	Check func(ctx context.Context) error
 }
 
-// Config tunes the HTTP handlers.
+// Config tunes the HTTP handlers. Every field but SigningSecret is required
+// (config.Slack.Handlers gives them, config owns the defaults).
 type Config struct {
 	// SigningSecret is the Slack app's signing secret. Empty means every
 	// Slack request is refused (fail closed).
 	SigningSecret string
-	// MaxBodyBytes caps a Slack request body (default 64 KiB).
-	MaxBodyBytes int64
-	// ReplayTTL is how long a request fingerprint is remembered (default and
-	// minimum 11 min: a shorter one would forget a request while its
-	// timestamp still verifies, and let it be replayed).
+	// MaxBodyBytes caps a Slack request body; MaxEventBodyBytes an Events
+	// API body (the larger of the two applies there).
+	MaxBodyBytes      int64
+	MaxEventBodyBytes int64
+	// ReplayTTL is how long a request fingerprint is remembered, at least
+	// MinReplayTTL: a shorter one would forget a request while its
+	// timestamp still verifies, and let it be replayed.
 	ReplayTTL time.Duration
-	// AckTimeout bounds the bot's synchronous part (default 2.5 s).
+	// AckTimeout bounds the bot's synchronous part (inside Slack's 3 s).
 	AckTimeout time.Duration
-	// ReadyTimeout bounds each readiness check (default 3 s).
+	// ReadyTimeout bounds each readiness check.
 	ReadyTimeout time.Duration
+}
+
+// check names what cfg lacks.
+func (cfg Config) check() error {
+	var problems []string
+	if cfg.MaxBodyBytes <= 0 || cfg.MaxEventBodyBytes <= 0 || cfg.AckTimeout <= 0 || cfg.ReadyTimeout <= 0 {
+		problems = append(problems, "Config.MaxBodyBytes, MaxEventBodyBytes, AckTimeout and ReadyTimeout must be positive")
+	}
+	if cfg.ReplayTTL < MinReplayTTL {
+		problems = append(problems, fmt.Sprintf("Config.ReplayTTL must be at least %v (Slack's signature window), got %v", MinReplayTTL, cfg.ReplayTTL))
+	}
+	if len(problems) > 0 {
+		return errors.New("handlers: " + strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // Deps are the collaborators of the handlers.
@@ -112,18 +127,9 @@ type handler struct {
 	gatherer prometheus.Gatherer
 }
 
-func newHandler(cfg Config, deps Deps) *handler {
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.ReplayTTL < DefaultReplayTTL {
-		cfg.ReplayTTL = DefaultReplayTTL
-	}
-	if cfg.AckTimeout <= 0 {
-		cfg.AckTimeout = DefaultAckTimeout
-	}
-	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = DefaultReadyTimeout
+func newHandler(cfg Config, deps Deps) (*handler, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	h := &handler{
 		cfg:   cfg,
@@ -149,13 +155,17 @@ func newHandler(cfg Config, deps Deps) *handler {
 	if h.gatherer == nil {
 		h.gatherer = prometheus.NewRegistry()
 	}
-	return h
+	return h, nil
 }
 
-// New returns the gin engine serving every defenderbot HTTP route.
-func New(cfg Config, deps Deps) *gin.Engine {
+// New returns the gin engine serving every defenderbot HTTP route; it
+// names a missing or unsafe setting of cfg.
+func New(cfg Config, deps Deps) (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
-	h := newHandler(cfg, deps)
+	h, err := newHandler(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.SigningSecret == "" {
 		// Expected in Socket Mode; a misconfiguration otherwise.
 		h.log.Warn("slack signing secret is empty: the Slack HTTP endpoints refuse every request")
@@ -174,5 +184,5 @@ func New(cfg Config, deps Deps) *gin.Engine {
 	r.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, gin.H{"error": "not found"})
 	})
-	return r
+	return r, nil
 }

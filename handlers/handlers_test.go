@@ -16,15 +16,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/handlers"
 	"github.com/defenderbot/defenderbot/internal/logctx"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
 )
 
 const secret = "test-signing-secret"
+
+// testConfig is the handlers' configuration as serve builds it (config's
+// values), with secret as the signing secret.
+func testConfig() handlers.Config {
+	return handlers.Config{SigningSecret: secret, MaxBodyBytes: config.SlackMaxBodyBytes,
+		MaxEventBodyBytes: config.SlackMaxEventBodyBytes, ReplayTTL: config.SlackReplayTTL,
+		AckTimeout: config.SlackAckTimeout, ReadyTimeout: config.ReadyTimeout}
+}
 
 // fakeBot records what reaches it.
 type fakeBot struct {
@@ -128,12 +138,14 @@ type env struct {
 func newEnv(t *testing.T, mut ...func(*handlers.Config, *handlers.Deps)) *env {
 	t.Helper()
 	e := &env{bot: &fakeBot{}, seen: newMemSeen(), metrics: &recMetrics{}}
-	cfg := handlers.Config{SigningSecret: secret}
+	cfg := testConfig()
 	deps := handlers.Deps{Bot: e.bot, Seen: e.seen, Metrics: e.metrics, Logger: slog.New(slog.DiscardHandler)}
 	for _, m := range mut {
 		m(&cfg, &deps)
 	}
-	e.h = handlers.New(cfg, deps)
+	var err error
+	e.h, err = handlers.New(cfg, deps)
+	require.NoError(t, err)
 	return e
 }
 
@@ -289,29 +301,34 @@ func TestReplayWithRespelledSignatureIsAReplay(t *testing.T) {
 
 // A ReplayTTL shorter than the signature window would let a request be
 // replayed once its mark expired while its timestamp still verified: the
-// handler keeps marks for the whole window whatever it is given.
-func TestShortReplayTTLStillCoversTheSignatureWindow(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Now()
-	e := newEnv(t, func(c *handlers.Config, d *handlers.Deps) {
-		c.ReplayTTL = time.Minute
-		d.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	})
-	req := signed(t, "/slack/commands", time.Now(), commandForm())
-	body, _ := io.ReadAll(req.Body)
-	send := func() {
-		r := httptest.NewRequest(http.MethodPost, "/slack/commands", strings.NewReader(string(body)))
-		r.Header = req.Header.Clone()
-		assert.Equal(t, http.StatusOK, e.do(r).Code)
+// handlers refuse it, as they refuse a missing limit, and name the field.
+func TestConfigIsCompleteAndSafe(t *testing.T) {
+	deps := handlers.Deps{Bot: &fakeBot{}, Seen: newMemSeen()}
+	for name, tc := range map[string]struct {
+		mod  func(*handlers.Config)
+		want string
+	}{
+		"short ReplayTTL": {func(c *handlers.Config) { c.ReplayTTL = 10 * time.Minute }, "Config.ReplayTTL must be at least 11m0s"},
+		"no ReplayTTL":    {func(c *handlers.Config) { c.ReplayTTL = 0 }, "Config.ReplayTTL must be at least 11m0s"},
+		"MaxBodyBytes":    {func(c *handlers.Config) { c.MaxBodyBytes = 0 }, "MaxBodyBytes, MaxEventBodyBytes, AckTimeout and ReadyTimeout must be positive"},
+		"MaxEventBodyBytes": {func(c *handlers.Config) { c.MaxEventBodyBytes = 0 },
+			"MaxBodyBytes, MaxEventBodyBytes, AckTimeout and ReadyTimeout must be positive"},
+		"AckTimeout":   {func(c *handlers.Config) { c.AckTimeout = 0 }, "MaxBodyBytes, MaxEventBodyBytes, AckTimeout and ReadyTimeout must be positive"},
+		"ReadyTimeout": {func(c *handlers.Config) { c.ReadyTimeout = 0 }, "MaxBodyBytes, MaxEventBodyBytes, AckTimeout and ReadyTimeout must be positive"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig()
+			tc.mod(&cfg)
+			_, err := handlers.New(cfg, deps)
+			assert.ErrorContains(t, err, tc.want)
+			err = handlers.RunSocketMode(context.Background(), socketmode.New(slack.New("xoxb-test", slack.OptionAppLevelToken("xapp-test"))), cfg, deps)
+			assert.ErrorContains(t, err, tc.want)
+		})
 	}
-	send()
-	mu.Lock()
-	now = now.Add(2 * time.Minute) // the timestamp still verifies (within 5 minutes)
-	mu.Unlock()
-	send()
-	c, _ := e.bot.counts()
-	assert.Equal(t, 1, c)
-	assert.Equal(t, []string{"ok", "replay"}, e.metrics.outcomes("/slack/commands"))
+	cfg := testConfig()
+	cfg.ReplayTTL = handlers.MinReplayTTL
+	_, err := handlers.New(cfg, deps)
+	assert.NoError(t, err, "the minimum itself is allowed")
 }
 
 func TestConcurrentReplaysActOnce(t *testing.T) {

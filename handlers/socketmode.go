@@ -22,11 +22,14 @@ import (
 // the connection). Each envelope is acknowledged as soon as the bot's fast
 // part returns, carrying its reply. It returns nil when ctx is cancelled,
 // after in-flight envelopes are acknowledged, or the connection error.
-func RunSocketMode(ctx context.Context, client *socketmode.Client, deps Deps) error {
+func RunSocketMode(ctx context.Context, client *socketmode.Client, cfg Config, deps Deps) error {
 	if client == nil || deps.Bot == nil || deps.Seen == nil {
 		return errors.New("socket mode: client, bot and replay store are required")
 	}
-	h := newHandler(Config{}, deps)
+	h, err := newHandler(cfg, deps)
+	if err != nil {
+		return fmt.Errorf("socket mode: %w", err)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -72,7 +72,7 @@ func TestSocketModeFeedsTheSameBot(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- handlers.RunSocketMode(ctx, client, handlers.Deps{Bot: bot, Seen: seen, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)})
+		done <- handlers.RunSocketMode(ctx, client, testConfig(), handlers.Deps{Bot: bot, Seen: seen, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)})
 	}()
 
 	got := map[string][]json.RawMessage{}
@@ -116,6 +116,6 @@ func TestSocketModeFeedsTheSameBot(t *testing.T) {
 }
 
 func TestSocketModeNeedsDeps(t *testing.T) {
-	err := handlers.RunSocketMode(context.Background(), nil, handlers.Deps{})
+	err := handlers.RunSocketMode(context.Background(), nil, testConfig(), handlers.Deps{})
 	require.Error(t, err)
 }

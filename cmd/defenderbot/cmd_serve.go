@@ -150,8 +150,7 @@ func (s *serveApp) build(ctx context.Context, c *cli, st leaseCountingStore, sla
 			return err
 		}
 	}
-	s.buildHandler(st, gc)
-	return nil
+	return s.buildHandler(st, gc)
 }
 
 // newSlackClient is the Web API client: a 15 s timeout, the configured API
@@ -225,7 +224,7 @@ func (s *serveApp) newAlertPoller(gc *graph.Client, st leaseCountingStore, repli
 
 // buildHandler makes the HTTP handler and its readiness checks (Graph's
 // token only when there is a Graph client).
-func (s *serveApp) buildHandler(st leaseCountingStore, gc *graph.Client) {
+func (s *serveApp) buildHandler(st leaseCountingStore, gc *graph.Client) error {
 	s.deps = handlers.Deps{
 		Bot:    s.bot,
 		Events: s.bot,
@@ -241,7 +240,17 @@ func (s *serveApp) buildHandler(st leaseCountingStore, gc *graph.Client) {
 	if gc != nil {
 		s.deps.Readiness = append(s.deps.Readiness, handlers.ReadinessCheck{Name: "graph_token", Check: gc.CheckToken})
 	}
-	s.handler = handlers.New(handlers.Config{SigningSecret: s.cfg.Slack.SigningSecret.Value()}, s.deps)
+	var err error
+	s.handler, err = handlers.New(handlersConfig(s.cfg.Slack), s.deps)
+	return err
+}
+
+// handlersConfig is the Slack endpoints' configuration (HTTP and Socket
+// Mode): config's values (package config must not import handlers).
+func handlersConfig(s config.Slack) handlers.Config {
+	return handlers.Config{SigningSecret: s.SigningSecret.Value(), MaxBodyBytes: config.SlackMaxBodyBytes,
+		MaxEventBodyBytes: config.SlackMaxEventBodyBytes, ReplayTTL: config.SlackReplayTTL,
+		AckTimeout: config.SlackAckTimeout, ReadyTimeout: config.ReadyTimeout}
 }
 
 // alertSource is gc when the alert feed is on (the cards exist), else nil.
@@ -323,7 +332,7 @@ func (s *serveApp) run(ctx context.Context, ln net.Listener) error {
 		mode = "socket"
 		client := socketmode.New(s.slack)
 		wg.Go(func() {
-			if err := handlers.RunSocketMode(runCtx, client, s.deps); err != nil {
+			if err := handlers.RunSocketMode(runCtx, client, handlersConfig(s.cfg.Slack), s.deps); err != nil {
 				errs <- err
 			}
 		})
