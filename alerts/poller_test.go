@@ -337,3 +337,36 @@ func (l *leaseSpy) AcquireLease(ctx context.Context, name, owner string, now tim
 	}
 	return ok, err
 }
+
+// cancelledWhileTaking takes the lease, then the poller's context ends and
+// the store answers with the cancellation, as modernc's sqlite does for a
+// statement that committed.
+type cancelledWhileTaking struct {
+	alerts.Store
+	cancel context.CancelFunc
+}
+
+func (s *cancelledWhileTaking) AcquireLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
+	if _, err := s.Store.AcquireLease(ctx, name, owner, now, ttl); err != nil {
+		return false, err
+	}
+	s.cancel()
+	return false, context.Canceled
+}
+
+// TestRunReleasesALeaseTakenDespiteAnError: the poller holds its lease
+// between polls (it is the leader), so a lease taken despite an error is
+// only a leak once Run ends; Run releases it then, and another replica
+// polls at once instead of after the lease's TTL.
+func TestRunReleasesALeaseTakenDespiteAnError(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cfg := alerts.Config{Channel: "C0ALERTS", MinSeverity: "medium", PollInterval: time.Hour, Backfill: time.Hour,
+		Overlap: config.AlertsOverlap, Owner: "r1", Now: e.emu.Now}
+	p, err := alerts.New(cfg, e.client, &cancelledWhileTaking{Store: e.st, cancel: cancel}, &recPoster{})
+	require.NoError(t, err)
+	require.NoError(t, p.Run(ctx))
+	ok, err := e.st.AcquireLease(t.Context(), alerts.LeaseName, "r2", e.emu.Now(), time.Minute)
+	require.NoError(t, err)
+	assert.True(t, ok, "released although the store answered with an error")
+}

@@ -171,6 +171,11 @@ func (l *LeasedSyncer) Run(ctx context.Context, trigger string) (*Report, error)
 	acquired := s.opts.Now()
 	ok, err := cfg.Leaser.AcquireLease(ctx, LeaseName, cfg.Owner, acquired, cfg.LeaseTTL)
 	if err != nil {
+		// The outcome is unknown (a driver reports a cancelled context even
+		// when the statement committed): a lease this run will not use must
+		// not keep the other replicas out until it lapses. The run lock is
+		// held, so no run of this owner is using it.
+		l.release(ctx)
 		return nil, fmt.Errorf("acquire lease %s: %w", LeaseName, err)
 	}
 	if !ok {
@@ -180,12 +185,8 @@ func (l *LeasedSyncer) Run(ctx context.Context, trigger string) (*Report, error)
 		}
 		return nil, held
 	}
-	// Only a lease this call acquired is released.
-	defer func() {
-		if err := cfg.Leaser.ReleaseLease(context.WithoutCancel(ctx), LeaseName, cfg.Owner); err != nil {
-			log.Warn("release lease", "lease", LeaseName, "err", err)
-		}
-	}()
+	// Only a lease this call acquired (or may have) is released.
+	defer l.release(ctx)
 	runCtx, cancel := context.WithCancelCause(ctx)
 	renewed := make(chan struct{})
 	go func() {
@@ -210,6 +211,13 @@ func (l *LeasedSyncer) Run(ctx context.Context, trigger string) (*Report, error)
 		}
 	}
 	return rep, runErr
+}
+
+// release gives the lease up if this owner holds it, even once ctx is done.
+func (l *LeasedSyncer) release(ctx context.Context) {
+	if err := l.cfg.Leaser.ReleaseLease(context.WithoutCancel(ctx), LeaseName, l.cfg.Owner); err != nil {
+		l.log.Warn("release lease", "lease", LeaseName, "err", err)
+	}
 }
 
 // StatusText describes the last run and the last successful run.

@@ -281,3 +281,41 @@ func TestDeadRunLeaseTakenOverWithinTwoMinutes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "host-202", holder.Owner)
 }
+
+// takenButFailed takes the lease it is asked for but answers with an error,
+// as a driver does when the caller's context ends while the statement
+// commits (modernc's sqlite then reports the cancellation).
+type takenButFailed struct{ Leaser }
+
+func (s takenButFailed) AcquireLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
+	if _, err := s.Leaser.AcquireLease(ctx, name, owner, now, ttl); err != nil {
+		return false, err
+	}
+	return false, context.Canceled
+}
+
+// TestALeaseTakenDespiteAnErrorIsReleased: a run whose lease was taken
+// although the store answered with an error does not start, and gives the
+// lease back, so another replica (or push-iocs) can sync at once rather
+// than once the lease lapses.
+func TestALeaseTakenDespiteAnErrorIsReleased(t *testing.T) {
+	h := newHarness(t)
+	writeFeed(t, h.dir, domains(0, 2))
+	clock := &fakeClock{t: testNow}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", Now: clock.Now}
+	leased := func(owner string, l Leaser) *LeasedSyncer {
+		s, err := NewSyncer(h.api, h.st, opts, nil)
+		require.NoError(t, err)
+		ls, err := s.Leased(JobConfig{Leaser: l, Owner: owner, LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery})
+		require.NoError(t, err)
+		return ls
+	}
+
+	_, err := leased("replica-a", takenButFailed{h.st}).Run(context.Background(), "schedule")
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Zero(t, h.api.count(), "the run did not start")
+
+	rep, err := leased("replica-b", h.st).Run(context.Background(), "slack")
+	require.NoError(t, err, "replica-a's lease was given back (the clock has not moved)")
+	assert.Equal(t, 2, rep.Imported)
+}
