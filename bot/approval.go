@@ -170,6 +170,23 @@ func (s *Service) createRequest(ctx context.Context, inv invocation, sub approva
 	return r
 }
 
+// adoptCard records channel/ts, the message a decision was clicked on, as
+// request id's approval message when none is stored yet. Slack shows the
+// card before chat.postMessage has answered the replica that posted it, so
+// a quick click can beat the ts to the store; without this the card would
+// never show the decision. Only a message in the approval channel is
+// taken (the click is signed by Slack; the button carries the request ID).
+func (s *Service) adoptCard(ctx context.Context, id, channel, ts string) {
+	if ts == "" || channel == "" || channel != s.cfg.ApprovalChannel {
+		return
+	}
+	r, err := s.core.Get(ctx, id)
+	if err != nil || r.ApprovalTS != "" {
+		return
+	}
+	s.core.SetApprovalMessage(ctx, id, channel, ts)
+}
+
 // approve handles an Approve click. Every refusal is told to the clicker
 // only; the core audited it and changed nothing.
 func (s *Service) approve(ctx context.Context, inv invocation, requestID string) {

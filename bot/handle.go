@@ -86,6 +86,11 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 	}
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
+		// The message clicked on, for a click that beats the card's ts to the store.
+		var cardTS string
+		if !inv.FromHome {
+			cardTS = cb.Container.MessageTs
+		}
 		for _, a := range cb.ActionCallback.BlockActions {
 			if a == nil {
 				continue
@@ -101,6 +106,7 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 			switch a.ActionID {
 			case actionApprove:
 				s.goAsync(ctx, "approve", func(ctx context.Context) {
+					s.adoptCard(ctx, id, inv.ChannelID, cardTS)
 					s.approve(ctx, inv, id)
 					s.refreshHome(ctx, inv)
 				})
@@ -114,7 +120,7 @@ func (s *Service) HandleInteraction(ctx context.Context, cb slack.InteractionCal
 						return
 					}
 					if err := s.slackRetry(ctx, func() error {
-						_, err := s.deps.Slack.OpenViewContext(ctx, trigger, rejectModal(id, inv.ChannelID, inv.FromHome))
+						_, err := s.deps.Slack.OpenViewContext(ctx, trigger, rejectModal(id, inv.ChannelID, cardTS, inv.FromHome))
 						return err
 					}); err != nil {
 						s.log.ErrorContext(ctx, "views.open (reject) failed", "error", err)
@@ -156,6 +162,7 @@ func (s *Service) submitReject(ctx context.Context, cb slack.InteractionCallback
 	}
 	inv.FromHome = meta.FromHome
 	s.goAsync(ctx, "reject", func(ctx context.Context) {
+		s.adoptCard(ctx, meta.RequestID, inv.ChannelID, meta.TS)
 		s.reject(ctx, inv, meta.RequestID, reason)
 		s.refreshHome(ctx, inv)
 	})

@@ -82,7 +82,7 @@ func TestEveryModalWithinLimits(t *testing.T) {
 			assert.LessOrEqual(t, utf8.RuneCountInString(v.Title.Text), 24)
 		}
 	}
-	raw, err := json.Marshal(rejectModal(newID(), "C0123", false))
+	raw, err := json.Marshal(rejectModal(newID(), "C0123", "", false))
 	require.NoError(t, err)
 	assert.Empty(t, slackfake.ViewProblems(raw))
 }

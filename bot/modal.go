@@ -101,8 +101,8 @@ func commandModal(verb string, c Command, inv invocation) (slack.ModalViewReques
 }
 
 // rejectModal asks an approver why they reject.
-func rejectModal(requestID, channelID string, fromHome bool) slack.ModalViewRequest {
-	meta, _ := json.Marshal(modalMeta{RequestID: requestID, ChannelID: channelID, FromHome: fromHome})
+func rejectModal(requestID, channelID, cardTS string, fromHome bool) slack.ModalViewRequest {
+	meta, _ := json.Marshal(modalMeta{RequestID: requestID, ChannelID: channelID, TS: cardTS, FromHome: fromHome})
 	return fitView(slack.ModalViewRequest{
 		Type:   slack.VTModal,
 		Title:  plain("Reject request"),

@@ -104,7 +104,7 @@ func TestRenderGolden(t *testing.T) {
 			require.True(t, ok)
 			return v
 		},
-		"modal_reject": func() any { return rejectModal("0b6f3c1e-2d4a-4f5b-9c8d-7e6f5a4b3c2d", approvals, false) },
+		"modal_reject": func() any { return rejectModal("0b6f3c1e-2d4a-4f5b-9c8d-7e6f5a4b3c2d", approvals, "", false) },
 		"output": func() any {
 			return renderOutput("Get action info", map[string]any{"id": "a1", "title": nil, "status": "Pending"})
 		},

@@ -109,6 +109,13 @@ type Server struct {
 	homes      map[string]json.RawMessage // user -> Home tab view last published
 	clock      int64                      // last ts handed out, in microseconds
 	sock       socketState
+	holds      []*hold
+}
+
+// hold keeps the answers to the posts it matches until released.
+type hold struct {
+	match    func(Call) bool
+	released chan struct{}
 }
 
 // New starts a fake Slack on a loopback port. Close it when done.
@@ -195,6 +202,30 @@ func (s *Server) FailWith(method string, n int, slackErr string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults[method] = &fault{remaining: n, slackErr: slackErr}
+}
+
+// HoldPosts makes chat.postMessage calls matching match wait for their
+// answer until release is called: the message exists (it is recorded and
+// people can click on it) but the caller does not know its ts yet, as when
+// Slack's answer is slow. release is idempotent.
+func (s *Server) HoldPosts(match func(Call) bool) (release func()) {
+	h := &hold{match: match, released: make(chan struct{})}
+	s.mu.Lock()
+	s.holds = append(s.holds, h)
+	s.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(h.released) }) }
+}
+
+// heldLocked returns the channels a post c waits on.
+func (s *Server) heldLocked(c Call) []chan struct{} {
+	var out []chan struct{}
+	for _, h := range s.holds {
+		if h.match(c) {
+			out = append(out, h.released)
+		}
+	}
+	return out
 }
 
 // Calls returns every call so far, in order of arrival.
@@ -472,7 +503,15 @@ func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
 	c.TS = s.nextTSLocked()
 	s.messages[c.Channel+"|"+c.TS] = &Message{Channel: c.Channel, TS: c.TS, ThreadTS: c.ThreadTS, Text: c.Text, Blocks: c.Blocks}
 	s.recordLocked(c)
+	held := s.heldLocked(c)
 	s.mu.Unlock()
+	for _, ch := range held {
+		select {
+		case <-ch:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "channel": c.Channel, "ts": c.TS,
 		"message": map[string]any{"type": "message", "text": c.Text, "ts": c.TS}})
 }
