@@ -96,6 +96,7 @@
 // during the run (every 30 s, lapsing 90 s after the last renewal, so a
 // killed run's lease is taken over within 2 minutes) and cancels the run if
 // the lease is lost, so replicas never overlap. A refused run gets a
-// *RunningError naming since when and on which replica the sync runs; it
+// *RunningError naming since when and on which replica the sync runs (and,
+// for a lease held elsewhere, when it expires if that run is dead); it
 // never touches, let alone releases, the lease of the run it found.
 package ioc

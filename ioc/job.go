@@ -58,28 +58,51 @@ var ErrLeaseLost = errors.New("IOC sync lease lost (another replica may have tak
 
 // ErrLeaseHeld: another replica (or a push-iocs run) holds the sync lease,
 // so this run did not start. The error returned is a *RunningError.
-var ErrLeaseHeld = errors.New("another replica is running the IOC sync right now; try again when it has finished")
+var ErrLeaseHeld = errors.New("another replica or push-iocs run holds the IOC sync lease")
 
-// RunningError is the refusal of a run because a sync is already running:
-// in this process (it matches ErrRunning) or on another replica, or in a
-// push-iocs run (it matches ErrLeaseHeld). It says since when and where.
+// RunningError is the refusal of a run because a sync is already running
+// in this process (it matches ErrRunning), or because another replica or a
+// push-iocs run holds the sync lease (it matches ErrLeaseHeld). It says
+// since when and where; for a lease, also when it expires if its holder is
+// dead, since a lease outlives a killed run by up to its TTL.
 type RunningError struct {
 	// Since is when the running sync started (zero if unknown).
 	Since time.Time
 	// Replica is the lease owner running it ("" if unknown).
 	Replica string
+	// Expires is when the holder's lease lapses unless renewed (zero if
+	// unknown or local).
+	Expires time.Time
 	local   bool
+	// ttl bounds the lease when its holder's record could not be read.
+	ttl time.Duration
 }
 
 func (e *RunningError) Error() string {
-	s := "an IOC sync is already running"
+	var s string
+	if e.local {
+		s = "an IOC sync is already running"
+	} else {
+		s = "an IOC sync holds the lease"
+	}
 	if !e.Since.IsZero() {
 		s += " since " + e.Since.UTC().Format("15:04") + " UTC"
 	}
 	if e.Replica != "" {
 		s += " (replica " + e.Replica + ")"
 	}
-	return s + "; try again when it has finished"
+	if e.local {
+		return s + "; try again when it has finished"
+	}
+	// The holder may be a killed run: its lease still keeps others out
+	// until it lapses, so say when instead of claiming a sync runs.
+	switch {
+	case !e.Expires.IsZero():
+		s += "; if that run is dead, the lease expires at " + e.Expires.UTC().Format("15:04:05") + " UTC"
+	case e.ttl > 0:
+		s += "; if that run is dead, the lease expires within " + e.ttl.String()
+	}
+	return s + ": try again after that, or once the run has finished (a live run renews its lease)"
 }
 
 // Is matches ErrRunning for a run of this process, ErrLeaseHeld otherwise.
@@ -179,9 +202,9 @@ func (l *LeasedSyncer) Run(ctx context.Context, trigger string) (*Report, error)
 		return nil, fmt.Errorf("acquire lease %s: %w", LeaseName, err)
 	}
 	if !ok {
-		held := &RunningError{}
+		held := &RunningError{ttl: cfg.LeaseTTL}
 		if h, err := cfg.Leaser.LeaseHolder(ctx, LeaseName, acquired); err == nil {
-			held.Since, held.Replica = h.Since, h.Owner
+			held.Since, held.Replica, held.Expires = h.Since, h.Owner, h.ExpiresAt
 		}
 		return nil, held
 	}

@@ -227,6 +227,9 @@ func TestSlackRunDuringScheduledRun(t *testing.T) {
 	require.ErrorAs(t, err, &running)
 	assert.Equal(t, "replica-a", running.Replica, "the lease holder is named")
 	assert.Equal(t, time.Date(2026, 1, 15, 14, 5, 0, 0, time.UTC), running.Since.UTC(), "since the lease was taken")
+	assert.Equal(t, time.Date(2026, 1, 15, 14, 6, 30, 0, time.UTC), running.Expires.UTC(), "its last renewal and the TTL")
+	assert.Equal(t, "an IOC sync holds the lease since 14:05 UTC (replica replica-a); if that run is dead, the lease expires at 14:06:30 UTC: "+
+		"try again after that, or once the run has finished (a live run renews its lease)", err.Error())
 	assert.Zero(t, h.api.count(), "B sent nothing")
 
 	close(slow.release)
@@ -318,4 +321,28 @@ func TestALeaseTakenDespiteAnErrorIsReleased(t *testing.T) {
 	rep, err := leased("replica-b", h.st).Run(context.Background(), "slack")
 	require.NoError(t, err, "replica-a's lease was given back (the clock has not moved)")
 	assert.Equal(t, 2, rep.Imported)
+}
+
+// TestRunningErrorSaysWhatIsKnown: a refusal by another holder's lease
+// does not claim that a sync is running (its holder may be dead): it says
+// who holds the lease since when, when it expires if that run is dead, and
+// what to do; without the holder's record, how long the lease can last.
+func TestRunningErrorSaysWhatIsKnown(t *testing.T) {
+	since := time.Date(2026, 1, 15, 14, 5, 12, 0, time.UTC)
+	tests := []struct {
+		err  *RunningError
+		want string
+	}{
+		{&RunningError{Since: since, Replica: "host-101", local: true},
+			"an IOC sync is already running since 14:05 UTC (replica host-101); try again when it has finished"},
+		{&RunningError{Since: since, Replica: "cli-host-101", Expires: since.Add(90 * time.Second)},
+			"an IOC sync holds the lease since 14:05 UTC (replica cli-host-101); if that run is dead, the lease expires at 14:06:42 UTC: " +
+				"try again after that, or once the run has finished (a live run renews its lease)"},
+		{&RunningError{ttl: 90 * time.Second},
+			"an IOC sync holds the lease; if that run is dead, the lease expires within 1m30s: " +
+				"try again after that, or once the run has finished (a live run renews its lease)"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, tt.err.Error())
+	}
 }

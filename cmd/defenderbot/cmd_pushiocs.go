@@ -187,9 +187,13 @@ func pushSync(ctx context.Context, c *cli, leased *ioc.LeasedSyncer, output stri
 		}
 	}
 	if err != nil {
-		if errors.Is(err, ioc.ErrDeleteGuard) {
+		switch {
+		case errors.Is(err, ioc.ErrDeleteGuard):
 			fmt.Fprintf(c.stderr, "defenderbot push-iocs: %v\n", err)
-		} else {
+		case errors.Is(err, ioc.ErrLeaseHeld) || errors.Is(err, ioc.ErrRunning):
+			// Refused before it started: nothing failed.
+			fmt.Fprintf(c.stderr, "defenderbot push-iocs: not run: %v\n", err)
+		default:
 			fmt.Fprintf(c.stderr, "defenderbot push-iocs: sync failed: %v\n", err)
 		}
 		return 1

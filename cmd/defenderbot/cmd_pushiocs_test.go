@@ -102,15 +102,18 @@ func TestPushIOCsWaitsForNoOtherSync(t *testing.T) {
 	env, feed := pushEnv(t, srv)
 	st, err := store.Open(context.Background(), "sqlite", env["DEFENDERBOT_STORE_DSN"])
 	require.NoError(t, err)
-	ok, err := st.AcquireLease(context.Background(), ioc.LeaseName, "serve-replica", time.Now(), time.Hour)
+	now := time.Now().Truncate(time.Second)
+	ok, err := st.AcquireLease(context.Background(), ioc.LeaseName, "serve-replica", now, time.Hour)
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.NoError(t, st.Close())
 
 	r := runCLI(t, srv, env, "push-iocs", "--stix-objects-path", feed, "--action", "Block", "--severity", "High")
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, r.stderr, "an IOC sync is already running since")
-	assert.Contains(t, r.stderr, "(replica serve-replica)")
+	assert.Contains(t, r.stderr, "defenderbot push-iocs: not run: an IOC sync holds the lease since "+now.UTC().Format("15:04")+
+		" UTC (replica serve-replica); if that run is dead, the lease expires at "+now.Add(time.Hour).UTC().Format("15:04:05")+" UTC: "+
+		"try again after that, or once the run has finished (a live run renews its lease)\n")
+	assert.NotContains(t, r.stderr, "sync failed", "nothing failed: the run did not start")
 	assert.Empty(t, srv.Indicators(), "nothing sent")
 }
 
