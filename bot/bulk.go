@@ -157,21 +157,29 @@ func bulkRefusal(problems []string) string {
 
 // createBulkRequest records a pending bulk request and posts its card with
 // each machine's context (what arrived within ContextWait; the rest by an
-// update).
-func (s *Service) createBulkRequest(ctx context.Context, inv invocation, sub approval.Submission, ms []defender.Machine) {
+// update). known are the device records already read (the others are read
+// for the card). It returns the request, or nil if it was not created or
+// could not be posted (then withdrawn).
+func (s *Service) createBulkRequest(ctx context.Context, inv invocation, sub approval.Submission, known []defender.Machine) *approval.Request {
 	r, err := s.core.Create(ctx, sub)
 	if err != nil {
 		s.log.ErrorContext(ctx, "creating the bulk request failed", "error", err)
 		s.reply(ctx, inv, notRecordedText)
-		return
+		return nil
 	}
 	var lookups map[string]*machineinfo.Lookup
 	complete := true
 	if s.deps.MachineInfo != nil {
-		lookups = make(map[string]*machineinfo.Lookup, len(ms))
-		for i := range ms {
-			lookups[ms[i].ID] = machineinfo.Start(context.WithoutCancel(ctx), s.deps.MachineInfo, ms[i].ID,
-				machineinfo.Options{Timeout: s.cfg.LookupTimeout, Actions: s.cfg.LatestActions, Machine: &ms[i], Now: s.now, After: s.after})
+		lookups = make(map[string]*machineinfo.Lookup, len(r.Targets))
+		for _, t := range r.Targets {
+			var m *defender.Machine
+			for i := range known {
+				if known[i].ID == t.MachineID {
+					m = &known[i]
+				}
+			}
+			lookups[t.MachineID] = machineinfo.Start(context.WithoutCancel(ctx), s.deps.MachineInfo, t.MachineID,
+				machineinfo.Options{Timeout: s.cfg.LookupTimeout, Actions: s.cfg.LatestActions, Machine: m, Now: s.now, After: s.after})
 		}
 		deadline := s.after(s.cfg.ContextWait)
 	wait:
@@ -200,7 +208,7 @@ func (s *Service) createBulkRequest(ctx context.Context, inv invocation, sub app
 		s.log.ErrorContext(ctx, "posting the approval request failed", "request", r.ID, "error", err)
 		s.core.Withdraw(ctx, r.ID, "the approval message could not be posted")
 		s.reply(ctx, inv, approvalPostFailed(err, s.cfg.ApprovalChannel))
-		return
+		return nil
 	}
 	s.core.SetApprovalMessage(ctx, r.ID, ch, ts)
 	if !complete {
@@ -208,6 +216,7 @@ func (s *Service) createBulkRequest(ctx context.Context, inv invocation, sub app
 	}
 	s.reply(ctx, inv, fmt.Sprintf(":inbox_tray: Request %s is waiting for %s in <#%s>.",
 		requestRef(r), plural(r.RequiredApprovals, "approval"), escapeMrkdwn(ch)))
+	return r
 }
 
 // completeBulkContext waits for the look-ups still running when the card

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -123,6 +124,17 @@ func TestRenderBulkGolden(t *testing.T) {
 			r.Error = "1 of 3 machines failed."
 			return renderBulkApproval(r, nil, 0)
 		},
+		"bulk_undo_offer": func() any {
+			_, blocks := renderUndoOffer(bulkFailedOnOne())
+			return blocks
+		},
+		"bulk_undo_modal": func() any { return undoModal(bulkFailedOnOne(), approvals, "1700000000.000100") },
+		"bulk_approval_undone": func() any {
+			undo := bulkRequest(approval.StateFailed, 2)
+			undo.ID, undo.Action, undo.RequesterID = "9c0ffee0-0000-4000-8000-000000000002", actions.Deisolate, approver2
+			undo.Targets[0].State, undo.Targets[1].State = approval.TargetSucceeded, approval.TargetFailed
+			return renderUndone(bulkFailedOnOne(), undo, t0, config.StaleAfter)
+		},
 		"bulk_progress": func() any {
 			r := bulkRequest(approval.StateRunning, 20)
 			states := []approval.TargetState{approval.TargetSucceeded, approval.TargetFailed, approval.TargetRunning, approval.TargetRunning, approval.TargetCalling}
@@ -146,9 +158,22 @@ func TestRenderBulkGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			v := render()
 			golden(t, name, v)
+			if _, modal := v.(slack.ModalViewRequest); modal {
+				assert.Empty(t, slackfake.ViewProblems([]byte(blocksJSON(t, v))), "within Block Kit's limits")
+				return
+			}
 			assert.Empty(t, slackfake.MessageProblems([]byte(blocksJSON(t, v))), "within Block Kit's limits")
 		})
 	}
+}
+
+// bulkFailedOnOne is a bulk isolation that succeeded on two machines of three.
+func bulkFailedOnOne() *approval.Request {
+	r := bulkRequest(approval.StateFailed, 3)
+	r.Approvals = []approval.Vote{{UserID: approver1}}
+	r.Targets[0].State, r.Targets[1].State, r.Targets[2].State = approval.TargetSucceeded, approval.TargetFailed, approval.TargetSucceeded
+	r.Error = "1 of 3 machines failed."
+	return r
 }
 
 // The most machines approval.max_bulk allows, with the longest names and
@@ -282,13 +307,14 @@ func TestBulkOneApprovalOneCallPerMachine(t *testing.T) {
 	assert.Contains(t, final, "ws-010.contoso.com `"+r.Targets[0].MachineID+"`: :white_check_mark: Succeeded")
 	assert.Contains(t, final, "ws-011.contoso.com `"+r.Targets[1].MachineID+"`: :warning: Failed")
 	assert.Empty(t, h.slack.find("views.open"))
-	var undo int
+	var undo []string
 	for _, c := range h.slack.find("chat.postMessage") {
 		if strings.Contains(c.Text, "To undo this") {
-			undo++
+			undo = append(undo, c.Text)
 		}
 	}
-	assert.Zero(t, undo, "no single-machine undo offer on a bulk request")
+	require.Len(t, undo, 1, "one undo offer, for the machines where it succeeded")
+	assert.Contains(t, undo[0], "the 2 of 3 machines where it succeeded (ws-010.contoso.com, ws-012.contoso.com)")
 }
 
 // The calls are paced by the injected sleep: one BulkPace between calls.

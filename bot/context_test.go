@@ -68,7 +68,7 @@ func TestRenderContextGolden(t *testing.T) {
 			orig := sampleRequest(approval.StateSucceeded)
 			orig.Approvals, orig.MachineActionID, orig.MachineActionStatus = []approval.Vote{{UserID: approver1}}, "ma-1", "Succeeded"
 			undo := &approval.Request{ID: "9c0ffee0-0000-4000-8000-000000000001", Action: "deisolate", RequesterID: approver2}
-			return renderUndone(orig, undo, sampleInfo().At)
+			return renderUndone(orig, undo, sampleInfo().At, config.StaleAfter)
 		},
 		"approval_context_unavailable": func() any {
 			info := machineinfo.Info{At: sampleInfo().At,

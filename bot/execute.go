@@ -48,12 +48,15 @@ func (n notifier) Running(ctx context.Context, r *approval.Request, ma *defender
 func (n notifier) Finished(ctx context.Context, r *approval.Request) {
 	n.s.updateApprovalMessage(ctx, r)
 	if r.Bulk() {
-		// Per machine: the outcomes, and each collected package's link.
-		// Undo and alert comments are for requests on one machine.
+		// Per machine: the outcomes, and each collected package's link;
+		// the undo of the machines where it succeeded. Alert comments are
+		// for requests on one machine.
 		n.s.dm(ctx, r.RequesterID, bulkFinishedText(r))
 		if r.Action == actions.CollectInvestigationPackage {
 			n.s.sendPackageLinks(ctx, r)
 		}
+		n.s.offerUndo(ctx, r)
+		n.s.markUndone(ctx, r)
 		return
 	}
 	if r.State == approval.StateSucceeded {

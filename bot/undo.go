@@ -18,9 +18,11 @@ import (
 // This file is the undo offered in the thread of a succeeded isolation or
 // restriction: a button opens a form for the comment, and submitting it
 // creates the inverse request for the same machine, which goes through
-// approval like any other (unless its action is exempt). The audit links
-// the undo to the original ("undo" on the new request, "undo_requested" on
-// the original) and the original message shows who undid it.
+// approval like any other (unless its action is exempt). For a bulk
+// request the undo is one inverse request for the machines where it
+// succeeded (even if others failed). The audit links the undo to the
+// original ("undo" on the new request, "undo_requested" on the original)
+// and the original message shows who undid it.
 
 // IDs of the undo button and form.
 const (
@@ -43,9 +45,56 @@ func undoLabel(n actions.Name) string {
 	return "Release"
 }
 
-// offerUndo posts the undo button in the thread of a succeeded request.
+// undoMachines are the machines an undo of r acts on: r's machine once r
+// succeeded; for a bulk request, each machine where it succeeded once the
+// request is over.
+func undoMachines(r *approval.Request) []approval.Target {
+	if !r.Bulk() {
+		if r.State != approval.StateSucceeded || r.Args.MachineID == "" {
+			return nil
+		}
+		return []approval.Target{{MachineID: r.Args.MachineID, MachineName: r.MachineName}}
+	}
+	if !r.State.Final() {
+		return nil
+	}
+	var out []approval.Target
+	for _, t := range r.Targets {
+		if t.State == approval.TargetSucceeded {
+			out = append(out, approval.Target{MachineID: t.MachineID, MachineName: t.MachineName})
+		}
+	}
+	return out
+}
+
+// undoWhere names the machines an undo of r acts on, for people.
+func undoWhere(r *approval.Request) string {
+	if !r.Bulk() {
+		return onMachineBare(r)
+	}
+	ms := undoMachines(r)
+	names := make([]string, 0, maxUndoNames+1)
+	for i, t := range ms {
+		if i == maxUndoNames {
+			names = append(names, fmt.Sprintf("and %d more", len(ms)-maxUndoNames))
+			break
+		}
+		names = append(names, escapeMrkdwn(truncate(orDash(t.MachineName), 80)))
+	}
+	where := plural(len(ms), "machine")
+	if len(ms) < len(r.Targets) {
+		where = fmt.Sprintf("the %d of %d machines where it succeeded", len(ms), len(r.Targets))
+	}
+	return where + " (" + strings.Join(names, ", ") + ")"
+}
+
+// maxUndoNames is how many machine names an undo's messages list.
+const maxUndoNames = 10
+
+// offerUndo posts the undo button in the thread of a succeeded request
+// (of a bulk request that succeeded on at least one machine).
 func (s *Service) offerUndo(ctx context.Context, r *approval.Request) {
-	if !undoable(r.Action) || r.ApprovalChannel == "" || r.ApprovalTS == "" {
+	if !undoable(r.Action) || r.ApprovalChannel == "" || r.ApprovalTS == "" || len(undoMachines(r)) == 0 {
 		return
 	}
 	text, blocks := renderUndoOffer(r)
@@ -61,7 +110,10 @@ func (s *Service) offerUndo(ctx context.Context, r *approval.Request) {
 
 // renderUndoOffer is the thread message offering to undo r.
 func renderUndoOffer(r *approval.Request) (string, []slack.Block) {
-	text := fmt.Sprintf(":leftwards_arrow_with_hook: To undo this, *%s* %s (it goes through approval).", undoLabel(r.Action), onMachineBare(r))
+	text := fmt.Sprintf(":leftwards_arrow_with_hook: To undo this, *%s* %s (it goes through approval).", undoLabel(r.Action), undoWhere(r))
+	if r.Bulk() {
+		text = fmt.Sprintf(":leftwards_arrow_with_hook: To undo this, *%s* %s: one request for all of them (it goes through approval).", undoLabel(r.Action), undoWhere(r))
+	}
 	return text, fitMessage([]slack.Block{
 		section(text),
 		slack.NewActionBlock(blockUndo, slack.NewButtonBlockElement(actionUndo, r.ID, plain(undoLabel(r.Action)))),
@@ -70,9 +122,21 @@ func renderUndoOffer(r *approval.Request) (string, []slack.Block) {
 
 // renderUndone is the original request's message once undo, requested by
 // its requester, succeeded at.
-func renderUndone(orig, undo *approval.Request, at time.Time) []slack.Block {
-	return fitMessage(append(renderApproval(orig), contextBlock(fmt.Sprintf(":leftwards_arrow_with_hook: *Undone* by %s: request `%s` (%s) succeeded %s.",
-		userRef(undo.RequesterID), escapeMrkdwn(undo.ID), escapeMrkdwn(undo.Action.Title()), fmtTime(at)))))
+func renderUndone(orig, undo *approval.Request, at time.Time, staleAfter time.Duration) []slack.Block {
+	if !orig.Bulk() && !undo.Bulk() {
+		return fitMessage(append(renderApproval(orig), contextBlock(fmt.Sprintf(":leftwards_arrow_with_hook: *Undone* by %s: request `%s` (%s) succeeded %s.",
+			userRef(undo.RequesterID), escapeMrkdwn(undo.ID), escapeMrkdwn(undo.Action.Title()), fmtTime(at)))))
+	}
+	base := renderApproval(orig)
+	if orig.Bulk() {
+		base = renderBulkApproval(orig, nil, staleAfter)
+	}
+	what, outcome, tail := "Undone", "succeeded on "+plural(len(undoMachines(undo)), "machine"), ""
+	if ok, all := len(undoMachines(undo)), max(1, len(undo.Targets)); undo.Bulk() && ok < all {
+		what, outcome, tail = "Partly undone", fmt.Sprintf("succeeded on %d of %d machines", ok, all), " (the others: see its thread)"
+	}
+	return fitMessage(append(base, contextBlock(fmt.Sprintf(":leftwards_arrow_with_hook: *%s* by %s: request `%s` (%s) %s %s%s.",
+		what, userRef(undo.RequesterID), escapeMrkdwn(undo.ID), escapeMrkdwn(undo.Action.Title()), outcome, fmtTime(at), tail))))
 }
 
 func onMachineBare(r *approval.Request) string {
@@ -104,7 +168,7 @@ func (s *Service) undoTarget(ctx context.Context, inv invocation, originalID str
 	if err != nil {
 		return nil, ":warning: Could not read that request (database error or unknown request); try again."
 	}
-	if !undoable(orig.Action) || orig.State != approval.StateSucceeded || orig.Args.MachineID == "" {
+	if !undoable(orig.Action) || len(undoMachines(orig)) == 0 {
 		return nil, fmt.Sprintf(":no_entry: Request %s cannot be undone from here.", requestRef(orig))
 	}
 	if err := s.core.CheckRequester(ctx, inv.UserID, string(orig.Action.Inverse())); err != nil {
@@ -121,6 +185,10 @@ func (s *Service) undoTarget(ctx context.Context, inv invocation, originalID str
 func undoModal(orig *approval.Request, channelID, buttonTS string) slack.ModalViewRequest {
 	meta, _ := json.Marshal(modalMeta{RequestID: orig.ID, ChannelID: channelID, TS: buttonTS})
 	inverse := orig.Action.Inverse()
+	where := undoWhere(orig)
+	if orig.Bulk() {
+		where = "on " + where
+	}
 	return fitView(slack.ModalViewRequest{
 		Type:   slack.VTModal,
 		Title:  plain(truncate(undoLabel(orig.Action), 24)),
@@ -128,7 +196,7 @@ func undoModal(orig *approval.Request, channelID, buttonTS string) slack.ModalVi
 		Close:  plain("Cancel"),
 		Blocks: slack.Blocks{BlockSet: []slack.Block{
 			section(fmt.Sprintf("*%s* %s, undoing request `%s`. The request goes through approval like any other.",
-				escapeMrkdwn(inverse.Title()), onMachineBare(orig), escapeMrkdwn(orig.ID))),
+				escapeMrkdwn(inverse.Title()), where, escapeMrkdwn(orig.ID))),
 			textInput(actions.ArgComment, "Comment (recorded in Defender)", "", true),
 		}},
 		CallbackID:      callbackUndo,
@@ -163,15 +231,20 @@ func (s *Service) undo(ctx context.Context, inv invocation, originalID, comment,
 		return
 	}
 	inverse := orig.Action.Inverse()
-	args, err := actions.Normalize(inverse, actions.Args{MachineID: orig.Args.MachineID, Comment: comment})
+	ms := undoMachines(orig)
+	args, err := actions.Normalize(inverse, actions.Args{MachineID: ms[0].MachineID, Comment: comment})
 	if err != nil {
 		s.postEphemeral(ctx, inv, ":warning: "+escapeMrkdwn(err.Error()))
 		return
 	}
 	// One undo per original, whatever the number of submits and replicas:
 	// the inverse request's ID claims the original before it is created.
-	sub := approval.Submission{ID: uuid.NewString(), Action: inverse, Args: args, MachineName: orig.MachineName, RequesterID: inv.UserID,
+	sub := approval.Submission{ID: uuid.NewString(), Action: inverse, Args: args, MachineName: ms[0].MachineName, RequesterID: inv.UserID,
 		RequesterName: inv.UserName, ChannelID: inv.ChannelID, ApprovalChannel: s.cfg.ApprovalChannel}
+	if len(ms) > 1 {
+		// The machines where the bulk request succeeded, as one request.
+		sub.Args.MachineID, sub.MachineName, sub.Targets = "", "", ms
+	}
 	holder, err := s.deps.Store.ClaimUndo(ctx, orig.ID, sub.ID, s.now(), undoClaimTTL)
 	if err != nil {
 		s.log.ErrorContext(ctx, "claiming the undo failed", "request", orig.ID, "error", err)
@@ -210,7 +283,12 @@ func (s *Service) undo(ctx context.Context, inv invocation, originalID, comment,
 			s.reply(ctx, inv, ":warning: The request is recorded but could not be started (database error); it will be retried shortly.")
 		}
 	} else {
-		if r = s.createRequest(ctx, inv, sub, nil); r == nil {
+		if sub.Targets != nil {
+			r = s.createBulkRequest(ctx, inv, sub, nil)
+		} else {
+			r = s.createRequest(ctx, inv, sub, nil)
+		}
+		if r == nil {
 			return // not created, or withdrawn: the original can be undone again
 		}
 		created = true
@@ -247,7 +325,7 @@ const undoClaimTTL = 2 * time.Minute
 // markUndone shows on the original message that r, a succeeded undo,
 // undid it, and by whom.
 func (s *Service) markUndone(ctx context.Context, r *approval.Request) {
-	if r.Action.Inverse() == "" || !undoable(r.Action.Inverse()) {
+	if r.Action.Inverse() == "" || !undoable(r.Action.Inverse()) || len(undoMachines(r)) == 0 {
 		return
 	}
 	origID, err := s.deps.Store.UndoOf(ctx, r.ID)
@@ -263,7 +341,7 @@ func (s *Service) markUndone(ctx context.Context, r *approval.Request) {
 		return
 	}
 	s.core.Audit(ctx, "system", "undone", orig.ID, map[string]any{"undo_request": r.ID, "by": r.RequesterID})
-	blocks := renderUndone(orig, r, s.now())
+	blocks := renderUndone(orig, r, s.now(), s.cfg.StaleAfter)
 	if err := s.slackRetry(ctx, func() error {
 		_, _, _, err := s.deps.Slack.UpdateMessageContext(ctx, orig.ApprovalChannel, orig.ApprovalTS,
 			slack.MsgOptionText(approvalFallback(orig)+" (undone)", false), slack.MsgOptionBlocks(blocks...))
