@@ -28,12 +28,23 @@ type Config struct {
 	// share a store; empty means "<hostname>-<pid>".
 	ReplicaID string `yaml:"replica_id"`
 
+	Server   Server   `yaml:"server"`
 	Defender Defender `yaml:"defender"`
 	Slack    Slack    `yaml:"slack"`
 	Approval Approval `yaml:"approval"`
 	Store    Store    `yaml:"store"`
 	IOCs     IOCs     `yaml:"iocs"`
 	Alerts   Alerts   `yaml:"alerts"`
+}
+
+// Server holds the timeouts of the HTTP server on Listen (Slack's
+// endpoints, /healthz, /readyz, /metrics): a slow or idle client cannot
+// hold a connection for longer.
+type Server struct {
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 }
 
 // Defender holds the Defender for Endpoint API and Azure AD app settings.
@@ -68,6 +79,8 @@ type Slack struct {
 	APIURL            string `yaml:"api_url"`
 	ApprovalChannel   string `yaml:"approval_channel"`
 	Command           string `yaml:"command"`
+	// Timeout bounds one Web API call (its HTTP request and answer).
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // SocketMode reports whether the bot connects over Socket Mode.
@@ -291,6 +304,12 @@ func Default() *Config {
 		Listen:    ":8080",
 		LogLevel:  "info",
 		LogFormat: "json",
+		Server: Server{
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       15 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       time.Minute,
+		},
 		Defender: Defender{
 			BaseURL:       DefaultDefenderBaseURL,
 			AuthorityHost: DefaultAuthorityHost,
@@ -304,6 +323,7 @@ func Default() *Config {
 		Slack: Slack{
 			APIURL:  DefaultSlackAPIURL,
 			Command: "/defender",
+			Timeout: 15 * time.Second,
 		},
 		Approval: Approval{
 			Approvers:              []string{},

@@ -203,7 +203,8 @@ func TestEveryKeyHasAnEnvOverride(t *testing.T) {
 			var raw string
 			switch f.Key {
 			case "defender.timeout", "defender.poll_interval", "defender.poll_timeout", "approval.ttl",
-				"alerts.poll_interval", "alerts.backfill":
+				"alerts.poll_interval", "alerts.backfill", "slack.timeout", "server.read_header_timeout", "server.read_timeout",
+				"server.write_timeout", "server.idle_timeout":
 				raw = "7m"
 			case "defender.max_retries", "approval.required_approvals", "approval.max_bulk", "iocs.taxii.page_size":
 				raw = "7"
@@ -330,6 +331,13 @@ func TestValidateProblems(t *testing.T) {
 			c.Approval.RequiredApprovals = 3
 		}, "approval.required_approvals (3) exceeds the number of approvers (2)"},
 		{"ttl", func(c *config.Config) { c.Approval.TTL = 0 }, "approval.ttl must be a positive duration"},
+		{"slack timeout", func(c *config.Config) { c.Slack.Timeout = 0 }, "slack.timeout must be a positive duration"},
+		{"read header timeout", func(c *config.Config) { c.Server.ReadHeaderTimeout = 0 }, "server.read_header_timeout must be a positive duration"},
+		{"read timeout", func(c *config.Config) { c.Server.ReadTimeout = -time.Second }, "server.read_timeout must be a positive duration"},
+		{"write timeout", func(c *config.Config) { c.Server.WriteTimeout = 0 }, "server.write_timeout must be a positive duration"},
+		{"write timeout within the ack", func(c *config.Config) { c.Server.WriteTimeout = 2 * time.Second },
+			"server.write_timeout (2s) must be longer than Slack's acknowledgement time (2.5s)"},
+		{"idle timeout", func(c *config.Config) { c.Server.IdleTimeout = 0 }, "server.idle_timeout must be a positive duration"},
 		{"unknown action", func(c *config.Config) { c.Approval.ActionsWithoutApproval = []string{"reboot"} }, `approval.actions_without_approval[0]: unknown action "reboot"`},
 		{"bulk zero", func(c *config.Config) { c.Approval.MaxBulk = 0 }, "approval.max_bulk must be between 1 and 50 (got 0)"},
 		{"bulk over one message", func(c *config.Config) { c.Approval.MaxBulk = 51 }, "approval.max_bulk must be between 1 and 50 (got 51)"},

@@ -178,6 +178,11 @@ func (c *Config) validateCommon(v *validator) {
 		{"defender.poll_interval", int64(d.PollInterval)},
 		{"defender.poll_timeout", int64(d.PollTimeout)},
 		{"approval.ttl", int64(c.Approval.TTL)},
+		{"slack.timeout", int64(c.Slack.Timeout)},
+		{"server.read_header_timeout", int64(c.Server.ReadHeaderTimeout)},
+		{"server.read_timeout", int64(c.Server.ReadTimeout)},
+		{"server.write_timeout", int64(c.Server.WriteTimeout)},
+		{"server.idle_timeout", int64(c.Server.IdleTimeout)},
 	} {
 		if dur.val <= 0 {
 			v.addf("%s must be a positive duration", dur.key)
@@ -185,6 +190,11 @@ func (c *Config) validateCommon(v *validator) {
 	}
 	if d.PollInterval > 0 && d.PollTimeout > 0 && d.PollTimeout < d.PollInterval {
 		v.addf("defender.poll_timeout (%s) must not be shorter than defender.poll_interval (%s)", d.PollTimeout, d.PollInterval)
+	}
+	if w := c.Server.WriteTimeout; w > 0 && w <= SlackAckTimeout {
+		// A Slack request is answered within SlackAckTimeout; a shorter
+		// write timeout would cut its answer off.
+		v.addf("server.write_timeout (%s) must be longer than Slack's acknowledgement time (%s)", w, SlackAckTimeout)
 	}
 	if d.MaxRetries < 1 || d.MaxRetries > 20 {
 		v.addf("defender.max_retries must be between 1 and 20 (got %d)", d.MaxRetries)

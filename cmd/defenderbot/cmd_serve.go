@@ -153,10 +153,11 @@ func (s *serveApp) build(ctx context.Context, c *cli, st leaseCountingStore, sla
 	return s.buildHandler(st, gc)
 }
 
-// newSlackClient is the Web API client: a 15 s timeout, the configured API
-// URL, the app-level token in Socket Mode, then the caller's options.
+// newSlackClient is the Web API client: slack.timeout per call, the
+// configured API URL, the app-level token in Socket Mode, then the caller's
+// options.
 func newSlackClient(cfg *config.Config, extra []slack.Option) *slack.Client {
-	opts := []slack.Option{slack.OptionHTTPClient(&http.Client{Timeout: 15 * time.Second})}
+	opts := []slack.Option{slack.OptionHTTPClient(slackHTTPClient(cfg.Slack))}
 	if api := cfg.Slack.APIURL; api != "" {
 		if !strings.HasSuffix(api, "/") {
 			api += "/"
@@ -168,6 +169,9 @@ func newSlackClient(cfg *config.Config, extra []slack.Option) *slack.Client {
 	}
 	return slack.New(cfg.Slack.BotToken.Value(), append(opts, extra...)...)
 }
+
+// slackHTTPClient carries the Web API calls, each bounded by slack.timeout.
+func slackHTTPClient(s config.Slack) *http.Client { return &http.Client{Timeout: s.Timeout} }
 
 // scheduleIOCSync builds the IOC sync, schedules it and returns its
 // leased entry point for runs asked for in Slack.
@@ -314,14 +318,7 @@ func (s *serveApp) run(ctx context.Context, ln net.Listener) error {
 		wg.Go(func() { _ = s.alerts.Run(runCtx) })
 	}
 
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(s.cfg.Server, s.handler, s.log)
 	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("http server: %w", err)
@@ -371,6 +368,18 @@ func (s *serveApp) run(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("stopped")
 	return runErr
+}
+
+// newHTTPServer serves h with the server.* timeouts.
+func newHTTPServer(c config.Server, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // close releases what newServeApp opened.

@@ -391,3 +391,15 @@ func TestServeWiresTheAlertFeed(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// TestServeTakesItsTimeoutsFromConfig: the HTTP server's timeouts are the
+// server.* keys and each Slack Web API call is bounded by slack.timeout.
+func TestServeTakesItsTimeoutsFromConfig(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server = config.Server{ReadHeaderTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 3 * time.Second, IdleTimeout: 4 * time.Second}
+	cfg.Slack.Timeout = 7 * time.Second
+	srv := newHTTPServer(cfg.Server, http.NotFoundHandler(), newLoggerTo(io.Discard, cfg))
+	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second},
+		[]time.Duration{srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout})
+	assert.Equal(t, 7*time.Second, slackHTTPClient(cfg.Slack).Timeout)
+}
