@@ -460,20 +460,33 @@ func Key(t defender.IndicatorType, value string) string { return string(t) + "|"
 // Fingerprint hashes every field of the payload that Defender stores, so that
 // an unchanged indicator is never sent again.
 func Fingerprint(ind *defender.Indicator) string {
-	h := sha256.New()
-	exp := ""
-	if ind.ExpirationTime != nil {
-		exp = ind.ExpirationTime.UTC().Format(time.RFC3339Nano)
-	}
-	for _, f := range []string{
-		string(ind.IndicatorType), ind.IndicatorValue, ind.Action, ind.Severity,
-		strconv.FormatBool(ind.GenerateAlert), ind.Title, ind.Description, exp,
-		ind.Application, ind.ExternalID, ind.RecommendedActions, strings.Join(ind.RBACGroupNames, ","),
-	} {
+	// One buffer hashed at once: writing each field to a hash.Hash copied
+	// every string (a third of the conversion's allocations).
+	var stack [1024]byte
+	b := stack[:0]
+	field := func(f string) {
 		// Length-prefixed so that field boundaries cannot be forged.
-		h.Write([]byte(strconv.Itoa(len(f))))
-		h.Write([]byte{':'})
-		h.Write([]byte(f))
+		b = strconv.AppendInt(b, int64(len(f)), 10)
+		b = append(b, ':')
+		b = append(b, f...)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	field(string(ind.IndicatorType))
+	field(ind.IndicatorValue)
+	field(ind.Action)
+	field(ind.Severity)
+	field(strconv.FormatBool(ind.GenerateAlert))
+	field(ind.Title)
+	field(ind.Description)
+	if ind.ExpirationTime != nil {
+		var t [64]byte
+		field(string(ind.ExpirationTime.UTC().AppendFormat(t[:0], time.RFC3339Nano)))
+	} else {
+		field("")
+	}
+	field(ind.Application)
+	field(ind.ExternalID)
+	field(ind.RecommendedActions)
+	field(strings.Join(ind.RBACGroupNames, ","))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }

@@ -236,6 +236,18 @@ func TestFingerprintChangesWithEveryField(t *testing.T) {
 	}
 }
 
+// TestFingerprintIsStable pins fingerprints as the store keeps them: a
+// change would make every recorded indicator look changed, and the next
+// run re-send the whole tenant.
+func TestFingerprintIsStable(t *testing.T) {
+	exp := time.Date(2030, 5, 6, 7, 8, 9, 123000000, time.FixedZone("", 3600))
+	ind := defender.Indicator{IndicatorType: defender.IndicatorURL, IndicatorValue: "https://ex.ample/é?<a>", Action: "Block", Severity: "High",
+		GenerateAlert: true, Title: "t:1", Description: "d\nx", ExpirationTime: &exp, Application: Application, ExternalID: "indicator--x",
+		RecommendedActions: "r", RBACGroupNames: []string{"a", "b"}}
+	assert.Equal(t, "0ee140fc878f249a85f3c3b9beb52047", Fingerprint(&ind))
+	assert.Equal(t, "5984c0b0024ccafa1daf24c8439da79a", Fingerprint(&defender.Indicator{IndicatorType: defender.IndicatorFileSha256, IndicatorValue: "ab"}))
+}
+
 // TestGoldenPlans converts whole feeds (dry run, empty state) and compares the
 // plan with testdata/<name>.golden. Run with -update to rewrite them.
 func TestGoldenPlans(t *testing.T) {

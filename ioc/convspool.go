@@ -26,7 +26,7 @@ type convSpool struct {
 	w     *bufio.Writer
 	buf   []byte
 	n     int
-	atDec *convDecoder
+	atDec *convDecoder // at's
 }
 
 func newConvSpool() (*convSpool, error) {
@@ -45,9 +45,11 @@ func (s *convSpool) close() {
 }
 
 // add appends one object: its conversion, or why it could not be read.
+// Each record is its length and its bytes, so that the reads back take it
+// whole from their buffer and decode it from memory.
 func (s *convSpool) add(r *read) error {
 	s.n++
-	b := s.buf[:0]
+	b := append(s.buf[:0], make([]byte, binary.MaxVarintLen64)...)
 	if r.err != nil {
 		b = append(b, 1)
 		msg, hasErr := "", r.err.Err != nil
@@ -63,10 +65,73 @@ func (s *convSpool) add(r *read) error {
 		b = encConversion(b, &r.c)
 	}
 	s.buf = b
-	if _, err := s.w.Write(b); err != nil {
+	body := len(b) - binary.MaxVarintLen64
+	var head [binary.MaxVarintLen64]byte
+	h := binary.PutUvarint(head[:], uint64(body))
+	rec := b[binary.MaxVarintLen64-h:]
+	copy(rec, head[:h])
+	if _, err := s.w.Write(rec); err != nil {
 		return fmt.Errorf("spool the feed to a temporary file: %w", err)
 	}
 	return nil
+}
+
+// records reads the spool's records in order from off.
+type records struct {
+	r       *bufio.Reader
+	n       int64 // offset of the next record
+	scratch []byte
+}
+
+func (s *convSpool) records(off int64, bufSize int) *records {
+	return &records{r: bufio.NewReaderSize(io.NewSectionReader(s.file, off, math.MaxInt64), bufSize), n: off}
+}
+
+// next returns the next record's bytes (good until the next call) and its offset.
+func (rs *records) next() ([]byte, int64, error) {
+	off := rs.n
+	size, err := binary.ReadUvarint(rs.r)
+	if err != nil {
+		return nil, off, noEOF(err)
+	}
+	head := int64(uvarintLen(size))
+	if int(size) <= rs.r.Size() {
+		b, err := rs.r.Peek(int(size))
+		if err != nil {
+			return nil, off, noEOF(err)
+		}
+		_, _ = rs.r.Discard(len(b)) // peeked: cannot fail
+		rs.n += head + int64(size)
+		return b, off, nil
+	}
+	if cap(rs.scratch) < int(size) {
+		rs.scratch = make([]byte, size)
+	}
+	b := rs.scratch[:size]
+	if _, err := io.ReadFull(rs.r, b); err != nil {
+		return nil, off, noEOF(err)
+	}
+	rs.n += head + int64(size)
+	return b, off, nil
+}
+
+// skipTo moves forward to the record at off.
+func (rs *records) skipTo(off int64) error {
+	if off < rs.n {
+		return fmt.Errorf("record at %d is behind %d", off, rs.n)
+	}
+	n, err := rs.r.Discard(int(off - rs.n))
+	rs.n += int64(n)
+	return noEOF(err)
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
 
 // each calls fn with every object added, in order, and where its record
@@ -76,12 +141,15 @@ func (s *convSpool) each(fn func(off int64, r *read) error) error {
 	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("spool the feed to a temporary file: %w", err)
 	}
-	d := &convDecoder{r: &countingReader{r: bufio.NewReaderSize(io.NewSectionReader(s.file, 0, math.MaxInt64), 256<<10)},
-		interned: map[string]string{}, skim: true}
+	rs := s.records(0, 256<<10)
+	d := &convDecoder{interned: map[string]string{}, skim: true}
 	for range s.n {
-		off := d.r.n
+		b, off, err := rs.next()
+		if err != nil {
+			return fmt.Errorf("read the spooled feed: %w", err)
+		}
 		var r read
-		if err := d.read(&r); err != nil {
+		if err := d.read(b, &r); err != nil {
 			return fmt.Errorf("read the spooled feed: %w", err)
 		}
 		if err := fn(off, &r); err != nil {
@@ -94,36 +162,55 @@ func (s *convSpool) each(fn func(off int64, r *read) error) error {
 // at reads back the record each gave at off.
 func (s *convSpool) at(off int64) (*read, error) {
 	if s.atDec == nil {
-		s.atDec = &convDecoder{r: &countingReader{r: bufio.NewReaderSize(nil, 4<<10)}, interned: map[string]string{}}
+		s.atDec = &convDecoder{interned: map[string]string{}}
 	}
-	d := s.atDec
-	d.r.r.Reset(io.NewSectionReader(s.file, off, math.MaxInt64))
-	d.err = nil
+	b, _, err := s.records(off, 4<<10).next()
+	if err != nil {
+		return nil, fmt.Errorf("read the spooled feed: %w", err)
+	}
 	var r read
-	if err := d.read(&r); err != nil {
+	if err := s.atDec.read(b, &r); err != nil {
 		return nil, fmt.Errorf("read the spooled feed: %w", err)
 	}
 	return &r, nil
 }
 
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r *bufio.Reader
-	n int64
+// forward reads back records each gave, at increasing offsets, in one
+// sequential pass over the spool (no seek, no small read per record).
+type forward struct {
+	rs   *records
+	d    *convDecoder
+	last int64 // offset of the record in r, -1: none
+	r    read
 }
 
-func (c *countingReader) ReadByte() (byte, error) {
-	b, err := c.r.ReadByte()
-	if err == nil {
-		c.n++
+// forward returns a reader of records in offset order; skim as each.
+func (s *convSpool) forward(skim bool) (*forward, error) {
+	if err := s.w.Flush(); err != nil {
+		return nil, fmt.Errorf("spool the feed to a temporary file: %w", err)
 	}
-	return b, err
+	return &forward{rs: s.records(0, 256<<10), d: &convDecoder{interned: map[string]string{}, skim: skim}, last: -1}, nil
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+// at reads the record at off, which is not before the last one read.
+func (f *forward) at(off int64) (*read, error) {
+	if off == f.last {
+		return &f.r, nil
+	}
+	f.last = -1
+	if err := f.rs.skipTo(off); err != nil {
+		return nil, fmt.Errorf("read the spooled feed: %w", err)
+	}
+	b, _, err := f.rs.next()
+	if err != nil {
+		return nil, fmt.Errorf("read the spooled feed: %w", err)
+	}
+	f.r = read{}
+	if err := f.d.read(b, &f.r); err != nil {
+		return nil, fmt.Errorf("read the spooled feed: %w", err)
+	}
+	f.last = off
+	return &f.r, nil
 }
 
 func putBool(b []byte, v bool) []byte {
@@ -183,22 +270,29 @@ func encIndicator(b []byte, d *defender.Indicator) []byte {
 	return b
 }
 
-// convDecoder reads what convSpool wrote. Short strings that recur (types,
-// actions, severities, reasons) are shared rather than allocated again.
+// convDecoder reads what convSpool wrote, one record's bytes at a time.
+// Short strings that recur (types, actions, severities, reasons) are
+// shared rather than allocated again.
 type convDecoder struct {
-	r        *countingReader
+	b        []byte
+	p        int
 	skim     bool // skip the indicators' text (each)
-	scratch  []byte
 	interned map[string]string
 	err      error
 }
+
+var errShortRecord = errors.New("record cut short")
 
 func (d *convDecoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
-	v, err := binary.ReadUvarint(d.r)
-	d.err = err
+	v, n := binary.Uvarint(d.b[d.p:])
+	if n <= 0 {
+		d.err = errShortRecord
+		return 0
+	}
+	d.p += n
 	return v
 }
 
@@ -206,8 +300,12 @@ func (d *convDecoder) varint() int64 {
 	if d.err != nil {
 		return 0
 	}
-	v, err := binary.ReadVarint(d.r)
-	d.err = err
+	v, n := binary.Varint(d.b[d.p:])
+	if n <= 0 {
+		d.err = errShortRecord
+		return 0
+	}
+	d.p += n
 	return v
 }
 
@@ -215,29 +313,39 @@ func (d *convDecoder) byte() byte {
 	if d.err != nil {
 		return 0
 	}
-	c, err := d.r.ReadByte()
-	d.err = err
+	if d.p >= len(d.b) {
+		d.err = errShortRecord
+		return 0
+	}
+	c := d.b[d.p]
+	d.p++
 	return c
 }
 
 func (d *convDecoder) bool() bool { return d.byte() == 1 }
 
+// bytes is the next n bytes of the record.
+func (d *convDecoder) bytes(n uint64) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)-d.p) {
+		d.err = errShortRecord
+		return nil
+	}
+	b := d.b[d.p : d.p+int(n)]
+	d.p += int(n)
+	return b
+}
+
 func (d *convDecoder) string() string {
 	n := d.uvarint()
+	b := d.bytes(n)
 	if d.err != nil || n == 0 {
 		return ""
 	}
 	if n > 32 {
-		b := make([]byte, n)
-		_, d.err = io.ReadFull(d.r, b)
 		return string(b)
-	}
-	if cap(d.scratch) < int(n) {
-		d.scratch = make([]byte, 32)
-	}
-	b := d.scratch[:n]
-	if _, d.err = io.ReadFull(d.r, b); d.err != nil {
-		return ""
 	}
 	if s, ok := d.interned[string(b)]; ok {
 		return s
@@ -249,9 +357,19 @@ func (d *convDecoder) string() string {
 	return s
 }
 
-func (d *convDecoder) strings() []string {
+// count reads the length of a list whose items take a byte at least.
+func (d *convDecoder) count() uint64 {
 	n := d.uvarint()
-	if n == 0 || d.err != nil {
+	if n > uint64(len(d.b)-d.p) {
+		d.err = errShortRecord
+		return 0
+	}
+	return n
+}
+
+func (d *convDecoder) strings() []string {
+	n := d.count()
+	if n == 0 {
 		return nil
 	}
 	ss := make([]string, n)
@@ -278,7 +396,8 @@ func (d *convDecoder) timePtr() *time.Time {
 	return &t
 }
 
-func (d *convDecoder) read(r *read) error {
+func (d *convDecoder) read(b []byte, r *read) error {
+	d.b, d.p, d.err = b, 0, nil
 	kind := d.byte()
 	if kind == 1 {
 		e := &stix.ObjectError{Source: d.string(), ID: d.string()}
@@ -288,27 +407,27 @@ func (d *convDecoder) read(r *read) error {
 			e.Err = errors.New(msg)
 		}
 		r.err = e
-		return noEOF(d.err)
+		return d.err
 	}
 	c := &r.c
 	c.StixID = d.string()
 	c.State = ObjectState(d.byte())
 	c.evaluated, c.Compound = d.bool(), d.bool()
 	c.validFrom, c.modified = d.time(), d.time()
-	if n := d.uvarint(); n > 0 && d.err == nil {
+	if n := d.count(); n > 0 {
 		c.Skipped = make([]Skip, n)
 		for i := range c.Skipped {
 			c.Skipped[i] = Skip{StixID: d.string(), Reason: SkipReason(d.string()), Detail: d.string()}
 		}
 	}
-	if n := d.uvarint(); n > 0 && d.err == nil {
+	if n := d.count(); n > 0 {
 		c.Indicators = make([]defender.Indicator, n)
 		for i := range c.Indicators {
 			d.indicator(&c.Indicators[i])
 		}
 	}
 	c.keys, c.fps = d.strings(), d.strings()
-	return noEOF(d.err)
+	return d.err
 }
 
 func (d *convDecoder) indicator(ind *defender.Indicator) {
@@ -334,11 +453,6 @@ func (d *convDecoder) indicator(ind *defender.Indicator) {
 
 // skip reads past a string.
 func (d *convDecoder) skip() string {
-	n := d.uvarint()
-	if d.err == nil && n > 0 {
-		var m int
-		m, d.err = d.r.r.Discard(int(n))
-		d.r.n += int64(m)
-	}
+	d.bytes(d.uvarint())
 	return ""
 }

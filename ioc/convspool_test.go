@@ -2,6 +2,7 @@ package ioc
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,11 @@ func TestConvSpoolRoundTrip(t *testing.T) {
 		{err: &stix.ObjectError{Source: "feed.json", Index: 7, ID: "indicator--2", Err: errors.New("bad timestamp")}},
 		{err: &stix.ObjectError{Source: "feed.json", Index: 8}},
 		{c: Conversion{StixID: "indicator--3", State: StateRevoked}},
+		// Larger than the buffers each and at read through: read whole all the same.
+		{c: Conversion{StixID: "indicator--4", State: StateLive, Indicators: []defender.Indicator{
+			{IndicatorValue: "c.example", IndicatorType: defender.IndicatorDomainName, Description: strings.Repeat("d", 300<<10)}},
+			keys: []string{"DomainName|c.example"}, fps: []string{"f4"}}},
+		{c: Conversion{StixID: "indicator--5", State: StateIgnored}},
 	}
 	sp, err := newConvSpool()
 	require.NoError(t, err)
@@ -54,6 +60,8 @@ func TestConvSpoolRoundTrip(t *testing.T) {
 	assert.Equal(t, "indicator--1", skimmed.ExternalID)
 	assert.Equal(t, *in[0].c.Indicators[0].ExpirationTime, *skimmed.ExpirationTime)
 	out[0].c.Indicators = whole[0].c.Indicators
+	assert.Empty(t, out[4].c.Indicators[0].Description)
+	out[4].c.Indicators = whole[4].c.Indicators
 	assert.Equal(t, whole, out, "at reads what each read, whole")
 
 	assert.Equal(t, in[0].c.Indicators, whole[0].c.Indicators)
@@ -70,4 +78,17 @@ func TestConvSpoolRoundTrip(t *testing.T) {
 	b0, _ := in[0].c.Indicators[0].ExpirationTime.MarshalJSON()
 	b1, _ := whole[0].c.Indicators[0].ExpirationTime.MarshalJSON()
 	assert.Equal(t, string(b0), string(b1))
+	assert.Equal(t, in[4].c.Indicators, whole[4].c.Indicators)
+	assert.Equal(t, in[5].c, whole[5].c)
+
+	// forward reads the same records in one pass, the same offset twice too.
+	fw, err := sp.forward(false)
+	require.NoError(t, err)
+	for _, i := range []int{0, 0, 2, 4, 5} {
+		r, err := fw.at(offs[i])
+		require.NoError(t, err)
+		assert.Equal(t, whole[i], *r, "record %d", i)
+	}
+	_, err = fw.at(offs[1])
+	assert.Error(t, err, "backwards")
 }

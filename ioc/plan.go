@@ -151,6 +151,32 @@ func rankedBefore(a, b *entry) int {
 	return cmp.Compare(a.key, b.key)
 }
 
+// ranked is what rankedBefore compares, compact and without pointers but
+// the key: what a left-out indicator keeps while the plan is streamed.
+type ranked struct {
+	key                 string
+	severity            int8
+	validFrom, modified instant
+}
+
+func rankOf(e *entry) ranked {
+	return ranked{key: e.key, severity: int8(severityRank(e.ind.Severity)), validFrom: instantOf(e.validFrom), modified: instantOf(e.modified)}
+}
+
+// compareRanked is rankedBefore of two ranked.
+func compareRanked(a, b ranked) int {
+	if c := cmp.Compare(b.severity, a.severity); c != 0 {
+		return c
+	}
+	if c := b.validFrom.compare(a.validFrom); c != 0 {
+		return c
+	}
+	if c := b.modified.compare(a.modified); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.key, b.key)
+}
+
 // freshHeap holds the indicators that would take a new slot in the tenant,
 // the lowest ranked on top, so that only as many as can fit are kept.
 type freshHeap []*entry
@@ -432,7 +458,8 @@ func (pl *planner) apply(c *Conversion) {
 			k := c.key(i)
 			h := pl.sk.hash('k', k)
 			if !pl.sk.repeatsHash(h) {
-				pl.final(liveEntry(c, i, pl.off)) // no other object gives this value
+				e := liveEntry(c, i, pl.off)
+				pl.final(&e) // no other object gives this value
 				continue
 			}
 			m := meritOf(&c.Indicators[i], c.modified)
@@ -465,60 +492,61 @@ func (pl *planner) apply(c *Conversion) {
 }
 
 // liveEntry is the entry of indicator i of a live conversion, spooled at off.
-func liveEntry(c *Conversion, i int, off int64) *entry {
-	return &entry{key: c.key(i), ind: c.Indicators[i], fp: c.fingerprint(i), validFrom: c.validFrom, modified: c.modified,
+func liveEntry(c *Conversion, i int, off int64) entry {
+	return entry{key: c.key(i), ind: c.Indicators[i], fp: c.fingerprint(i), validFrom: c.validFrom, modified: c.modified,
 		src: off + 1, srcIdx: i}
 }
 
-// planned keeps of e, about to wait for the end of the feed among the
-// imports, only what ranks it; its payload stays in the spool.
+// planned is a copy of e, about to wait for the end of the feed among the
+// imports, that keeps only what ranks it; its payload stays in the spool.
+// (A copy: the entries of values unchanged or left out, most of a large
+// feed, are never allocated.)
 func planned(e *entry) *entry {
-	if e.src != 0 {
-		e.ind = defender.Indicator{Severity: e.ind.Severity, ExternalID: e.ind.ExternalID}
+	p := new(entry)
+	*p = *e
+	if p.src != 0 {
+		p.ind = defender.Indicator{Severity: e.ind.Severity, ExternalID: e.ind.ExternalID}
 	}
-	return e
+	return p
 }
 
-// settleDups takes, in key order, the winner of each value several objects
-// give, read back from the spool, once the whole feed is read.
-// The values come from the spool twice: once for the keys to sort, once for
-// the entries, so that only one entry is held at a time.
+// settleDups takes the winner of each value several objects give, read
+// back from the spool once the whole feed is read. They are read in spool
+// order, in one sequential pass (final's outcome does not depend on the
+// order: what it lists is sorted later), and only one entry is built at a time.
 func (pl *planner) settleDups() error {
 	type winner struct {
-		key string
+		h   hash128
 		off int64
 		idx int
 	}
-	read := func(off int64, idx int) (*Conversion, error) {
-		r, err := pl.convs.at(off)
-		if err != nil {
-			return nil, err
-		}
-		if r.err != nil || idx >= len(r.c.Indicators) {
-			return nil, fmt.Errorf("read the spooled feed: record at %d has no indicator %d", off, idx)
-		}
-		return &r.c, nil
-	}
 	winners := make([]winner, 0, len(pl.dups))
 	for h, d := range pl.dups {
-		c, err := read(d.off, int(d.idx))
-		if err != nil {
-			return err
-		}
-		k := c.key(int(d.idx))
-		if pl.sk.hash('k', k) != h {
-			return fmt.Errorf("read the spooled feed: record at %d is not the conversion it was", d.off)
-		}
-		winners = append(winners, winner{key: k, off: d.off, idx: int(d.idx)})
+		winners = append(winners, winner{h: h, off: d.off, idx: int(d.idx)})
 	}
 	pl.dups = nil
-	slices.SortFunc(winners, func(a, b winner) int { return cmp.Compare(a.key, b.key) })
+	slices.SortFunc(winners, func(a, b winner) int { return cmp.Or(cmp.Compare(a.off, b.off), cmp.Compare(a.idx, b.idx)) })
+	if len(winners) == 0 {
+		return nil
+	}
+	fw, err := pl.convs.forward(true)
+	if err != nil {
+		return err
+	}
 	for _, w := range winners {
-		c, err := read(w.off, w.idx)
+		r, err := fw.at(w.off)
 		if err != nil {
 			return err
 		}
-		pl.final(liveEntry(c, w.idx, w.off))
+		if r.err != nil || w.idx >= len(r.c.Indicators) {
+			return fmt.Errorf("read the spooled feed: record at %d has no indicator %d", w.off, w.idx)
+		}
+		c := &r.c
+		if pl.sk.hash('k', c.key(w.idx)) != w.h {
+			return fmt.Errorf("read the spooled feed: record at %d is not the conversion it was", w.off)
+		}
+		e := liveEntry(c, w.idx, w.off)
+		pl.final(&e)
 	}
 	return nil
 }
@@ -619,7 +647,7 @@ func (pl *planner) consider(k string, e *entry) {
 func (pl *planner) leave(e *entry) {
 	pl.leftOutN++
 	if pl.sp != nil {
-		pl.sp.leftOut.add(&entry{key: e.key, ind: defender.Indicator{Severity: e.ind.Severity}, validFrom: e.validFrom, modified: e.modified})
+		pl.sp.leftOut.add(rankOf(e))
 		return
 	}
 	if pl.in.list {
@@ -831,6 +859,47 @@ func (p *plan) indicator(e *entry) (defender.Indicator, error) {
 		return defender.Indicator{}, fmt.Errorf("read the spooled feed: record at %d is not the conversion of %s", e.src-1, e.key)
 	}
 	return r.c.Indicators[e.srcIdx], nil
+}
+
+// importsJSON is the JSON of each import's payload as the plan lists it
+// (json.MarshalIndent, four spaces in), read back from the spool in one
+// sequential pass rather than one read per import.
+func (p *plan) importsJSON() ([][]byte, error) {
+	out := make([][]byte, len(p.imports))
+	order := make([]int, 0, len(p.imports))
+	for i, e := range p.imports {
+		if e.src == 0 {
+			b, err := json.MarshalIndent(e.ind, "    ", "  ")
+			if err != nil {
+				return nil, err
+			}
+			out[i] = b
+			continue
+		}
+		order = append(order, i)
+	}
+	if len(order) == 0 {
+		return out, nil
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(p.imports[a].src, p.imports[b].src) })
+	fw, err := p.convs.forward(false)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range order {
+		e := p.imports[i]
+		r, err := fw.at(e.src - 1)
+		if err != nil {
+			return nil, err
+		}
+		if r.err != nil || e.srcIdx >= len(r.c.Indicators) || r.c.key(e.srcIdx) != e.key {
+			return nil, fmt.Errorf("read the spooled feed: record at %d is not the conversion of %s", e.src-1, e.key)
+		}
+		if out[i], err = json.MarshalIndent(r.c.Indicators[e.srcIdx], "    ", "  "); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // load reads the payloads of all the imports back (Plan lists them all).

@@ -12,7 +12,7 @@ import (
 type planSpools struct {
 	feedSkips, superseded, planSkips *spool[Skip]
 	foreignSkips, removalSkips       *spool[keyedSkip]
-	leftOut                          *spool[*entry]
+	leftOut                          *spool[ranked]
 }
 
 func newPlanSpools() *planSpools {
@@ -22,7 +22,7 @@ func newPlanSpools() *planSpools {
 		planSkips:    newSpool[Skip](nil, encSkip, decSkip),
 		foreignSkips: newSpool(byKeyedSkip, encKeyedSkip, decKeyedSkip),
 		removalSkips: newSpool(byKeyedSkip, encKeyedSkip, decKeyedSkip),
-		leftOut:      newSpool(rankedBefore, encLeftOut, decLeftOut),
+		leftOut:      newSpool(compareRanked, encLeftOut, decLeftOut),
 	}
 }
 
@@ -85,13 +85,15 @@ func (s *Syncer) WritePlanJSON(ctx context.Context, w io.Writer) error {
 	jw := &jsonPlanWriter{w: bw}
 	jw.raw("{\n")
 	jw.field("import", true)
-	for _, e := range p.imports {
-		ind, err := p.indicator(e)
-		if err != nil {
-			return err
-		}
-		jw.item(ind)
+	imports, err := p.importsJSON()
+	if err != nil {
+		return err
 	}
+	for _, b := range imports {
+		jw.next()
+		jw.bytes(b)
+	}
+	imports = nil
 	jw.end()
 	jw.field("delete", false)
 	for _, d := range p.deletes {
@@ -113,7 +115,7 @@ func (s *Syncer) WritePlanJSON(ctx context.Context, w io.Writer) error {
 		jw.end()
 	}
 	jw.field("left_out", false)
-	if err := p.spools.leftOut.each(func(e *entry) error { jw.str(e.key); return jw.err }); err != nil {
+	if err := p.spools.leftOut.each(func(e ranked) error { jw.str(e.key); return jw.err }); err != nil {
 		return err
 	}
 	jw.end()
@@ -175,6 +177,12 @@ func (j *jsonPlanWriter) item(v any) {
 	j.n++
 }
 
+func (j *jsonPlanWriter) bytes(b []byte) {
+	if j.err == nil {
+		_, j.err = j.w.Write(b)
+	}
+}
+
 // str writes a string element, as item would, without reflection (the
 // plan's long lists are strings and skips).
 func (j *jsonPlanWriter) str(s string) {
@@ -188,7 +196,11 @@ func (j *jsonPlanWriter) skip(sk Skip) {
 	j.raw("{\n      \"stix_id\": ")
 	j.quoted(sk.StixID)
 	j.raw(",\n      \"reason\": ")
-	j.quoted(sk.Text())
+	if sk.Detail == "" {
+		j.quoted(string(sk.Reason))
+	} else {
+		j.quoted3(string(sk.Reason), ": ", sk.Detail)
+	}
 	j.raw("\n    }")
 }
 
@@ -206,12 +218,47 @@ func (j *jsonPlanWriter) quoted(s string) {
 	if j.err != nil {
 		return
 	}
+	if plainJSON(s) {
+		j.w.WriteByte('"') //nolint:errcheck // the bufio.Writer keeps its error for the next write
+		j.w.WriteString(s) //nolint:errcheck // idem
+		_, j.err = j.w.WriteString(`"`)
+		return
+	}
 	b, err := json.Marshal(s)
 	if err != nil {
 		j.err = err
 		return
 	}
 	_, j.err = j.w.Write(b)
+}
+
+// quoted3 writes a+b+c quoted, without building the string when none of
+// them needs escaping (escapes are per character, and a, b are ASCII).
+func (j *jsonPlanWriter) quoted3(a, b, c string) {
+	if j.err != nil {
+		return
+	}
+	if !plainJSON(a) || !plainJSON(b) || !plainJSON(c) {
+		j.quoted(a + b + c)
+		return
+	}
+	j.w.WriteByte('"') //nolint:errcheck // the bufio.Writer keeps its error for the next write
+	j.w.WriteString(a) //nolint:errcheck // idem
+	j.w.WriteString(b) //nolint:errcheck // idem
+	j.w.WriteString(c) //nolint:errcheck // idem
+	_, j.err = j.w.WriteString(`"`)
+}
+
+// plainJSON reports whether encoding/json writes s as is between quotes:
+// printable ASCII without '"', '\\' and the HTML characters it escapes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 func (j *jsonPlanWriter) end() {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"time"
 )
 
 // spool keeps a list that can be as long as the feed (the skips and the
@@ -228,23 +227,6 @@ func getString(r *bufio.Reader) (string, error) {
 	return string(b), nil
 }
 
-func putTime(b []byte, t time.Time) []byte {
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
-}
-
-func getTime(r *bufio.Reader) (time.Time, error) {
-	sec, err := binary.ReadVarint(r)
-	if err != nil {
-		return time.Time{}, noEOF(err)
-	}
-	ns, err := binary.ReadUvarint(r)
-	if err != nil {
-		return time.Time{}, noEOF(err)
-	}
-	return time.Unix(sec, int64(ns)).UTC(), nil
-}
-
 // noEOF turns an end of file inside an item into an error.
 func noEOF(err error) error {
 	if errors.Is(err, io.EOF) {
@@ -282,26 +264,32 @@ func decKeyedSkip(r *bufio.Reader) (keyedSkip, error) {
 }
 
 // Left-out indicators keep only what ranks them.
-func encLeftOut(b []byte, e *entry) []byte {
-	b = putString(putString(b, e.key), e.ind.Severity)
-	return putTime(putTime(b, e.validFrom), e.modified)
+func encLeftOut(b []byte, e ranked) []byte {
+	b = append(putString(b, e.key), byte(e.severity))
+	b = binary.AppendVarint(b, e.validFrom.sec)
+	b = binary.AppendVarint(b, int64(e.validFrom.nsec))
+	b = binary.AppendVarint(b, e.modified.sec)
+	return binary.AppendVarint(b, int64(e.modified.nsec))
 }
 
-func decLeftOut(r *bufio.Reader) (*entry, error) {
+func decLeftOut(r *bufio.Reader) (ranked, error) {
 	k, err := getString(r)
 	if err != nil {
-		return nil, err
+		return ranked{}, err
 	}
-	e := &entry{key: k}
-	if e.ind.Severity, err = getString(r); err != nil {
-		return nil, noEOF(err)
+	e := ranked{key: k}
+	sev, err := r.ReadByte()
+	if err != nil {
+		return ranked{}, noEOF(err)
 	}
-	if e.validFrom, err = getTime(r); err != nil {
-		return nil, err
+	e.severity = int8(sev)
+	var v [4]int64
+	for i := range v {
+		if v[i], err = binary.ReadVarint(r); err != nil {
+			return ranked{}, noEOF(err)
+		}
 	}
-	if e.modified, err = getTime(r); err != nil {
-		return nil, err
-	}
+	e.validFrom, e.modified = instant{v[0], int32(v[1])}, instant{v[2], int32(v[3])}
 	return e, nil
 }
 
