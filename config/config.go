@@ -125,6 +125,12 @@ type IOCs struct {
 	// MaxObjectBytes caps the size of one STIX object of the feed: a larger one is skipped as
 	// unreadable, so that one object cannot exhaust memory.
 	MaxObjectBytes int `yaml:"max_object_bytes"`
+	// TenantLimit is how many active indicators Defender allows the tenant;
+	// a feed with more keeps the newest.
+	TenantLimit int `yaml:"tenant_limit"`
+	// Workers is how many goroutines decode and convert the feed's objects;
+	// 0 means one per CPU the process may use (GOMAXPROCS).
+	Workers int `yaml:"workers"`
 	// TAXII reads the feed from a TAXII 2.1 collection instead of
 	// STIXObjectsPath (exactly one of the two when the sync is enabled).
 	TAXII TAXII `yaml:"taxii"`
@@ -179,6 +185,9 @@ const (
 	// DefaultMaxObjectBytes is iocs.max_object_bytes' default: 1 MiB, some thousand times a real
 	// indicator object.
 	DefaultMaxObjectBytes = 1 << 20
+	// DefaultTenantLimit is iocs.tenant_limit's default: Defender's documented
+	// limit of 15,000 active indicators per tenant.
+	DefaultTenantLimit = 15000
 )
 
 // Built-in values with no configuration key. The packages that use them
@@ -346,6 +355,7 @@ func Default() *Config {
 			Patterns:          "all",
 			MaxDeleteFraction: 0.2,
 			MaxObjectBytes:    DefaultMaxObjectBytes,
+			TenantLimit:       DefaultTenantLimit,
 			TAXII:             TAXII{PageSize: 1000},
 		},
 		Alerts: Alerts{

@@ -208,7 +208,7 @@ func TestEveryKeyHasAnEnvOverride(t *testing.T) {
 				raw = "7m"
 			case "defender.max_retries", "approval.required_approvals", "approval.max_bulk", "iocs.taxii.page_size":
 				raw = "7"
-			case "iocs.max_object_bytes":
+			case "iocs.max_object_bytes", "iocs.tenant_limit", "iocs.workers":
 				raw = "7000"
 			case "approval.allow_self_approval", "iocs.enabled", "alerts.enabled":
 				raw = "true"
@@ -353,6 +353,8 @@ func TestValidateProblems(t *testing.T) {
 		{"mode", func(c *config.Config) { c.IOCs.Mode = "full" }, "iocs.mode must be one of incremental, snapshot"},
 		{"patterns", func(c *config.Config) { c.IOCs.Patterns = "some" }, "iocs.patterns must be one of all, simple"},
 		{"fraction", func(c *config.Config) { c.IOCs.MaxDeleteFraction = 1.5 }, "iocs.max_delete_fraction must be between 0 and 1"},
+		{"tenant limit", func(c *config.Config) { c.IOCs.TenantLimit = 0 }, "iocs.tenant_limit must be at least 1 (got 0)"},
+		{"workers", func(c *config.Config) { c.IOCs.Workers = -1 }, "iocs.workers must not be negative (got -1; 0: one per CPU)"},
 		{"sekoia url", func(c *config.Config) { c.IOCs.SekoiaBaseURL = "http://app.sekoia.io" }, "iocs.sekoia_base_url must be https"},
 		{"report channel", func(c *config.Config) { c.IOCs.ReportChannel = "soc" }, "iocs.report_channel must be a channel ID"},
 		{"stix path", func(c *config.Config) { c.IOCs.Enabled = true }, "iocs.stix_objects_path is required when iocs.enabled is true"},

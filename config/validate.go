@@ -289,6 +289,12 @@ func (c *Config) validateCommon(v *validator) {
 	if i.MaxObjectBytes < minObjectBytes {
 		v.addf("iocs.max_object_bytes must be at least %d (got %d)", minObjectBytes, i.MaxObjectBytes)
 	}
+	if i.TenantLimit < 1 {
+		v.addf("iocs.tenant_limit must be at least 1 (got %d)", i.TenantLimit)
+	}
+	if i.Workers < 0 {
+		v.addf("iocs.workers must not be negative (got %d; 0: one per CPU)", i.Workers)
+	}
 	if i.SekoiaBaseURL != "" {
 		v.httpsURL("iocs.sekoia_base_url", i.SekoiaBaseURL, false)
 	}

@@ -172,8 +172,8 @@ type ConvertOptions struct {
 	// SekoiaBaseURL, when set, adds a link to the object in Sekoia's UI to the
 	// description of objects that carry x_ic_observable_types.
 	SekoiaBaseURL string
-	// Patterns chooses which patterns give indicators: PatternsAll (the
-	// default, "") or PatternsSimple.
+	// Patterns chooses which patterns give indicators: PatternsAll or
+	// PatternsSimple (required by Validate: iocs.patterns).
 	Patterns string
 }
 
@@ -205,7 +205,7 @@ func (o ConvertOptions) Validate() error {
 	if o.Action == "Audit" && !o.GenerateAlert {
 		return fmt.Errorf("%w: action Audit requires generate_alert (Microsoft refuses an Audit indicator that raises no alert)", ErrInvalidOptions)
 	}
-	if o.Patterns != "" && o.Patterns != PatternsAll && o.Patterns != PatternsSimple {
+	if o.Patterns != PatternsAll && o.Patterns != PatternsSimple {
 		return fmt.Errorf("%w: patterns %q must be %s or %s", ErrInvalidOptions, o.Patterns, PatternsAll, PatternsSimple)
 	}
 	if o.SekoiaBaseURL != "" {

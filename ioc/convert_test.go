@@ -195,13 +195,14 @@ func TestConvertOptionsValidate(t *testing.T) {
 		opts    ConvertOptions
 		wantErr string
 	}{
-		{ConvertOptions{Action: "Block", Severity: "High"}, ""},
-		{ConvertOptions{Action: "Audit", GenerateAlert: true}, ""},
+		{ConvertOptions{Action: "Block", Severity: "High", Patterns: PatternsAll}, ""},
+		{ConvertOptions{Action: "Audit", GenerateAlert: true, Patterns: PatternsSimple}, ""},
+		{ConvertOptions{Action: "Block", Severity: "High"}, `patterns "" must be all or simple`},
 		{ConvertOptions{Action: "Audit"}, "Audit requires generate_alert"},
 		{ConvertOptions{Action: "block"}, `action "block" must be one of`},
 		{ConvertOptions{Action: ""}, `action "" must be one of`},
 		{ConvertOptions{Action: "Block", Severity: "Critical"}, `severity "Critical"`},
-		{ConvertOptions{Action: "Block", SekoiaBaseURL: "app.sekoia.io"}, "sekoia_base_url"},
+		{ConvertOptions{Action: "Block", Patterns: PatternsAll, SekoiaBaseURL: "app.sekoia.io"}, "sekoia_base_url"},
 	}
 	for _, tt := range tests {
 		err := tt.opts.Validate()
@@ -268,7 +269,7 @@ func TestGoldenPlans(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := Options{StixObjectsPath: tt.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, Now: func() time.Time { return tt.now }}
+			opts := Options{StixObjectsPath: tt.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", GenerateAlert: true, Now: func() time.Time { return tt.now }}
 			if tt.opts != nil {
 				tt.opts(&opts)
 			}

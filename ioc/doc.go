@@ -2,7 +2,7 @@
 // keeps Defender in sync with a feed, sending only what changed.
 //
 // Conversion: only "indicator" objects whose pattern_type is "stix" (or
-// absent) are read. With PatternsAll (the default) every non-negated "="
+// absent) are read. With PatternsAll (iocs.patterns all) every non-negated "="
 // comparison of the pattern on a supported path makes an indicator,
 // wherever it stands (inside AND, OR, FOLLOWEDBY, under qualifiers), as the
 // Sekoia.io playbook does; the report counts those taken from compound

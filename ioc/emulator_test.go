@@ -43,7 +43,7 @@ func newEmuHarness(t *testing.T, opts ...defendertest.Option) *emuHarness {
 
 func (h *emuHarness) run(t *testing.T, mod func(*Options)) (*Report, error) {
 	t.Helper()
-	o := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, MaxDeleteFraction: 0.2,
+	o := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", GenerateAlert: true, MaxDeleteFraction: 0.2,
 		Now: func() time.Time { return testNow }}
 	if mod != nil {
 		mod(&o)
@@ -170,7 +170,7 @@ func TestEmulatorCrashMidRun(t *testing.T) {
 	writeFeed(t, h.dir, domains(0, 1500))
 	ctx, cancel := context.WithCancel(context.Background())
 	counting := &cancelAfterImport{IndicatorAPI: h.api, cancel: cancel}
-	s, err := NewSyncer(counting, h.st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}, nil)
+	s, err := NewSyncer(counting, h.st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}, nil)
 	require.NoError(t, err)
 	_, err = s.Run(ctx, "cli")
 	require.ErrorIs(t, err, context.Canceled)
@@ -215,7 +215,7 @@ func TestCompoundShapesFeed(t *testing.T) {
 		patterns string
 		want     []string
 		compound int
-	}{{"", all, len(all) - 2}, {PatternsAll, all, len(all) - 2}, {PatternsSimple, simple, 0}} {
+	}{{PatternsAll, all, len(all) - 2}, {PatternsSimple, simple, 0}} {
 		t.Run("patterns="+tt.patterns, func(t *testing.T) {
 			h := newEmuHarness(t)
 			rep, err := h.run(t, func(o *Options) {
@@ -316,7 +316,7 @@ func TestCrashBetweenImportAndRecord(t *testing.T) {
 			ctx := context.Background()
 			writeFeed(t, h.dir, []feedObj{domainObj(0)})
 			dead := false
-			o := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}
+			o := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}
 			s, err := NewSyncer(diesAfterImport{h.api, &dead}, deadStore{h.st, &dead}, o, nil)
 			require.NoError(t, err)
 			_, err = s.Run(ctx, "schedule")

@@ -116,7 +116,7 @@ func TestFault429StormOutlastsRetries(t *testing.T) {
 		h.srv.InjectFault(defendertest.Fault{Method: http.MethodPost, Path: defender.APIIndicatorImport,
 			Status: http.StatusTooManyRequests, RetryAfter: 5 * time.Second, Count: -1})
 	}}
-	s, err := NewSyncer(api, h.st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}, nil)
+	s, err := NewSyncer(api, h.st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", GenerateAlert: true, Now: func() time.Time { return testNow }}, nil)
 	require.NoError(t, err)
 	rep, err := s.Run(context.Background(), "cli")
 	var rl *defender.RateLimitError
@@ -186,7 +186,7 @@ func TestFaultTokenEndpointDown(t *testing.T) {
 		assert.Zero(t, rep.Imported)
 		imports, deletes := h.writes()
 		assert.Zero(t, imports+deletes)
-		s, err := NewSyncer(h.api, h.st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High"}, nil)
+		s, err := NewSyncer(h.api, h.st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High"}, nil)
 		require.NoError(t, err)
 		status, err := s.StatusText(context.Background())
 		require.NoError(t, err)
@@ -227,7 +227,7 @@ func TestFaultReplicaKilledMidSync(t *testing.T) {
 	h, _ := newFaultHarness(t, nil)
 	writeFeed(t, h.dir, domains(0, 1500))
 	clock := &fakeClock{t: testNow}
-	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, Now: clock.Now}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", GenerateAlert: true, Now: clock.Now}
 
 	// Replica A dies after its first batch, holding the lease.
 	ctx, cancel := context.WithCancel(context.Background())

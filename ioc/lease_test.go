@@ -94,7 +94,7 @@ func newLeaseRig(t *testing.T) *leaseRig {
 	r.st = storetest.OpenSQLite(t)
 	r.slow = &slowAPI{IndicatorAPI: h.api, started: make(chan struct{}), release: make(chan struct{})}
 	r.spy = &spyLeaser{Leaser: r.st, renewed: make(chan bool)}
-	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", Now: r.clock.Now}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", Now: r.clock.Now}
 	a, err := NewSyncer(r.slow, r.st, opts, nil)
 	require.NoError(t, err)
 	b, err := NewSyncer(h.api, r.st, opts, nil)
@@ -194,7 +194,7 @@ func TestSlackRunDuringScheduledRun(t *testing.T) {
 	writeFeed(t, h.dir, domains(0, 2))
 	clock := &fakeClock{t: time.Date(2026, 1, 15, 14, 5, 0, 0, time.UTC)}
 	slow := &slowAPI{IndicatorAPI: h.api, started: make(chan struct{}), release: make(chan struct{})}
-	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", Now: clock.Now}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", Now: clock.Now}
 	a, err := NewSyncer(slow, h.st, opts, nil)
 	require.NoError(t, err)
 	never := func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
@@ -247,7 +247,7 @@ func TestDeadRunLeaseTakenOverWithinTwoMinutes(t *testing.T) {
 	writeFeed(t, h.dir, domains(0, 2))
 	clock := &fakeClock{t: testNow}
 	slow := &slowAPI{IndicatorAPI: h.api, started: make(chan struct{}), release: make(chan struct{})}
-	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", Now: clock.Now}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", Now: clock.Now}
 	dead, err := NewSyncer(slow, h.st, opts, nil)
 	require.NoError(t, err)
 	// Default lease timing; its renewals never come (the process is frozen).
@@ -305,7 +305,7 @@ func TestALeaseTakenDespiteAnErrorIsReleased(t *testing.T) {
 	h := newHarness(t)
 	writeFeed(t, h.dir, domains(0, 2))
 	clock := &fakeClock{t: testNow}
-	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", Now: clock.Now}
+	opts := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", Now: clock.Now}
 	leased := func(owner string, l Leaser) *LeasedSyncer {
 		s, err := NewSyncer(h.api, h.st, opts, nil)
 		require.NoError(t, err)

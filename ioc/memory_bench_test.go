@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/defenderbot/defenderbot/config"
 )
 
 // writeBenchFeed streams a JSON array of n generated indicator objects (all
@@ -113,7 +115,7 @@ func BenchmarkPlanMemory(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if rep.Read != n || rep.PlannedImports != DefaultTenantLimit || rep.LeftOut == 0 {
+				if rep.Read != n || rep.PlannedImports != config.DefaultTenantLimit || rep.LeftOut == 0 {
 					b.Fatalf("unexpected plan: %s", rep.Text())
 				}
 				peak = max(peak, p)

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/defenderbot/defenderbot/config"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,7 +30,7 @@ func TestWritePlanJSONMatchesPlan(t *testing.T) {
 		h.api.addForeign(defender.IndicatorIPAddress, "10.0.0.12")
 		randomFeed(t, r, h.path, seed%3 != 0)
 		for _, mode := range []string{ModeIncremental, ModeSnapshot} {
-			for _, limit := range []int{0, 3} {
+			for _, limit := range []int{config.DefaultTenantLimit, 3} {
 				for _, mem := range []int{1 << 15, 3, 1} {
 					name := fmt.Sprintf("seed=%d/%s/limit=%d/mem=%d", seed, mode, limit, mem)
 					spoolMem = mem

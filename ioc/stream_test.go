@@ -176,7 +176,7 @@ func TestPlannerMatchesReference(t *testing.T) {
 		repeated := randomFeed(t, r, h.path, seed%3 != 0)
 
 		for _, mode := range []string{ModeIncremental, ModeSnapshot} {
-			for _, limit := range []int{0, 3, 8} {
+			for _, limit := range []int{config.DefaultTenantLimit, 3, 8} {
 				for _, bits := range []uint64{0, 64} {
 					name := fmt.Sprintf("seed=%d/%s/limit=%d/bits=%d", seed, mode, limit, bits)
 					s := h.syncer(t, func(o *Options) {
@@ -263,7 +263,7 @@ func TestFeedReadOnce(t *testing.T) {
 	h := newHarness(t)
 	writeFeed(t, h.dir, domains(0, 3))
 	st := &hookStore{testStore: h.st, onList: func() { writeFeed(t, h.dir, domains(10, 14)) }}
-	s, err := NewSyncer(h.api, st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Now: func() time.Time { return h.clock }}, nil)
+	s, err := NewSyncer(h.api, st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Now: func() time.Time { return h.clock }}, nil)
 	require.NoError(t, err)
 	p, err := s.Plan(context.Background())
 	require.NoError(t, err)

@@ -60,8 +60,6 @@ const (
 const (
 	// BatchSize is the most indicators (or ids) one import (BatchDelete) call takes.
 	BatchSize = 500
-	// DefaultTenantLimit is Defender's cap on active indicators per tenant.
-	DefaultTenantLimit = 15000
 )
 
 // ErrDeleteGuard is returned when a snapshot run would delete more than
@@ -82,8 +80,9 @@ type Options struct {
 	Action        string
 	Severity      string
 	SekoiaBaseURL string
-	Mode          string // ModeIncremental (default) or ModeSnapshot
-	// Patterns is PatternsAll (default) or PatternsSimple.
+	// Mode is ModeIncremental or ModeSnapshot (required: iocs.mode).
+	Mode string
+	// Patterns is PatternsAll or PatternsSimple (required: iocs.patterns).
 	Patterns      string
 	GenerateAlert bool
 	// MaxDeleteFraction (0..1) caps the share of managed indicators a
@@ -94,8 +93,12 @@ type Options struct {
 	// MaxObjectBytes caps one STIX object of the feed (required: iocs.max_object_bytes); a larger one
 	// is unreadable.
 	MaxObjectBytes int
-	// TenantLimit is the number of active indicators Defender allows (0: 15,000).
+	// TenantLimit is the number of active indicators Defender allows
+	// (required: iocs.tenant_limit).
 	TenantLimit int
+	// Workers decode and convert the feed's objects (iocs.workers; 0: one per
+	// CPU, as stix.ReadOptions.Workers).
+	Workers int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// Metrics, if set, is told the outcome of every run that is not a dry run.
@@ -146,7 +149,7 @@ func NewSyncer(api IndicatorAPI, st StateStore, opts Options, logger *slog.Logge
 	}
 	switch opts.Mode {
 	case "":
-		opts.Mode = ModeIncremental
+		return nil, fmt.Errorf("%w: mode is required (%s or %s)", ErrInvalidOptions, ModeIncremental, ModeSnapshot)
 	case ModeIncremental, ModeSnapshot:
 	default:
 		return nil, fmt.Errorf("%w: mode %q must be %s or %s", ErrInvalidOptions, opts.Mode, ModeIncremental, ModeSnapshot)
@@ -157,11 +160,11 @@ func NewSyncer(api IndicatorAPI, st StateStore, opts Options, logger *slog.Logge
 	if opts.MaxObjectBytes <= 0 {
 		return nil, fmt.Errorf("%w: max_object_bytes must be positive", ErrInvalidOptions)
 	}
-	if opts.TenantLimit < 0 {
-		return nil, fmt.Errorf("%w: tenant limit must not be negative", ErrInvalidOptions)
+	if opts.TenantLimit <= 0 {
+		return nil, fmt.Errorf("%w: tenant_limit must be positive (got %d)", ErrInvalidOptions, opts.TenantLimit)
 	}
-	if opts.TenantLimit == 0 {
-		opts.TenantLimit = DefaultTenantLimit
+	if opts.Workers < 0 {
+		return nil, fmt.Errorf("%w: workers must not be negative (got %d)", ErrInvalidOptions, opts.Workers)
 	}
 	if err := opts.convertOptions().Validate(); err != nil {
 		return nil, err
@@ -274,7 +277,7 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 	// The feed is read, decoded and converted once, on every core; the
 	// sketch takes the conversions one at a time, in feed order, and the
 	// spool keeps them for the planner's pass.
-	ropts := stix.ReadOptions{MaxObjectBytes: s.opts.MaxObjectBytes}
+	ropts := stix.ReadOptions{MaxObjectBytes: s.opts.MaxObjectBytes, Workers: s.opts.Workers}
 	position, err := readFeed(ctx, feed, after, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
 		if oerr != nil {
 			return read{err: oerr}

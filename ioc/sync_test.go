@@ -93,7 +93,7 @@ func newHarness(t testing.TB) *harness {
 
 func (h *harness) syncer(t testing.TB, mod func(*Options)) *Syncer {
 	t.Helper()
-	o := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, MaxDeleteFraction: 0.2,
+	o := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", GenerateAlert: true, MaxDeleteFraction: 0.2,
 		Now: func() time.Time { return h.clock }}
 	if mod != nil {
 		mod(&o)
@@ -459,7 +459,7 @@ func TestPlanDuringRunIsNotCountedInTheRun(t *testing.T) {
 	h := newHarness(t)
 	writeFeed(t, h.dir, domains(0, 10))
 	api := &planDuringImport{fakeAPI: h.api}
-	s, err := NewSyncer(api, h.st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Now: func() time.Time { return h.clock }}, nil)
+	s, err := NewSyncer(api, h.st, Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Now: func() time.Time { return h.clock }}, nil)
 	require.NoError(t, err)
 	api.plan = func() {
 		p, err := s.Plan(context.Background())
@@ -475,7 +475,7 @@ func TestPlanDuringRunIsNotCountedInTheRun(t *testing.T) {
 
 func TestNewSyncerRejectsBadOptions(t *testing.T) {
 	api, st := newFakeAPI(), newTestStore(t)
-	base := Options{StixObjectsPath: "x.json", Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes}
+	base := Options{StixObjectsPath: "x.json", Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit}
 	tests := []struct {
 		name string
 		mod  func(*Options)
@@ -483,8 +483,12 @@ func TestNewSyncerRejectsBadOptions(t *testing.T) {
 	}{
 		{"no path", func(o *Options) { o.StixObjectsPath = "" }, "stix_objects_path is required"},
 		{"mode", func(o *Options) { o.Mode = "full" }, `mode "full"`},
+		{"no mode", func(o *Options) { o.Mode = "" }, "mode is required (incremental or snapshot)"},
+		{"no patterns", func(o *Options) { o.Patterns = "" }, `patterns "" must be all or simple`},
 		{"fraction", func(o *Options) { o.MaxDeleteFraction = 1.5 }, "max_delete_fraction"},
-		{"limit", func(o *Options) { o.TenantLimit = -1 }, "tenant limit"},
+		{"limit", func(o *Options) { o.TenantLimit = -1 }, "tenant_limit must be positive (got -1)"},
+		{"no limit", func(o *Options) { o.TenantLimit = 0 }, "tenant_limit must be positive (got 0)"},
+		{"workers", func(o *Options) { o.Workers = -1 }, "workers must not be negative (got -1)"},
 		{"object cap", func(o *Options) { o.MaxObjectBytes = 0 }, "max_object_bytes must be positive"},
 		{"audit", func(o *Options) { o.Action = "Audit" }, "Audit requires generate_alert"},
 	}

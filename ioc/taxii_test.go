@@ -92,7 +92,7 @@ func taxiiFeed(t *testing.T, s *taxiitest.Server, password string) *TAXIIFeed {
 
 func (h *emuHarness) syncer(t *testing.T, st StateStore, mod func(*Options)) *Syncer {
 	t.Helper()
-	o := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Severity: "High", GenerateAlert: true, MaxDeleteFraction: 0.2,
+	o := Options{StixObjectsPath: h.path, Action: "Block", MaxObjectBytes: config.DefaultMaxObjectBytes, Mode: ModeIncremental, Patterns: PatternsAll, TenantLimit: config.DefaultTenantLimit, Severity: "High", GenerateAlert: true, MaxDeleteFraction: 0.2,
 		Now: func() time.Time { return testNow }}
 	if mod != nil {
 		mod(&o)

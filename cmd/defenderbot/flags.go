@@ -161,6 +161,8 @@ func iocOptions(i config.IOCs, logger *slog.Logger) (ioc.Options, error) {
 		GenerateAlert:     i.GenerateAlert,
 		MaxDeleteFraction: i.MaxDeleteFraction,
 		MaxObjectBytes:    i.MaxObjectBytes,
+		TenantLimit:       i.TenantLimit,
+		Workers:           i.Workers,
 	}
 	if i.TAXII.URL == "" {
 		return o, nil

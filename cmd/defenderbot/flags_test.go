@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/config"
+	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/defender/defendertest"
+	"github.com/defenderbot/defenderbot/ioc"
+	"github.com/defenderbot/defenderbot/store/storetest"
 )
 
 func TestLoadConfigPathAndEnv(t *testing.T) {
@@ -77,4 +81,26 @@ func TestNewDefenderClient(t *testing.T) {
 	_, err = newDefenderClient(c, cfg, newLogger(c, cfg))
 	assert.ErrorContains(t, err, "TenantID")
 	assert.NotContains(t, err.Error(), defendertest.ClientSecret)
+}
+
+// TestIOCOptionsComeFromConfig: the sync takes every iocs.* value config
+// owns (ioc has no defaults of its own), and its defaults make a valid
+// syncer.
+func TestIOCOptionsComeFromConfig(t *testing.T) {
+	i := config.Default().IOCs
+	i.STIXObjectsPath = "feed.json"
+	o, err := iocOptions(i, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	assert.Equal(t, ioc.ModeIncremental, o.Mode)
+	assert.Equal(t, ioc.PatternsAll, o.Patterns)
+	assert.Equal(t, config.DefaultTenantLimit, o.TenantLimit)
+	assert.Equal(t, config.DefaultMaxObjectBytes, o.MaxObjectBytes)
+	assert.Zero(t, o.Workers, "one per CPU")
+	_, err = ioc.NewSyncer(&defender.Client{}, storetest.OpenSQLite(t), o, nil)
+	require.NoError(t, err)
+
+	i.Mode, i.Patterns, i.TenantLimit, i.Workers = ioc.ModeSnapshot, ioc.PatternsSimple, 100, 3
+	o, err = iocOptions(i, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	assert.Equal(t, []any{ioc.ModeSnapshot, ioc.PatternsSimple, 100, 3}, []any{o.Mode, o.Patterns, o.TenantLimit, o.Workers})
 }
