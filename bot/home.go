@@ -53,7 +53,7 @@ type homeData struct {
 	Mine     []*approval.Request // User's own open requests
 	Running  []*approval.Request // executing or running, anyone's
 	Results  []*approval.Request // the last final outcomes
-	Isolated []*approval.Request // the isolation still in force, per machine
+	Isolated []isolation         // the isolations still in force
 	IOCs     string              // the IOC sync status, "" when not configured
 	Problems []string            // parts that could not be read
 }
@@ -105,7 +105,12 @@ func (s *Service) homeData(ctx context.Context, user string) homeData {
 	}
 	finals := list("results", homeScan, approval.StateSucceeded, approval.StateFailed)
 	sorted := slices.Clone(finals)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].UpdatedAt.After(sorted[j].UpdatedAt) })
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if !sorted[i].UpdatedAt.Equal(sorted[j].UpdatedAt) {
+			return sorted[i].UpdatedAt.After(sorted[j].UpdatedAt)
+		}
+		return sorted[i].CreatedAt.After(sorted[j].CreatedAt) // a release is requested after its isolation
+	})
 	d.Results = sorted[:min(homeResults, len(sorted))]
 	d.Isolated = stillIsolated(sorted)
 	if s.deps.IOCs != nil {
@@ -119,25 +124,60 @@ func (s *Service) homeData(ctx context.Context, user string) homeData {
 	return d
 }
 
-// stillIsolated returns, per machine, the isolation defenderbot ran that no
-// later release by defenderbot undid; done is newest first.
-func stillIsolated(done []*approval.Request) []*approval.Request {
+// isolation is a request that isolated machines defenderbot has not
+// released since.
+type isolation struct {
+	Request  *approval.Request
+	Machines []approval.Target // still isolated by it: one, or those of a bulk request
+}
+
+// stillIsolated returns the isolations defenderbot ran that no later
+// release by defenderbot undid, machine by machine: a bulk request counts
+// on each machine where it succeeded (request_targets), whatever the
+// others did, and a bulk release releases each machine where it succeeded.
+// done is newest first.
+func stillIsolated(done []*approval.Request) []isolation {
 	seen := map[string]bool{}
-	var out []*approval.Request
+	var out []isolation
 	for _, r := range done {
-		m := r.Args.MachineID
-		if r.State != approval.StateSucceeded || m == "" || seen[m] {
+		if r.Action != actions.Isolate && r.Action != actions.Deisolate {
 			continue
 		}
-		switch r.Action {
-		case actions.Isolate:
-			seen[m] = true
-			out = append(out, r)
-		case actions.Deisolate:
-			seen[m] = true
+		var left []approval.Target
+		for _, t := range undoMachines(r) {
+			if seen[t.MachineID] {
+				continue
+			}
+			seen[t.MachineID] = true
+			if r.Action == actions.Isolate {
+				left = append(left, t)
+			}
+		}
+		if len(left) > 0 {
+			out = append(out, isolation{Request: r, Machines: left})
 		}
 	}
 	return out
+}
+
+// isolatedText describes one isolation still in force on the Home tab.
+func isolatedText(iso isolation) string {
+	r := iso.Request
+	if !r.Bulk() {
+		return fmt.Sprintf("%s `%s`\nisolated %s (request `%s`)",
+			escapeMrkdwn(orDash(r.MachineName)), escapeMrkdwn(r.Args.MachineID), fmtTime(r.UpdatedAt), escapeMrkdwn(shortID(r.ID)))
+	}
+	var b strings.Builder
+	for i, t := range iso.Machines {
+		if i == homeMaxLines {
+			fmt.Fprintf(&b, "…and %d more\n", len(iso.Machines)-homeMaxLines)
+			break
+		}
+		fmt.Fprintf(&b, "%s `%s`\n", escapeMrkdwn(truncate(orDash(t.MachineName), 80)), escapeMrkdwn(t.MachineID))
+	}
+	fmt.Fprintf(&b, "isolated %s by request `%s` on %s; Release asks to release every machine where it succeeded",
+		fmtTime(r.UpdatedAt), escapeMrkdwn(shortID(r.ID)), plural(len(r.Targets), "machine"))
+	return b.String()
 }
 
 // homeLine is a one-line summary of a request for the Home tab's lists.
@@ -207,21 +247,19 @@ func renderHome(d homeData) []slack.Block {
 			return homeLine(r) + " · " + fmtTime(r.UpdatedAt)
 		}),
 		slack.NewDividerBlock(),
-		section(fmt.Sprintf("*Isolated by defenderbot* (%d)", len(d.Isolated))),
+		section(fmt.Sprintf("*Isolated by defenderbot* (%d)", isolatedMachines(d.Isolated))),
 	)
 	if len(d.Isolated) == 0 {
 		blocks = append(blocks, contextBlock("No machine that defenderbot isolated is still isolated (as far as defenderbot released it)."))
 	}
-	for i, r := range d.Isolated {
+	for i, iso := range d.Isolated {
 		if i == homeMaxIsolated {
 			blocks = append(blocks, contextBlock(fmt.Sprintf("…and %d more.", len(d.Isolated)-homeMaxIsolated)))
 			break
 		}
 		// The thread's Release button: the same undo form and linked request.
-		release := slack.NewButtonBlockElement(actionUndo, r.ID, plain("Release"))
-		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(fmt.Sprintf("%s `%s`\nisolated %s (request `%s`)",
-			escapeMrkdwn(orDash(r.MachineName)), escapeMrkdwn(r.Args.MachineID), fmtTime(r.UpdatedAt), escapeMrkdwn(shortID(r.ID)))),
-			nil, slack.NewAccessory(release)))
+		release := slack.NewButtonBlockElement(actionUndo, iso.Request.ID, plain("Release"))
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(isolatedText(iso)), nil, slack.NewAccessory(release)))
 	}
 
 	blocks = append(blocks, slack.NewDividerBlock())
@@ -231,6 +269,15 @@ func renderHome(d homeData) []slack.Block {
 		blocks = append(blocks, section("*IOC sync*\n"+escapeMrkdwn(d.IOCs)))
 	}
 	return fitBlocks(blocks, maxViewBlocks)
+}
+
+// isolatedMachines counts the machines of isolations.
+func isolatedMachines(isos []isolation) int {
+	n := 0
+	for _, iso := range isos {
+		n += len(iso.Machines)
+	}
+	return n
 }
 
 // refreshHome publishes the clicker's Home tab again after a click on it.

@@ -34,11 +34,14 @@ func homeSample() homeData {
 	ok := req("3e9b6f4b-5a7d-4c8e-8fb0-2b3c4d5e6f70", actions.Isolate, approval.StateSucceeded, "ws004", at.Add(-time.Hour))
 	failed := req("4fac7a5c-6b8e-4d9f-9ac1-3c4d5e6f7081", actions.Scan, approval.StateFailed, "ws005", at.Add(-2*time.Hour))
 	failed.Error = "Defender reports the action as Failed."
+	// A bulk isolation that succeeded on two machines of three.
+	bulk := bulkFailedOnOne()
+	bulk.ID, bulk.UpdatedAt = "5abd8b6d-7c9f-4eaf-8bd2-4d5e6f708192", at.Add(-3*time.Hour)
 	return homeData{
 		User: approver1, Now: at,
 		Waiting: []*approval.Request{waiting}, Mine: []*approval.Request{mine},
 		Running: []*approval.Request{running}, Results: []*approval.Request{ok, failed},
-		Isolated: []*approval.Request{ok}, IOCs: "Last sync 2026-11-27 10:00 UTC (schedule): 12 created, 3 updated, 1 deleted.",
+		Isolated: stillIsolated([]*approval.Request{ok, failed, bulk}), IOCs: "Last sync 2026-11-27 10:00 UTC (schedule): 12 created, 3 updated, 1 deleted.",
 	}
 }
 
@@ -161,8 +164,37 @@ func TestStillIsolated(t *testing.T) {
 		mk(actions.Scan, approval.StateSucceeded, "m4", 7),
 	}
 	var ids []string
-	for _, r := range stillIsolated(done) {
-		ids = append(ids, r.Args.MachineID)
+	for _, iso := range stillIsolated(done) {
+		for _, m := range iso.Machines {
+			ids = append(ids, m.MachineID)
+		}
 	}
 	assert.Equal(t, []string{"m1", "m3"}, ids)
+}
+
+// A bulk isolation counts on each machine where it succeeded, also when it
+// failed on others; a later release of one of them (on its own or in a bulk
+// release) takes that one off.
+func TestStillIsolatedWithBulkRequests(t *testing.T) {
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	bulk := func(id string, n actions.Name, st approval.State, m int, targets map[string]approval.TargetState) *approval.Request {
+		r := &approval.Request{ID: id, Action: n, State: st, UpdatedAt: at(m)}
+		for _, machine := range []string{"m1", "m2", "m3", "m4"} {
+			if ts, ok := targets[machine]; ok {
+				r.Targets = append(r.Targets, approval.Target{MachineID: machine, State: ts})
+			}
+		}
+		return r
+	}
+	ok, failed := approval.TargetSucceeded, approval.TargetFailed
+	done := []*approval.Request{ // newest first
+		bulk("release-m1-m2", actions.Deisolate, approval.StateFailed, 40, map[string]approval.TargetState{"m1": ok, "m2": failed}),
+		{ID: "release-m3", Action: actions.Deisolate, State: approval.StateSucceeded, Args: actions.Args{MachineID: "m3"}, UpdatedAt: at(30)},
+		bulk("isolate-all", actions.Isolate, approval.StateFailed, 20, map[string]approval.TargetState{"m1": ok, "m2": ok, "m3": ok, "m4": failed}),
+	}
+	isos := stillIsolated(done)
+	require.Len(t, isos, 1)
+	assert.Equal(t, "isolate-all", isos[0].Request.ID)
+	require.Len(t, isos[0].Machines, 1)
+	assert.Equal(t, "m2", isos[0].Machines[0].MachineID, "m1 released by the bulk release, m3 on its own, m4 never isolated")
 }

@@ -44,7 +44,17 @@ func TestBulkUndoFromTheThread(t *testing.T) {
 
 			btn := w.undoButton(t, msg.TS)
 			assert.Contains(t, btn.Text, "the 2 of 3 machines where it succeeded")
+			// The Home tab lists the two machines still isolated, with Release.
+			home := p2.openHome(t, bob, "Ev-bulk-home-1", 1)
+			assert.Contains(t, home, "Isolated by defenderbot* (2)")
+			assert.Contains(t, home, machine1DN)
+			assert.Contains(t, home, machine3)
+			assert.NotContains(t, home, machine2, "the isolation failed there")
+			assert.Contains(t, home, `"action_id":"undo","value":"`+id+`"`)
 
+			// The Home tab orders isolations and releases by when they
+			// ended: the undo happens later than the isolation.
+			w.clock.Advance(time.Minute)
 			submit := p2.openUndo(t, carol, id, btn.TS, 1)
 			code, body = submit("false positive, cleaned")
 			require.Equal(t, http.StatusOK, code)
@@ -84,6 +94,8 @@ func TestBulkUndoFromTheThread(t *testing.T) {
 				return strings.Contains(string(m.Blocks), "Undone") && strings.Contains(string(m.Blocks), carol) && strings.Contains(string(m.Blocks), undoID)
 			}, 5*time.Second, 5*time.Millisecond, "the original message shows who undid it")
 			assertUndoLinked(t, p1, id, undoID)
+			home = p1.openHome(t, bob, "Ev-bulk-home-2", 2)
+			assert.Contains(t, home, "Isolated by defenderbot* (0)", "both released")
 		})
 	}
 }
