@@ -55,9 +55,11 @@ type Config struct {
 	// on the card.
 	StaleAfter time.Duration
 	// LookupTimeout bounds each look-up of the card's context; LatestActions
-	// is how many of the machine's latest actions it reads.
+	// is how many of the machine's latest actions it reads; CardAlerts how
+	// many open alerts it lists.
 	LookupTimeout time.Duration
 	LatestActions int
+	CardAlerts    int
 	// SweepEvery paces the approval core's expiry sweep and takeover scan;
 	// GroupCacheTTL is how long a user group's members are cached;
 	// ResponseURLTimeout bounds a response_url post (of the default
@@ -66,6 +68,11 @@ type Config struct {
 	GroupCacheTTL      time.Duration
 	ResponseURLTimeout time.Duration
 	SlackRetry         SlackRetry
+	// TaskTimeout bounds the work a Slack request starts once acknowledged;
+	// UndoClaimTTL is how long an undo claim outlives a replica that died
+	// before creating the inverse request (at least TaskTimeout).
+	TaskTimeout  time.Duration
+	UndoClaimTTL time.Duration
 	// MaxBulk is how many machines one request may name (approval.max_bulk).
 	MaxBulk int
 	// BulkPace spaces the Defender calls of a bulk request.
@@ -175,6 +182,12 @@ func problems(cfg Config, deps Deps) []string {
 	if cfg.SweepEvery <= 0 || cfg.GroupCacheTTL <= 0 || cfg.ResponseURLTimeout <= 0 {
 		problems = append(problems, "Config.SweepEvery, GroupCacheTTL and ResponseURLTimeout must be positive")
 	}
+	if cfg.CardAlerts <= 0 || cfg.TaskTimeout <= 0 || cfg.UndoClaimTTL <= 0 {
+		problems = append(problems, "Config.CardAlerts, TaskTimeout and UndoClaimTTL must be positive")
+	} else if cfg.UndoClaimTTL < cfg.TaskTimeout {
+		// Else an undo still being created could lose its claim to another.
+		problems = append(problems, "Config.UndoClaimTTL must not be shorter than TaskTimeout")
+	}
 	if err := cfg.SlackRetry.check(); err != nil {
 		problems = append(problems, "Config."+err.Error())
 	}
@@ -269,11 +282,12 @@ func (s *Service) Wait() {
 // expiry sweep and takeover scan until ctx ends (approval.Core.Run).
 func (s *Service) Run(ctx context.Context) error { return s.core.Run(ctx) }
 
-// goAsync runs f in the background, detached from the Slack request's ctx
-// (which ends when the HTTP response is written) but tracked by Wait. The
-// request ID of parent follows into f so its log lines can be correlated.
+// goAsync runs f in the background within Config.TaskTimeout, detached
+// from the Slack request's ctx (which ends when the HTTP response is
+// written) but tracked by Wait. The request ID of parent follows into f so
+// its log lines can be correlated.
 func (s *Service) goAsync(parent context.Context, name string, f func(ctx context.Context)) {
-	s.goDetached(parent, name, 2*time.Minute, f)
+	s.goDetached(parent, name, s.cfg.TaskTimeout, f)
 }
 
 // goDetached is goAsync with its own time limit.

@@ -2,6 +2,8 @@ package bot
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/defenderbot/defenderbot/config"
+	"github.com/defenderbot/defenderbot/defender"
 )
 
 // The bot has no defaults of its own: ConfigFrom takes every value from
@@ -25,6 +28,9 @@ func TestConfigHasNoDefaultsOfItsOwn(t *testing.T) {
 	assert.Equal(t, config.ResponseURLTimeout, cfg.ResponseURLTimeout)
 	assert.Equal(t, SlackRetry{Attempts: config.SlackAttempts, MaxWait: config.SlackMaxWait}, cfg.SlackRetry)
 	assert.Equal(t, 15*time.Second, cfg.PollInterval)
+	assert.Equal(t, config.CardAlerts, cfg.CardAlerts)
+	assert.Equal(t, config.SlackTaskTimeout, cfg.TaskTimeout)
+	assert.Equal(t, config.UndoClaimTTL, cfg.UndoClaimTTL)
 
 	cfg.ApprovalChannel, cfg.Approvers = "C1", []string{"U1"}
 	deps := Deps{Store: newTestStore(t, &fakeClock{t: t0}), Slack: newFakeSlack(t), Defender: newFakeDefender()}
@@ -52,6 +58,20 @@ func TestConfigHasNoDefaultsOfItsOwn(t *testing.T) {
 		assert.ErrorContains(t, err, "Config.SweepEvery, GroupCacheTTL and ResponseURLTimeout must be positive", name)
 	}
 	for name, unset := range map[string]func(*Config){
+		"CardAlerts":   func(c *Config) { c.CardAlerts = 0 },
+		"TaskTimeout":  func(c *Config) { c.TaskTimeout = 0 },
+		"UndoClaimTTL": func(c *Config) { c.UndoClaimTTL = 0 },
+	} {
+		c := cfg
+		unset(&c)
+		_, err := New(c, deps)
+		assert.ErrorContains(t, err, "Config.CardAlerts, TaskTimeout and UndoClaimTTL must be positive", name)
+	}
+	c := cfg
+	c.UndoClaimTTL = c.TaskTimeout - time.Second
+	_, err = New(c, deps)
+	assert.ErrorContains(t, err, "Config.UndoClaimTTL must not be shorter than TaskTimeout")
+	for name, unset := range map[string]func(*Config){
 		"Attempts": func(c *Config) { c.SlackRetry.Attempts = 0 },
 		"MaxWait":  func(c *Config) { c.SlackRetry.MaxWait = 0 },
 	} {
@@ -78,4 +98,28 @@ func TestSlackRetryFollowsItsBound(t *testing.T) {
 	require.ErrorAs(t, err, &rl)
 	assert.Equal(t, 4, calls)
 	assert.Equal(t, []time.Duration{5 * time.Second, 5 * time.Second, 5 * time.Second}, waits)
+}
+
+// The work a Slack request starts runs within Config.TaskTimeout.
+func TestAsyncWorkIsBoundByTaskTimeout(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.TaskTimeout, c.UndoClaimTTL = 37*time.Minute, time.Hour })
+	var deadline time.Time
+	var ok bool
+	start := time.Now()
+	h.svc.goAsync(t.Context(), "probe", func(ctx context.Context) { deadline, ok = ctx.Deadline() })
+	h.svc.Wait()
+	require.True(t, ok)
+	assert.WithinRange(t, deadline, start.Add(37*time.Minute), time.Now().Add(37*time.Minute))
+}
+
+// The card lists Config.CardAlerts open alerts and counts the others.
+func TestCardListsCardAlertsOpenAlerts(t *testing.T) {
+	alerts := make([]defender.Alert, 5)
+	for i := range alerts {
+		alerts[i] = defender.Alert{Severity: "High", Title: fmt.Sprintf("alert %d", i)}
+	}
+	text := alertsText(alerts, 2)
+	assert.Equal(t, "*Open alerts*: 5\n• *High* alert 0\n• *High* alert 1\n• and 3 more", text)
+	assert.Equal(t, 3, strings.Count(alertsText(alerts, config.CardAlerts), "\n• *High*"))
+	assert.NotContains(t, alertsText(alerts[:3], 3), "more")
 }

@@ -20,9 +20,6 @@ import (
 // alerts, whether it is already isolated or restricted and what is running
 // on it. The look-ups never block or fail the request.
 
-// maxCardAlerts is how many open alerts the card lists.
-const maxCardAlerts = 3
-
 // startContext launches the machine look-ups of a request on a machine
 // (nil when the bot has no MachineInfo or the request targets no machine).
 func (s *Service) startContext(ctx context.Context, r *approval.Request, m *defender.Machine) *machineinfo.Lookup {
@@ -118,7 +115,8 @@ func (s *Service) completeContext(ctx context.Context, r *approval.Request, l *m
 
 // renderContext renders info for the card: machine facts, open alerts and
 // containment. Parts still loading say so; failed parts say "unavailable".
-func renderContext(info machineinfo.Info, staleAfter time.Duration) []slack.Block {
+// It lists up to cardAlerts open alerts.
+func renderContext(info machineinfo.Info, staleAfter time.Duration, cardAlerts int) []slack.Block {
 	var blocks []slack.Block
 	m := info.Machine
 	switch {
@@ -137,7 +135,7 @@ func renderContext(info machineinfo.Info, staleAfter time.Duration) []slack.Bloc
 	case a.Err != nil:
 		blocks = append(blocks, contextBlock(":grey_question: Open alerts: unavailable"+reason(a.Err)))
 	default:
-		blocks = append(blocks, section(alertsText(a.Value)))
+		blocks = append(blocks, section(alertsText(a.Value, cardAlerts)))
 	}
 
 	ac := info.Actions
@@ -200,15 +198,16 @@ func machineFields(m *defender.Machine, now time.Time, stale bool) []*slack.Text
 	}
 }
 
-func alertsText(alerts []defender.Alert) string {
+// alertsText lists up to limit alerts and counts the others.
+func alertsText(alerts []defender.Alert, limit int) string {
 	if len(alerts) == 0 {
 		return "*Open alerts*: none"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "*Open alerts*: %d", len(alerts))
 	for i, a := range alerts {
-		if i == maxCardAlerts {
-			fmt.Fprintf(&b, "\n• and %d more", len(alerts)-maxCardAlerts)
+		if i == limit {
+			fmt.Fprintf(&b, "\n• and %d more", len(alerts)-limit)
 			break
 		}
 		fmt.Fprintf(&b, "\n• *%s* %s", escapeMrkdwn(orDash(a.Severity)), escapeMrkdwn(truncate(a.Title, 150)))

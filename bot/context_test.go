@@ -49,14 +49,14 @@ func TestRenderContextGolden(t *testing.T) {
 	cases := map[string]func() any{
 		"approval_context": func() any {
 			info := sampleInfo()
-			return renderApprovalWith(sampleRequest(approval.StatePending), &info, config.StaleAfter)
+			return renderApprovalWith(sampleRequest(approval.StatePending), &info, config.StaleAfter, config.CardAlerts)
 		},
 		"approval_context_partial": func() any {
 			info := sampleInfo()
 			info.Machine.Value.LastSeen = info.At.Add(-5 * time.Minute)
 			info.Alerts = machineinfo.Part[[]defender.Alert]{Done: true, Err: errors.New("defender: 500 InternalServerError")}
 			info.Actions = machineinfo.Part[[]defender.MachineAction]{}
-			return renderApprovalWith(sampleRequest(approval.StatePending), &info, config.StaleAfter)
+			return renderApprovalWith(sampleRequest(approval.StatePending), &info, config.StaleAfter, config.CardAlerts)
 		},
 		"undo_offer": func() any {
 			r := sampleRequest(approval.StateSucceeded)
@@ -76,7 +76,7 @@ func TestRenderContextGolden(t *testing.T) {
 				Alerts:  machineinfo.Part[[]defender.Alert]{Done: true, Err: &defender.APIError{StatusCode: 404, Code: "ResourceNotFound"}},
 				Actions: machineinfo.Part[[]defender.MachineAction]{Done: true},
 			}
-			return renderApprovalWith(sampleRequest(approval.StatePending), &info, config.StaleAfter)
+			return renderApprovalWith(sampleRequest(approval.StatePending), &info, config.StaleAfter, config.CardAlerts)
 		},
 	}
 	for name, f := range cases {
@@ -138,10 +138,10 @@ func TestCardInfoRoundTripsThroughTheStore(t *testing.T) {
 		return w.info()
 	}
 	complete := sampleInfo()
-	assert.Equal(t, renderContext(complete, 7*24*time.Hour), renderContext(roundTrip(complete), 7*24*time.Hour))
+	assert.Equal(t, renderContext(complete, 7*24*time.Hour, config.CardAlerts), renderContext(roundTrip(complete), 7*24*time.Hour, config.CardAlerts))
 	back := roundTrip(info)
-	assert.Equal(t, renderContext(info, 7*24*time.Hour), renderContext(back, 7*24*time.Hour))
-	rendered, err := json.Marshal(renderContext(back, 7*24*time.Hour))
+	assert.Equal(t, renderContext(info, 7*24*time.Hour, config.CardAlerts), renderContext(back, 7*24*time.Hour, config.CardAlerts))
+	rendered, err := json.Marshal(renderContext(back, 7*24*time.Hour, config.CardAlerts))
 	require.NoError(t, err)
 	assert.Contains(t, string(rendered), "did not answer in time")
 }

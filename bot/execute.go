@@ -17,7 +17,7 @@ func (s *Service) cardMsg(ctx context.Context, r *approval.Request) []slack.MsgO
 		blocks := renderBulkApproval(r, s.bulkCardInfo(ctx, r), s.cfg.StaleAfter)
 		return []slack.MsgOption{slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(blocks...)}
 	}
-	blocks := renderApprovalWith(r, s.cardInfo(ctx, r.ID), s.cfg.StaleAfter)
+	blocks := renderApprovalWith(r, s.cardInfo(ctx, r.ID), s.cfg.StaleAfter, s.cfg.CardAlerts)
 	return []slack.MsgOption{slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(blocks...)}
 }
 

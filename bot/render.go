@@ -92,10 +92,10 @@ func quote(s string) string {
 
 // renderApproval renders the approval message for r's current state: buttons
 // while pending, the decision and outcome afterwards.
-func renderApproval(r *approval.Request) []slack.Block { return renderApprovalWith(r, nil, 0) }
+func renderApproval(r *approval.Request) []slack.Block { return renderApprovalWith(r, nil, 0, 0) }
 
 // renderApprovalWith is renderApproval with the machine's context (nil: none).
-func renderApprovalWith(r *approval.Request, info *machineinfo.Info, staleAfter time.Duration) []slack.Block {
+func renderApprovalWith(r *approval.Request, info *machineinfo.Info, staleAfter time.Duration, cardAlerts int) []slack.Block {
 	pending := r.State == approval.StatePending
 	// Once decided, the message no longer asks for approval nor shows a
 	// deadline that no longer applies.
@@ -109,7 +109,7 @@ func renderApprovalWith(r *approval.Request, info *machineinfo.Info, staleAfter 
 		slack.NewSectionBlock(nil, requestFields(r), nil),
 	}
 	if info != nil {
-		blocks = append(blocks, renderContext(*info, staleAfter)...)
+		blocks = append(blocks, renderContext(*info, staleAfter, cardAlerts)...)
 	}
 	if c := r.Args.Comment; c != "" {
 		blocks = append(blocks, section("*Comment*\n"+quote(c)))

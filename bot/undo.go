@@ -245,7 +245,7 @@ func (s *Service) undo(ctx context.Context, inv invocation, originalID, comment,
 		// The machines where the bulk request succeeded, as one request.
 		sub.Args.MachineID, sub.MachineName, sub.Targets = "", "", ms
 	}
-	holder, err := s.deps.Store.ClaimUndo(ctx, orig.ID, sub.ID, s.now(), undoClaimTTL)
+	holder, err := s.deps.Store.ClaimUndo(ctx, orig.ID, sub.ID, s.now(), s.cfg.UndoClaimTTL)
 	if err != nil {
 		s.log.ErrorContext(ctx, "claiming the undo failed", "request", orig.ID, "error", err)
 		s.postEphemeral(ctx, inv, ":warning: Could not record the undo (database error); nothing was requested. Try again.")
@@ -317,10 +317,6 @@ type UndoLinks interface {
 	// UndoOf returns the request undoID undoes, or "".
 	UndoOf(ctx context.Context, undoID string) (string, error)
 }
-
-// undoClaimTTL is how long an undo claim whose request was never created
-// (its replica died in between) blocks another undo of the original.
-const undoClaimTTL = 2 * time.Minute
 
 // markUndone shows on the original message that r, a succeeded undo,
 // undid it, and by whom.

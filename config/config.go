@@ -213,6 +213,9 @@ const (
 	// LatestActions is how many of the machine's latest actions the card
 	// reads (what is running, isolated or restricted).
 	LatestActions = 10
+	// CardAlerts is how many of the machine's open alerts the card lists;
+	// the others are counted ("and 4 more").
+	CardAlerts = 3
 	// BulkPace spaces the Defender calls of a bulk request (one per
 	// machine): Defender allows 100 machine actions a minute.
 	BulkPace = time.Second
@@ -243,6 +246,17 @@ const (
 	GroupCacheTTL = 5 * time.Minute
 	// ResponseURLTimeout bounds one post to a slash command's response_url.
 	ResponseURLTimeout = 10 * time.Second
+	// SlackTaskTimeout bounds the work a Slack request starts once it is
+	// acknowledged (resolving the machine, creating the request and posting
+	// its card, recording a decision or an undo). It is defenderbot's own
+	// bound, not Slack's (a response_url stays valid for 30 minutes): the
+	// Defender call and its follow-up run under their own limits.
+	SlackTaskTimeout = 2 * time.Minute
+	// UndoClaimTTL is how long an undo claim whose inverse request was never
+	// created (its replica died in between) keeps another undo of the same
+	// request out. Not shorter than SlackTaskTimeout, which bounds a live
+	// undo's creation.
+	UndoClaimTTL = 2 * time.Minute
 	// SlackAttempts bounds the attempts of one Slack call answered 429;
 	// SlackMaxWait caps one Retry-After wait, so a stuck call cannot hold a
 	// goroutine for Slack's default 60 s.
