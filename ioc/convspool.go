@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/defenderbot/defenderbot/defender"
@@ -136,11 +138,113 @@ func uvarintLen(v uint64) int {
 
 // each calls fn with every object added, in order, and where its record
 // starts (for at). The indicators come without their text (Title,
-// Description and the like): at reads an object whole.
-func (s *convSpool) each(fn func(off int64, r *read) error) error {
+// Description and the like): at reads an object whole. The records are
+// decoded on every core (workers, 0: runtime.GOMAXPROCS), fn gets them one
+// at a time, in order.
+func (s *convSpool) each(workers int, fn func(off int64, r *read) error) error {
 	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("spool the feed to a temporary file: %w", err)
 	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if workers == 1 {
+		return s.eachSequential(fn)
+	}
+	free := make(chan []byte, 3*workers) // batch buffers, recycled
+	work := make(chan *spoolBatch, workers)
+	order := make(chan *spoolBatch, 2*workers)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(order)
+		defer close(work)
+		rs := s.records(0, 256<<10)
+		for i := 0; i < s.n; {
+			b := &spoolBatch{done: make(chan struct{})}
+			select {
+			case b.buf = <-free:
+			default:
+				b.buf = make([]byte, 0, spoolBatchBytes)
+			}
+			for ; i < s.n && len(b.buf) < spoolBatchBytes; i++ {
+				rec, off, err := rs.next()
+				if err != nil {
+					b.err = err
+					i = s.n
+					break
+				}
+				b.buf = append(b.buf, rec...)
+				b.ends, b.offs = append(b.ends, len(b.buf)), append(b.offs, off)
+			}
+			select {
+			case order <- b:
+			case <-stop:
+				return
+			}
+			select {
+			case work <- b:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := &convDecoder{interned: map[string]string{}, skim: true}
+			for b := range work {
+				b.out = make([]read, len(b.ends))
+				start := 0
+				for j, end := range b.ends {
+					if err := d.read(b.buf[start:end], &b.out[j]); err != nil {
+						b.out, b.err = b.out[:j], err
+						break
+					}
+					start = end
+				}
+				close(b.done)
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(stop)
+	for b := range order {
+		<-b.done
+		for j := range b.out {
+			if err := fn(b.offs[j], &b.out[j]); err != nil {
+				return err
+			}
+		}
+		if b.err != nil {
+			return fmt.Errorf("read the spooled feed: %w", b.err)
+		}
+		select {
+		case free <- b.buf[:0]: // decoded: nothing points into it
+		default:
+		}
+	}
+	return nil
+}
+
+// spoolBatchBytes is about how many bytes of records a worker of each
+// decodes at a time.
+const spoolBatchBytes = 128 << 10
+
+// spoolBatch is a run of records on its way through each's workers.
+type spoolBatch struct {
+	buf  []byte
+	ends []int   // end of each record in buf
+	offs []int64 // its offset in the spool
+	out  []read
+	err  error
+	done chan struct{}
+}
+
+func (s *convSpool) eachSequential(fn func(off int64, r *read) error) error {
 	rs := s.records(0, 256<<10)
 	d := &convDecoder{interned: map[string]string{}, skim: true}
 	for range s.n {

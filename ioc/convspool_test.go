@@ -44,8 +44,15 @@ func TestConvSpoolRoundTrip(t *testing.T) {
 	}
 	var out, whole []read
 	var offs []int64
-	require.NoError(t, sp.each(func(off int64, r *read) error { out, offs = append(out, *r), append(offs, off); return nil }))
+	require.NoError(t, sp.each(3, func(off int64, r *read) error { out, offs = append(out, *r), append(offs, off); return nil }))
 	require.Len(t, out, len(in))
+	var seq []read
+	require.NoError(t, sp.each(1, func(off int64, r *read) error { seq = append(seq, *r); return nil }))
+	assert.Equal(t, out, seq, "the workers decode what one goroutine does, in order")
+	stop := errors.New("stop")
+	calls := 0
+	assert.Same(t, stop, sp.each(2, func(int64, *read) error { calls++; return stop }), "fn's error is returned as is")
+	assert.Equal(t, 1, calls)
 	for i := range in {
 		r, err := sp.at(offs[i])
 		require.NoError(t, err)

@@ -314,7 +314,7 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit, list: list, spool: mode == listSpool,
 	}, sk)
 	pl.convs = convs
-	err = convs.each(func(off int64, r *read) error {
+	err = convs.each(0, func(off int64, r *read) error {
 		pl.off = off
 		if r.err != nil {
 			pl.addError(r.err)
