@@ -206,7 +206,7 @@ func TestEveryKeyHasAnEnvOverride(t *testing.T) {
 				"alerts.poll_interval", "alerts.backfill", "slack.timeout", "server.read_header_timeout", "server.read_timeout",
 				"server.write_timeout", "server.idle_timeout":
 				raw = "7m"
-			case "defender.max_retries", "approval.required_approvals", "approval.max_bulk", "iocs.taxii.page_size":
+			case "defender.max_retries", "approval.required_approvals", "approval.max_bulk", "iocs.taxii.page_size", "memory_limit_mib":
 				raw = "7"
 			case "iocs.max_object_bytes", "iocs.tenant_limit", "iocs.workers":
 				raw = "7000"
@@ -313,6 +313,7 @@ func TestValidateProblems(t *testing.T) {
 		{"listen", func(c *config.Config) { c.Listen = "8080" }, "listen must be host:port"},
 		{"log level", func(c *config.Config) { c.LogLevel = "trace" }, "log_level must be one of debug, info, warn, error"},
 		{"log format", func(c *config.Config) { c.LogFormat = "xml" }, "log_format must be one of json, text"},
+		{"memory limit", func(c *config.Config) { c.MemoryLimitMiB = -1 }, "memory_limit_mib must be 0"},
 		{"bot token missing", func(c *config.Config) { c.Slack.BotToken = "" }, "slack.bot_token is required"},
 		{"bot token kind", func(c *config.Config) { c.Slack.BotToken = "xapp-wrong" }, "slack.bot_token must be a bot token"},
 		{"app token kind", func(c *config.Config) { c.Slack.AppToken = "xoxb-wrong" }, "slack.app_token must be an app-level token"},

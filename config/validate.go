@@ -163,6 +163,9 @@ func (c *Config) validateCommon(v *validator) {
 	}
 	v.oneOf("log_level", c.LogLevel, LogLevels)
 	v.oneOf("log_format", c.LogFormat, LogFormats)
+	if c.MemoryLimitMiB < 0 {
+		v.addf("memory_limit_mib must be 0 (the Go runtime's own limit) or more (got %d)", c.MemoryLimitMiB)
+	}
 
 	d := c.Defender
 	v.httpsURL("defender.base_url", d.BaseURL, false)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -187,4 +189,31 @@ func TestPushIOCsFromTAXIIErrors(t *testing.T) {
 	r = runCLI(t, srv, env, "push-iocs")
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, r.stderr, "both set")
+}
+
+// TestPushIOCsSetsTheMemoryLimit: memory_limit_mib becomes the runtime's soft
+// limit (64 MiB by default), unless GOMEMLIMIT sets it or it is 0.
+func TestPushIOCsSetsTheMemoryLimit(t *testing.T) {
+	srv := defendertest.NewServer(t)
+	for name, tt := range map[string]struct {
+		env  map[string]string
+		want []int64
+	}{
+		"default":    {nil, []int64{64 << 20}},
+		"configured": {map[string]string{"DEFENDERBOT_MEMORY_LIMIT_MIB": "200"}, []int64{200 << 20}},
+		"off":        {map[string]string{"DEFENDERBOT_MEMORY_LIMIT_MIB": "0"}, nil},
+		"GOMEMLIMIT": {map[string]string{"GOMEMLIMIT": "1GiB", "DEFENDERBOT_MEMORY_LIMIT_MIB": "200"}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env, feed := pushEnv(t, srv)
+			maps.Copy(env, tt.env)
+			var got []int64
+			var out, errb bytes.Buffer
+			c := &cli{stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, httpClient: srv.HTTPClient(),
+				setMemoryLimit: func(n int64) int64 { got = append(got, n); return 0 }}
+			code := run(context.Background(), c, []string{"push-iocs", "--stix-objects-path", feed, "--dry-run", "--output", "json"})
+			require.Equal(t, 0, code, errb.String())
+			assert.Equal(t, tt.want, got)
+		})
+	}
 }

@@ -42,6 +42,7 @@ func runServe(ctx context.Context, c *cli, args []string) int {
 	if !ok {
 		return 1
 	}
+	applyMemoryLimit(c, cfg)
 	logger := newLogger(c, cfg)
 	for _, name := range c.unknownEnv() {
 		logger.Warn("environment variable is not a configuration key and is ignored (misspelled?)", "variable", name)

@@ -87,6 +87,15 @@ func loadConfig(c *cli, path string) (*config.Config, error) {
 	return config.Load(configPath(c, path), c.env)
 }
 
+// applyMemoryLimit sets the runtime's soft memory limit to memory_limit_mib,
+// unless it is 0 or GOMEMLIMIT sets the limit (the runtime read it already).
+func applyMemoryLimit(c *cli, cfg *config.Config) {
+	if c.setMemoryLimit == nil || cfg.MemoryLimitMiB <= 0 || c.env("GOMEMLIMIT") != "" {
+		return
+	}
+	c.setMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
+}
+
 // loadConfigFor loads the configuration and validates it for purpose. On
 // failure it prints every problem and ok is false (the command exits 1).
 func loadConfigFor(c *cli, path string, purpose config.Purpose) (cfg *config.Config, ok bool) {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"syscall"
 )
@@ -32,6 +33,9 @@ type cli struct {
 	// httpClient, when set, is used for Defender and Azure AD calls (tests
 	// inject the emulator's TLS client here).
 	httpClient *http.Client
+	// setMemoryLimit is debug.SetMemoryLimit; nil (tests running in-process)
+	// leaves the runtime's limit alone.
+	setMemoryLimit func(int64) int64
 }
 
 // subcommand runs with the arguments after its name and returns the exit code.
@@ -56,7 +60,7 @@ func subcommands() map[string]subcommand {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, environ: os.Environ}, os.Args[1:])
+	code := run(ctx, &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, environ: os.Environ, setMemoryLimit: debug.SetMemoryLimit}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
