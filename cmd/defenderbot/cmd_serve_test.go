@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -50,12 +51,39 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// serveFreeAddr is an address nothing listens on (for a store that must
+// fail to connect). A server under test listens on port 0 instead and
+// reports its address (servedAddr): a port picked here and listened on later
+// could be taken in between.
 func serveFreeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
+	return addr
+}
+
+// servingRE finds serve's "defenderbot serving" line, in JSON or text.
+var servingRE = regexp.MustCompile(`"msg":"defenderbot serving".*?"listen":"([^"]+)"|msg="defenderbot serving" listen=(\S+)`)
+
+// servedAddr waits for serve (run with listen 127.0.0.1:0) to log the
+// address it listens on, and returns it; it fails if serve exits first.
+func servedAddr(t *testing.T, logs *syncBuffer, exited <-chan struct{}) string {
+	t.Helper()
+	var addr string
+	require.Eventually(t, func() bool {
+		if m := servingRE.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1] + m[2]
+			return true
+		}
+		select {
+		case <-exited:
+			require.FailNow(t, "serve exited before listening", "%s", logs.String())
+		default:
+		}
+		return false
+	}, 30*time.Second, 10*time.Millisecond, "serve did not log its address:\n%s", logs.String())
 	return addr
 }
 
@@ -104,18 +132,17 @@ func TestServeRunsAndShutsDownKeepingPendingRequests(t *testing.T) {
 	emu := defendertest.NewServer(t)
 	emu.AddSampleData()
 	sf := slackfake.NewT(t)
-	addr := serveFreeAddr(t)
 	db := filepath.Join(t.TempDir(), "serve.db")
-	cfgPath := writeServeConfig(t, emu, sf, addr, db)
+	cfgPath := writeServeConfig(t, emu, sf, "127.0.0.1:0", db)
 
 	var stdout, stderr syncBuffer
 	c := &cli{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, httpClient: emu.HTTPClient()}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	exit := make(chan int, 1)
-	go func() { exit <- runServe(ctx, c, []string{"--config", cfgPath}) }()
+	exit, exited := make(chan int, 1), make(chan struct{})
+	go func() { exit <- runServe(ctx, c, []string{"--config", cfgPath}); close(exited) }()
 
-	base := "http://" + addr
+	base := "http://" + servedAddr(t, &stderr, exited)
 	require.Eventually(t, func() bool { code, _ := serveGet(t, base+"/healthz"); return code == 200 }, 10*time.Second, 10*time.Millisecond,
 		"server did not come up; stderr:\n%s", stderr.String())
 
@@ -281,7 +308,7 @@ func TestServeSocketMode(t *testing.T) {
 	emu := defendertest.NewServer(t)
 	emu.AddSampleData()
 	sf := slackfake.NewT(t)
-	cfgPath := writeServeConfig(t, emu, sf, serveFreeAddr(t), filepath.Join(t.TempDir(), "serve.db"))
+	cfgPath := writeServeConfig(t, emu, sf, "127.0.0.1:0", filepath.Join(t.TempDir(), "serve.db"))
 	var stderr syncBuffer
 	c := &cli{stdout: io.Discard, stderr: &stderr, httpClient: emu.HTTPClient(),
 		getenv: func(k string) string { return map[string]string{"SLACK_APP_TOKEN": "xapp-serve-test"}[k] }}

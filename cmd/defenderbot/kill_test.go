@@ -81,14 +81,14 @@ type replica struct {
 
 func (w *killWorld) start(t *testing.T, name string) *replica {
 	t.Helper()
-	addr := serveFreeAddr(t)
+	// Port 0: the replica reports the port the kernel gave it.
 	cmd := exec.Command(w.bin, "serve", "--config", w.cfg)
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+w.ca, "DEFENDERBOT_LISTEN="+addr, "DEFENDERBOT_REPLICA_ID="+name)
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+w.ca, "DEFENDERBOT_LISTEN=127.0.0.1:0", "DEFENDERBOT_REPLICA_ID="+name)
 	logs := &syncBuffer{}
 	w.logs = append(w.logs, logs)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
-	r := &replica{cmd: cmd, base: "http://" + addr, done: make(chan struct{})}
+	r := &replica{cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(r.done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -97,6 +97,7 @@ func (w *killWorld) start(t *testing.T, name string) *replica {
 			t.Logf("%s logs:\n%s", name, logs.String())
 		}
 	})
+	r.base = "http://" + servedAddr(t, logs, r.done)
 	require.Eventually(t, func() bool { code, _ := serveGet(t, r.base+"/healthz"); return code == http.StatusOK },
 		30*time.Second, 20*time.Millisecond, "%s did not come up:\n%s", name, logs.String())
 	return r

@@ -40,7 +40,6 @@ func TestServeLeaksNoSecret(t *testing.T) {
 	emu := defendertest.NewServer(t)
 	emu.AddSampleData()
 	sf := slackfake.NewT(t)
-	addr := serveFreeAddr(t)
 
 	// The store DSN is a secret too: PostgreSQL's carries a password. Without
 	// a PostgreSQL server SQLite runs, and only the other secrets are checked.
@@ -61,7 +60,7 @@ func TestServeLeaksNoSecret(t *testing.T) {
 		secrets["database DSN"] = dsn
 	}
 
-	cfgPath := writeLeakConfig(t, emu, sf, addr, driver, dsn)
+	cfgPath := writeLeakConfig(t, emu, sf, "127.0.0.1:0", driver, dsn)
 	var stdout, stderr syncBuffer
 	// Resolved here, on the test's goroutine: Fixture may skip the test,
 	// which must not happen inside serve's goroutine.
@@ -76,9 +75,9 @@ func TestServeLeaksNoSecret(t *testing.T) {
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	exit := make(chan int, 1)
-	go func() { exit <- runServe(ctx, c, []string{"--config", cfgPath}) }()
-	base := "http://" + addr
+	exit, exited := make(chan int, 1), make(chan struct{})
+	go func() { exit <- runServe(ctx, c, []string{"--config", cfgPath}); close(exited) }()
+	base := "http://" + servedAddr(t, &stderr, exited)
 	require.Eventually(t, func() bool { code, _ := serveGet(t, base+"/healthz"); return code == http.StatusOK },
 		10*time.Second, 10*time.Millisecond, "server did not come up; stderr:\n%s", stderr.String())
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
