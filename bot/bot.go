@@ -77,6 +77,9 @@ type Config struct {
 	MaxBulk int
 	// BulkPace spaces the Defender calls of a bulk request.
 	BulkPace time.Duration
+	// ProgressEvery is the least time between two updates of a bulk
+	// request's progress table (the final state is sent at once).
+	ProgressEvery time.Duration
 }
 
 // Deps are the bot's collaborators.
@@ -150,6 +153,10 @@ type Service struct {
 	// posted or updated, until the request is final.
 	cards map[string]machineinfo.Info
 	after func(time.Duration) <-chan time.Time // the card's context wait
+	// progress throttles the bulk requests' progress tables (progress.go);
+	// waitProgress is a delayed update's wait (Deps.Sleep).
+	progress     map[string]*progressTable
+	waitProgress func(ctx context.Context, d time.Duration) error
 }
 
 // problems lists what is missing or wrong in cfg and deps.
@@ -191,8 +198,8 @@ func problems(cfg Config, deps Deps) []string {
 	if err := cfg.SlackRetry.check(); err != nil {
 		problems = append(problems, "Config."+err.Error())
 	}
-	if cfg.MaxBulk < 1 || cfg.BulkPace <= 0 {
-		problems = append(problems, "Config.MaxBulk and BulkPace must be positive")
+	if cfg.MaxBulk < 1 || cfg.BulkPace <= 0 || cfg.ProgressEvery <= 0 {
+		problems = append(problems, "Config.MaxBulk, BulkPace and ProgressEvery must be positive")
 	}
 	if !strings.HasPrefix(cfg.Command, "/") {
 		problems = append(problems, "Config.Command must be a slash command such as /defender")
@@ -237,6 +244,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		sleep: deps.Sleep,
 		cards: map[string]machineinfo.Info{},
 		after: time.After,
+
+		progress:     map[string]*progressTable{},
+		waitProgress: deps.Sleep,
 	}
 	s.groups = newGroupCache(deps.Slack, deps.Now, cfg.GroupCacheTTL, s.slackRetry)
 	core, err := approval.New(approval.Config{

@@ -450,7 +450,8 @@ func renderProgress(r *approval.Request) (string, []slack.Block) {
 
 // showProgress posts the progress table in the approval message's thread,
 // or updates it in place once posted (its ts is kept with the request, so
-// that a replica taking over updates the same message).
+// that a replica taking over updates the same message), at most once per
+// Config.ProgressEvery (progress.go).
 func (s *Service) showProgress(ctx context.Context, r *approval.Request) {
 	if r.ApprovalChannel == "" || r.ApprovalTS == "" {
 		return
@@ -460,18 +461,12 @@ func (s *Service) showProgress(ctx context.Context, r *approval.Request) {
 			r.ProgressTS = cur.ProgressTS
 		}
 	}
-	text, blocks := renderProgress(r)
-	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)}
 	if r.ProgressTS != "" {
-		err := s.slackRetry(ctx, func() error {
-			_, _, _, err := s.deps.Slack.UpdateMessageContext(ctx, r.ApprovalChannel, r.ProgressTS, opts...)
-			return err
-		})
-		if err != nil {
-			s.log.ErrorContext(ctx, "chat.update of the progress table failed", "request", r.ID, "error", err)
-		}
+		s.updateProgress(ctx, r)
 		return
 	}
+	text, blocks := renderProgress(r)
+	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)}
 	var ts string
 	err := s.slackRetry(ctx, func() error {
 		var err error
@@ -484,6 +479,7 @@ func (s *Service) showProgress(ctx context.Context, r *approval.Request) {
 	}
 	r.ProgressTS = ts
 	s.core.SetProgressMessage(ctx, r.ID, ts)
+	s.progressPosted(r)
 	how := "was approved"
 	if len(r.Approvals) == 0 {
 		how = "needs no approval"

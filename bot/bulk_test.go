@@ -292,7 +292,7 @@ func TestBulkOneApprovalOneCallPerMachine(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, progressPosts, "one progress table")
-	assert.Greater(t, progressUpdates, 2, "updated in place")
+	assert.GreaterOrEqual(t, progressUpdates, 1, "updated in place (coalesced: progress_test.go)")
 	assert.Contains(t, last, "3 of 3 machines done (2 succeeded, 1 failed)")
 
 	var dms []string

@@ -39,6 +39,7 @@ func ConfigFrom(c *config.Config, replica string) Config {
 		SlackRetry:             SlackRetryFrom(),
 		MaxBulk:                a.MaxBulk,
 		BulkPace:               config.BulkPace,
+		ProgressEvery:          config.ProgressEvery,
 	}
 }
 

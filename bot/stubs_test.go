@@ -75,6 +75,7 @@ type slackCall struct {
 	Text    string
 	Blocks  string // the blocks' JSON
 	View    *slack.ModalViewRequest
+	At      time.Time // fakeSlack.now when it arrived (zero without)
 }
 
 // fakeSlack records calls; groups maps user-group IDs to members.
@@ -87,6 +88,8 @@ type fakeSlack struct {
 	rateLimited int
 	groupCalls  int
 	client      *slack.Client
+	// now, when set, stamps each call's At.
+	now func() time.Time
 }
 
 // newFakeSlack serves chat.* on loopback so that the messages are encoded by
@@ -106,6 +109,9 @@ func newFakeSlack(t *testing.T) *fakeSlack {
 			return
 		}
 		f.mu.Lock()
+		if f.now != nil {
+			c.At = f.now()
+		}
 		if method == "chat.postMessage" {
 			f.n++
 			c.TS = fmt.Sprintf("1700000000.%06d", f.n)
@@ -317,10 +323,11 @@ func (d *fakeDefender) runCount() int {
 	return len(d.runs)
 }
 
-// fakeClock is a settable clock.
+// fakeClock is a settable clock; SleepUntil waits for it to move.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu    sync.Mutex
+	t     time.Time
+	moved chan struct{} // closed (and replaced) by Advance
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -332,7 +339,36 @@ func (c *fakeClock) Now() time.Time {
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	if c.moved != nil {
+		close(c.moved)
+		c.moved = nil
+	}
 	c.mu.Unlock()
+}
+
+// SleepUntil waits until the clock has moved d from now (others move it),
+// or ctx ends: a timer on the fake clock.
+func (c *fakeClock) SleepUntil(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	until := c.t.Add(d)
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		if !c.t.Before(until) {
+			c.mu.Unlock()
+			return nil
+		}
+		if c.moved == nil {
+			c.moved = make(chan struct{})
+		}
+		moved := c.moved
+		c.mu.Unlock()
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)

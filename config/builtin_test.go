@@ -30,6 +30,7 @@ var builtIns = map[string]any{
 	"LatestActions":          config.LatestActions,
 	"CardAlerts":             config.CardAlerts,
 	"BulkPace":               config.BulkPace,
+	"ProgressEvery":          config.ProgressEvery,
 	"AlertsOverlap":          config.AlertsOverlap,
 	"TAXIITimeout":           config.TAXIITimeout,
 	"TAXIIMaxRetries":        config.TAXIIMaxRetries,

@@ -228,6 +228,11 @@ const (
 	// BulkPace spaces the Defender calls of a bulk request (one per
 	// machine): Defender allows 100 machine actions a minute.
 	BulkPace = time.Second
+	// ProgressEvery is the least time between two updates of a bulk
+	// request's progress table: Slack allows about one chat.update a second
+	// per channel, and the card and thread share it (the final state is
+	// sent at once).
+	ProgressEvery = 3 * time.Second
 	// AlertsOverlap is how far each alert poll reaches back before where
 	// the last one ended: Graph can list an alert a little after its
 	// createdDateTime, and the claims make seeing an alert twice harmless.
