@@ -96,8 +96,9 @@ type Options struct {
 	// TenantLimit is the number of active indicators Defender allows
 	// (required: iocs.tenant_limit).
 	TenantLimit int
-	// Workers decode and convert the feed's objects (iocs.workers; 0: one per
-	// CPU, as stix.ReadOptions.Workers).
+	// Workers decode and convert the feed's objects, then decode the spooled
+	// conversions for the planner (iocs.workers; 0: one per CPU, as
+	// stix.ReadOptions.Workers).
 	Workers int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
@@ -314,7 +315,7 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 		maxDeleteFraction: s.opts.MaxDeleteFraction, tenantLimit: s.opts.TenantLimit, list: list, spool: mode == listSpool,
 	}, sk)
 	pl.convs = convs
-	err = convs.each(0, func(off int64, r *read) error {
+	err = convs.each(s.opts.Workers, func(off int64, r *read) error {
 		pl.off = off
 		if r.err != nil {
 			pl.addError(r.err)

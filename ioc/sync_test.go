@@ -691,3 +691,20 @@ func TestOnDemandRunTakesTheLease(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, ok)
 }
+
+// TestWorkersDoNotChangeThePlan: iocs.workers sets how many goroutines read
+// the feed and the spooled conversions; one (sequential) or several, the
+// plan is the same.
+func TestWorkersDoNotChangeThePlan(t *testing.T) {
+	h := newHarness(t)
+	writeFeed(t, h.dir, domains(0, 300))
+	var plans []*Plan
+	for _, w := range []int{0, 1, 3} {
+		p, err := h.syncer(t, func(o *Options) { o.Workers = w }).Plan(context.Background())
+		require.NoError(t, err, "workers %d", w)
+		plans = append(plans, p)
+	}
+	require.Len(t, plans[0].Import, 300)
+	assert.Equal(t, plans[0], plans[1], "sequential")
+	assert.Equal(t, plans[0], plans[2], "three workers")
+}
