@@ -289,8 +289,15 @@ func (s *Service) Wait() {
 }
 
 // Run resumes work left by a previous process and runs the approval core's
-// expiry sweep and takeover scan until ctx ends (approval.Core.Run).
-func (s *Service) Run(ctx context.Context) error { return s.core.Run(ctx) }
+// expiry sweep and takeover scan (approval.Core.Run) and the sweep of cards
+// whose context a dead replica left loading (cardsweep.go) until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	swept := make(chan struct{})
+	go func() { defer close(swept); s.sweepCardsEvery(ctx) }()
+	err := s.core.Run(ctx)
+	<-swept
+	return err
+}
 
 // goAsync runs f in the background within Config.TaskTimeout, detached
 // from the Slack request's ctx (which ends when the HTTP response is

@@ -41,6 +41,12 @@ func (s *Service) cardInfo(ctx context.Context, id string) *machineinfo.Info {
 	if ok {
 		return &info
 	}
+	return s.storedCardInfo(ctx, id)
+}
+
+// storedCardInfo returns the context request id's card shows as the store
+// has it (nil if none).
+func (s *Service) storedCardInfo(ctx context.Context, id string) *machineinfo.Info {
 	data, err := s.deps.Store.CardContext(ctx, id)
 	if err != nil {
 		s.log.WarnContext(ctx, "reading the card's context failed", "request", id, "error", err)
@@ -162,6 +168,8 @@ func reason(err error) string {
 		return " (Defender: not found)"
 	case err == machineinfo.ErrTimeout:
 		return " (Defender did not answer in time)"
+	case errors.Is(err, errLookupAbandoned):
+		return " (the replica looking it up stopped)"
 	}
 	return " (Defender look-up failed)"
 }
