@@ -70,7 +70,8 @@
 // Bloom filter of one bit per 8 bytes of feed (8 KiB to 16 MiB) finds the
 // STIX ids and the values that occur more than once; only those are
 // tracked, by a 128-bit hash (the sketch holds no string). The planner then goes over the spooled conversions (no
-// JSON, no pattern parsing, a few times cheaper than the read): it applies
+// JSON, no pattern parsing, a few times cheaper than the read; decoded on
+// every core, applied in order): it applies
 // the latest version of each object where that version stands in the
 // feed, and settles every value that occurs once on the spot: unchanged
 // ones are counted, updates kept (as many as defenderbot's records and
