@@ -290,11 +290,8 @@ func (s *Service) iocSync(ctx context.Context, inv invocation) {
 	// The run gets its own context: a snapshot sync can outlast the two
 	// minutes a command's work gets by far. Wait (and so serve's shutdown)
 	// still waits for it.
-	s.goDetached(ctx, "iocs sync", iocSyncLimit, func(ctx context.Context) { s.runIOCSync(ctx, inv) })
+	s.goDetached(ctx, "iocs sync", s.cfg.IOCSyncTimeout, func(ctx context.Context) { s.runIOCSync(ctx, inv) })
 }
-
-// iocSyncLimit bounds an on-demand IOC sync started from Slack.
-const iocSyncLimit = 6 * time.Hour
 
 // runIOCSync runs the sync and tells the requester its summary (the IOC
 // job also posts it to iocs.report_channel).

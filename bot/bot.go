@@ -73,6 +73,9 @@ type Config struct {
 	// before creating the inverse request (at least TaskTimeout).
 	TaskTimeout  time.Duration
 	UndoClaimTTL time.Duration
+	// IOCSyncTimeout bounds an on-demand IOC sync started from Slack and
+	// the report of its outcome (the sync itself ends at iocs.run_timeout).
+	IOCSyncTimeout time.Duration
 	// MaxBulk is how many machines one request may name (approval.max_bulk).
 	MaxBulk int
 	// BulkPace spaces the Defender calls of a bulk request.
@@ -189,8 +192,8 @@ func problems(cfg Config, deps Deps) []string {
 	if cfg.SweepEvery <= 0 || cfg.GroupCacheTTL <= 0 || cfg.ResponseURLTimeout <= 0 {
 		problems = append(problems, "Config.SweepEvery, GroupCacheTTL and ResponseURLTimeout must be positive")
 	}
-	if cfg.CardAlerts <= 0 || cfg.TaskTimeout <= 0 || cfg.UndoClaimTTL <= 0 {
-		problems = append(problems, "Config.CardAlerts, TaskTimeout and UndoClaimTTL must be positive")
+	if cfg.CardAlerts <= 0 || cfg.TaskTimeout <= 0 || cfg.UndoClaimTTL <= 0 || cfg.IOCSyncTimeout <= 0 {
+		problems = append(problems, "Config.CardAlerts, TaskTimeout, UndoClaimTTL and IOCSyncTimeout must be positive")
 	} else if cfg.UndoClaimTTL < cfg.TaskTimeout {
 		// Else an undo still being created could lose its claim to another.
 		problems = append(problems, "Config.UndoClaimTTL must not be shorter than TaskTimeout")

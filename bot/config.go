@@ -33,13 +33,15 @@ func ConfigFrom(c *config.Config, replica string) Config {
 		CardAlerts:             config.CardAlerts,
 		TaskTimeout:            config.SlackTaskTimeout,
 		UndoClaimTTL:           config.UndoClaimTTL,
-		SweepEvery:             config.SweepEvery,
-		GroupCacheTTL:          config.GroupCacheTTL,
-		ResponseURLTimeout:     config.ResponseURLTimeout,
-		SlackRetry:             SlackRetryFrom(),
-		MaxBulk:                a.MaxBulk,
-		BulkPace:               config.BulkPace,
-		ProgressEvery:          config.ProgressEvery,
+		// The run's own bound, plus the time to tell the requester.
+		IOCSyncTimeout:     c.IOCs.RunTimeout + config.SlackTaskTimeout,
+		SweepEvery:         config.SweepEvery,
+		GroupCacheTTL:      config.GroupCacheTTL,
+		ResponseURLTimeout: config.ResponseURLTimeout,
+		SlackRetry:         SlackRetryFrom(),
+		MaxBulk:            a.MaxBulk,
+		BulkPace:           config.BulkPace,
+		ProgressEvery:      config.ProgressEvery,
 	}
 }
 

@@ -31,6 +31,7 @@ func TestConfigHasNoDefaultsOfItsOwn(t *testing.T) {
 	assert.Equal(t, config.CardAlerts, cfg.CardAlerts)
 	assert.Equal(t, config.SlackTaskTimeout, cfg.TaskTimeout)
 	assert.Equal(t, config.UndoClaimTTL, cfg.UndoClaimTTL)
+	assert.Equal(t, config.DefaultIOCRunTimeout+config.SlackTaskTimeout, cfg.IOCSyncTimeout, "the run's bound plus time to report")
 
 	cfg.ApprovalChannel, cfg.Approvers = "C1", []string{"U1"}
 	deps := Deps{Store: newTestStore(t, &fakeClock{t: t0}), Slack: newFakeSlack(t), Defender: newFakeDefender()}
@@ -58,14 +59,15 @@ func TestConfigHasNoDefaultsOfItsOwn(t *testing.T) {
 		assert.ErrorContains(t, err, "Config.SweepEvery, GroupCacheTTL and ResponseURLTimeout must be positive", name)
 	}
 	for name, unset := range map[string]func(*Config){
-		"CardAlerts":   func(c *Config) { c.CardAlerts = 0 },
-		"TaskTimeout":  func(c *Config) { c.TaskTimeout = 0 },
-		"UndoClaimTTL": func(c *Config) { c.UndoClaimTTL = 0 },
+		"CardAlerts":     func(c *Config) { c.CardAlerts = 0 },
+		"TaskTimeout":    func(c *Config) { c.TaskTimeout = 0 },
+		"UndoClaimTTL":   func(c *Config) { c.UndoClaimTTL = 0 },
+		"IOCSyncTimeout": func(c *Config) { c.IOCSyncTimeout = 0 },
 	} {
 		c := cfg
 		unset(&c)
 		_, err := New(c, deps)
-		assert.ErrorContains(t, err, "Config.CardAlerts, TaskTimeout and UndoClaimTTL must be positive", name)
+		assert.ErrorContains(t, err, "Config.CardAlerts, TaskTimeout, UndoClaimTTL and IOCSyncTimeout must be positive", name)
 	}
 	c := cfg
 	c.UndoClaimTTL = c.TaskTimeout - time.Second

@@ -50,6 +50,10 @@ type Server struct {
 	ReadTimeout       time.Duration `yaml:"read_timeout"`
 	WriteTimeout      time.Duration `yaml:"write_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout bounds a graceful shutdown (in-flight requests, a
+	// claimed execution, the running IOC sync); it must end before the
+	// orchestrator's kill (Kubernetes' terminationGracePeriodSeconds).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // Defender holds the Defender for Endpoint API and Azure AD app settings.
@@ -136,6 +140,9 @@ type IOCs struct {
 	// Workers is how many goroutines decode and convert the feed's objects;
 	// 0 means one per CPU the process may use (GOMAXPROCS).
 	Workers int `yaml:"workers"`
+	// RunTimeout bounds one sync run (scheduled, from Slack or push-iocs):
+	// a hung run is cancelled rather than holding the sync lease for good.
+	RunTimeout time.Duration `yaml:"run_timeout"`
 	// TAXII reads the feed from a TAXII 2.1 collection instead of
 	// STIXObjectsPath (exactly one of the two when the sync is enabled).
 	TAXII TAXII `yaml:"taxii"`
@@ -197,6 +204,9 @@ const (
 	// DefaultTenantLimit is iocs.tenant_limit's default: Defender's documented
 	// limit of 15,000 active indicators per tenant.
 	DefaultTenantLimit = 15000
+	// DefaultIOCRunTimeout is iocs.run_timeout's default: far above a
+	// snapshot of a tenant's 15,000 indicators paced at Microsoft's limits.
+	DefaultIOCRunTimeout = 6 * time.Hour
 )
 
 // Built-in values with no configuration key. The packages that use them
@@ -347,6 +357,7 @@ func Default() *Config {
 			ReadTimeout:       15 * time.Second,
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       time.Minute,
+			ShutdownTimeout:   25 * time.Second,
 		},
 		Defender: Defender{
 			BaseURL:       DefaultDefenderBaseURL,
@@ -385,6 +396,7 @@ func Default() *Config {
 			MaxDeleteFraction: 0.2,
 			MaxObjectBytes:    DefaultMaxObjectBytes,
 			TenantLimit:       DefaultTenantLimit,
+			RunTimeout:        DefaultIOCRunTimeout,
 			TAXII:             TAXII{PageSize: 1000},
 		},
 		Alerts: Alerts{

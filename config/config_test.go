@@ -204,7 +204,7 @@ func TestEveryKeyHasAnEnvOverride(t *testing.T) {
 			switch f.Key {
 			case "defender.timeout", "defender.poll_interval", "defender.poll_timeout", "approval.ttl",
 				"alerts.poll_interval", "alerts.backfill", "slack.timeout", "server.read_header_timeout", "server.read_timeout",
-				"server.write_timeout", "server.idle_timeout":
+				"server.write_timeout", "server.idle_timeout", "server.shutdown_timeout", "iocs.run_timeout":
 				raw = "7m"
 			case "defender.max_retries", "approval.required_approvals", "approval.max_bulk", "iocs.taxii.page_size", "memory_limit_mib":
 				raw = "7"
@@ -339,6 +339,8 @@ func TestValidateProblems(t *testing.T) {
 		{"write timeout within the ack", func(c *config.Config) { c.Server.WriteTimeout = 2 * time.Second },
 			"server.write_timeout (2s) must be longer than Slack's acknowledgement time (2.5s)"},
 		{"idle timeout", func(c *config.Config) { c.Server.IdleTimeout = 0 }, "server.idle_timeout must be a positive duration"},
+		{"shutdown timeout", func(c *config.Config) { c.Server.ShutdownTimeout = 0 }, "server.shutdown_timeout must be a positive duration"},
+		{"IOC run timeout", func(c *config.Config) { c.IOCs.RunTimeout = -time.Minute }, "iocs.run_timeout must be a positive duration (got -1m0s)"},
 		{"unknown action", func(c *config.Config) { c.Approval.ActionsWithoutApproval = []string{"reboot"} }, `approval.actions_without_approval[0]: unknown action "reboot"`},
 		{"bulk zero", func(c *config.Config) { c.Approval.MaxBulk = 0 }, "approval.max_bulk must be between 1 and 50 (got 0)"},
 		{"bulk over one message", func(c *config.Config) { c.Approval.MaxBulk = 51 }, "approval.max_bulk must be between 1 and 50 (got 51)"},

@@ -186,6 +186,7 @@ func (c *Config) validateCommon(v *validator) {
 		{"server.read_timeout", int64(c.Server.ReadTimeout)},
 		{"server.write_timeout", int64(c.Server.WriteTimeout)},
 		{"server.idle_timeout", int64(c.Server.IdleTimeout)},
+		{"server.shutdown_timeout", int64(c.Server.ShutdownTimeout)},
 	} {
 		if dur.val <= 0 {
 			v.addf("%s must be a positive duration", dur.key)
@@ -294,6 +295,9 @@ func (c *Config) validateCommon(v *validator) {
 	}
 	if i.TenantLimit < 1 {
 		v.addf("iocs.tenant_limit must be at least 1 (got %d)", i.TenantLimit)
+	}
+	if i.RunTimeout <= 0 {
+		v.addf("iocs.run_timeout must be a positive duration (got %s)", i.RunTimeout)
 	}
 	if i.Workers < 0 {
 		v.addf("iocs.workers must not be negative (got %d; 0: one per CPU)", i.Workers)

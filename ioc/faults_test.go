@@ -233,7 +233,7 @@ func TestFaultReplicaKilledMidSync(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := NewSyncer(&cancelAfterImport{IndicatorAPI: h.api, cancel: cancel}, h.st, opts, nil)
 	require.NoError(t, err)
-	jobA, err := a.ScheduledJob(JobConfig{Leaser: noRelease{h.st}, Owner: "replica-a", LeaseTTL: time.Minute, RenewEvery: 20 * time.Second})
+	jobA, err := a.ScheduledJob(JobConfig{Leaser: noRelease{h.st}, Owner: "replica-a", LeaseTTL: time.Minute, RenewEvery: 20 * time.Second, RunTimeout: time.Hour})
 	require.NoError(t, err)
 	require.ErrorIs(t, jobA(ctx), context.Canceled)
 	require.Len(t, h.srv.Indicators(), 500)
@@ -241,7 +241,7 @@ func TestFaultReplicaKilledMidSync(t *testing.T) {
 	var reports []string
 	b, err := NewSyncer(h.api, h.st, opts, nil)
 	require.NoError(t, err)
-	jobB, err := b.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-b", LeaseTTL: time.Minute, RenewEvery: 20 * time.Second,
+	jobB, err := b.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-b", LeaseTTL: time.Minute, RenewEvery: 20 * time.Second, RunTimeout: time.Hour,
 		Reporter: ReporterFunc(func(_ context.Context, s string) error { reports = append(reports, s); return nil })})
 	require.NoError(t, err)
 

@@ -44,6 +44,11 @@ type JobConfig struct {
 	// (config.IOCLeaseRenewEvery), so a run longer than LeaseTTL keeps it.
 	// It must be positive and shorter than LeaseTTL.
 	RenewEvery time.Duration
+	// RunTimeout bounds one run (iocs.run_timeout): a run still going
+	// after it, e.g. against a server that answers a byte a minute, is
+	// cancelled with ErrRunTimeout at the next renewal, so a hung run
+	// cannot keep its lease (and every other sync) out for good.
+	RunTimeout time.Duration
 	// Reporter, if set, gets every run's summary (failures included).
 	Reporter Reporter
 	Logger   *slog.Logger
@@ -55,6 +60,9 @@ type JobConfig struct {
 // ErrLeaseLost cancels a scheduled run whose lease could not be renewed in
 // time: another replica may be running the sync.
 var ErrLeaseLost = errors.New("IOC sync lease lost (another replica may have taken over)")
+
+// ErrRunTimeout cancels a run that outlived JobConfig.RunTimeout.
+var ErrRunTimeout = errors.New("IOC sync ran longer than iocs.run_timeout")
 
 // ErrLeaseHeld: another replica (or a push-iocs run) holds the sync lease,
 // so this run did not start. The error returned is a *RunningError.
@@ -155,6 +163,9 @@ func (s *Syncer) Leased(cfg JobConfig) (*LeasedSyncer, error) {
 	if cfg.LeaseTTL <= 0 || cfg.RenewEvery <= 0 {
 		return nil, errors.New("ioc: the lease TTL and renewal interval must be positive")
 	}
+	if cfg.RunTimeout <= 0 {
+		return nil, errors.New("ioc: a leased sync needs a positive run timeout (iocs.run_timeout)")
+	}
 	if cfg.RenewEvery >= cfg.LeaseTTL {
 		return nil, fmt.Errorf("ioc: lease renewal interval %s must be shorter than the lease TTL %s", cfg.RenewEvery, cfg.LeaseTTL)
 	}
@@ -250,10 +261,13 @@ func (l *LeasedSyncer) StatusText(ctx context.Context) (string, error) {
 
 // renewLease renews the lease every cfg.RenewEvery until ctx is done. A
 // failed renewal is retried at the next tick while the lease still holds;
-// it cancels the run once the lease is taken by another owner or lapses.
+// it cancels the run once the lease is taken by another owner or lapses,
+// or once the run has outlived cfg.RunTimeout (checked on the same ticks,
+// with the syncer's clock).
 func (s *Syncer) renewLease(ctx context.Context, cancel context.CancelCauseFunc, cfg JobConfig, expires time.Time, log *slog.Logger) {
 	tick, stop := cfg.newTicker(cfg.RenewEvery)
 	defer stop()
+	deadline := expires.Add(-cfg.LeaseTTL).Add(cfg.RunTimeout)
 	for {
 		select {
 		case <-ctx.Done():
@@ -261,6 +275,11 @@ func (s *Syncer) renewLease(ctx context.Context, cancel context.CancelCauseFunc,
 		case <-tick:
 		}
 		now := s.opts.Now()
+		if !now.Before(deadline) {
+			log.Error("IOC sync ran longer than iocs.run_timeout: cancelling it", "run_timeout", cfg.RunTimeout)
+			cancel(fmt.Errorf("%w (%s)", ErrRunTimeout, cfg.RunTimeout))
+			return
+		}
 		ok, err := cfg.Leaser.AcquireLease(ctx, LeaseName, cfg.Owner, now, cfg.LeaseTTL)
 		switch {
 		case ctx.Err() != nil:

@@ -99,13 +99,13 @@ func newLeaseRig(t *testing.T) *leaseRig {
 	require.NoError(t, err)
 	b, err := NewSyncer(h.api, r.st, opts, nil)
 	require.NoError(t, err)
-	r.jobA, err = a.ScheduledJob(JobConfig{Leaser: r.spy, Owner: "replica-a", LeaseTTL: 30 * time.Second, RenewEvery: 10 * time.Second,
+	r.jobA, err = a.ScheduledJob(JobConfig{Leaser: r.spy, Owner: "replica-a", LeaseTTL: 30 * time.Second, RenewEvery: 10 * time.Second, RunTimeout: time.Hour,
 		newTicker: func(d time.Duration) (<-chan time.Time, func()) {
 			assert.Equal(t, 10*time.Second, d, "renewal every TTL/3")
 			return r.ticks, func() {}
 		}})
 	require.NoError(t, err)
-	r.jobB, err = b.ScheduledJob(JobConfig{Leaser: r.st, Owner: "replica-b", LeaseTTL: 30 * time.Second, RenewEvery: 10 * time.Second,
+	r.jobB, err = b.ScheduledJob(JobConfig{Leaser: r.st, Owner: "replica-b", LeaseTTL: 30 * time.Second, RenewEvery: 10 * time.Second, RunTimeout: time.Hour,
 		Reporter: ReporterFunc(func(_ context.Context, s string) error { r.reports <- s; return nil })})
 	require.NoError(t, err)
 	return r
@@ -176,13 +176,37 @@ func TestScheduledJobCancelledWhenLeaseLost(t *testing.T) {
 	}
 }
 
+// A run that outlives its run timeout (iocs.run_timeout; an hour in the
+// rig) is cancelled at the next renewal tick, says why, and gives the lease
+// up, so the next replica's run starts at once.
+func TestRunLongerThanRunTimeoutIsCancelled(t *testing.T) {
+	r := newLeaseRig(t)
+	doneA := make(chan error, 1)
+	go func() { doneA <- r.jobA(context.Background()) }()
+	<-r.slow.started
+	require.True(t, r.tick(59*time.Minute), "renewed within the run timeout")
+	r.ticks <- r.clock.Advance(time.Minute) // an hour since the run started
+	err := <-doneA
+	require.ErrorIs(t, err, ErrRunTimeout)
+	last, lerr := r.st.LastSyncRun(context.Background())
+	require.NoError(t, lerr)
+	assert.False(t, last.OK)
+	assert.Contains(t, last.Summary, "iocs.run_timeout")
+
+	require.NoError(t, r.jobB(context.Background()))
+	require.Len(t, r.reports, 1, "B ran: A gave the lease up")
+	assert.Contains(t, <-r.reports, "2 imported")
+}
+
 func TestScheduledJobRejectsRenewalNotShorterThanTTL(t *testing.T) {
 	h := newHarness(t)
-	_, err := h.syncer(t, nil).ScheduledJob(JobConfig{Leaser: h.st, Owner: "a", LeaseTTL: time.Minute, RenewEvery: time.Minute})
+	_, err := h.syncer(t, nil).ScheduledJob(JobConfig{Leaser: h.st, Owner: "a", LeaseTTL: time.Minute, RenewEvery: time.Minute, RunTimeout: time.Hour})
 	require.ErrorContains(t, err, "must be shorter than the lease TTL")
 	// No defaults of its own (config.IOCLeaseTTL, config.IOCLeaseRenewEvery).
 	_, err = h.syncer(t, nil).ScheduledJob(JobConfig{Leaser: h.st, Owner: "a"})
 	require.ErrorContains(t, err, "lease TTL and renewal interval must be positive")
+	_, err = h.syncer(t, nil).ScheduledJob(JobConfig{Leaser: h.st, Owner: "a", LeaseTTL: time.Minute, RenewEvery: time.Second})
+	require.ErrorContains(t, err, "positive run timeout (iocs.run_timeout)")
 }
 
 // TestSlackRunDuringScheduledRun: a run asked for while this process's
@@ -198,7 +222,7 @@ func TestSlackRunDuringScheduledRun(t *testing.T) {
 	a, err := NewSyncer(slow, h.st, opts, nil)
 	require.NoError(t, err)
 	never := func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
-	cfg := JobConfig{Leaser: h.st, Owner: "replica-a", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, newTicker: never}
+	cfg := JobConfig{Leaser: h.st, Owner: "replica-a", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, RunTimeout: config.DefaultIOCRunTimeout, newTicker: never}
 	job, err := a.ScheduledJob(cfg)
 	require.NoError(t, err)
 	onDemand, err := a.Leased(cfg)
@@ -220,7 +244,7 @@ func TestSlackRunDuringScheduledRun(t *testing.T) {
 	// The running sync's lease is intact: replica B is refused.
 	b, err := NewSyncer(h.api, h.st, opts, nil)
 	require.NoError(t, err)
-	other, err := b.Leased(JobConfig{Leaser: h.st, Owner: "replica-b", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery})
+	other, err := b.Leased(JobConfig{Leaser: h.st, Owner: "replica-b", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, RunTimeout: config.DefaultIOCRunTimeout})
 	require.NoError(t, err)
 	_, err = other.Run(context.Background(), "slack")
 	require.ErrorIs(t, err, ErrLeaseHeld)
@@ -251,7 +275,7 @@ func TestDeadRunLeaseTakenOverWithinTwoMinutes(t *testing.T) {
 	dead, err := NewSyncer(slow, h.st, opts, nil)
 	require.NoError(t, err)
 	// Default lease timing; its renewals never come (the process is frozen).
-	deadJob, err := dead.Leased(JobConfig{Leaser: h.st, Owner: "host-101", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery,
+	deadJob, err := dead.Leased(JobConfig{Leaser: h.st, Owner: "host-101", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, RunTimeout: config.DefaultIOCRunTimeout,
 		newTicker: func(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }})
 	require.NoError(t, err)
 	done := make(chan error, 1)
@@ -261,7 +285,7 @@ func TestDeadRunLeaseTakenOverWithinTwoMinutes(t *testing.T) {
 	restarted, err := NewSyncer(h.api, h.st, opts, nil)
 	require.NoError(t, err)
 	var reports []string
-	job, err := restarted.ScheduledJob(JobConfig{Leaser: h.st, Owner: "host-202", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery,
+	job, err := restarted.ScheduledJob(JobConfig{Leaser: h.st, Owner: "host-202", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, RunTimeout: config.DefaultIOCRunTimeout,
 		Reporter: ReporterFunc(func(_ context.Context, s string) error { reports = append(reports, s); return nil })})
 	require.NoError(t, err)
 
@@ -309,7 +333,7 @@ func TestALeaseTakenDespiteAnErrorIsReleased(t *testing.T) {
 	leased := func(owner string, l Leaser) *LeasedSyncer {
 		s, err := NewSyncer(h.api, h.st, opts, nil)
 		require.NoError(t, err)
-		ls, err := s.Leased(JobConfig{Leaser: l, Owner: owner, LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery})
+		ls, err := s.Leased(JobConfig{Leaser: l, Owner: owner, LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, RunTimeout: config.DefaultIOCRunTimeout})
 		require.NoError(t, err)
 		return ls
 	}

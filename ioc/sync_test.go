@@ -547,9 +547,9 @@ func TestScheduledJobTakesLease(t *testing.T) {
 	s := h.syncer(t, nil)
 	var reports []string
 	rep := ReporterFunc(func(_ context.Context, text string) error { reports = append(reports, text); return nil })
-	jobA, err := s.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-a", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, Reporter: rep})
+	jobA, err := s.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-a", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, RunTimeout: config.DefaultIOCRunTimeout, Reporter: rep})
 	require.NoError(t, err)
-	jobB, err := s.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-b", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, Reporter: rep})
+	jobB, err := s.ScheduledJob(JobConfig{Leaser: h.st, Owner: "replica-b", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, RunTimeout: config.DefaultIOCRunTimeout, Reporter: rep})
 	require.NoError(t, err)
 
 	// B holds the lease: A skips without running.
@@ -668,7 +668,7 @@ func TestOnDemandRunTakesTheLease(t *testing.T) {
 	s := h.syncer(t, nil)
 	var reports []string
 	rep := ReporterFunc(func(_ context.Context, text string) error { reports = append(reports, text); return nil })
-	onDemand, err := s.Leased(JobConfig{Leaser: h.st, Owner: "replica-a", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, Reporter: rep})
+	onDemand, err := s.Leased(JobConfig{Leaser: h.st, Owner: "replica-a", LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery, RunTimeout: config.DefaultIOCRunTimeout, Reporter: rep})
 	require.NoError(t, err)
 
 	ok, err := h.st.AcquireLease(context.Background(), LeaseName, "replica-b", h.clock, time.Hour)

@@ -70,7 +70,7 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 	// The same lease as serve's scheduled and Slack runs: a push-iocs run
 	// never overlaps another sync on the same store.
 	leased, err := syncer.Leased(ioc.JobConfig{Leaser: st, Owner: "cli-" + cfg.Replica(), LeaseTTL: config.IOCLeaseTTL,
-		RenewEvery: config.IOCLeaseRenewEvery, Logger: logger})
+		RenewEvery: config.IOCLeaseRenewEvery, RunTimeout: cfg.IOCs.RunTimeout, Logger: logger})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "defenderbot push-iocs: %v\n", err)
 		return 1

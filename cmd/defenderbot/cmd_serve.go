@@ -26,10 +26,6 @@ import (
 	"github.com/defenderbot/defenderbot/store"
 )
 
-// shutdownGrace bounds the graceful part of a shutdown: in-flight HTTP
-// requests, the running IOC sync, the bot's async work.
-const shutdownGrace = 25 * time.Second
-
 // runServe is the production entry point: the Slack bot (HTTP endpoints or
 // Socket Mode), health/readiness/metrics, and the scheduled IOC sync.
 func runServe(ctx context.Context, c *cli, args []string) int {
@@ -188,7 +184,7 @@ func (s *serveApp) scheduleIOCSync(ctx context.Context, st leaseCountingStore, r
 		return nil, fmt.Errorf("IOC sync: %w", err)
 	}
 	jobCfg := ioc.JobConfig{Leaser: st, Owner: replica, LeaseTTL: config.IOCLeaseTTL, RenewEvery: config.IOCLeaseRenewEvery,
-		Reporter: s.reporter(), Logger: logger}
+		RunTimeout: cfg.IOCs.RunTimeout, Reporter: s.reporter(), Logger: logger}
 	// Runs asked for in Slack take the same lease as scheduled ones, so
 	// two replicas never sync at once.
 	leased, err := syncer.Leased(jobCfg)
@@ -346,7 +342,7 @@ func (s *serveApp) run(ctx context.Context, ln net.Listener) error {
 		s.log.Error("fatal error, shutting down", "error", runErr)
 	}
 
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		s.log.Warn("http shutdown", "error", err)
