@@ -18,6 +18,8 @@ import (
 
 	"github.com/defenderbot/defenderbot/defender/defendertest"
 	"github.com/defenderbot/defenderbot/internal/slackfake"
+	"github.com/defenderbot/defenderbot/store"
+	"github.com/defenderbot/defenderbot/store/storetest"
 )
 
 // The kill tests run the real binary: two `serve` replicas share one
@@ -38,11 +40,18 @@ type killWorld struct {
 	logs []*syncBuffer
 }
 
-func newKillWorld(t *testing.T, bin string, opts ...defendertest.Option) *killWorld {
+// newKillWorld starts Defender and Slack and writes the replicas' config:
+// the database is a fresh SQLite file or PostgreSQL schema (driver; the
+// PostgreSQL run is skipped without DEFENDERBOT_TEST_POSTGRES_DSN).
+func newKillWorld(t *testing.T, bin, driver string, opts ...defendertest.Option) *killWorld {
 	t.Helper()
+	dir := t.TempDir()
+	dsn := filepath.Join(dir, "kill.db")
+	if driver == store.DriverPostgres {
+		dsn = storetest.PostgresDSN(t)
+	}
 	w := &killWorld{emu: defendertest.NewServer(t, opts...), sf: slackfake.NewT(t), bin: bin}
 	w.emu.AddSampleData()
-	dir := t.TempDir()
 	w.ca = filepath.Join(dir, "ca.pem")
 	require.NoError(t, os.WriteFile(w.ca, w.emu.CACertPEM(), 0o600))
 	// The production timings, except the follow-up polls (1 s, so the test
@@ -64,9 +73,9 @@ slack:
 approval:
   approvers: [U0BOB]
 store:
-  driver: sqlite
+  driver: %s
   dsn: %q
-`, w.emu.URL, w.emu.URL, defendertest.TenantID, defendertest.ClientID, defendertest.ClientSecret, killSecret, w.sf.APIURL(), filepath.Join(dir, "kill.db"))
+`, w.emu.URL, w.emu.URL, defendertest.TenantID, defendertest.ClientID, defendertest.ClientSecret, killSecret, w.sf.APIURL(), driver, dsn)
 	w.cfg = filepath.Join(dir, "defenderbot.yaml")
 	require.NoError(t, os.WriteFile(w.cfg, []byte(yaml), 0o600))
 	return w
@@ -219,23 +228,25 @@ func TestKillAReplicaAtEachCrashPoint(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			w := newKillWorld(t, bin, defendertest.WithActionTimings(2*time.Second, 20*time.Second))
-			a := w.start(t, "replica-a")
-			w.start(t, "replica-b")
-			tt.arm(w)
-			ts := w.requestAndApprove(t, a)
-			require.Eventually(t, func() bool { return tt.killWhen(w) }, 30*time.Second, 5*time.Millisecond, "the crash point was not reached")
-			died := a.kill(t)
+		for _, driver := range []string{store.DriverSQLite, store.DriverPostgres} {
+			t.Run(driver+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				w := newKillWorld(t, bin, driver, defendertest.WithActionTimings(2*time.Second, 20*time.Second))
+				a := w.start(t, "replica-a")
+				w.start(t, "replica-b")
+				tt.arm(w)
+				ts := w.requestAndApprove(t, a)
+				require.Eventually(t, func() bool { return tt.killWhen(w) }, 30*time.Second, 5*time.Millisecond, "the crash point was not reached")
+				died := a.kill(t)
 
-			state, at := w.outcomeShown(t, ts, bound+30*time.Second)
-			took := at.Sub(died)
-			t.Logf("outcome %q shown %s after replica A died", state, took.Round(time.Second))
-			assert.Equal(t, tt.want, state)
-			assert.LessOrEqual(t, took, bound)
-			assert.Equal(t, 1, w.isolateCalls(), "Defender was called once")
-		})
+				state, at := w.outcomeShown(t, ts, bound+30*time.Second)
+				took := at.Sub(died)
+				t.Logf("outcome %q shown %s after replica A died", state, took.Round(time.Second))
+				assert.Equal(t, tt.want, state)
+				assert.LessOrEqual(t, took, bound)
+				assert.Equal(t, 1, w.isolateCalls(), "Defender was called once")
+			})
+		}
 	}
 }
 
