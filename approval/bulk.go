@@ -21,16 +21,12 @@ import (
 // ever called twice. Once every machine was called, the request is running
 // and one follow-up polls every machine action still running.
 
-// bulkCallTimeout bounds one machine's part of a bulk execution (the call
-// with its retries and the recording), like executeTimeout for one machine.
-const bulkCallTimeout = time.Minute
-
 // executeTimeoutOf bounds the claimed execution of r.
 func (c *Core) executeTimeoutOf(r *Request) time.Duration {
 	if !r.Bulk() {
-		return executeTimeout
+		return c.cfg.ExecuteTimeout
 	}
-	return executeTimeout + time.Duration(len(r.Targets))*(c.cfg.BulkPace+bulkCallTimeout)
+	return c.cfg.ExecuteTimeout + time.Duration(len(r.Targets))*(c.cfg.BulkPace+c.cfg.BulkCallTimeout)
 }
 
 // runBulk calls Defender for every machine of r not yet called, settles the
@@ -80,7 +76,7 @@ func (c *Core) runBulk(ctx context.Context, r *Request) {
 
 // callTarget claims machine t of r and calls Defender for it once.
 func (c *Core) callTarget(ctx context.Context, r *Request, t *Target, args actions.Args, approvers []string) {
-	ctx, cancel := context.WithTimeout(ctx, bulkCallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.BulkCallTimeout)
 	defer cancel()
 	ok, err := c.deps.Store.TransitionTarget(ctx, r.ID, t.MachineID, TargetQueued, TargetCalling, c.now())
 	if err != nil {

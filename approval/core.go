@@ -118,6 +118,12 @@ type Config struct {
 	// (0: none), so that twenty machines do not hit Defender's rate limits
 	// at once.
 	BulkPace time.Duration
+	// ExecuteTimeout bounds one approved execution (the Defender call with
+	// its retries, the recording and notifications); BulkCallTimeout one
+	// machine's part of a bulk execution, which gets ExecuteTimeout plus
+	// BulkPace+BulkCallTimeout per machine.
+	ExecuteTimeout  time.Duration
+	BulkCallTimeout time.Duration
 }
 
 // Deps are the core's collaborators.
@@ -167,6 +173,9 @@ func New(cfg Config, deps Deps) (*Core, error) {
 	}
 	if cfg.TTL <= 0 || cfg.PollInterval <= 0 || cfg.PollTimeout <= 0 || cfg.SweepEvery <= 0 {
 		problems = append(problems, errors.New("Config.TTL, PollInterval, PollTimeout and SweepEvery must be positive"))
+	}
+	if cfg.ExecuteTimeout <= 0 || cfg.BulkCallTimeout <= 0 {
+		problems = append(problems, errors.New("Config.ExecuteTimeout and BulkCallTimeout must be positive"))
 	}
 	if cfg.MaxBulk < 0 || cfg.BulkPace < 0 {
 		problems = append(problems, errors.New("Config.MaxBulk and BulkPace must not be negative"))

@@ -185,7 +185,7 @@ func newFixture(t *testing.T, required int) *fixture {
 	core, err := approval.New(approval.Config{
 		Approvers: []string{"UA1", "UA2", "UREQ"}, RequiredApprovals: required, TTL: time.Hour,
 		ActionsWithoutApproval: []actions.Name{actions.GetAction}, PollInterval: time.Second, PollTimeout: time.Minute,
-		ReplicaID: "r1", SweepEvery: time.Minute, MaxBulk: 20, BulkPace: time.Second,
+		ReplicaID: "r1", SweepEvery: time.Minute, MaxBulk: 20, BulkPace: time.Second, ExecuteTimeout: 3 * time.Minute, BulkCallTimeout: time.Minute,
 	}, approval.Deps{
 		Store: f.store, Defender: f.def, Directory: directory{}, Notifier: f.events, Metrics: f.metrics,
 		Now: f.clock.Now,
@@ -256,7 +256,7 @@ func TestDirectoryFailureRefusesNothingAndIsAnError(t *testing.T) {
 	f := newFixture(t, 1)
 	r := f.create(t)
 	core, err := approval.New(approval.Config{Approvers: []string{"UA1"}, RequiredApprovals: 1, TTL: time.Hour,
-		PollInterval: time.Second, PollTimeout: time.Minute, ReplicaID: "r2", SweepEvery: time.Minute},
+		PollInterval: time.Second, PollTimeout: time.Minute, ReplicaID: "r2", SweepEvery: time.Minute, ExecuteTimeout: 3 * time.Minute, BulkCallTimeout: time.Minute},
 		approval.Deps{Store: f.store, Defender: f.def, Directory: directory{down: true}, Notifier: f.events, Now: f.clock.Now,
 			Sleep: func(context.Context, time.Duration) error { return nil }, Explain: func(error, actions.Name) string { return "" }})
 	require.NoError(t, err)
@@ -396,4 +396,26 @@ func TestScanExpiresAndResumes(t *testing.T) {
 	assert.Equal(t, approval.StateSucceeded, got.State)
 	assert.Equal(t, 1, f.def.runs)
 	assert.Equal(t, 1, f.metrics.n["expired"])
+}
+
+// The core has no execution bounds of its own: a missing one is refused
+// with its name (config.ExecuteTimeout and config.BulkCallTimeout own them).
+func TestNewRefusesMissingExecutionBounds(t *testing.T) {
+	base := approval.Config{Approvers: []string{"UA1"}, RequiredApprovals: 1, TTL: time.Hour,
+		PollInterval: time.Second, PollTimeout: time.Minute, ReplicaID: "r1", SweepEvery: time.Minute,
+		ExecuteTimeout: 3 * time.Minute, BulkCallTimeout: time.Minute}
+	deps := approval.Deps{Store: storetest.OpenSQLite(t), Defender: &fakeDefender{}, Directory: directory{}, Notifier: &events{},
+		Now: time.Now, Sleep: func(context.Context, time.Duration) error { return nil }, Explain: func(error, actions.Name) string { return "" }}
+	core, err := approval.New(base, deps)
+	require.NoError(t, err)
+	core.Stop()
+	for name, unset := range map[string]func(*approval.Config){
+		"ExecuteTimeout":  func(c *approval.Config) { c.ExecuteTimeout = 0 },
+		"BulkCallTimeout": func(c *approval.Config) { c.BulkCallTimeout = -time.Second },
+	} {
+		c := base
+		unset(&c)
+		_, err := approval.New(c, deps)
+		assert.ErrorContains(t, err, "Config.ExecuteTimeout and BulkCallTimeout must be positive", name)
+	}
 }

@@ -56,10 +56,6 @@ func TaggedComment(comment, id string, approvers []string) string {
 // Defender call could not be written.
 const NotAuditedText = "Not run: the audit trail could not be written (database error), and defenderbot never calls Defender without an audit record. Request the action again once the database is back."
 
-// executeTimeout bounds one claimed execution (the Defender call with its
-// retries, recording and notifications), detached from shutdown.
-const executeTimeout = 3 * time.Minute
-
 // The execution claim is a lease ("execute:<id>") taken with the
 // approved -> executing transition and renewed every leaseTTL/3 while the
 // Defender call runs and its outcome is recorded. When its holder dies the

@@ -202,6 +202,7 @@ func (f *fixture) replicaWith(t *testing.T, id string, st approval.Store, poll t
 	core, err := approval.New(approval.Config{
 		Approvers: []string{"UA1", "UA2", "UREQ"}, RequiredApprovals: 1, TTL: time.Hour,
 		PollInterval: poll, PollTimeout: 30 * time.Minute, ReplicaID: id, SweepEvery: time.Minute, MaxBulk: 20, BulkPace: time.Second,
+		ExecuteTimeout: 3 * time.Minute, BulkCallTimeout: time.Minute,
 	}, approval.Deps{
 		Store: st, Defender: f.def, Directory: directory{}, Notifier: f.events, Now: f.clock.Now,
 		Sleep:   func(ctx context.Context, d time.Duration) error { f.clock.Advance(d); return ctx.Err() },

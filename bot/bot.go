@@ -78,6 +78,10 @@ type Config struct {
 	IOCSyncTimeout time.Duration
 	// MaxBulk is how many machines one request may name (approval.max_bulk).
 	MaxBulk int
+	// ExecuteTimeout and BulkCallTimeout bound an approved execution on one
+	// machine and one machine's part of a bulk one (approval.Config).
+	ExecuteTimeout  time.Duration
+	BulkCallTimeout time.Duration
 	// BulkPace spaces the Defender calls of a bulk request.
 	BulkPace time.Duration
 	// ProgressEvery is the least time between two updates of a bulk
@@ -265,6 +269,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		SweepEvery:             cfg.SweepEvery,
 		MaxBulk:                cfg.MaxBulk,
 		BulkPace:               cfg.BulkPace,
+		ExecuteTimeout:         cfg.ExecuteTimeout,
+		BulkCallTimeout:        cfg.BulkCallTimeout,
 	}, approval.Deps{
 		Store:     deps.Store,
 		Defender:  deps.Defender,

@@ -41,6 +41,8 @@ func ConfigFrom(c *config.Config, replica string) Config {
 		SlackRetry:         SlackRetryFrom(),
 		MaxBulk:            a.MaxBulk,
 		BulkPace:           config.BulkPace,
+		ExecuteTimeout:     config.ExecuteTimeout,
+		BulkCallTimeout:    config.BulkCallTimeout,
 		ProgressEvery:      config.ProgressEvery,
 	}
 }

@@ -31,6 +31,8 @@ func TestConfigHasNoDefaultsOfItsOwn(t *testing.T) {
 	assert.Equal(t, config.CardAlerts, cfg.CardAlerts)
 	assert.Equal(t, config.SlackTaskTimeout, cfg.TaskTimeout)
 	assert.Equal(t, config.UndoClaimTTL, cfg.UndoClaimTTL)
+	assert.Equal(t, config.ExecuteTimeout, cfg.ExecuteTimeout)
+	assert.Equal(t, config.BulkCallTimeout, cfg.BulkCallTimeout)
 	assert.Equal(t, config.DefaultIOCRunTimeout+config.SlackTaskTimeout, cfg.IOCSyncTimeout, "the run's bound plus time to report")
 
 	cfg.ApprovalChannel, cfg.Approvers = "C1", []string{"U1"}

@@ -30,6 +30,8 @@ var builtIns = map[string]any{
 	"LatestActions":          config.LatestActions,
 	"CardAlerts":             config.CardAlerts,
 	"BulkPace":               config.BulkPace,
+	"ExecuteTimeout":         config.ExecuteTimeout,
+	"BulkCallTimeout":        config.BulkCallTimeout,
 	"ProgressEvery":          config.ProgressEvery,
 	"AlertsOverlap":          config.AlertsOverlap,
 	"TAXIITimeout":           config.TAXIITimeout,

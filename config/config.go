@@ -238,6 +238,11 @@ const (
 	// BulkPace spaces the Defender calls of a bulk request (one per
 	// machine): Defender allows 100 machine actions a minute.
 	BulkPace = time.Second
+	// ExecuteTimeout bounds one approved execution on one machine (the
+	// Defender call with its retries, recording the outcome, the
+	// notifications); BulkCallTimeout one machine's part of a bulk one.
+	ExecuteTimeout  = 3 * time.Minute
+	BulkCallTimeout = time.Minute
 	// ProgressEvery is the least time between two updates of a bulk
 	// request's progress table: Slack allows about one chat.update a second
 	// per channel, and the card and thread share it (the final state is
