@@ -25,13 +25,17 @@ func argFlag(arg string) string { return strings.ReplaceAll(arg, "_", "-") }
 // as one JSON object. Exit codes: 0 success, 1 failure (nothing on stdout,
 // except with --wait when the action ended in a status other than
 // Succeeded: the JSON is printed and the exit code is 1), 2 usage.
+// An action that may run on several machines takes a comma-separated
+// --machine-id list: one call per machine (the client paces them), then
+// one JSON object per line per machine that Defender accepted, in the
+// order given; exit code 1 if any machine failed (each named on stderr).
 func runAction(ctx context.Context, c *cli, args []string) int {
 	fs, f := newActionFlags(c)
 	name, code, ok := parseActionCommand(c, fs, f, args)
 	if !ok {
 		return code
 	}
-	a, err := f.actionArgs(fs, name)
+	list, err := f.actionArgs(fs, name)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
 		return 1
@@ -39,6 +43,10 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 
 	cfg, ok := loadConfigFor(c, *f.cfgPath, config.ForDefender)
 	if !ok {
+		return 1
+	}
+	if len(list) > cfg.Approval.MaxBulk {
+		fmt.Fprintf(c.stderr, "defenderbot: %d machines listed: at most %d per run (approval.max_bulk)\n", len(list), cfg.Approval.MaxBulk)
 		return 1
 	}
 	client, err := newDefenderClient(c, cfg, newLogger(c, cfg))
@@ -51,25 +59,43 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
 		return 1
 	}
-	res, err := runner.Run(ctx, name, a)
-	if err != nil {
-		printActionError(c.stderr, err)
-		return 1
-	}
-
-	code = 0
-	if *f.wait {
-		if res, code, ok = f.waitForAction(ctx, c, cfg, runner, name, res); !ok {
-			return code
+	// Every machine is called before any is waited for: one decision, the
+	// machines contained together.
+	results := make([]*actions.Result, len(list))
+	for i, a := range list {
+		res, err := runner.Run(ctx, name, a)
+		if err != nil {
+			if len(list) > 1 {
+				fmt.Fprintf(c.stderr, "defenderbot: machine %s:\n", a.MachineID)
+			}
+			printActionError(c.stderr, err)
+			code = 1
+			continue
 		}
+		results[i] = res
 	}
-	out, err := renderResult(name, res, *f.raw)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
-		return 1
-	}
-	if _, err := c.stdout.Write(out); err != nil {
-		return 1
+	for _, res := range results {
+		if res == nil {
+			continue
+		}
+		if *f.wait {
+			waited, wcode, ok := f.waitForAction(ctx, c, cfg, runner, name, res)
+			code = max(code, wcode)
+			if !ok {
+				code = 1
+				continue
+			}
+			res = waited
+		}
+		out, err := renderResult(name, res, *f.raw)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "defenderbot: %v\n", err)
+			code = 1
+			continue
+		}
+		if _, err := c.stdout.Write(out); err != nil {
+			return 1
+		}
 	}
 	return code
 }
@@ -143,13 +169,15 @@ func parseActionCommand(c *cli, fs *flag.FlagSet, f *actionFlags, args []string)
 }
 
 // actionArgs builds the action's arguments: the --args file, then the
-// flags given, normalised for the action.
-func (f *actionFlags) actionArgs(fs *flag.FlagSet, name actions.Name) (actions.Args, error) {
+// flags given, normalised for the action; one set per machine of a
+// comma-separated --machine-id list (actions that may run on several
+// machines only; each machine once).
+func (f *actionFlags) actionArgs(fs *flag.FlagSet, name actions.Name) ([]actions.Args, error) {
 	var a actions.Args
 	if *f.argsFile != "" {
 		var err error
 		if a, err = readArgsFile(*f.argsFile); err != nil {
-			return actions.Args{}, err
+			return nil, err
 		}
 	}
 	fs.Visit(func(fl *flag.Flag) {
@@ -159,7 +187,32 @@ func (f *actionFlags) actionArgs(fs *flag.FlagSet, name actions.Name) (actions.A
 			}
 		}
 	})
-	return actions.Normalize(name, a)
+	if !strings.Contains(a.MachineID, ",") {
+		n, err := actions.Normalize(name, a)
+		if err != nil {
+			return nil, err
+		}
+		return []actions.Args{n}, nil
+	}
+	if !name.Bulk() {
+		return nil, fmt.Errorf("%s runs on one machine: --machine-id takes one machine ID", name)
+	}
+	seen := map[string]bool{}
+	var out []actions.Args
+	for _, id := range strings.Split(a.MachineID, ",") {
+		id = strings.TrimSpace(id)
+		if seen[strings.ToLower(id)] {
+			return nil, fmt.Errorf("--machine-id lists %s twice", id)
+		}
+		seen[strings.ToLower(id)] = true
+		a.MachineID = id
+		n, err := actions.Normalize(name, a)
+		if err != nil {
+			return nil, fmt.Errorf("--machine-id %q: %w", id, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // waitForAction (--wait) polls the machine action until it is final or
@@ -200,6 +253,7 @@ func (f *actionFlags) waitForAction(ctx context.Context, c *cli, cfg *config.Con
 func actionUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintln(w, "usage: defenderbot action NAME [flags]")
 	fmt.Fprintln(w, "\nRuns one action against Defender and prints its output fields as one JSON object.")
+	fmt.Fprintln(w, "Actions on machines that Slack runs in bulk take --machine-id a,b,c: one JSON object per line per machine.")
 	fmt.Fprintln(w, "\nactions:")
 	for _, n := range actions.Names() {
 		req := make([]string, 0, 4)

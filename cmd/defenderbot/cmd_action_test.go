@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -380,4 +381,60 @@ func TestActionAlertsThroughGraph(t *testing.T) {
 	assert.Equal(t, 1, r.code)
 	assert.Empty(t, r.stdout)
 	assert.Contains(t, r.stderr, "itemNotFound")
+}
+
+// An action that may run on several machines takes a comma-separated
+// --machine-id: one call per machine, one JSON line per machine in the
+// order given; a machine Defender refuses is named on stderr and the exit
+// code is 1, the others still run.
+func TestActionOnSeveralMachines(t *testing.T) {
+	const second = "2b5bc9d7e413ddd7902c2932e418702b84d0cc07"
+	srv := newEmulator(t)
+	srv.AddMachine(defendertest.Machine{ID: second, ComputerDNSName: "ws2.contoso.com"})
+	env := emulatorEnv(srv)
+
+	r := runCLI(t, srv, env, "action", "isolate", "--machine-id", testMachine+","+second, "--comment", "outbreak", "--isolation-type", "selective")
+	require.Equal(t, 0, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 2, r.stdout)
+	for i, id := range []string{testMachine, second} {
+		out := decodeOne(t, lines[i])
+		assert.Equal(t, id, out["machineid"])
+		assert.Equal(t, "Isolate", out["type"])
+	}
+	assert.Equal(t, 1, srv.Calls(http.MethodPost, "/api/machines/"+testMachine+"/isolate"))
+	assert.Equal(t, 1, srv.Calls(http.MethodPost, "/api/machines/"+second+"/isolate"))
+
+	// One unknown machine: the others run, it is named, exit 1.
+	const ghost = "0000000000000000000000000000000000000bad"
+	r = runCLI(t, srv, env, "action", "scan", "--machine-id", ghost+","+second, "--comment", "sweep", "--scan-type", "quick")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "machine "+ghost)
+	assert.Equal(t, second, decodeOne(t, r.stdout)["machineid"])
+
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"isolate", "--machine-id", testMachine + "," + testMachine, "--comment", "c"}, "lists " + testMachine + " twice"},
+		{[]string{"stop-and-quarantine-file", "--machine-id", testMachine + "," + second, "--sha1", "87662BC3D60E4200CEAF7AAE249D1C343F4B83C9", "--comment", "c"}, "runs on one machine"},
+		{[]string{"isolate", "--machine-id", testMachine + ",," + second, "--comment", "c"}, `--machine-id "":`},
+	} {
+		before := len(srv.Requests())
+		r := runCLI(t, srv, env, append([]string{"action"}, tt.args...)...)
+		assert.Equal(t, 1, r.code, tt.want)
+		assert.Contains(t, r.stderr, tt.want)
+		assert.Empty(t, r.stdout)
+		assert.Len(t, srv.Requests(), before, "nothing sent")
+	}
+}
+
+func TestActionOnSeveralMachinesAtMostMaxBulk(t *testing.T) {
+	srv := newEmulator(t)
+	env := emulatorEnv(srv)
+	env["DEFENDERBOT_APPROVAL_MAX_BULK"] = "1"
+	r := runCLI(t, srv, env, "action", "isolate", "--machine-id", testMachine+",2b5bc9d7e413ddd7902c2932e418702b84d0cc07", "--comment", "c")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "2 machines listed: at most 1 per run (approval.max_bulk)")
+	assert.Zero(t, srv.Calls(http.MethodPost, "/api/machines/"+testMachine+"/isolate"))
 }
