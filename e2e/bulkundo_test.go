@@ -100,24 +100,6 @@ func TestBulkUndoFromTheThread(t *testing.T) {
 	}
 }
 
-// assertUndoLinked: the audit links undoID to id both ways.
-func assertUndoLinked(t *testing.T, p *proc, id, undoID string) {
-	t.Helper()
-	evs, err := p.store.ListAudit(context.Background(), time.Time{})
-	require.NoError(t, err)
-	var linked, requested bool
-	for _, e := range evs {
-		if e.RequestID == undoID && e.Kind == "undo" && e.Details["undo_of"] == id {
-			linked = true
-		}
-		if e.RequestID == id && e.Kind == "undo_requested" && e.Details["undo_request"] == undoID {
-			requested = true
-		}
-	}
-	assert.True(t, linked, "the undo request names the original")
-	assert.True(t, requested, "the original names its undo")
-}
-
 // TestBulkUndoWithoutApprovalWhenExempt: an exempt inverse action runs at
 // once on every machine of the bulk request.
 func TestBulkUndoWithoutApprovalWhenExempt(t *testing.T) {

@@ -105,19 +105,7 @@ func TestUndoFromTheThread(t *testing.T) {
 				return strings.Contains(string(m.Blocks), "Undone") && strings.Contains(string(m.Blocks), carol) && strings.Contains(string(m.Blocks), undoID)
 			}, 5*time.Second, 5*time.Millisecond, "the original message shows who undid it")
 
-			evs, err := p1.store.ListAudit(context.Background(), time.Time{})
-			require.NoError(t, err)
-			var linked, requested bool
-			for _, e := range evs {
-				if e.RequestID == undoID && e.Kind == "undo" && e.Details["undo_of"] == id {
-					linked = true
-				}
-				if e.RequestID == id && e.Kind == "undo_requested" && e.Details["undo_request"] == undoID {
-					requested = true
-				}
-			}
-			assert.True(t, linked, "the undo request names the original")
-			assert.True(t, requested, "the original names its undo")
+			assertUndoLinked(t, p1, id, undoID)
 		})
 	}
 }
@@ -217,4 +205,22 @@ func TestConcurrentUndoSubmitsCreateOneInverse(t *testing.T) {
 			assert.Equal(t, len(codes)-1, already, "every other submitter is told which request undoes it:\n%s", dumpCalls(w.slack.Calls()))
 		})
 	}
+}
+
+// assertUndoLinked: the audit links undoID to id both ways.
+func assertUndoLinked(t *testing.T, p *proc, id, undoID string) {
+	t.Helper()
+	evs, err := p.store.ListAudit(context.Background(), time.Time{})
+	require.NoError(t, err)
+	var linked, requested bool
+	for _, e := range evs {
+		if e.RequestID == undoID && e.Kind == "undo" && e.Details["undo_of"] == id {
+			linked = true
+		}
+		if e.RequestID == id && e.Kind == "undo_requested" && e.Details["undo_request"] == undoID {
+			requested = true
+		}
+	}
+	assert.True(t, linked, "the undo request names the original")
+	assert.True(t, requested, "the original names its undo")
 }
