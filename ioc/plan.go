@@ -241,9 +241,11 @@ type plan struct {
 
 // planInput is everything the planner looks at besides the feed.
 type planInput struct {
-	records map[string]store.IndicatorRecord
+	// records points into the store's listing: a map of the records
+	// themselves would hold a second copy of every one.
+	records map[string]*store.IndicatorRecord
 	// inDefender is Defender's indicators by key; nil when not listed.
-	inDefender map[string]defender.Indicator
+	inDefender map[string]listed
 	// active is the number of active indicators in Defender (all creators).
 	active            int
 	now               time.Time
@@ -662,7 +664,7 @@ func (pl *planner) isLive(k string) bool { return pl.live[k] }
 
 // defenderIDOf is the Defender id a deletion of the record would hit;
 // empty when only the record would go.
-func (pl *planner) defenderIDOf(k string, rec store.IndicatorRecord) string {
+func (pl *planner) defenderIDOf(k string, rec *store.IndicatorRecord) string {
 	if pl.in.inDefender == nil {
 		return rec.DefenderID
 	}
@@ -687,7 +689,7 @@ func (pl *planner) finish() *plan {
 	p := &plan{}
 
 	deleted := map[string]bool{}
-	addDelete := func(k string, rec store.IndicatorRecord) {
+	addDelete := func(k string, rec *store.IndicatorRecord) {
 		p.deletes = append(p.deletes, deletion{key: k, value: rec.Value, defenderID: pl.defenderIDOf(k, rec)})
 		deleted[k] = true
 	}
@@ -747,7 +749,7 @@ func (pl *planner) finish() *plan {
 			if rec.Status != StatusFailed || deleted[k] || pl.isLive(k) {
 				continue
 			}
-			e, reason := retryEntry(rec)
+			e, reason := retryEntry(*rec)
 			if e == nil {
 				pl.skip(&pl.planSkips, skip(rec.StixID, reason, k))
 				continue

@@ -301,11 +301,11 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 	if err != nil {
 		return nil, sk.read, fmt.Errorf("load indicator records: %w", err)
 	}
-	records := make(map[string]store.IndicatorRecord, len(recs))
-	for _, r := range recs {
-		records[r.Key] = r
+	records := make(map[string]*store.IndicatorRecord, len(recs))
+	for i := range recs {
+		records[recs[i].Key] = &recs[i]
 	}
-	inDefender, active, err := listDefender(ctx, api, now)
+	inDefender, active, err := listTenant(ctx, api, now)
 	if err != nil {
 		return nil, sk.read, err
 	}
@@ -385,17 +385,25 @@ type read struct {
 	err *stix.ObjectError
 }
 
-// listDefender reads every indicator the app can see, to know the tenant's
+// listed is what the planner looks at of one of Defender's indicators: a
+// tenant's worth of full defender.Indicator values (18 fields, most unused)
+// would be held through the whole planning pass.
+type listed struct {
+	ID, IndicatorValue, Application, ExternalID string
+}
+
+// listTenant reads every indicator the app can see, to know the tenant's
 // active count, what someone else added, and what is already gone.
-func listDefender(ctx context.Context, api IndicatorAPI, now time.Time) (map[string]defender.Indicator, int, error) {
+func listTenant(ctx context.Context, api IndicatorAPI, now time.Time) (map[string]listed, int, error) {
 	// Top 0: the client follows Defender's paging to the end.
 	all, err := api.ListIndicators(ctx, defender.IndicatorListOptions{})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list Defender indicators: %w", err)
 	}
-	byKey := make(map[string]defender.Indicator, len(all))
+	byKey := make(map[string]listed, len(all))
 	active := 0
-	for _, d := range all {
+	for i := range all {
+		d := &all[i]
 		if d.ExpirationTime != nil && !d.ExpirationTime.After(now) {
 			continue // expired: neither active nor worth deleting
 		}
@@ -404,12 +412,25 @@ func listDefender(ctx context.Context, api IndicatorAPI, now time.Time) (map[str
 		if err != nil {
 			v = d.IndicatorValue
 		}
-		// Only what the planner looks at is kept: not the titles and
-		// descriptions of up to a tenant's worth of indicators.
-		byKey[Key(d.IndicatorType, v)] = defender.Indicator{ID: d.ID, IndicatorValue: d.IndicatorValue,
-			IndicatorType: d.IndicatorType, Application: d.Application, ExternalID: d.ExternalID}
+		byKey[Key(d.IndicatorType, v)] = listed{ID: d.ID, IndicatorValue: d.IndicatorValue,
+			Application: d.Application, ExternalID: d.ExternalID}
 	}
 	return byKey, active, nil
+}
+
+// listDefender is listTenant in the form the reference planner of the tests
+// takes.
+func listDefender(ctx context.Context, api IndicatorAPI, now time.Time) (map[string]defender.Indicator, int, error) {
+	byKey, active, err := listTenant(ctx, api, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make(map[string]defender.Indicator, len(byKey))
+	for k, d := range byKey {
+		out[k] = defender.Indicator{ID: d.ID, IndicatorValue: d.IndicatorValue,
+			Application: d.Application, ExternalID: d.ExternalID}
+	}
+	return out, active, nil
 }
 
 // Run performs one sync and persists its report as a store.SyncRun. The
