@@ -75,6 +75,9 @@ type instant struct {
 
 func instantOf(t time.Time) instant { return instant{sec: t.Unix(), nsec: int32(t.Nanosecond())} }
 
+// time is a (in UTC): what is compared of t, not its location.
+func (a instant) time() time.Time { return time.Unix(a.sec, int64(a.nsec)).UTC() }
+
 func (a instant) compare(b instant) int {
 	if c := cmp.Compare(a.sec, b.sec); c != 0 {
 		return c
@@ -177,18 +180,40 @@ func compareRanked(a, b ranked) int {
 	return cmp.Compare(a.key, b.key)
 }
 
+// freshEntry is what the planner keeps of an indicator that would take a
+// new slot in the tenant while the feed is read: what ranks it and where its
+// conversion is in the spool, a tenth of an entry. The heap can hold
+// tenant_limit of them (an unchanged sync fills it with candidates that are
+// all left out): the entries of those kept are rebuilt from the spool once
+// the feed is read (planner.freshEntries).
+type freshEntry struct {
+	ranked
+	severity string // entry.ind.Severity, for a left-out one listed in memory
+	src      int64  // entry.src
+	srcIdx   int32  // entry.srcIdx
+	e        *entry // the entry itself when it is not spooled (src 0: a retry)
+}
+
+func freshOf(e *entry) freshEntry {
+	f := freshEntry{ranked: rankOf(e), severity: e.ind.Severity, src: e.src, srcIdx: int32(e.srcIdx)}
+	if e.src == 0 {
+		f.e = planned(e)
+	}
+	return f
+}
+
 // freshHeap holds the indicators that would take a new slot in the tenant,
 // the lowest ranked on top, so that only as many as can fit are kept.
-type freshHeap []*entry
+type freshHeap []freshEntry
 
 func (h freshHeap) Len() int           { return len(h) }
-func (h freshHeap) Less(i, j int) bool { return rankedBefore(h[i], h[j]) > 0 }
+func (h freshHeap) Less(i, j int) bool { return compareRanked(h[i].ranked, h[j].ranked) > 0 }
 func (h freshHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *freshHeap) Push(x any)        { *h = append(*h, x.(*entry)) }
+func (h *freshHeap) Push(x any)        { *h = append(*h, x.(freshEntry)) }
 func (h *freshHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]
-	old[len(old)-1] = nil
+	old[len(old)-1] = freshEntry{}
 	*h = old[:len(old)-1]
 	return e
 }
@@ -635,27 +660,68 @@ func (pl *planner) consider(k string, e *entry) {
 	// A new slot in the tenant: keep only what the tenant limit can take.
 	switch {
 	case pl.freshCap < 0 || len(pl.fresh) < pl.freshCap:
-		heap.Push(&pl.fresh, planned(e))
-	case len(pl.fresh) > 0 && rankedBefore(e, pl.fresh[0]) < 0:
+		heap.Push(&pl.fresh, freshOf(e))
+	case len(pl.fresh) > 0 && compareRanked(rankOf(e), pl.fresh[0].ranked) < 0:
 		pl.leave(pl.fresh[0])
-		pl.fresh[0] = planned(e)
+		pl.fresh[0] = freshOf(e)
 		heap.Fix(&pl.fresh, 0)
 	default:
-		pl.leave(e)
+		pl.leave(freshEntry{ranked: rankOf(e), severity: e.ind.Severity})
 	}
 }
 
 // leave counts (and, for Plan, lists) an indicator the tenant limit leaves out.
-func (pl *planner) leave(e *entry) {
+func (pl *planner) leave(f freshEntry) {
 	pl.leftOutN++
 	if pl.sp != nil {
-		pl.sp.leftOut.add(rankOf(e))
+		pl.sp.leftOut.add(f.ranked)
 		return
 	}
 	if pl.in.list {
-		pl.leftOut = append(pl.leftOut, &entry{key: e.key, ind: defender.Indicator{Severity: e.ind.Severity},
-			validFrom: e.validFrom, modified: e.modified})
+		pl.leftOut = append(pl.leftOut, &entry{key: f.key, ind: defender.Indicator{Severity: f.severity},
+			validFrom: f.validFrom.time(), modified: f.modified.time()})
 	}
+}
+
+// freshEntries rebuilds the entries of the fresh indicators kept, reading
+// the spooled ones back in one sequential pass, as consider planned them.
+func (pl *planner) freshEntries() ([]*entry, error) {
+	out := make([]*entry, 0, len(pl.fresh))
+	var spooled []freshEntry
+	for _, f := range pl.fresh {
+		if f.e != nil {
+			out = append(out, f.e)
+		} else {
+			spooled = append(spooled, f)
+		}
+	}
+	if len(spooled) == 0 {
+		return out, nil
+	}
+	slices.SortFunc(spooled, func(a, b freshEntry) int {
+		return cmp.Or(cmp.Compare(a.src, b.src), cmp.Compare(a.srcIdx, b.srcIdx))
+	})
+	fw, err := pl.convs.forward(true)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range spooled {
+		off, idx := f.src-1, int(f.srcIdx)
+		r, err := fw.at(off)
+		if err != nil {
+			return nil, err
+		}
+		if r.err != nil || idx >= len(r.c.Indicators) || r.c.key(idx) != f.key {
+			return nil, fmt.Errorf("read the spooled feed: record at %d is not the conversion of %s", off, f.key)
+		}
+		e := liveEntry(&r.c, idx, off)
+		// A fresh indicator is not in the tenant: consider set no more.
+		if rec, managed := pl.in.records[e.key]; managed {
+			e.defenderID, e.prevFP = rec.DefenderID, rec.Fingerprint
+		}
+		out = append(out, planned(&e))
+	}
+	return out, nil
 }
 
 // isLive reports whether a live object of the feed asserts the managed or
@@ -682,9 +748,9 @@ func (pl *planner) defenderIDOf(k string, rec *store.IndicatorRecord) string {
 	return d.ID
 }
 
-// finish decides what to import and delete once the whole feed is read. It
-// does no I/O.
-func (pl *planner) finish() *plan {
+// finish decides what to import and delete once the whole feed is read. Its
+// only I/O reads back the spooled fresh imports kept (freshEntries).
+func (pl *planner) finish() (*plan, error) {
 	in := pl.in
 	p := &plan{}
 
@@ -807,12 +873,16 @@ func (pl *planner) finish() *plan {
 	if in.tenantLimit > 0 {
 		room := max(in.tenantLimit-in.active+hits, 0)
 		for len(pl.fresh) > room {
-			pl.leave(heap.Pop(&pl.fresh).(*entry))
+			pl.leave(heap.Pop(&pl.fresh).(freshEntry))
 		}
+	}
+	fresh, err := pl.freshEntries()
+	if err != nil {
+		return nil, err
 	}
 	// Imports in key order, the feed's first, then the retried ones.
 	var retried []*entry
-	for _, e := range slices.Concat(pl.inTenant, pl.fresh) {
+	for _, e := range slices.Concat(pl.inTenant, fresh) {
 		if e.retry {
 			retried = append(retried, e)
 		} else {
@@ -845,7 +915,7 @@ func (pl *planner) finish() *plan {
 		}
 		p.skipped = append(p.skipped, pl.planSkips...)
 	}
-	return p
+	return p, nil
 }
 
 // indicator is the payload of e, read back from the spool if need be.

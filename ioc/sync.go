@@ -330,7 +330,10 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 	if err := pl.settleDups(); err != nil {
 		return nil, sk.read, err
 	}
-	p := pl.finish()
+	p, err := pl.finish()
+	if err != nil {
+		return nil, sk.read, err
+	}
 	p.position = position
 	p.convs = convs
 	if mode == listMemory {
