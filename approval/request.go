@@ -172,8 +172,9 @@ type Decision struct {
 
 // RequestFilter selects requests. Zero values mean "any".
 type RequestFilter struct {
-	States []State
-	Limit  int
+	States  []State
+	Actions []actions.Name
+	Limit   int
 }
 
 // RequestUpdate changes the execution fields of a request. Nil fields are left alone.

@@ -25,11 +25,11 @@ import (
 
 // Home tab limits: the view holds 100 blocks.
 const (
-	homeMaxWaiting  = 15 // two blocks each
-	homeMaxIsolated = 15 // one block each
-	homeMaxLines    = 10 // lines of the list sections
-	homeResults     = 10 // "the last ten results"
-	homeScan        = 500
+	homeMaxWaiting  = 15  // two blocks each
+	homeMaxIsolated = 15  // one block each
+	homeMaxLines    = 10  // lines of the list sections
+	homeResults     = 10  // "the last ten results"
+	homeScan        = 500 // the results scanned for the last ten
 	homeCommentLen  = 300
 )
 
@@ -73,8 +73,8 @@ func (s *Service) publishHome(ctx context.Context, user string) {
 
 func (s *Service) homeData(ctx context.Context, user string) homeData {
 	d := homeData{User: user, Now: s.now()}
-	list := func(what string, limit int, states ...approval.State) []*approval.Request {
-		rs, err := s.deps.Store.ListRequests(ctx, approval.RequestFilter{States: states, Limit: limit})
+	list := func(what string, limit int, acts []actions.Name, states ...approval.State) []*approval.Request {
+		rs, err := s.deps.Store.ListRequests(ctx, approval.RequestFilter{States: states, Actions: acts, Limit: limit})
 		if err != nil {
 			s.log.ErrorContext(ctx, "home tab: listing requests failed", "what", what, "error", err)
 			d.Problems = append(d.Problems, what)
@@ -86,7 +86,7 @@ func (s *Service) homeData(ctx context.Context, user string) homeData {
 		s.log.WarnContext(ctx, "home tab: approver check failed", "user", user, "error", err)
 		d.Problems = append(d.Problems, "requests waiting for your approval (Slack user group look-up failed)")
 	}
-	for _, r := range list("pending requests", 0, approval.StatePending) {
+	for _, r := range list("pending requests", 0, nil, approval.StatePending) {
 		if r.Expired(d.Now) {
 			continue
 		}
@@ -97,22 +97,18 @@ func (s *Service) homeData(ctx context.Context, user string) homeData {
 			d.Waiting = append(d.Waiting, r)
 		}
 	}
-	for _, r := range list("running requests", 0, approval.StateApproved, approval.StateExecuting, approval.StateRunning) {
+	for _, r := range list("running requests", 0, nil, approval.StateApproved, approval.StateExecuting, approval.StateRunning) {
 		d.Running = append(d.Running, r)
 		if r.RequesterID == user {
 			d.Mine = append(d.Mine, r)
 		}
 	}
-	finals := list("results", homeScan, approval.StateSucceeded, approval.StateFailed)
-	sorted := slices.Clone(finals)
-	sort.SliceStable(sorted, func(i, j int) bool {
-		if !sorted[i].UpdatedAt.Equal(sorted[j].UpdatedAt) {
-			return sorted[i].UpdatedAt.After(sorted[j].UpdatedAt)
-		}
-		return sorted[i].CreatedAt.After(sorted[j].CreatedAt) // a release is requested after its isolation
-	})
-	d.Results = sorted[:min(homeResults, len(sorted))]
-	d.Isolated = stillIsolated(sorted)
+	results := newestDone(list("results", homeScan, nil, approval.StateSucceeded, approval.StateFailed))
+	d.Results = results[:min(homeResults, len(results))]
+	// Every isolation and release, however old: an isolation still in
+	// force must not drop off behind newer results of other actions.
+	d.Isolated = stillIsolated(newestDone(list("isolated machines", 0, []actions.Name{actions.Isolate, actions.Deisolate},
+		approval.StateSucceeded, approval.StateFailed)))
 	if s.deps.IOCs != nil {
 		txt, err := s.deps.IOCs.StatusText(ctx)
 		if err != nil {
@@ -122,6 +118,18 @@ func (s *Service) homeData(ctx context.Context, user string) homeData {
 		d.IOCs = txt
 	}
 	return d
+}
+
+// newestDone sorts finished requests newest outcome first.
+func newestDone(done []*approval.Request) []*approval.Request {
+	sorted := slices.Clone(done)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if !sorted[i].UpdatedAt.Equal(sorted[j].UpdatedAt) {
+			return sorted[i].UpdatedAt.After(sorted[j].UpdatedAt)
+		}
+		return sorted[i].CreatedAt.After(sorted[j].CreatedAt) // a release is requested after its isolation
+	})
+	return sorted
 }
 
 // isolation is a request that isolated machines defenderbot has not

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -197,4 +198,31 @@ func TestStillIsolatedWithBulkRequests(t *testing.T) {
 	assert.Equal(t, "isolate-all", isos[0].Request.ID)
 	require.Len(t, isos[0].Machines, 1)
 	assert.Equal(t, "m2", isos[0].Machines[0].MachineID, "m1 released by the bulk release, m3 on its own, m4 never isolated")
+}
+
+// An isolation stays on the Home tab however many requests finished after
+// it: the list is read from the isolations and releases themselves, not
+// from the latest results.
+func TestHomeListsAnIsolationOlderThanManyResults(t *testing.T) {
+	h := newHarness(t, nil)
+	h.def.statuses = []defender.ActionStatus{defender.StatusSucceeded}
+	h.command(t, analyst, "isolate ws-001.contoso.com full beaconing")
+	r := h.store.only(t)
+	_, err := h.svc.HandleInteraction(context.Background(), homeClick(approver1, actionApprove, r.ID))
+	require.NoError(t, err)
+	h.svc.Wait()
+	h.svc.core.Wait()
+
+	later := r.CreatedAt
+	for i := range 600 {
+		later = later.Add(time.Minute)
+		scan := &approval.Request{ID: fmt.Sprintf("scan-%03d", i), Action: actions.Scan,
+			Args:        actions.Args{MachineID: "m-other", Comment: "routine", ScanType: "Quick"},
+			RequesterID: analyst, ChannelID: "C_SOC", RequiredApprovals: 1, State: approval.StateSucceeded,
+			CreatedAt: later, ExpiresAt: later.Add(time.Hour)}
+		require.NoError(t, h.store.CreateRequest(context.Background(), scan))
+	}
+	home := h.home(t, approver1)
+	assert.Contains(t, home, "Isolated by defenderbot* (1)")
+	assert.Contains(t, home, `"action_id":"undo","value":"`+r.ID+`"`)
 }

@@ -254,14 +254,16 @@ func marks(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-// ListRequests returns the requests in f.States (any state if empty), newest
-// first, at most f.Limit of them (all if 0).
+// ListRequests returns the requests in f.States (any state if empty) of
+// f.Actions (any action if empty), newest first, at most f.Limit of them
+// (all if 0).
 func (s *sqlStore) ListRequests(ctx context.Context, f approval.RequestFilter) ([]*approval.Request, error) {
 	if f.Limit < 0 {
 		return nil, fmt.Errorf("list requests: negative limit %d", f.Limit)
 	}
 	query := `SELECT ` + requestColumns + ` FROM requests`
 	var args []any
+	var where []string
 	if len(f.States) > 0 {
 		for _, st := range f.States {
 			if !st.Valid() {
@@ -269,7 +271,19 @@ func (s *sqlStore) ListRequests(ctx context.Context, f approval.RequestFilter) (
 			}
 			args = append(args, string(st))
 		}
-		query += ` WHERE state IN (` + marks(len(args)) + `)`
+		where = append(where, `state IN (`+marks(len(f.States))+`)`)
+	}
+	if len(f.Actions) > 0 {
+		for _, a := range f.Actions {
+			if !a.Valid() {
+				return nil, fmt.Errorf("list requests: unknown action %q", a)
+			}
+			args = append(args, string(a))
+		}
+		where = append(where, `action IN (`+marks(len(f.Actions))+`)`)
+	}
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	query += ` ORDER BY created_at DESC, id DESC`
 	if f.Limit > 0 {

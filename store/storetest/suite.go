@@ -134,6 +134,12 @@ func testListRequests(t *testing.T, s store.Store) {
 	for i := range 5 {
 		r := newRequest(fmt.Sprintf("r%d", i), 2)
 		r.CreatedAt = T0().Add(time.Duration(i) * time.Minute)
+		switch i {
+		case 2:
+			r.Action = actions.Deisolate
+		case 4:
+			r.Action = actions.Scan
+		}
 		create(t, s, r)
 	}
 	_, _, err := s.AddApproval(ctx, "r1", "U1", T0())
@@ -152,6 +158,10 @@ func testListRequests(t *testing.T, s store.Store) {
 		{"Rejected", approval.RequestFilter{States: []approval.State{approval.StateRejected}}, []string{"r3"}},
 		{"TwoStates", approval.RequestFilter{States: []approval.State{approval.StateRejected, approval.StatePending}, Limit: 3}, []string{"r4", "r3", "r2"}},
 		{"None", approval.RequestFilter{States: []approval.State{approval.StateRunning}}, []string{}},
+		{"Action", approval.RequestFilter{Actions: []actions.Name{actions.Deisolate}}, []string{"r2"}},
+		{"TwoActions", approval.RequestFilter{Actions: []actions.Name{actions.Isolate, actions.Deisolate}}, []string{"r3", "r2", "r1", "r0"}},
+		{"ActionsAndStates", approval.RequestFilter{Actions: []actions.Name{actions.Isolate, actions.Scan},
+			States: []approval.State{approval.StatePending}, Limit: 2}, []string{"r4", "r1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := s.ListRequests(ctx, tc.f)
@@ -169,6 +179,8 @@ func testListRequests(t *testing.T, s store.Store) {
 	require.ErrorContains(t, err, "negative limit")
 	_, err = s.ListRequests(ctx, approval.RequestFilter{States: []approval.State{"bogus"}})
 	require.ErrorContains(t, err, `unknown state "bogus"`)
+	_, err = s.ListRequests(ctx, approval.RequestFilter{Actions: []actions.Name{"reboot"}})
+	require.ErrorContains(t, err, `unknown action "reboot"`)
 }
 
 func testSetApprovalMessage(t *testing.T, s store.Store) {
