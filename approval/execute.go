@@ -462,11 +462,18 @@ func (c *Core) Scan(ctx context.Context) {
 }
 
 // Run scans at once (work left by a previous process) and then every
-// scanEvery until ctx ends. Follow-ups stop with it; their leases are
-// released so another replica takes over.
-func (c *Core) Run(ctx context.Context) error {
+// scanEvery until ctx ends, running each of also after each scan (an edge's
+// own periodic repair, on the same beat). Follow-ups stop with it; their
+// leases are released so another replica takes over.
+func (c *Core) Run(ctx context.Context, also ...func(ctx context.Context)) error {
 	defer c.followCancel()
-	c.Scan(ctx)
+	scan := func() {
+		c.Scan(ctx)
+		for _, f := range also {
+			f(ctx)
+		}
+	}
+	scan()
 	t := time.NewTicker(c.scanEvery())
 	defer t.Stop()
 	for {
@@ -474,7 +481,7 @@ func (c *Core) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			c.Scan(ctx)
+			scan()
 		}
 	}
 }

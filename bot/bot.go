@@ -301,11 +301,7 @@ func (s *Service) Wait() {
 // expiry sweep and takeover scan (approval.Core.Run) and the sweep of cards
 // whose context a dead replica left loading (cardsweep.go) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	swept := make(chan struct{})
-	go func() { defer close(swept); s.sweepCardsEvery(ctx) }()
-	err := s.core.Run(ctx)
-	<-swept
-	return err
+	return s.core.Run(ctx, s.sweepCards)
 }
 
 // goAsync runs f in the background within Config.TaskTimeout, detached

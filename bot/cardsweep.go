@@ -3,7 +3,6 @@ package bot
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
@@ -13,27 +12,14 @@ import (
 // A card's context is looked up by the replica that posted it, which fills
 // in what came after ContextWait by an update. If that replica dies first,
 // nothing would: the card would read "loading…" forever. So every replica
-// sweeps the open requests' cards (Run, every SweepEvery): a context still
+// sweeps the open requests' cards (Run: after each of the approval core's
+// scans, every SweepEvery): a context still
 // loading once its look-ups' own deadline has passed (ContextWait +
 // LookupTimeout after the request, by when the living creator has stored
 // every answer or its timeout) is marked unavailable and the card updated.
 
 // errLookupAbandoned marks a look-up whose replica stopped before it ended.
 var errLookupAbandoned = errors.New("the replica looking it up stopped")
-
-// sweepCardsEvery runs sweepCards at once and every SweepEvery until ctx ends.
-func (s *Service) sweepCardsEvery(ctx context.Context) {
-	t := time.NewTicker(s.cfg.SweepEvery)
-	defer t.Stop()
-	for {
-		s.sweepCards(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
 
 // sweepCards finishes the contexts that the replica looking them up left
 // loading (see above).
