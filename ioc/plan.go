@@ -139,20 +139,8 @@ type candidate struct {
 	idx int32 // the indicator's index in it
 }
 
-// rankedBefore orders indicators for the tenant limit: highest severity
-// first, then newest (valid_from, then modified), then by key.
-func rankedBefore(a, b *entry) int {
-	if c := cmp.Compare(severityRank(b.ind.Severity), severityRank(a.ind.Severity)); c != 0 {
-		return c
-	}
-	if c := b.validFrom.Compare(a.validFrom); c != 0 {
-		return c
-	}
-	if c := b.modified.Compare(a.modified); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.key, b.key)
-}
+// rankedBefore orders indicators for the tenant limit (compareRanked).
+func rankedBefore(a, b *entry) int { return compareRanked(rankOf(a), rankOf(b)) }
 
 // ranked is what rankedBefore compares, compact and without pointers but
 // the key: what a left-out indicator keeps while the plan is streamed.
@@ -166,7 +154,8 @@ func rankOf(e *entry) ranked {
 	return ranked{key: e.key, severity: int8(severityRank(e.ind.Severity)), validFrom: instantOf(e.validFrom), modified: instantOf(e.modified)}
 }
 
-// compareRanked is rankedBefore of two ranked.
+// compareRanked orders indicators for the tenant limit: highest severity
+// first, then newest (valid_from, then modified), then by key.
 func compareRanked(a, b ranked) int {
 	if c := cmp.Compare(b.severity, a.severity); c != 0 {
 		return c
