@@ -254,6 +254,22 @@ func marks(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
+// whereIn adds "col IN (…)" of vals to a query's conditions and arguments
+// (nothing when vals is empty), refusing a value valid does not know.
+func whereIn[T ~string](where *[]string, args *[]any, col string, vals []T, valid func(T) bool) error {
+	if len(vals) == 0 {
+		return nil
+	}
+	for _, v := range vals {
+		if !valid(v) {
+			return fmt.Errorf("unknown %s %q", col, v)
+		}
+		*args = append(*args, string(v))
+	}
+	*where = append(*where, col+` IN (`+marks(len(vals))+`)`)
+	return nil
+}
+
 // ListRequests returns the requests in f.States (any state if empty) of
 // f.Actions (any action if empty), newest first, at most f.Limit of them
 // (all if 0).
@@ -264,23 +280,11 @@ func (s *sqlStore) ListRequests(ctx context.Context, f approval.RequestFilter) (
 	query := `SELECT ` + requestColumns + ` FROM requests`
 	var args []any
 	var where []string
-	if len(f.States) > 0 {
-		for _, st := range f.States {
-			if !st.Valid() {
-				return nil, fmt.Errorf("list requests: unknown state %q", st)
-			}
-			args = append(args, string(st))
-		}
-		where = append(where, `state IN (`+marks(len(f.States))+`)`)
+	if err := whereIn(&where, &args, "state", f.States, approval.State.Valid); err != nil {
+		return nil, fmt.Errorf("list requests: %w", err)
 	}
-	if len(f.Actions) > 0 {
-		for _, a := range f.Actions {
-			if !a.Valid() {
-				return nil, fmt.Errorf("list requests: unknown action %q", a)
-			}
-			args = append(args, string(a))
-		}
-		where = append(where, `action IN (`+marks(len(f.Actions))+`)`)
+	if err := whereIn(&where, &args, "action", f.Actions, actions.Name.Valid); err != nil {
+		return nil, fmt.Errorf("list requests: %w", err)
 	}
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
