@@ -39,37 +39,33 @@ func TestConfigHasNoDefaultsOfItsOwn(t *testing.T) {
 	deps := Deps{Store: newTestStore(t, &fakeClock{t: t0}), Slack: newFakeSlack(t), Defender: newFakeDefender()}
 	_, err := New(cfg, deps)
 	require.NoError(t, err)
-	for name, unset := range map[string]func(*Config){
-		"ContextWait":   func(c *Config) { c.ContextWait = 0 },
-		"StaleAfter":    func(c *Config) { c.StaleAfter = 0 },
-		"LookupTimeout": func(c *Config) { c.LookupTimeout = 0 },
-		"LatestActions": func(c *Config) { c.LatestActions = 0 },
+	const (
+		card  = "ContextWait, StaleAfter, LookupTimeout and LatestActions must be positive"
+		sweep = "Config.SweepEvery, GroupCacheTTL and ResponseURLTimeout must be positive"
+		task  = "Config.CardAlerts, TaskTimeout, UndoClaimTTL and IOCSyncTimeout must be positive"
+	)
+	for _, tc := range []struct {
+		name  string
+		unset func(*Config)
+		want  string
+	}{
+		{"ContextWait", func(c *Config) { c.ContextWait = 0 }, card},
+		{"StaleAfter", func(c *Config) { c.StaleAfter = 0 }, card},
+		{"LookupTimeout", func(c *Config) { c.LookupTimeout = 0 }, card},
+		{"LatestActions", func(c *Config) { c.LatestActions = 0 }, card},
+		{"SweepEvery", func(c *Config) { c.SweepEvery = 0 }, sweep},
+		{"GroupCacheTTL", func(c *Config) { c.GroupCacheTTL = 0 }, sweep},
+		{"ResponseURLTimeout", func(c *Config) { c.ResponseURLTimeout = 0 }, sweep},
+		{"CardAlerts", func(c *Config) { c.CardAlerts = 0 }, task},
+		{"TaskTimeout", func(c *Config) { c.TaskTimeout = 0 }, task},
+		{"UndoClaimTTL", func(c *Config) { c.UndoClaimTTL = 0 }, task},
+		{"IOCSyncTimeout", func(c *Config) { c.IOCSyncTimeout = 0 }, task},
+		{"ExecuteTimeout", func(c *Config) { c.ExecuteTimeout = 0 }, "Config.ExecuteTimeout and BulkCallTimeout must be positive"},
 	} {
 		c := cfg
-		unset(&c)
+		tc.unset(&c)
 		_, err := New(c, deps)
-		assert.ErrorContains(t, err, "ContextWait, StaleAfter, LookupTimeout and LatestActions must be positive", name)
-	}
-	for name, unset := range map[string]func(*Config){
-		"SweepEvery":         func(c *Config) { c.SweepEvery = 0 },
-		"GroupCacheTTL":      func(c *Config) { c.GroupCacheTTL = 0 },
-		"ResponseURLTimeout": func(c *Config) { c.ResponseURLTimeout = 0 },
-	} {
-		c := cfg
-		unset(&c)
-		_, err := New(c, deps)
-		assert.ErrorContains(t, err, "Config.SweepEvery, GroupCacheTTL and ResponseURLTimeout must be positive", name)
-	}
-	for name, unset := range map[string]func(*Config){
-		"CardAlerts":     func(c *Config) { c.CardAlerts = 0 },
-		"TaskTimeout":    func(c *Config) { c.TaskTimeout = 0 },
-		"UndoClaimTTL":   func(c *Config) { c.UndoClaimTTL = 0 },
-		"IOCSyncTimeout": func(c *Config) { c.IOCSyncTimeout = 0 },
-	} {
-		c := cfg
-		unset(&c)
-		_, err := New(c, deps)
-		assert.ErrorContains(t, err, "Config.CardAlerts, TaskTimeout, UndoClaimTTL and IOCSyncTimeout must be positive", name)
+		assert.ErrorContains(t, err, tc.want, tc.name)
 	}
 	c := cfg
 	c.UndoClaimTTL = c.TaskTimeout - time.Second
