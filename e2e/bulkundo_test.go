@@ -107,18 +107,11 @@ func TestBulkUndoWithoutApprovalWhenExempt(t *testing.T) {
 	p := w.start(t, quickBulk, func(c *bot.Config) {
 		c.ActionsWithoutApproval = []actions.Name{actions.GetAction, actions.UnrestrictCodeExecution}
 	})
-	code, _ := p.command(alice, "restrict "+machine1+","+machine3+" ransomware staging")
-	require.Equal(t, http.StatusOK, code)
-	msg, id := w.approvalMessage(t, 1)
-	w.responseTo(t, alice, 1)
-	p.click(bob, "approve", id, msg.TS)
-	p.waitState(id, approval.StateRunning)
-	w.advance(3 * time.Minute)
-	p.waitState(id, approval.StateSucceeded)
+	msg, id := requestSucceeded(t, w, p, "restrict "+machine1+","+machine3+" ransomware staging")
 
 	btn := w.undoButton(t, msg.TS)
 	assert.Contains(t, string(btn.Blocks), "Remove restriction")
-	code, _ = p.openUndo(t, alice, id, btn.TS, 1)("contained elsewhere")
+	code, _ := p.openUndo(t, alice, id, btn.TS, 1)("contained elsewhere")
 	require.Equal(t, http.StatusOK, code)
 	require.Eventually(t, func() bool { return len(w.defenderWrites()) == 4 }, 10*time.Second, 5*time.Millisecond)
 	assert.ElementsMatch(t, []string{"POST /api/machines/" + machine1 + "/unrestrictCodeExecution", "POST /api/machines/" + machine3 + "/unrestrictCodeExecution"},

@@ -20,6 +20,21 @@ import (
 )
 
 // undoButton waits for the undo offer in the thread of messageTS.
+// requestSucceeded has alice ask for command, bob approve it and Defender
+// finish it: the request's approval message and ID once it succeeded.
+func requestSucceeded(t *testing.T, w *world, p *proc, command string) (slackfake.Call, string) {
+	t.Helper()
+	code, _ := p.command(alice, command)
+	require.Equal(t, http.StatusOK, code)
+	msg, id := w.approvalMessage(t, 1)
+	w.responseTo(t, alice, 1)
+	p.click(bob, "approve", id, msg.TS)
+	p.waitState(id, approval.StateRunning)
+	w.advance(3 * time.Minute)
+	p.waitState(id, approval.StateSucceeded)
+	return msg, id
+}
+
 func (w *world) undoButton(t *testing.T, messageTS string) slackfake.Call {
 	t.Helper()
 	return w.waitCall(t, 1, func(c slackfake.Call) bool {
@@ -116,18 +131,11 @@ func TestUndoWithoutApprovalWhenExempt(t *testing.T) {
 	p := w.start(t, func(c *bot.Config) {
 		c.ActionsWithoutApproval = []actions.Name{actions.GetAction, actions.UnrestrictCodeExecution}
 	})
-	code, _ := p.command(alice, "restrict "+machine1DN+" ransomware staging")
-	require.Equal(t, http.StatusOK, code)
-	msg, id := w.approvalMessage(t, 1)
-	w.responseTo(t, alice, 1)
-	p.click(bob, "approve", id, msg.TS)
-	p.waitState(id, approval.StateRunning)
-	w.advance(3 * time.Minute)
-	p.waitState(id, approval.StateSucceeded)
+	msg, id := requestSucceeded(t, w, p, "restrict "+machine1DN+" ransomware staging")
 
 	btn := w.undoButton(t, msg.TS)
 	assert.Contains(t, string(btn.Blocks), "Remove restriction")
-	code, _ = p.openUndo(t, alice, id, btn.TS, 1)("contained elsewhere")
+	code, _ := p.openUndo(t, alice, id, btn.TS, 1)("contained elsewhere")
 	require.Equal(t, http.StatusOK, code)
 	require.Eventually(t, func() bool { return len(w.defenderWrites()) == 2 }, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, "POST /api/machines/"+machine1+"/unrestrictCodeExecution", w.defenderWrites()[1])
