@@ -478,12 +478,19 @@ type collection struct {
 // their default order) and renders the collection.
 func (s *Server) listResponse(r *http.Request, set string, fields []string, items []any) response {
 	q := r.URL.Query()
-	records := make([]map[string]any, len(items))
-	for i, it := range items {
-		records[i] = toRecord(it)
+	// The JSON object forms are built only to filter or order: a plain
+	// listing of a tenant's 15,000 indicators would spend most of its time
+	// here (the IOC engine's benchmark runs this emulator on its cores).
+	var records []map[string]any
+	f, ob := strings.TrimSpace(q.Get("$filter")), strings.TrimSpace(q.Get("$orderby"))
+	if f != "" || ob != "" {
+		records = make([]map[string]any, len(items))
+		for i, it := range items {
+			records[i] = toRecord(it)
+		}
 	}
 	idx := make([]int, 0, len(items))
-	if f := strings.TrimSpace(q.Get("$filter")); f != "" {
+	if f != "" {
 		node, err := parseFilter(f, fields)
 		if err != nil {
 			return errorResponse(http.StatusBadRequest, "ODataError", "Invalid filter clause: "+err.Error())
@@ -494,11 +501,11 @@ func (s *Server) listResponse(r *http.Request, set string, fields []string, item
 			}
 		}
 	} else {
-		for i := range records {
+		for i := range items {
 			idx = append(idx, i)
 		}
 	}
-	if ob := strings.TrimSpace(q.Get("$orderby")); ob != "" {
+	if ob != "" {
 		if err := orderBy(ob, fields, records, idx); err != nil {
 			return errorResponse(http.StatusBadRequest, "ODataError", "Invalid $orderby: "+err.Error())
 		}
