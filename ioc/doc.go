@@ -30,7 +30,7 @@
 // StaleDropped).
 //
 // Sync: each run lists Defender's indicators (for the 15,000 tenant limit,
-// foreign values and drift), compares the feed with the records'
+// foreign values and drift) while it reads the feed, compares the feed with the records'
 // fingerprints and sends only new or changed indicators, in batches of 500,
 // recording after each batch. Revoked objects, and objects past valid_until,
 // remove the indicators defenderbot imported. In snapshot mode managed

@@ -23,6 +23,7 @@ type fakeAPI struct {
 	// hooks, may be nil
 	importHook func(n int, inds []defender.Indicator) ([]defender.ImportResult, error) // n: 1-based call number
 	deleteHook func(ids []string) error
+	listHook   func(ctx context.Context) error // before the listing, outside the lock
 }
 
 func newFakeAPI() *fakeAPI { return &fakeAPI{byKey: map[string]*defender.Indicator{}} }
@@ -88,7 +89,12 @@ func (f *fakeAPI) apply(inds []defender.Indicator, res []defender.ImportResult) 
 	return out
 }
 
-func (f *fakeAPI) ListIndicators(_ context.Context, _ defender.IndicatorListOptions) ([]defender.Indicator, error) {
+func (f *fakeAPI) ListIndicators(ctx context.Context, _ defender.IndicatorListOptions) ([]defender.Indicator, error) {
+	if f.listHook != nil {
+		if err := f.listHook(ctx); err != nil {
+			return nil, err
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists++

@@ -261,6 +261,21 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 	if err != nil {
 		return nil, 0, err
 	}
+	// Defender's listing does not depend on the feed: it runs while the
+	// feed is read (a tenant's 15,000 indicators take about as long to
+	// list as a large feed takes to read). A failed listing stops the read.
+	rctx, stop := context.WithCancelCause(ctx)
+	done := make(chan tenantList, 1)
+	go func() {
+		var t tenantList
+		t.byKey, t.active, t.err = listTenant(rctx, api, now)
+		if t.err != nil {
+			stop(t.err)
+		}
+		done <- t
+	}()
+	tenant := sync.OnceValue(func() tenantList { return <-done })
+	defer func() { stop(nil); tenant() }() // no listing outlives the run's planning
 	sk := newSketch(feedBytes(feed))
 	if s.sketchBits > 0 {
 		sk.bloom, sk.nbits = make([]uint64, (s.sketchBits+63)/64), (s.sketchBits+63)&^63
@@ -279,7 +294,7 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 	// sketch takes the conversions one at a time, in feed order, and the
 	// spool keeps them for the planner's pass.
 	ropts := stix.ReadOptions{MaxObjectBytes: s.opts.MaxObjectBytes, Workers: s.opts.Workers}
-	position, err := readFeed(ctx, feed, after, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
+	position, err := readFeed(rctx, feed, after, ropts, func(obj *stix.Object, oerr *stix.ObjectError) read {
 		if oerr != nil {
 			return read{err: oerr}
 		}
@@ -294,6 +309,10 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 		return convs.add(&r)
 	})
 	if err != nil {
+		stop(nil)
+		if t := tenant(); t.err != nil && ctx.Err() == nil && errors.Is(context.Cause(rctx), t.err) {
+			return nil, sk.read, t.err // the listing's failure stopped the read
+		}
 		return nil, sk.read, fmt.Errorf("read STIX feed %s: %w", feed, err)
 	}
 	sk.readDone()
@@ -305,10 +324,11 @@ func (s *Syncer) prepareWith(ctx context.Context, api IndicatorAPI, mode listMod
 	for i := range recs {
 		records[recs[i].Key] = &recs[i]
 	}
-	inDefender, active, err := listTenant(ctx, api, now)
-	if err != nil {
-		return nil, sk.read, err
+	t := tenant()
+	if t.err != nil {
+		return nil, sk.read, t.err
 	}
+	inDefender, active := t.byKey, t.active
 	pl := newPlanner(planInput{
 		records: records, inDefender: inDefender, active: active, now: now,
 		snapshot: s.opts.Mode == ModeSnapshot, force: s.opts.Force,
@@ -393,6 +413,13 @@ type read struct {
 // would be held through the whole planning pass.
 type listed struct {
 	ID, IndicatorValue, Application, ExternalID string
+}
+
+// tenantList is listTenant's answer.
+type tenantList struct {
+	byKey  map[string]listed
+	active int
+	err    error
 }
 
 // listTenant reads every indicator the app can see, to know the tenant's
