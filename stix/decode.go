@@ -1,6 +1,7 @@
 package stix
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -214,6 +215,7 @@ func (d *decoder) str() (start, end int, slow bool, err *syntaxError) {
 	p := d.p + 1
 	start = p
 	for {
+		p = plainRun(b, p)
 		if p >= len(b) {
 			d.p = p
 			return 0, 0, false, d.fail("")
@@ -260,6 +262,36 @@ func (d *decoder) str() (start, end int, slow bool, err *syntaxError) {
 			p++
 		}
 	}
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainRun returns the index of the first byte from p on that a string's
+// scan must look at (a quote, a backslash, a control character or a
+// non-ASCII byte), or len(b). It looks at eight bytes at a time: most of a
+// feed's bytes are plain ASCII in strings (descriptions, hashes, dates).
+func plainRun(b []byte, p int) int {
+	for p+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[p:])
+		q := x ^ ('"' * ones)
+		s := x ^ ('\\' * ones)
+		// A byte is zero, or below 0x20, where subtracting borrows into its
+		// high bit; bytes with the high bit set are caught by x itself.
+		if ((q-ones)&^q|(s-ones)&^s|(x-' '*ones)|x)&highs != 0 {
+			break
+		}
+		p += 8
+	}
+	for p < len(b) {
+		if c := b[p]; c == '"' || c == '\\' || c < ' ' || c >= utf8.RuneSelf {
+			return p
+		}
+		p++
+	}
+	return p
 }
 
 // stringValue returns the string at d.p, unquoted as encoding/json does.

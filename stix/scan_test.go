@@ -247,3 +247,33 @@ func TestReadingNeedsAnObjectCap(t *testing.T) {
 	err = ReadFeed(context.Background(), t.TempDir(), 0, noop)
 	require.EqualError(t, err, "stix: ReadOptions.MaxObjectBytes must be positive")
 }
+
+// TestPlainRunStopsAtEveryByteAStringScanMustSee: the eight-bytes-at-a-time
+// skip stops exactly where a byte-at-a-time scan would, for each kind of
+// byte at each offset of the word and past it.
+func TestPlainRunStopsAtEveryByteAStringScanMustSee(t *testing.T) {
+	naive := func(b []byte, p int) int {
+		for ; p < len(b); p++ {
+			if c := b[p]; c == '"' || c == '\\' || c < ' ' || c >= 0x80 {
+				return p
+			}
+		}
+		return p
+	}
+	for _, special := range []byte{'"', '\\', 0, '\n', 0x1f, 0x80, 0xc3, 0xff} {
+		for n := 0; n <= 20; n++ {
+			for at := 0; at <= n; at++ {
+				b := make([]byte, n)
+				for i := range b {
+					b[i] = " !#[]az~\x7f{"[i%10] // plain bytes around the special ones
+				}
+				if at < n {
+					b[at] = special
+				}
+				for from := 0; from <= n; from++ {
+					require.Equal(t, naive(b, from), plainRun(b, from), "special %#x at %d of %d, from %d", special, at, n, from)
+				}
+			}
+		}
+	}
+}
