@@ -4,10 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/defenderbot/defenderbot/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var fuzzSeeds = []string{
@@ -97,4 +100,75 @@ func FuzzReadFeedFrom(f *testing.F) {
 func dirExists(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
+}
+
+// simpleSeeds are patterns at the edge of what parseSimple takes.
+var simpleSeeds = []string{
+	"[ipv4-addr:value = '198.51.100.7']",
+	"[file:hashes.'SHA-256' = 'ab' OR file:hashes.MD5 = 'cd']",
+	"[domain-name:value='a.example']",
+	"[ domain-name:value = 'a.example' ]",
+	"[a:b = 'x' OR  c:d = 'y' OR e:f.g.'h i' = '']",
+	"[a:b = 'x'OR c:d = 'y']",
+	"[a:b = 'x' OR c:d = 'y'] ",
+	"[a:b == 'x']",
+	"[a:b = 'x\\'y']",
+	"[a:b = 'é']",
+	"[a:b = 'x\ty']",
+	"[AND:b = 'x']",
+	"[a:OR = 'x']",
+	"[a:true = 'x']",
+	"[a-b:c-d = 'x']",
+	"[a:'c-d' = 'x']",
+	"[a:b = 'x'] OR [c:d = 'y']",
+	"[a:b = 'x' AND c:d = 'y']",
+	"[a:b = 'x' or c:d = 'y']",
+	"[_a:_b = 'x']",
+	"[9a:b = 'x']",
+	"[a:b. c = 'x']",
+	"[a:b = 'x']]",
+	"[a:b = 'x'",
+	"[a:b[0] = 'x']",
+	"[a:b = h'00']",
+	"[a:b = 'x' OR]",
+	"[]",
+	"[a:b='']",
+	"[t:t = 'x']",
+}
+
+// FuzzSimpleMatchesParser: whatever parseSimple takes, the full parser
+// takes too and reads as the same tree.
+func FuzzSimpleMatchesParser(f *testing.F) {
+	for _, s := range append(simpleSeeds, fuzzSeeds...) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fast, ok := parseSimple(s)
+		if !ok {
+			return
+		}
+		full, err := parseFull(s)
+		if err != nil {
+			t.Fatalf("parseSimple took %q, the parser refuses it: %v", s, err)
+		}
+		if !reflect.DeepEqual(fast, full) {
+			t.Fatalf("%q:\n simple: %s\n parser: %s", s, fast, full)
+		}
+	})
+}
+
+// TestSimpleTakesTheCommonShapes: the fast path is taken for the shapes
+// feeds are made of (else it would be dead code the fuzz test cannot see).
+func TestSimpleTakesTheCommonShapes(t *testing.T) {
+	for _, s := range simpleSeeds[:5] {
+		_, ok := parseSimple(s)
+		assert.True(t, ok, s)
+	}
+	for _, s := range simpleSeeds[5:] {
+		if fast, ok := parseSimple(s); ok {
+			full, err := parseFull(s)
+			require.NoError(t, err, s)
+			assert.Equal(t, full, fast, s)
+		}
+	}
 }

@@ -30,6 +30,14 @@ func (e *SyntaxError) Error() string {
 // validator) accepts although the spec frowns on it: repeated qualifiers of one type on an
 // expression, and a timestamp whose day its month lacks, which marks that literal Invalid.
 func ParsePattern(s string) (*Pattern, error) {
+	if pat, ok := parseSimple(s); ok {
+		return pat, nil
+	}
+	return parseFull(s)
+}
+
+// parseFull is the parser for the whole grammar.
+func parseFull(s string) (*Pattern, error) {
 	p := &parser{lex: lexer{src: s}}
 	pat, err := p.parse()
 	if err != nil {
