@@ -273,6 +273,11 @@ func Convert(obj *stix.Object, opts ConvertOptions, now time.Time) Conversion {
 	if payload {
 		base = buildBase(obj, opts)
 	}
+	c.Indicators = make([]defender.Indicator, 0, len(comps))
+	c.keys = make([]string, 0, len(comps))
+	if payload {
+		c.fps = make([]string, 0, len(comps))
+	}
 	for _, cmp := range comps {
 		t, v, sk := comparisonValue(obj.ID, cmp)
 		if sk != nil {
@@ -296,6 +301,7 @@ func Convert(obj *stix.Object, opts ConvertOptions, now time.Time) Conversion {
 		}
 	}
 	if len(c.Indicators) == 0 {
+		c.Indicators, c.keys, c.fps = nil, nil, nil
 		c.Compound = false
 		if len(c.Skipped) == 0 {
 			c.Skipped = append(c.Skipped, skip(obj.ID, ReasonNoIndicator))

@@ -383,6 +383,21 @@ type convDecoder struct {
 	skim     bool // skip the indicators' text (each)
 	interned map[string]string
 	err      error
+	// Skimming, the slices of the conversions are cut from chunks (a few
+	// hundred records' worth): the planner's pass reads every record and
+	// keeps none of them, so one allocation serves many.
+	inds []defender.Indicator
+	strs []string
+}
+
+// carve hands out n elements of *pool, refilled by chunks of at least 256.
+func carve[T any](pool *[]T, n int) []T {
+	if len(*pool) < n {
+		*pool = make([]T, max(n, 256))
+	}
+	s := (*pool)[:n:n]
+	*pool = (*pool)[n:]
+	return s
 }
 
 var errShortRecord = errors.New("record cut short")
@@ -476,7 +491,12 @@ func (d *convDecoder) strings() []string {
 	if n == 0 {
 		return nil
 	}
-	ss := make([]string, n)
+	var ss []string
+	if d.skim {
+		ss = carve(&d.strs, int(n))
+	} else {
+		ss = make([]string, n)
+	}
 	for i := range ss {
 		ss[i] = d.string()
 	}
@@ -525,7 +545,11 @@ func (d *convDecoder) read(b []byte, r *read) error {
 		}
 	}
 	if n := d.count(); n > 0 {
-		c.Indicators = make([]defender.Indicator, n)
+		if d.skim {
+			c.Indicators = carve(&d.inds, int(n))
+		} else {
+			c.Indicators = make([]defender.Indicator, n)
+		}
 		for i := range c.Indicators {
 			d.indicator(&c.Indicators[i])
 		}
