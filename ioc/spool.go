@@ -26,6 +26,11 @@ type spool[T any] struct {
 	off  int64
 	n    int
 	err  error
+	// A run is sorted and written by a goroutine of its own while the
+	// planner goes on (one at a time: writing waits for the run before);
+	// spare is the buffer it gives back.
+	writing chan struct{}
+	spare   []T
 }
 
 type spoolRun struct{ off, size int64 }
@@ -53,12 +58,35 @@ func (s *spool[T]) add(v T) {
 	}
 }
 
-// flush writes the items in memory as one run.
+// flush hands the items in memory over to be written as one run.
 func (s *spool[T]) flush() {
+	s.wait()
 	if s.err != nil || len(s.mem) == 0 {
 		s.mem = s.mem[:0]
 		return
 	}
+	mem := s.mem
+	s.mem, s.spare = s.spare[:0], nil
+	done := make(chan struct{})
+	s.writing = done
+	go func() {
+		defer close(done)
+		s.writeRun(mem)
+		clear(mem)
+		s.spare = mem
+	}()
+}
+
+// wait waits for the run being written, if any.
+func (s *spool[T]) wait() {
+	if s.writing != nil {
+		<-s.writing
+		s.writing = nil
+	}
+}
+
+// writeRun writes mem, sorted when the list is ordered, as one run.
+func (s *spool[T]) writeRun(mem []T) {
 	if s.file == nil {
 		f, err := os.CreateTemp("", "defenderbot-plan-*")
 		if err != nil {
@@ -69,11 +97,11 @@ func (s *spool[T]) flush() {
 		s.file, s.w = f, bufio.NewWriterSize(f, 64<<10)
 	}
 	if s.cmp != nil {
-		slices.SortFunc(s.mem, s.cmp)
+		slices.SortFunc(mem, s.cmp)
 	}
 	start := s.off
 	var buf []byte
-	for _, v := range s.mem {
+	for _, v := range mem {
 		buf = s.enc(buf[:0], v)
 		n, err := s.w.Write(buf)
 		s.off += int64(n)
@@ -87,8 +115,6 @@ func (s *spool[T]) flush() {
 		return
 	}
 	s.runs = append(s.runs, spoolRun{start, s.off - start})
-	clear(s.mem)
-	s.mem = s.mem[:0]
 }
 
 // each calls fn with every item, in order (sorted by cmp, else as added).
@@ -96,6 +122,7 @@ func (s *spool[T]) each(fn func(T) error) error {
 	if s == nil {
 		return nil
 	}
+	s.wait()
 	if s.err != nil {
 		return s.err
 	}
@@ -179,6 +206,9 @@ func (s *spool[T]) each(fn func(T) error) error {
 }
 
 func (s *spool[T]) close() {
+	if s != nil {
+		s.wait()
+	}
 	if s != nil && s.file != nil {
 		_ = s.file.Close()
 		s.file = nil
