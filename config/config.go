@@ -31,6 +31,8 @@ type Config struct {
 	// and push-iocs, in MiB; 0 leaves the runtime's own (none, or GOMEMLIMIT). GOMEMLIMIT, when
 	// set, wins. The collector works harder as the heap nears it, rather than letting it grow to
 	// twice what is live: an IOC sync of a large feed then stays within a small container.
+	// push-iocs, which runs one sync and exits, collects only near it (GC percent off) unless
+	// GOGC is set.
 	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 
 	Server   Server   `yaml:"server"`

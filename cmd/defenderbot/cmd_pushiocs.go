@@ -38,7 +38,7 @@ func runPushIOCs(ctx context.Context, c *cli, args []string) int {
 		printConfigError(c.stderr, err)
 		return 1
 	}
-	applyMemoryLimit(c, cfg)
+	collectAtTheLimit(c, cfg)
 
 	logger := newLogger(c, cfg)
 	client, err := newDefenderClient(c, cfg, logger)

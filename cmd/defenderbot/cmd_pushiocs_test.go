@@ -192,28 +192,34 @@ func TestPushIOCsFromTAXIIErrors(t *testing.T) {
 }
 
 // TestPushIOCsSetsTheMemoryLimit: memory_limit_mib becomes the runtime's soft
-// limit (64 MiB by default), unless GOMEMLIMIT sets it or it is 0.
+// limit (64 MiB by default), unless GOMEMLIMIT sets it or it is 0; and then
+// the collector runs only near it (GC percent off) unless GOGC is set.
 func TestPushIOCsSetsTheMemoryLimit(t *testing.T) {
 	srv := defendertest.NewServer(t)
 	for name, tt := range map[string]struct {
 		env  map[string]string
 		want []int64
+		gc   []int // SetGCPercent calls: -1, the limit alone triggers the collector
 	}{
-		"default":    {nil, []int64{64 << 20}},
-		"configured": {map[string]string{"DEFENDERBOT_MEMORY_LIMIT_MIB": "200"}, []int64{200 << 20}},
-		"off":        {map[string]string{"DEFENDERBOT_MEMORY_LIMIT_MIB": "0"}, nil},
-		"GOMEMLIMIT": {map[string]string{"GOMEMLIMIT": "1GiB", "DEFENDERBOT_MEMORY_LIMIT_MIB": "200"}, nil},
+		"default":    {nil, []int64{64 << 20}, []int{-1}},
+		"configured": {map[string]string{"DEFENDERBOT_MEMORY_LIMIT_MIB": "200"}, []int64{200 << 20}, []int{-1}},
+		"off":        {map[string]string{"DEFENDERBOT_MEMORY_LIMIT_MIB": "0"}, nil, nil},
+		"GOMEMLIMIT": {map[string]string{"GOMEMLIMIT": "1GiB", "DEFENDERBOT_MEMORY_LIMIT_MIB": "200"}, nil, nil},
+		"GOGC":       {map[string]string{"GOGC": "150"}, []int64{64 << 20}, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			env, feed := pushEnv(t, srv)
 			maps.Copy(env, tt.env)
 			var got []int64
+			var gc []int
 			var out, errb bytes.Buffer
 			c := &cli{stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }, httpClient: srv.HTTPClient(),
-				setMemoryLimit: func(n int64) int64 { got = append(got, n); return 0 }}
+				setMemoryLimit: func(n int64) int64 { got = append(got, n); return 0 },
+				setGCPercent:   func(n int) int { gc = append(gc, n); return 100 }}
 			code := run(context.Background(), c, []string{"push-iocs", "--stix-objects-path", feed, "--dry-run", "--output", "json"})
 			require.Equal(t, 0, code, errb.String())
 			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.gc, gc)
 		})
 	}
 }

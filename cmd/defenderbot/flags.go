@@ -89,11 +89,24 @@ func loadConfig(c *cli, path string) (*config.Config, error) {
 
 // applyMemoryLimit sets the runtime's soft memory limit to memory_limit_mib,
 // unless it is 0 or GOMEMLIMIT sets the limit (the runtime read it already).
-func applyMemoryLimit(c *cli, cfg *config.Config) {
+// It reports whether it set the limit.
+func applyMemoryLimit(c *cli, cfg *config.Config) bool {
 	if c.setMemoryLimit == nil || cfg.MemoryLimitMiB <= 0 || c.env("GOMEMLIMIT") != "" {
-		return
+		return false
 	}
 	c.setMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
+	return true
+}
+
+// collectAtTheLimit makes memory_limit_mib the collector's only trigger, for
+// a command that runs one job and exits (push-iocs): a sync's heap is
+// bounded by design, so collecting each time it doubles (GOGC's 100) only
+// costs CPU below the limit (~15 % of a 200,000-object dry run). Not when
+// the limit is not memory_limit_mib's or GOGC is set: the operator chose.
+func collectAtTheLimit(c *cli, cfg *config.Config) {
+	if applyMemoryLimit(c, cfg) && c.setGCPercent != nil && c.env("GOGC") == "" {
+		c.setGCPercent(-1)
+	}
 }
 
 // loadConfigFor loads the configuration and validates it for purpose. On

@@ -36,6 +36,8 @@ type cli struct {
 	// setMemoryLimit is debug.SetMemoryLimit; nil (tests running in-process)
 	// leaves the runtime's limit alone.
 	setMemoryLimit func(int64) int64
+	// setGCPercent is debug.SetGCPercent; nil leaves the runtime's alone.
+	setGCPercent func(int) int
 }
 
 // subcommand runs with the arguments after its name and returns the exit code.
@@ -60,7 +62,7 @@ func subcommands() map[string]subcommand {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, environ: os.Environ, setMemoryLimit: debug.SetMemoryLimit}, os.Args[1:])
+	code := run(ctx, &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, environ: os.Environ, setMemoryLimit: debug.SetMemoryLimit, setGCPercent: debug.SetGCPercent}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
