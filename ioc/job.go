@@ -225,7 +225,7 @@ func (l *LeasedSyncer) Run(ctx context.Context, trigger string) (*Report, error)
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		s.renewLease(runCtx, cancel, cfg, acquired.Add(cfg.LeaseTTL), log)
+		s.renewLease(runCtx, cancel, cfg, acquired, log)
 	}()
 	rep, runErr := s.run(runCtx, trigger)
 	// Stop renewing before the deferred release, so that no renewal
@@ -259,15 +259,15 @@ func (l *LeasedSyncer) StatusText(ctx context.Context) (string, error) {
 	return l.s.StatusText(ctx)
 }
 
-// renewLease renews the lease every cfg.RenewEvery until ctx is done. A
-// failed renewal is retried at the next tick while the lease still holds;
-// it cancels the run once the lease is taken by another owner or lapses,
-// or once the run has outlived cfg.RunTimeout (checked on the same ticks,
-// with the syncer's clock).
-func (s *Syncer) renewLease(ctx context.Context, cancel context.CancelCauseFunc, cfg JobConfig, expires time.Time, log *slog.Logger) {
+// renewLease renews the lease, acquired at acquired, every cfg.RenewEvery
+// until ctx is done. A failed renewal is retried at the next tick while the
+// lease still holds; it cancels the run once the lease is taken by another
+// owner or lapses, or once the run has outlived cfg.RunTimeout (checked on
+// the same ticks, with the syncer's clock).
+func (s *Syncer) renewLease(ctx context.Context, cancel context.CancelCauseFunc, cfg JobConfig, acquired time.Time, log *slog.Logger) {
 	tick, stop := cfg.newTicker(cfg.RenewEvery)
 	defer stop()
-	deadline := expires.Add(-cfg.LeaseTTL).Add(cfg.RunTimeout)
+	expires, deadline := acquired.Add(cfg.LeaseTTL), acquired.Add(cfg.RunTimeout)
 	for {
 		select {
 		case <-ctx.Done():
