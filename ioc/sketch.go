@@ -84,7 +84,7 @@ type hash128 [2]uint64
 
 // sketch is the result of the read: which ids and values may repeat.
 type sketch struct {
-	seed  [2]maphash.Seed
+	seeds [2][2]maphash.Seed // by kind (ids, values), then half of the hash
 	bloom []uint64
 	nbits uint64
 	// ids and keys that may repeat; everything else appears once. ids
@@ -98,20 +98,20 @@ type sketch struct {
 func newSketch(feedBytes int64) *sketch {
 	n := min(max(uint64(max(feedBytes, 0))/8, minBloomBits), maxBloomBits)
 	n = (n + 63) &^ 63
-	return &sketch{seed: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, bloom: make([]uint64, n/64), nbits: n,
+	seeds := [2][2]maphash.Seed{{maphash.MakeSeed(), maphash.MakeSeed()}, {maphash.MakeSeed(), maphash.MakeSeed()}}
+	return &sketch{seeds: seeds, bloom: make([]uint64, n/64), nbits: n,
 		ids: map[hash128]int32{}, keys: map[hash128]struct{}{}}
 }
 
+// hash names v, an id (kind 'i') or a value ('k'). Each kind has seeds of
+// its own (an id and a value with the same text are told apart), so each
+// half is one maphash.String: a maphash.Hash would copy v into its buffer.
 func (s *sketch) hash(kind byte, v string) hash128 {
-	var h hash128
-	for i := range h {
-		var m maphash.Hash
-		m.SetSeed(s.seed[i])
-		m.WriteByte(kind)
-		m.WriteString(v)
-		h[i] = m.Sum64()
+	seeds := &s.seeds[0]
+	if kind == 'k' {
+		seeds = &s.seeds[1]
 	}
-	return h
+	return hash128{maphash.String(seeds[0], v), maphash.String(seeds[1], v)}
 }
 
 // id is the state of a STIX id that may repeat, nil for one that appears
