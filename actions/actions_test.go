@@ -491,3 +491,31 @@ func TestMachineActionTypeIsWhatDefenderRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckMachines: the one rule of machine lists the approval core, the
+// Slack command and the CLI apply.
+func TestCheckMachines(t *testing.T) {
+	const a, b = "1e5c8f0d6e7b4a3c2d1e0f9a8b7c6d5e4f3a2b1c", "2b5bc9d7e413ddd7902c2932e418702b84d0cc07"
+	for name, tt := range map[string]struct {
+		action   actions.Name
+		machines []string
+		max      int
+		want     *actions.MachineListError
+	}{
+		"fine":                {actions.Isolate, []string{a, b}, 2, nil},
+		"limit unknown":       {actions.Isolate, []string{a, b}, actions.UnknownMax, nil},
+		"one machine only":    {actions.StopAndQuarantineFile, []string{a, b}, 20, &actions.MachineListError{Fault: actions.FaultOneMachine, Action: actions.StopAndQuarantineFile}},
+		"over the limit":      {actions.Isolate, []string{a, b}, 1, &actions.MachineListError{Fault: actions.FaultTooMany, Action: actions.Isolate, Count: 2, Max: 1}},
+		"limit 0: no list":    {actions.Isolate, []string{a}, 0, &actions.MachineListError{Fault: actions.FaultTooMany, Action: actions.Isolate, Count: 1, Max: 0}},
+		"empty entry":         {actions.Isolate, []string{a, "", b}, 20, &actions.MachineListError{Fault: actions.FaultEmpty, Action: actions.Isolate}},
+		"twice, another case": {actions.Scan, []string{"ws-1", b, "WS-1"}, 20, &actions.MachineListError{Fault: actions.FaultTwice, Action: actions.Scan, Machine: "WS-1", First: "ws-1"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := actions.CheckMachines(tt.action, tt.machines, tt.max)
+			assert.Equal(t, tt.want, got)
+			if got != nil {
+				assert.NotEmpty(t, got.Error())
+			}
+		})
+	}
+}

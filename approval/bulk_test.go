@@ -164,6 +164,9 @@ func TestBulkRules(t *testing.T) {
 	dup[1].MachineID = dup[0].MachineID
 	_, err = f.core.Create(ctx, sub(actions.Isolate, dup))
 	assert.ErrorIs(t, err, approval.ErrBulk, "a machine twice")
+	var le *actions.MachineListError // the edges' own rule, in the core's words
+	require.ErrorAs(t, err, &le)
+	assert.Equal(t, actions.FaultTwice, le.Fault)
 	_, err = f.core.Create(ctx, sub(actions.StopAndQuarantineFile, bulkTargets(2)))
 	assert.ErrorIs(t, err, approval.ErrBulk, "an action on one machine only")
 	_, err = f.core.CreateApproved(ctx, sub(actions.Isolate, bulkTargets(21)))

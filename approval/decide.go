@@ -152,9 +152,10 @@ func queued(ts []Target, now time.Time) []Target {
 	return out
 }
 
-// ErrBulk: a bulk submission the rules do not allow (too many machines, a
-// machine twice, an action that runs on one machine only). The Slack edge
-// checks the same before it submits, in its own words.
+// ErrBulk: a bulk submission the rules do not allow (actions.CheckMachines:
+// too many machines, a machine twice, an action that runs on one machine
+// only). The Slack edge and the CLI check the same before they submit, in
+// their own words; the error wraps the *actions.MachineListError.
 var ErrBulk = errors.New("invalid bulk request")
 
 // checkBulk applies the bulk rules to a submission with Targets.
@@ -162,20 +163,15 @@ func (c *Core) checkBulk(s Submission) error {
 	if len(s.Targets) == 0 {
 		return nil
 	}
-	switch {
-	case !s.Action.Bulk():
-		return fmt.Errorf("%w: %s runs on one machine per request", ErrBulk, s.Action)
-	case len(s.Targets) > c.cfg.MaxBulk:
-		return fmt.Errorf("%w: %d machines, at most %d per request", ErrBulk, len(s.Targets), c.cfg.MaxBulk)
-	case s.Args.MachineID != "":
-		return fmt.Errorf("%w: a bulk request names its machines in Targets only", ErrBulk)
+	ids := make([]string, len(s.Targets))
+	for i, t := range s.Targets {
+		ids[i] = t.MachineID
 	}
-	seen := make(map[string]bool, len(s.Targets))
-	for _, t := range s.Targets {
-		if t.MachineID == "" || seen[t.MachineID] {
-			return fmt.Errorf("%w: machine %q is empty or listed twice", ErrBulk, t.MachineID)
-		}
-		seen[t.MachineID] = true
+	if e := actions.CheckMachines(s.Action, ids, c.cfg.MaxBulk); e != nil {
+		return fmt.Errorf("%w: %w", ErrBulk, e)
+	}
+	if s.Args.MachineID != "" {
+		return fmt.Errorf("%w: a bulk request names its machines in Targets only", ErrBulk)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/defenderbot/defenderbot/actions"
 	"github.com/defenderbot/defenderbot/approval"
 	"github.com/defenderbot/defenderbot/defender"
 	"github.com/defenderbot/defenderbot/machineinfo"
@@ -32,11 +33,12 @@ const (
 // tooManyMachines refuses a command naming more machines than
 // approval.max_bulk.
 func (s *Service) tooManyMachines(c Command) string {
-	if len(c.Machines) <= s.cfg.MaxBulk {
-		return ""
+	e := actions.CheckMachines(c.Action, c.Machines, s.cfg.MaxBulk)
+	if e == nil || e.Fault != actions.FaultTooMany {
+		return "" // the parser reported the other faults
 	}
 	return fmt.Sprintf("%d machines listed: at most %d per request (approval.max_bulk). Split the list into several requests.",
-		len(c.Machines), s.cfg.MaxBulk)
+		e.Count, e.Max)
 }
 
 // resolveMachines resolves every machine of a bulk command. It returns the

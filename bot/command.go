@@ -283,22 +283,21 @@ func bulkVerbs() string {
 // checkMachineList checks a bulk command's machines as typed: each one
 // well formed, none empty, none twice (names compared without case).
 func checkMachineList(spec actions.Spec, ms []string) *fieldError {
-	if !spec.Bulk {
-		return &fieldError{"machine", fmt.Sprintf("%s runs on one machine per request; only %s take several machines", spec.Verb, bulkVerbs()), false}
-	}
-	seen := map[string]string{}
-	for _, m := range ms {
-		switch {
-		case m == "":
+	// The limit is the service's (tooManyMachines): parsing does not know it.
+	if e := actions.CheckMachines(spec.Name, ms, actions.UnknownMax); e != nil {
+		switch e.Fault {
+		case actions.FaultOneMachine:
+			return &fieldError{"machine", fmt.Sprintf("%s runs on one machine per request; only %s take several machines", spec.Verb, bulkVerbs()), false}
+		case actions.FaultEmpty:
 			return &fieldError{"machine", "a machine in the list is empty: separate machines with commas and no spaces (ws-1,ws-2,ws-3)", false}
-		case !machineIDRe.MatchString(m) && !machineNameRe.MatchString(m):
+		default:
+			return &fieldError{"machine", fmt.Sprintf("%q is listed twice (as %q and %q): list each machine once", truncate(e.Machine, 60), truncate(e.First, 60), truncate(e.Machine, 60)), false}
+		}
+	}
+	for _, m := range ms {
+		if !machineIDRe.MatchString(m) && !machineNameRe.MatchString(m) {
 			return &fieldError{"machine", fmt.Sprintf("%q is neither a machine ID (40 hex characters) nor a computer DNS name", truncate(m, 60)), false}
 		}
-		k := strings.ToLower(m)
-		if prev, dup := seen[k]; dup {
-			return &fieldError{"machine", fmt.Sprintf("%q is listed twice (as %q and %q): list each machine once", truncate(m, 60), truncate(prev, 60), truncate(m, 60)), false}
-		}
-		seen[k] = m
 	}
 	return nil
 }

@@ -45,9 +45,19 @@ func runAction(ctx context.Context, c *cli, args []string) int {
 	if !ok {
 		return 1
 	}
-	if len(list) > cfg.Approval.MaxBulk {
-		fmt.Fprintf(c.stderr, "defenderbot: %d machines listed: at most %d per run (approval.max_bulk)\n", len(list), cfg.Approval.MaxBulk)
-		return 1
+	if len(list) > 1 {
+		ids := make([]string, len(list))
+		for i, a := range list {
+			ids[i] = a.MachineID
+		}
+		switch e := actions.CheckMachines(name, ids, cfg.Approval.MaxBulk); {
+		case e != nil && e.Fault == actions.FaultTooMany:
+			fmt.Fprintf(c.stderr, "defenderbot: %d machines listed: at most %d per run (approval.max_bulk)\n", e.Count, e.Max)
+			return 1
+		case e != nil:
+			fmt.Fprintf(c.stderr, "defenderbot: --machine-id: %v\n", e)
+			return 1
+		}
 	}
 	client, err := newDefenderClient(c, cfg, newLogger(c, cfg))
 	if err != nil {
@@ -194,17 +204,23 @@ func (f *actionFlags) actionArgs(fs *flag.FlagSet, name actions.Name) ([]actions
 		}
 		return []actions.Args{n}, nil
 	}
-	if !name.Bulk() {
-		return nil, fmt.Errorf("%s runs on one machine: --machine-id takes one machine ID", name)
+	ids := strings.Split(a.MachineID, ",")
+	for i := range ids {
+		ids[i] = strings.TrimSpace(ids[i])
 	}
-	seen := map[string]bool{}
-	var out []actions.Args
-	for _, id := range strings.Split(a.MachineID, ",") {
-		id = strings.TrimSpace(id)
-		if seen[strings.ToLower(id)] {
-			return nil, fmt.Errorf("--machine-id lists %s twice", id)
+	// The limit (approval.max_bulk) is checked once the configuration is read.
+	if e := actions.CheckMachines(name, ids, actions.UnknownMax); e != nil {
+		switch e.Fault {
+		case actions.FaultOneMachine:
+			return nil, fmt.Errorf("%s runs on one machine: --machine-id takes one machine ID", name)
+		case actions.FaultEmpty:
+			return nil, errors.New(`--machine-id "": an entry of the list is empty (separate machine IDs with commas)`)
+		default:
+			return nil, fmt.Errorf("--machine-id lists %s twice", e.Machine)
 		}
-		seen[strings.ToLower(id)] = true
+	}
+	var out []actions.Args
+	for _, id := range ids {
 		a.MachineID = id
 		n, err := actions.Normalize(name, a)
 		if err != nil {
