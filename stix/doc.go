@@ -7,5 +7,7 @@
 // The parser follows the official ANTLR grammar (STIXPattern.g4) and adds the checks a consumer needs
 // to trust a pattern: literal types per operator, integer range, calendar-valid timestamps, duplicate
 // qualifiers, START before STOP and positive WITHIN/REPEATS values. It never panics and bounds nesting
-// depth so that a hostile feed cannot exhaust the stack.
+// depth so that a hostile feed cannot exhaust the stack. The shape nearly every indicator has, equality
+// comparisons joined by OR in one observation, is read by a fast path that gives the same tree (simple.go,
+// held to the parser by FuzzSimpleMatchesParser).
 package stix
