@@ -314,3 +314,18 @@ func TestSketchFindsRepeats(t *testing.T) {
 	assert.Equal(t, uint64(minBloomBits), newSketch(-1).nbits)
 	assert.Equal(t, uint64(maxBloomBits), newSketch(1<<40).nbits)
 }
+
+// listDefender is listTenant in the form the reference planner of the tests
+// takes.
+func listDefender(ctx context.Context, api IndicatorAPI, now time.Time) (map[string]defender.Indicator, int, error) {
+	byKey, active, err := listTenant(ctx, api, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make(map[string]defender.Indicator, len(byKey))
+	for k, d := range byKey {
+		out[k] = defender.Indicator{ID: d.ID, IndicatorValue: d.IndicatorValue,
+			Application: d.Application, ExternalID: d.ExternalID}
+	}
+	return out, active, nil
+}

@@ -448,21 +448,6 @@ func listTenant(ctx context.Context, api IndicatorAPI, now time.Time) (map[strin
 	return byKey, active, nil
 }
 
-// listDefender is listTenant in the form the reference planner of the tests
-// takes.
-func listDefender(ctx context.Context, api IndicatorAPI, now time.Time) (map[string]defender.Indicator, int, error) {
-	byKey, active, err := listTenant(ctx, api, now)
-	if err != nil {
-		return nil, 0, err
-	}
-	out := make(map[string]defender.Indicator, len(byKey))
-	for k, d := range byKey {
-		out[k] = defender.Indicator{ID: d.ID, IndicatorValue: d.IndicatorValue,
-			Application: d.Application, ExternalID: d.ExternalID}
-	}
-	return out, active, nil
-}
-
 // Run performs one sync and persists its report as a store.SyncRun. The
 // report is returned even when err is not nil (what was done before the
 // failure stays done and recorded).
