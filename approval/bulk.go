@@ -191,11 +191,11 @@ func (c *Core) reconcileTarget(ctx context.Context, r *Request, t *Target) {
 // bulkDone finishes r once every machine's outcome is known: succeeded if
 // every machine succeeded, failed otherwise (Error counts the failures).
 func (c *Core) bulkDone(ctx context.Context, r *Request) bool {
+	if !r.TargetsDone() {
+		return false
+	}
 	failed := 0
 	for _, t := range r.Targets {
-		if !t.State.Final() {
-			return false
-		}
 		if t.State == TargetFailed {
 			failed++
 		}

@@ -154,6 +154,17 @@ func (r *Request) Expired(now time.Time) bool {
 // Bulk reports whether r acts on several machines (Targets).
 func (r *Request) Bulk() bool { return len(r.Targets) > 0 }
 
+// TargetsDone reports whether every machine of a bulk request has its
+// outcome (the request then ends).
+func (r *Request) TargetsDone() bool {
+	for _, t := range r.Targets {
+		if !t.State.Final() {
+			return false
+		}
+	}
+	return true
+}
+
 // Approvers lists the user IDs that approved r, in vote order.
 func (r *Request) Approvers() []string {
 	ids := make([]string, len(r.Approvals))

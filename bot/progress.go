@@ -53,16 +53,6 @@ func (s *Service) dropProgress(id string) {
 	delete(s.progress, id)
 }
 
-// bulkOver reports whether every machine of r has its outcome.
-func bulkOver(r *approval.Request) bool {
-	for _, t := range r.Targets {
-		if !t.State.Final() {
-			return false
-		}
-	}
-	return true
-}
-
 // snapshot copies r for a delayed update (the core keeps changing r).
 func snapshot(r *approval.Request) *approval.Request {
 	c := *r
@@ -78,7 +68,7 @@ func (s *Service) progressPosted(r *approval.Request) {
 	pt.mu.Lock()
 	pt.last = s.now()
 	pt.mu.Unlock()
-	if bulkOver(r) {
+	if r.TargetsDone() {
 		s.dropProgress(r.ID)
 	}
 }
@@ -86,7 +76,7 @@ func (s *Service) progressPosted(r *approval.Request) {
 // updateProgress updates r's posted progress table, throttled.
 func (s *Service) updateProgress(ctx context.Context, r *approval.Request) {
 	pt := s.progressOf(r.ID)
-	final := bulkOver(r)
+	final := r.TargetsDone()
 	pt.mu.Lock()
 	pt.seq++
 	seq := pt.seq
