@@ -161,9 +161,10 @@ type Service struct {
 	cards map[string]machineinfo.Info
 	after func(time.Duration) <-chan time.Time // the card's context wait
 	// progress throttles the bulk requests' progress tables (progress.go);
-	// waitProgress is a delayed update's wait (Deps.Sleep).
+	// waitProgress is a delayed update's wait, until a time of the
+	// service's clock (Deps.Sleep; tests wait on their fake clock).
 	progress     map[string]*progressTable
-	waitProgress func(ctx context.Context, d time.Duration) error
+	waitProgress func(ctx context.Context, until time.Time) error
 }
 
 // problems lists what is missing or wrong in cfg and deps.
@@ -252,9 +253,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cards: map[string]machineinfo.Info{},
 		after: time.After,
 
-		progress:     map[string]*progressTable{},
-		waitProgress: deps.Sleep,
+		progress: map[string]*progressTable{},
 	}
+	s.waitProgress = func(ctx context.Context, until time.Time) error { return s.sleep(ctx, until.Sub(s.now())) }
 	s.groups = newGroupCache(deps.Slack, deps.Now, cfg.GroupCacheTTL, s.slackRetry)
 	core, err := approval.New(approval.Config{
 		Approvers:              cfg.Approvers,

@@ -111,11 +111,11 @@ func (s *Service) updateProgress(ctx context.Context, r *approval.Request) {
 			}
 			// Measured from the answer to the last update (it may have come
 			// after this wait began); one still being sent: wait again.
-			wait := pt.last.Add(s.cfg.ProgressEvery).Sub(s.now())
+			until := pt.last.Add(s.cfg.ProgressEvery)
 			if pt.busy {
-				wait = s.cfg.ProgressEvery
+				until = s.now().Add(s.cfg.ProgressEvery)
 			}
-			if wait <= 0 {
+			if !s.now().Before(until) {
 				p, seq := pt.pending, pt.pendSeq
 				pt.stop, pt.pending, pt.busy = nil, nil, true
 				pt.last = s.now()
@@ -124,7 +124,7 @@ func (s *Service) updateProgress(ctx context.Context, r *approval.Request) {
 				return
 			}
 			pt.mu.Unlock()
-			_ = s.waitProgress(wctx, wait) // cancelled: checked above
+			_ = s.waitProgress(wctx, until) // cancelled: checked above
 		}
 	})
 }

@@ -23,6 +23,9 @@ func TestBulkProgressUpdatesAreCoalesced(t *testing.T) {
 	const every = 3 * time.Second
 	h := newBulkHarness(t, func(c *Config) { c.BulkPace, c.ProgressEvery = time.Second, every })
 	h.svc.waitProgress = h.clock.SleepUntil
+	// The paced calls move the fake clock at once: after each move, wait for
+	// a delayed update it made due to go out, as it would in real time.
+	h.afterSleep = func() { waitDueProgress(t, h.svc, every) }
 	h.slack.mu.Lock()
 	h.slack.now = h.clock.Now
 	h.slack.mu.Unlock()
@@ -55,4 +58,30 @@ func TestBulkProgressUpdatesAreCoalesced(t *testing.T) {
 		assert.GreaterOrEqual(t, ups[i].At.Sub(ups[i-1].At), every, "update %d came %s after the previous one", i, ups[i].At.Sub(ups[i-1].At))
 	}
 	assert.Contains(t, ups[len(ups)-1].Text, "20 of 20 machines done (20 succeeded, 0 failed)", "the final state is shown last")
+}
+
+// waitDueProgress waits until no progress table is sending an update or
+// has a delayed one that is due.
+func waitDueProgress(t *testing.T, s *Service, every time.Duration) {
+	due := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, pt := range s.progress {
+			pt.mu.Lock()
+			// A send in flight, or a delayed one due: real time would let
+			// it go out before the next paced call.
+			d := pt.busy || pt.stop != nil && !s.now().Before(pt.last.Add(every))
+			pt.mu.Unlock()
+			if d {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(5 * time.Second); due(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Error("a progress update was not sent within 5 s")
+			return
+		}
+	}
 }

@@ -346,12 +346,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// SleepUntil waits until the clock has moved d from now (others move it),
-// or ctx ends: a timer on the fake clock.
-func (c *fakeClock) SleepUntil(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	until := c.t.Add(d)
-	c.mu.Unlock()
+// SleepUntil waits until the clock reads until (others move it), or ctx
+// ends: a timer on the fake clock.
+func (c *fakeClock) SleepUntil(ctx context.Context, until time.Time) error {
 	for {
 		c.mu.Lock()
 		if !c.t.Before(until) {
@@ -379,6 +376,9 @@ type harness struct {
 	slack *fakeSlack
 	def   *fakeDefender
 	clock *fakeClock
+	// afterSleep, when set, runs after each Deps.Sleep has moved the clock
+	// (a test waits there for what the move made due).
+	afterSleep func()
 }
 
 const (
@@ -407,6 +407,9 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 			return err
 		}
 		h.clock.Advance(d)
+		if h.afterSleep != nil {
+			h.afterSleep()
+		}
 		return nil
 	}
 	svc, err := New(cfg, Deps{Store: h.store, Slack: h.slack, Defender: h.def, Logger: slog.New(slog.DiscardHandler), Now: h.clock.Now, Sleep: sleep})
