@@ -85,14 +85,7 @@ func TestRejectionWithReason(t *testing.T) {
 	require.NoError(t, jsonUnmarshal(open.View, &view))
 
 	// An empty reason is refused inside the modal.
-	submit := func(reason string) (int, string) {
-		ic := slack.InteractionCallback{Type: slack.InteractionTypeViewSubmission, User: slack.User{ID: bob, Name: "bob"},
-			View: slack.View{ID: "V1", CallbackID: view.CallbackID, PrivateMetadata: view.PrivateMetadata,
-				State: &slack.ViewState{Values: map[string]map[string]slack.BlockAction{"reason": {"reason": {Type: "plain_text_input", Value: reason}}}}}}
-		form, err := slackfake.InteractionForm(ic)
-		require.NoError(t, err)
-		return p.post("/slack/interactions", secret, time.Now(), form)
-	}
+	submit := func(reason string) (int, string) { return p.submitText(bob, view, "reason", reason) }
 	code, body := submit("  ")
 	require.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, `"response_action":"errors"`)

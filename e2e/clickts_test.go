@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -90,13 +89,5 @@ func TestRejectBeforeTheCardsTSIsStored(t *testing.T) {
 // submitReject submits, as user, the nth reject form opened, with reason.
 func (p *proc) submitReject(t *testing.T, user string, nthForm int, reason string) (int, string) {
 	t.Helper()
-	open := p.w.waitCall(t, nthForm, func(c slackfake.Call) bool { return c.Method == slackfake.MethodViewsOpen })
-	var view slack.View
-	require.NoError(t, jsonUnmarshal(open.View, &view))
-	ic := slack.InteractionCallback{Type: slack.InteractionTypeViewSubmission, User: slack.User{ID: user, Name: user},
-		View: slack.View{ID: "V-reject", CallbackID: view.CallbackID, PrivateMetadata: view.PrivateMetadata,
-			State: &slack.ViewState{Values: map[string]map[string]slack.BlockAction{"reason": {"reason": {Type: "plain_text_input", Value: reason}}}}}}
-	form, err := slackfake.InteractionForm(ic)
-	require.NoError(t, err)
-	return p.post("/slack/interactions", secret, time.Now(), form)
+	return p.submitText(user, p.w.openedForm(t, nthForm), "reason", reason)
 }

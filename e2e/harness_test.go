@@ -340,6 +340,27 @@ func (p *proc) click(user, actionID, id, messageTS string) (int, string) {
 	return p.post("/slack/interactions", secret, time.Now(), form)
 }
 
+// openedForm waits for the nth form (views.open) and returns its view.
+func (w *world) openedForm(t *testing.T, n int) slack.View {
+	t.Helper()
+	open := w.waitCall(t, n, func(c slackfake.Call) bool { return c.Method == slackfake.MethodViewsOpen })
+	var view slack.View
+	require.NoError(t, jsonUnmarshal(open.View, &view))
+	return view
+}
+
+// submitText submits view, a form opened to user, with its one text input
+// field set to value, and returns the answer.
+func (p *proc) submitText(user string, view slack.View, field, value string) (int, string) {
+	p.t.Helper()
+	ic := slack.InteractionCallback{Type: slack.InteractionTypeViewSubmission, User: slack.User{ID: user, Name: user},
+		View: slack.View{ID: "V-" + field, CallbackID: view.CallbackID, PrivateMetadata: view.PrivateMetadata,
+			State: &slack.ViewState{Values: map[string]map[string]slack.BlockAction{field: {field: {Type: "plain_text_input", Value: value}}}}}}
+	form, err := slackfake.InteractionForm(ic)
+	require.NoError(p.t, err)
+	return p.post("/slack/interactions", secret, time.Now(), form)
+}
+
 // approveTogether has every user click Approve on request id at the same
 // moment, user i through procs[i%len(procs)], and returns the HTTP statuses.
 func approveTogether(t *testing.T, procs []*proc, users []string, id, messageTS string) []int {

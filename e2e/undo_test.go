@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -48,17 +47,8 @@ func (p *proc) openUndo(t *testing.T, user, origID, buttonTS string, nthForm int
 	t.Helper()
 	code, _ := p.click(user, "undo", origID, buttonTS)
 	require.Equal(t, http.StatusOK, code)
-	open := p.w.waitCall(t, nthForm, func(c slackfake.Call) bool { return c.Method == slackfake.MethodViewsOpen })
-	var view slack.View
-	require.NoError(t, jsonUnmarshal(open.View, &view))
-	return func(comment string) (int, string) {
-		ic := slack.InteractionCallback{Type: slack.InteractionTypeViewSubmission, User: slack.User{ID: user, Name: user},
-			View: slack.View{ID: "V-undo", CallbackID: view.CallbackID, PrivateMetadata: view.PrivateMetadata,
-				State: &slack.ViewState{Values: map[string]map[string]slack.BlockAction{"comment": {"comment": {Type: "plain_text_input", Value: comment}}}}}}
-		form, err := slackfake.InteractionForm(ic)
-		require.NoError(t, err)
-		return p.post("/slack/interactions", secret, time.Now(), form)
-	}
+	view := p.w.openedForm(t, nthForm)
+	return func(comment string) (int, string) { return p.submitText(user, view, "comment", comment) }
 }
 
 // TestUndoFromTheThread: a succeeded isolation offers Release in its thread;
