@@ -169,7 +169,7 @@ func reason(err error) string {
 	case err == machineinfo.ErrTimeout:
 		return " (Defender did not answer in time)"
 	case errors.Is(err, errLookupAbandoned):
-		return " (the replica looking it up stopped)"
+		return " (" + errLookupAbandoned.Error() + ")"
 	}
 	return " (Defender look-up failed)"
 }
