@@ -110,10 +110,11 @@ func (s *Service) offerUndo(ctx context.Context, r *approval.Request) {
 
 // renderUndoOffer is the thread message offering to undo r.
 func renderUndoOffer(r *approval.Request) (string, []slack.Block) {
-	text := fmt.Sprintf(":leftwards_arrow_with_hook: To undo this, *%s* %s (it goes through approval).", undoLabel(r.Action), undoWhere(r))
+	where := undoWhere(r)
 	if r.Bulk() {
-		text = fmt.Sprintf(":leftwards_arrow_with_hook: To undo this, *%s* %s: one request for all of them (it goes through approval).", undoLabel(r.Action), undoWhere(r))
+		where += ": one request for all of them"
 	}
+	text := fmt.Sprintf(":leftwards_arrow_with_hook: To undo this, *%s* %s (it goes through approval).", undoLabel(r.Action), where)
 	return text, fitMessage([]slack.Block{
 		section(text),
 		slack.NewActionBlock(blockUndo, slack.NewButtonBlockElement(actionUndo, r.ID, plain(undoLabel(r.Action)))),
@@ -131,8 +132,9 @@ func renderUndone(orig, undo *approval.Request, at time.Time, staleAfter time.Du
 	if orig.Bulk() {
 		base = renderBulkApproval(orig, nil, staleAfter)
 	}
-	what, outcome, tail := "Undone", "succeeded on "+plural(len(undoMachines(undo)), "machine"), ""
-	if ok, all := len(undoMachines(undo)), max(1, len(undo.Targets)); undo.Bulk() && ok < all {
+	ok := len(undoMachines(undo))
+	what, outcome, tail := "Undone", "succeeded on "+plural(ok, "machine"), ""
+	if all := max(1, len(undo.Targets)); undo.Bulk() && ok < all {
 		what, outcome, tail = "Partly undone", fmt.Sprintf("succeeded on %d of %d machines", ok, all), " (the others: see its thread)"
 	}
 	return fitMessage(append(base, contextBlock(fmt.Sprintf(":leftwards_arrow_with_hook: *%s* by %s: request `%s` (%s) %s %s%s.",
