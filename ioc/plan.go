@@ -700,8 +700,8 @@ func (pl *planner) freshEntries() ([]*entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		if r.err != nil || idx >= len(r.c.Indicators) || r.c.key(idx) != f.key {
-			return nil, fmt.Errorf("read the spooled feed: record at %d is not the conversion of %s", off, f.key)
+		if _, err := spooledIndicator(r, off, idx, f.key); err != nil {
+			return nil, err
 		}
 		e := liveEntry(&r.c, idx, off)
 		// A fresh indicator is not in the tenant: consider set no more.
@@ -916,61 +916,83 @@ func (p *plan) indicator(e *entry) (defender.Indicator, error) {
 	if err != nil {
 		return defender.Indicator{}, err
 	}
-	if r.err != nil || e.srcIdx >= len(r.c.Indicators) || r.c.key(e.srcIdx) != e.key {
-		return defender.Indicator{}, fmt.Errorf("read the spooled feed: record at %d is not the conversion of %s", e.src-1, e.key)
+	ind, err := spooledIndicator(r, e.src-1, e.srcIdx, e.key)
+	if err != nil {
+		return defender.Indicator{}, err
 	}
-	return r.c.Indicators[e.srcIdx], nil
+	return *ind, nil
 }
 
-// importsJSON is the JSON of each import's payload as the plan lists it
-// (json.MarshalIndent, four spaces in), read back from the spool in one
-// sequential pass rather than one read per import.
-func (p *plan) importsJSON() ([][]byte, error) {
-	out := make([][]byte, len(p.imports))
+// spooledIndicator is indicator idx of r, the record read back at off,
+// once checked to be the one of key.
+func spooledIndicator(r *read, off int64, idx int, key string) (*defender.Indicator, error) {
+	if r.err != nil || idx >= len(r.c.Indicators) || r.c.key(idx) != key {
+		return nil, fmt.Errorf("read the spooled feed: record at %d is not the conversion of %s", off, key)
+	}
+	return &r.c.Indicators[idx], nil
+}
+
+// payloads calls fn with each import's payload (i: its index in
+// p.imports), reading the spooled ones back in one sequential pass rather
+// than one read per import.
+func (p *plan) payloads(fn func(i int, ind *defender.Indicator) error) error {
 	order := make([]int, 0, len(p.imports))
 	for i, e := range p.imports {
 		if e.src == 0 {
-			b, err := json.MarshalIndent(e.ind, "    ", "  ")
-			if err != nil {
-				return nil, err
+			if err := fn(i, &e.ind); err != nil {
+				return err
 			}
-			out[i] = b
 			continue
 		}
 		order = append(order, i)
 	}
 	if len(order) == 0 {
-		return out, nil
+		return nil
 	}
 	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(p.imports[a].src, p.imports[b].src) })
 	fw, err := p.convs.forward(false)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, i := range order {
 		e := p.imports[i]
 		r, err := fw.at(e.src - 1)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if r.err != nil || e.srcIdx >= len(r.c.Indicators) || r.c.key(e.srcIdx) != e.key {
-			return nil, fmt.Errorf("read the spooled feed: record at %d is not the conversion of %s", e.src-1, e.key)
+		ind, err := spooledIndicator(r, e.src-1, e.srcIdx, e.key)
+		if err != nil {
+			return err
 		}
-		if out[i], err = json.MarshalIndent(r.c.Indicators[e.srcIdx], "    ", "  "); err != nil {
-			return nil, err
+		if err := fn(i, ind); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// importsJSON is the JSON of each import's payload as the plan lists it
+// (json.MarshalIndent, four spaces in).
+func (p *plan) importsJSON() ([][]byte, error) {
+	out := make([][]byte, len(p.imports))
+	err := p.payloads(func(i int, ind *defender.Indicator) (err error) {
+		out[i], err = json.MarshalIndent(ind, "    ", "  ")
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 // load reads the payloads of all the imports back (Plan lists them all).
 func (p *plan) load() error {
-	for _, e := range p.imports {
-		ind, err := p.indicator(e)
-		if err != nil {
-			return err
-		}
-		e.ind, e.src = ind, 0
+	loaded := make([]defender.Indicator, len(p.imports))
+	if err := p.payloads(func(i int, ind *defender.Indicator) error { loaded[i] = *ind; return nil }); err != nil {
+		return err
+	}
+	for i, e := range p.imports {
+		e.ind, e.src = loaded[i], 0
 	}
 	return nil
 }
